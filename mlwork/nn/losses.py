@@ -1,0 +1,159 @@
+r"""Loss functions of deck section 12, in nats, averaged over the batch (the cost :math:`J`).
+
+.. math:: J = \frac{1}{N}\sum_{i=1}^N \mathcal{L}(\hat y^{(i)}, y^{(i)})
+
+Stability, as the issue asks:
+
+* losses on **probabilities** (``binary_cross_entropy``, ``categorical_cross_entropy``)
+  clip the probability into ``[eps, 1 − eps]`` for the value but let the gradient through
+  (a straight-through clip), so a probability of exactly 0 or 1 gives a finite loss *and* a
+  finite, non-zero gradient pointing the right way;
+* losses on **logits** never leave log space (log-sum-exp / softplus via Optax) and are finite
+  for logits of ±1e4, with gradients ``softmax(z) − y`` / ``σ(z) − y``.
+
+Shape mismatches and labels outside ``[0, K)`` raise ``ValueError``; the label range is
+checked when the labels are concrete (outside ``jit``). Under ``jit`` an out-of-range integer
+label makes ``softmax_cross_entropy`` return NaN for that example (one-hot of an invalid index
+is all zeros, which we flag by NaN rather than silently returning 0).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mlwork._validate import check_int_labels, check_same_shape, concrete
+
+Array = jax.Array
+
+#: Probabilities are clipped into [EPS, 1 - EPS]; 1e-7 is representable next to 1 in float32.
+EPS = 1e-7
+
+
+def _as_float(x) -> Array:
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    return x
+
+
+def _straight_through_clip(p: Array, eps: float) -> Array:
+    """``clip(p, eps, 1 − eps)`` in value, identity in gradient."""
+    return p + jax.lax.stop_gradient(jnp.clip(p, eps, 1.0 - eps) - p)
+
+
+def _check_probabilities(p, name: str) -> None:
+    values = concrete(p)
+    if values is not None and values.size:
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{name} contains non-finite values")
+        if values.min() < 0.0 or values.max() > 1.0:
+            raise ValueError(
+                f"{name} must be probabilities in [0, 1]; got values in "
+                f"[{values.min():.4g}, {values.max():.4g}] (pass logits to the *_with_logits "
+                "/ softmax_cross_entropy variants instead)"
+            )
+
+
+def mse(predictions, targets) -> Array:
+    r"""Mean squared error :math:`\frac{1}{N}\sum (\hat y - y)^2`, averaged over every element
+    (PyTorch's ``MSELoss`` convention)."""
+    predictions, targets = _as_float(predictions), _as_float(targets)
+    check_same_shape(predictions, targets, "predictions", "targets")
+    return jnp.mean(jnp.square(predictions - targets))
+
+
+def mae(predictions, targets) -> Array:
+    r"""Mean absolute error :math:`\frac{1}{N}\sum |\hat y - y|` (robust to outliers)."""
+    predictions, targets = _as_float(predictions), _as_float(targets)
+    check_same_shape(predictions, targets, "predictions", "targets")
+    return jnp.mean(jnp.abs(predictions - targets))
+
+
+def binary_cross_entropy(probs, labels, *, eps: float = EPS) -> Array:
+    r"""Binary cross-entropy on probabilities :math:`\hat y \in [0, 1]`:
+
+    .. math:: \mathcal{L} = -[y \log \hat y + (1 - y)\log(1 - \hat y)]
+
+    ``labels`` may be soft targets in ``[0, 1]``. Prefer :func:`binary_cross_entropy_with_logits`
+    when you have the pre-sigmoid value.
+    """
+    probs, labels = _as_float(probs), _as_float(labels)
+    check_same_shape(probs, labels, "probs", "labels")
+    _check_probabilities(probs, "probs")
+    _check_probabilities(labels, "labels")
+    p = _straight_through_clip(probs, eps)
+    return -jnp.mean(labels * jnp.log(p) + (1.0 - labels) * jnp.log1p(-p))
+
+
+def binary_cross_entropy_with_logits(logits, labels) -> Array:
+    r"""Binary cross-entropy of :math:`\sigma(z)`, computed from the logit :math:`z`:
+
+    .. math:: \mathcal{L} = \mathrm{softplus}(z) - y z, \qquad
+              \frac{\partial \mathcal{L}}{\partial z} = \sigma(z) - y
+
+    ("the log in BCE cancels the exp in sigmoid"). Finite for ``|z|`` up to float32 range.
+    """
+    logits, labels = _as_float(logits), _as_float(labels)
+    check_same_shape(logits, labels, "logits", "labels")
+    _check_probabilities(labels, "labels")
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels))
+
+
+def categorical_cross_entropy(probs, one_hot, *, eps: float = EPS) -> Array:
+    r"""Categorical cross-entropy on probabilities over the last axis:
+
+    .. math:: \mathcal{L} = -\sum_k y_k \log \hat y_k
+
+    e.g. ``y = (0, 1, 0)``, ``ŷ = (0.1, 0.7, 0.2)`` gives ``−ln 0.7 ≈ 0.357``.
+    """
+    probs, one_hot = _as_float(probs), _as_float(one_hot)
+    check_same_shape(probs, one_hot, "probs", "one_hot")
+    _check_probabilities(probs, "probs")
+    _check_probabilities(one_hot, "one_hot")
+    p = _straight_through_clip(probs, eps)
+    per_example = -jnp.sum(one_hot * jnp.log(p), axis=-1)
+    return jnp.mean(per_example)
+
+
+def softmax_cross_entropy(logits, labels) -> Array:
+    r"""Cross-entropy of :math:`\mathrm{softmax}(z)` against integer class labels or one-hot
+    (or soft) targets, from the logits:
+
+    .. math:: \mathcal{L} = \log\sum_j e^{z_j} - \sum_k y_k z_k, \qquad
+              \frac{\partial\mathcal{L}}{\partial z} = \mathrm{softmax}(z) - y
+
+    ``labels`` with the shape of ``logits`` are targets over classes; integer ``labels`` with
+    shape ``logits.shape[:-1]`` are class indices in ``[0, K)``.
+    """
+    logits = _as_float(logits)
+    if logits.ndim < 1:
+        raise ValueError("logits must have a class axis (shape (..., K)); got a scalar")
+    labels = jnp.asarray(labels)
+    n_classes = logits.shape[-1]
+    if labels.shape == logits.shape and not jnp.issubdtype(labels.dtype, jnp.integer):
+        _check_probabilities(labels, "labels")
+        return jnp.mean(optax.softmax_cross_entropy(logits, labels.astype(logits.dtype)))
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"labels has shape {labels.shape}; expected integer class indices of shape "
+            f"{logits.shape[:-1]} or targets of shape {logits.shape} for logits of shape "
+            f"{logits.shape}"
+        )
+    check_int_labels(labels, n_classes, "labels")
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    # Under jit an out-of-range label cannot raise: make it visible instead of silently 0.
+    valid = (labels >= 0) & (labels < n_classes)
+    return jnp.mean(jnp.where(valid, losses, jnp.nan))
+
+
+LOSSES = {
+    "mse": mse,
+    "mae": mae,
+    "binary_cross_entropy": binary_cross_entropy,
+    "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
+    "categorical_cross_entropy": categorical_cross_entropy,
+    "softmax_cross_entropy": softmax_cross_entropy,
+}

@@ -1,0 +1,255 @@
+r"""Models as pairs of pure functions (deck sections 9-11).
+
+A model is ``Model(init, apply)``:
+
+* ``init(key, input_shape) -> variables`` with ``variables = {"params": ..., "state": ...}``;
+* ``apply(variables, x, *, train=False, key=None) -> (outputs, new_state)``.
+
+``state`` holds non-trainable model state such as BatchNorm running statistics (empty for an
+MLP). Nothing is hidden in objects: the same pair runs under ``jit``, ``vmap`` and ``grad``.
+
+The deck's own networks are written here in its notation: for layer :math:`l`,
+
+.. math:: z^{[l]} = W^{[l]} a^{[l-1]} + b^{[l]}, \qquad a^{[l]} = \sigma_l(z^{[l]}),
+
+with :math:`W^{[l]} \in \mathbb{R}^{n_l \times n_{l-1}}` and :math:`a^{[0]} = x`. A batch is
+stored one example per row, so the batched layer is ``Z = A Wᵀ + b``. Layers that Flax does well
+(convolution, BatchNorm) come from ``flax.linen`` through :func:`from_flax`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mlwork.nn.activations import check_activation, get_activation
+from mlwork.nn.layers import check_rate
+from mlwork.nn.layers import dropout as dropout_fn
+
+Array = jax.Array
+Variables = dict[str, Any]
+
+
+class Model(NamedTuple):
+    """A model as two pure functions.
+
+    Attributes:
+      init: ``init(key, input_shape) -> {"params": ..., "state": ...}``. ``input_shape`` is the
+        shape of one example (no batch axis).
+      apply: ``apply(variables, x, *, train=False, key=None) -> (outputs, new_state)``.
+      output_activation: what ``apply`` puts on its outputs: ``None`` for raw scores (logits or
+        regression values), ``"sigmoid"`` or ``"softmax"`` for probabilities. Losses and the
+        debugging checklist read it to match the loss to the output.
+    """
+
+    init: Callable[..., Variables]
+    apply: Callable[..., tuple[Array, Any]]
+    output_activation: str | None = None
+
+
+def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
+    try:
+        sizes = tuple(sizes)
+    except TypeError as e:
+        raise ValueError(f"sizes must be a sequence of layer widths, got {sizes!r}") from e
+    if len(sizes) < 2:
+        raise ValueError(
+            f"sizes must list at least the input and output widths, e.g. [784, 256, 10]; got {sizes}"
+        )
+    for i, n in enumerate(sizes):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ValueError(f"sizes[{i}] must be a positive integer layer width, got {n!r}")
+    return tuple(int(n) for n in sizes)
+
+
+def _check_input_shape(input_shape: Sequence[int] | int | None, n_inputs: int) -> tuple[int, ...]:
+    if input_shape is None:
+        return (n_inputs,)
+    if isinstance(input_shape, (int, np.integer)):
+        input_shape = (int(input_shape),)
+    input_shape = tuple(int(d) for d in input_shape)
+    if math.prod(input_shape) != n_inputs or any(d <= 0 for d in input_shape):
+        raise ValueError(
+            f"input_shape {input_shape} has {math.prod(input_shape)} features but the first layer "
+            f"expects {n_inputs} (sizes[0])"
+        )
+    return input_shape
+
+
+def _flatten_features(x: Array, n_inputs: int, argument: str = "x") -> Array:
+    """Reshape ``x`` to ``(*batch, n_inputs)`` by flattening the fewest trailing axes whose
+    product is ``n_inputs`` (so ``(784,)``, ``(B, 784)``, ``(28, 28)`` and ``(B, 28, 28, 1)`` all
+    work for ``n_inputs = 784``)."""
+    shape = tuple(np.shape(x))
+    for k in range(1, len(shape) + 1):
+        if math.prod(shape[-k:]) == n_inputs:
+            return jnp.reshape(x, shape[:-k] + (n_inputs,))
+        if math.prod(shape[-k:]) > n_inputs:
+            break
+    raise ValueError(
+        f"{argument} has shape {shape}; expected trailing axes with {n_inputs} features in all, "
+        f"e.g. ({n_inputs},) for one example or (batch, {n_inputs}) for a batch"
+    )
+
+
+def _as_float_input(x) -> Array:
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    return x
+
+
+def _init_dense(key: Array, n_out: int, n_in: int, activation: str) -> dict[str, Array]:
+    # He initialisation for ReLU, Glorot (Xavier) for the saturating activations.
+    if activation == "relu":
+        init = jax.nn.initializers.he_normal(in_axis=1, out_axis=0)
+    else:
+        init = jax.nn.initializers.glorot_normal(in_axis=1, out_axis=0)
+    return {"W": init(key, (n_out, n_in), jnp.float32), "b": jnp.zeros((n_out,), jnp.float32)}
+
+
+def dense(layer: dict[str, Array], a: Array) -> Array:
+    r""":math:`z = W a + b` for one example ``a`` of shape ``(n_in,)`` or a batch ``(..., n_in)``."""
+    z = a @ layer["W"].T
+    return z + jnp.broadcast_to(layer["b"], z.shape)
+
+
+def mlp(
+    sizes: Sequence[int],
+    activation: str = "relu",
+    output_activation: str | None = None,
+    dropout: float = 0.0,
+) -> Model:
+    r"""A multi-layer perceptron in the deck's notation.
+
+    ``sizes = [n_0, n_1, ..., n_L]`` lists the input width and every layer's width, so
+    ``mlp([4, 5, 4, 2])`` has :math:`5·4+5 + 4·5+4 + 2·4+2 = 59` parameters and
+    ``mlp([784, 256, 128, 10], dropout=0.2)`` is the deck's MNIST classifier.
+
+    Params are a list of layers ``[{"W": W^[1], "b": b^[1]}, ...]`` with
+    ``W^[l]`` of shape ``(n_l, n_{l-1})``. Hidden layers use ``activation``; the output layer
+    uses ``output_activation`` (``None``: logits / linear). Inverted dropout with probability
+    ``dropout`` follows every hidden activation when ``train=True`` (the ``key`` is then
+    required); evaluation is deterministic.
+
+    Example::
+
+        model = mlp([3, 2, 1], activation="relu", output_activation="sigmoid")
+        variables = model.init(jax.random.key(0), (3,))
+        y_hat, _ = model.apply(variables, jnp.array([0.5, 0.8, -0.3]))
+    """
+    sizes = _check_sizes(sizes)
+    hidden = check_activation(activation, "activation")
+    if hidden == "softmax":
+        raise ValueError("activation='softmax' is only meaningful as an output_activation")
+    output = check_activation(output_activation, "output_activation")
+    rate = check_rate(dropout, "dropout")
+    sigma, sigma_out = get_activation(hidden), get_activation(output)
+    n_layers = len(sizes) - 1
+
+    def init(key: Array, input_shape: Sequence[int] | int | None = None) -> Variables:
+        _check_input_shape(input_shape, sizes[0])
+        keys = jax.random.split(key, n_layers)
+        layers = [
+            _init_dense(keys[l], sizes[l + 1], sizes[l], hidden if l < n_layers - 1 else output)
+            for l in range(n_layers)
+        ]
+        return {"params": layers, "state": {}}
+
+    def apply(variables: Variables, x, *, train: bool = False, key: Array | None = None):
+        params = variables["params"]
+        if len(params) != n_layers:
+            raise ValueError(f"params has {len(params)} layers; this mlp expects {n_layers}")
+        a = _flatten_features(_as_float_input(x), sizes[0])
+        if train and rate > 0.0 and key is None:
+            raise ValueError("mlp with dropout > 0 needs key=... when train=True")
+        for l, layer in enumerate(params):
+            z = dense(layer, a)
+            if l < n_layers - 1:
+                a = sigma(z)
+                if rate > 0.0 and train:
+                    a = dropout_fn(a, rate, key=jax.random.fold_in(key, l), train=True)
+            else:
+                a = sigma_out(z)
+        return a, variables.get("state", {})
+
+    return Model(init, apply, None if output == "identity" else output)
+
+
+def perceptron(n_inputs: int, activation: str = "sigmoid") -> Model:
+    r"""Rosenblatt's perceptron: :math:`y = \sigma(\mathbf{w}^\top \mathbf{x} + b)`.
+
+    Params are ``{"w": (n_inputs,), "b": ()}``; the output has the batch shape of ``x`` (one
+    number per example).
+    """
+    (n_inputs,) = _check_sizes([n_inputs, 1])[:1]
+    act = check_activation(activation, "activation")
+    if act == "softmax":
+        raise ValueError("a single neuron cannot use softmax; use sigmoid for a probability")
+    sigma = get_activation(act)
+
+    def init(key: Array, input_shape: Sequence[int] | int | None = None) -> Variables:
+        _check_input_shape(input_shape, n_inputs)
+        w = jax.random.normal(key, (n_inputs,), jnp.float32) / math.sqrt(n_inputs)  # LeCun normal
+        return {"params": {"w": w, "b": jnp.zeros((), jnp.float32)}, "state": {}}
+
+    def apply(variables: Variables, x, *, train: bool = False, key: Array | None = None):
+        del train, key  # a perceptron has no stochastic layers
+        p = variables["params"]
+        x = _flatten_features(_as_float_input(x), n_inputs)
+        return sigma(x @ p["w"] + p["b"]), variables.get("state", {})
+
+    return Model(init, apply, None if act == "identity" else act)
+
+
+def count_params(variables_or_params: Any) -> int:
+    """Number of scalar parameters. Given ``variables`` (a dict with ``"params"``), counts the
+    trainable ``params`` only; given any other pytree, counts all of its array leaves."""
+    tree = variables_or_params
+    if isinstance(tree, dict) and "params" in tree:
+        tree = tree["params"]
+    return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(tree)))
+
+
+def from_flax(module: Any, *, output_activation: str | None = None, train_arg: str | None = "train",
+              input_dtype: Any = jnp.float32) -> Model:
+    """Wrap any ``flax.linen.Module`` as a :class:`Model`.
+
+    ``init(key, input_shape)`` initialises the module on a dummy batch of one example;
+    non-``params`` collections (e.g. ``batch_stats``) become ``variables["state"]``.
+    ``apply(variables, x, *, train, key)`` takes a batch (Linen layers such as ``Conv`` need the
+    batch axis), passes ``train`` to the module's ``__call__`` as the keyword ``train_arg`` (set
+    ``train_arg=None`` for modules without one), uses ``key`` for the ``"dropout"`` RNG stream,
+    and returns the updated state collections in training mode.
+    """
+    output = check_activation(output_activation, "output_activation")
+    output = None if output == "identity" else output
+
+    def _kwargs(train: bool) -> dict[str, bool]:
+        return {train_arg: train} if train_arg else {}
+
+    def init(key: Array, input_shape: Sequence[int]) -> Variables:
+        input_shape = tuple(int(d) for d in input_shape)
+        k_params, k_dropout = jax.random.split(key)
+        dummy = jnp.zeros((1, *input_shape), input_dtype)
+        variables = module.init({"params": k_params, "dropout": k_dropout}, dummy, **_kwargs(False))
+        variables = dict(variables)
+        params = variables.pop("params", {})
+        return {"params": params, "state": variables}
+
+    def apply(variables: Variables, x, *, train: bool = False, key: Array | None = None):
+        state = dict(variables.get("state", {}))
+        flax_vars = {"params": variables["params"], **state}
+        rngs = {"dropout": key} if key is not None else {}
+        if train and state:
+            out, updates = module.apply(flax_vars, x, rngs=rngs, mutable=list(state), **_kwargs(True))
+            return out, {**state, **dict(updates)}
+        out = module.apply(flax_vars, x, rngs=rngs, **_kwargs(train))
+        return out, state
+
+    return Model(init, apply, output)
