@@ -17,7 +17,7 @@ from mlwork.nn.activations import (
 )
 from mlwork.nn.backprop import backprop, forward_cache
 from mlwork.nn.cnn import CNN, cnn
-from mlwork.nn.layers import dropout
+from mlwork.nn.layers import batch_norm, batch_norm_init, dropout
 from mlwork.nn.losses import (
     LOSSES,
     binary_cross_entropy,
@@ -31,7 +31,7 @@ from mlwork.nn.models import Model, count_params, dense, from_flax, mlp, percept
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "CNN", "Model",
-    "backprop", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "backprop", "batch_norm", "batch_norm_init", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "categorical_cross_entropy", "cnn", "count_params", "dense", "dropout", "forward_cache",
     "from_flax", "get_activation", "identity", "log_softmax", "mae", "mlp", "mse", "perceptron",
     "relu", "relu_grad", "sigmoid", "sigmoid_grad", "softmax", "softmax_cross_entropy",

@@ -58,6 +58,8 @@ def forward_cache(params, x: Array, activation: str = "relu",
     """
     hidden = get_activation(check_activation(activation))
     out = get_activation(check_activation(output_activation, "output_activation"))
+    if any("b" not in layer for layer in params):
+        raise ValueError("forward_cache/backprop handle plain MLPs (W, b per layer), not batch_norm=True")
     a = jnp.asarray(x, jnp.float32)
     a = _flatten_features(a, params[0]["W"].shape[1])
     if a.ndim == 1:

@@ -39,3 +39,48 @@ def dropout(x: Array, rate: float, *, key: Array | None, train: bool) -> Array:
         raise ValueError("dropout needs a PRNG key when train=True and rate > 0 (pass key=...)")
     keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
+def batch_norm_init(n_features: int) -> tuple[dict[str, Array], dict[str, Array]]:
+    """Parameters ``{"gamma": 1, "beta": 0}`` and state ``{"mean": 0, "var": 1}`` for
+    :func:`batch_norm` over ``n_features`` features."""
+    if isinstance(n_features, bool) or int(n_features) != n_features or n_features <= 0:
+        raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+    ones, zeros = jnp.ones((n_features,), jnp.float32), jnp.zeros((n_features,), jnp.float32)
+    return {"gamma": ones, "beta": zeros}, {"mean": zeros, "var": ones}
+
+
+def batch_norm(x: Array, params: dict[str, Array], state: dict[str, Array], *, train: bool,
+               momentum: float = 0.9, eps: float = 1e-5) -> tuple[Array, dict[str, Array]]:
+    r"""Batch normalisation (Ioffe & Szegedy, 2015) over every axis but the last (features).
+
+    In training, with the batch statistics :math:`\mu_B, \sigma_B^2`:
+
+    .. math:: \hat x = \frac{x - \mu_B}{\sqrt{\sigma_B^2 + \epsilon}}, \qquad y = \gamma \hat x + \beta,
+
+    and the running statistics move as :math:`\mu \leftarrow m\,\mu + (1 - m)\,\mu_B` (likewise
+    :math:`\sigma^2`, with the biased batch variance, as Flax does). At evaluation
+    (``train=False``) the running statistics replace the batch ones and the state is unchanged.
+    Returns ``(y, new_state)``.
+    """
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm needs a batch axis: x has shape {x.shape}, "
+                         "expected (batch, ..., features)")
+    n = x.shape[-1]
+    if params["gamma"].shape != (n,) or state["mean"].shape != (n,):
+        raise ValueError(f"batch_norm parameters are for {params['gamma'].shape[0]} features; "
+                         f"x has {n} (its last axis)")
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    axes = tuple(range(x.ndim - 1))
+    if train:
+        mean = jnp.mean(x, axis=axes)
+        var = jnp.mean(jnp.square(x - jnp.broadcast_to(mean, x.shape)), axis=axes)
+        new_state = {"mean": momentum * state["mean"] + (1.0 - momentum) * mean,
+                     "var": momentum * state["var"] + (1.0 - momentum) * var}
+    else:
+        mean, var = state["mean"], state["var"]
+        new_state = state
+    x_hat = (x - jnp.broadcast_to(mean, x.shape)) * jnp.broadcast_to(jax.lax.rsqrt(var + eps), x.shape)
+    y = x_hat * jnp.broadcast_to(params["gamma"], x.shape) + jnp.broadcast_to(params["beta"], x.shape)
+    return y, new_state

@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlwork.nn.activations import check_activation, get_activation
-from mlwork.nn.layers import check_rate
+from mlwork.nn.layers import batch_norm as batch_norm_fn
+from mlwork.nn.layers import batch_norm_init, check_rate
 from mlwork.nn.layers import dropout as dropout_fn
 
 Array = jax.Array
@@ -116,6 +117,8 @@ def _init_dense(key: Array, n_out: int, n_in: int, activation: str) -> dict[str,
 def dense(layer: dict[str, Array], a: Array) -> Array:
     r""":math:`z = W a + b` for one example ``a`` of shape ``(n_in,)`` or a batch ``(..., n_in)``."""
     z = a @ layer["W"].T
+    if "b" not in layer:  # a layer followed by BatchNorm has no bias (β plays its part)
+        return z
     return z + jnp.broadcast_to(layer["b"], z.shape)
 
 
@@ -124,6 +127,7 @@ def mlp(
     activation: str = "relu",
     output_activation: str | None = None,
     dropout: float = 0.0,
+    batch_norm: bool = False,
 ) -> Model:
     r"""A multi-layer perceptron in the deck's notation.
 
@@ -136,6 +140,10 @@ def mlp(
     uses ``output_activation`` (``None``: logits / linear). Inverted dropout with probability
     ``dropout`` follows every hidden activation when ``train=True`` (the ``key`` is then
     required); evaluation is deterministic.
+
+    With ``batch_norm=True`` every hidden layer is ``z = W a`` → BatchNorm (learnable ``gamma``,
+    ``beta``; running ``mean``/``var`` in ``variables["state"]["batch_norm"]``) → activation, the
+    deck's "after linear, before ReLU" placement; the bias is dropped there since β replaces it.
 
     Example::
 
@@ -159,7 +167,14 @@ def mlp(
             _init_dense(keys[l], sizes[l + 1], sizes[l], hidden if l < n_layers - 1 else output)
             for l in range(n_layers)
         ]
-        return {"params": layers, "state": {}}
+        if not batch_norm:
+            return {"params": layers, "state": {}}
+        stats = []
+        for l in range(n_layers - 1):
+            bn_params, bn_state = batch_norm_init(sizes[l + 1])
+            layers[l] = {"W": layers[l]["W"], **bn_params}
+            stats.append(bn_state)
+        return {"params": layers, "state": {"batch_norm": stats}}
 
     def apply(variables: Variables, x, *, train: bool = False, key: Array | None = None):
         params = variables["params"]
@@ -168,15 +183,22 @@ def mlp(
         a = _flatten_features(_as_float_input(x), sizes[0])
         if train and rate > 0.0 and key is None:
             raise ValueError("mlp with dropout > 0 needs key=... when train=True")
+        state = variables.get("state", {})
+        new_stats = []
         for l, layer in enumerate(params):
             z = dense(layer, a)
             if l < n_layers - 1:
+                if batch_norm:
+                    z, stats = batch_norm_fn(z.reshape(-1, z.shape[-1]), layer,
+                                             state["batch_norm"][l], train=train)
+                    z = z.reshape(a.shape[:-1] + z.shape[-1:])
+                    new_stats.append(stats)
                 a = sigma(z)
                 if rate > 0.0 and train:
                     a = dropout_fn(a, rate, key=jax.random.fold_in(key, l), train=True)
             else:
                 a = sigma_out(z)
-        return a, variables.get("state", {})
+        return a, ({**state, "batch_norm": new_stats} if batch_norm else state)
 
     return Model(init, apply, None if output == "identity" else output)
 
