@@ -1,0 +1,174 @@
+r"""Weight penalties and their Optax forms (deck section 15).
+
+L2, two ways:
+
+* coupled, as a loss penalty :func:`l2_penalty` :math:`\frac{\lambda}{2}\sum_l\|W^{[l]}\|_F^2`,
+  whose gradient adds :math:`\lambda W`;
+* decoupled, in the optimizer chain, :func:`weight_decay` (``optax.add_decayed_weights``).
+
+For plain SGD both give the deck's update :math:`W \leftarrow W(1 - \eta\lambda) - \eta\nabla_W J`.
+For adaptive optimizers they differ: the penalty's gradient is rescaled by Adam, the decoupled
+decay is not (that is AdamW; Loshchilov & Hutter, 2019).
+
+L1, two ways:
+
+* a loss penalty :func:`l1_penalty` :math:`\lambda\sum_l\|W^{[l]}\|_1` (subgradient
+  :math:`\lambda\,\mathrm{sign}(W)`), which makes weights small but almost never exactly zero;
+* a proximal step :func:`l1_proximal`, soft-thresholding after the gradient step,
+  :math:`W \leftarrow \mathrm{sign}(W')\max(|W'| - \eta\lambda, 0)` with :math:`W' = W - \eta\nabla J`
+  (ISTA; Beck & Teboulle, 2009), which sets weights to exactly zero — the sparsity the deck
+  promises. Optax has no such transformation, so it is written here as one.
+
+Masks: by default only weight matrices/kernels are penalised or decayed, not biases or
+normalisation scales (:func:`decay_mask`). Pass ``mask=None`` to include everything, or any
+pytree of booleans / callable ``params -> pytree of booleans``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from mlwork._validate import check_finite_number, concrete
+
+Array = jax.Array
+
+_WEIGHT_NAMES = frozenset({"W", "w", "kernel", "embedding"})
+_NON_WEIGHT_NAMES = frozenset({"b", "bias", "scale", "gamma", "beta", "mean", "var"})
+
+
+def _leaf_name(path) -> str | None:
+    for entry in reversed(path):
+        if isinstance(entry, jax.tree_util.DictKey):
+            return str(entry.key)
+        if isinstance(entry, jax.tree_util.GetAttrKey):
+            return entry.name
+    return None
+
+
+def decay_mask(params: Any) -> Any:
+    """``True`` for the leaves that weight decay and L1/L2 penalties act on by default.
+
+    A leaf named ``W``/``w``/``kernel``/``embedding`` is a weight; one named ``b``/``bias``/
+    ``scale``/``gamma``/``beta`` is not; a leaf with another name counts as a weight when it has
+    two or more axes (a matrix or a convolution kernel).
+    """
+
+    def is_weight(path, leaf) -> bool:
+        name = _leaf_name(path)
+        if name in _WEIGHT_NAMES:
+            return True
+        if name in _NON_WEIGHT_NAMES:
+            return False
+        return jnp.ndim(leaf) >= 2
+
+    return jax.tree_util.tree_map_with_path(is_weight, params)
+
+
+MaskArg = Any  # "weights" | None | pytree of bools | Callable[[params], pytree of bools]
+
+
+def resolve_mask(mask: MaskArg) -> Any:
+    """``"weights"`` -> :func:`decay_mask`; ``None``/``"all"`` -> ``None`` (every leaf); else as is."""
+    if isinstance(mask, str):
+        if mask == "weights":
+            return decay_mask
+        if mask == "all":
+            return None
+        raise ValueError(f"mask={mask!r}; expected 'weights', 'all', None, a pytree or a callable")
+    return mask
+
+
+def _mask_tree(params: Any, mask: MaskArg) -> Any:
+    mask = resolve_mask(mask)
+    if mask is None:
+        return jax.tree.map(lambda _: True, params)
+    return mask(params) if callable(mask) else mask
+
+
+def _strength(value, name: str = "strength") -> float:
+    v = check_finite_number(value, name)
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return v
+
+
+def l2_penalty(params: Any, strength: float, mask: MaskArg = "weights") -> Array:
+    r"""Coupled L2 penalty :math:`\frac{\lambda}{2}\sum \|W\|_F^2` over the masked leaves; its
+    gradient is :math:`\lambda W`. Add it to the loss."""
+    strength = _strength(strength)
+    leaves = [jnp.sum(jnp.square(p)) for p, m in zip(jax.tree.leaves(params),
+                                                      jax.tree.leaves(_mask_tree(params, mask)),
+                                                      strict=True) if m]
+    total = sum(leaves, jnp.zeros((), jnp.float32))
+    return 0.5 * strength * total
+
+
+def l1_penalty(params: Any, strength: float, mask: MaskArg = "weights") -> Array:
+    r"""L1 penalty :math:`\lambda\sum |W|` over the masked leaves (subgradient
+    :math:`\lambda\,\mathrm{sign}(W)`). Add it to the loss."""
+    strength = _strength(strength)
+    leaves = [jnp.sum(jnp.abs(p)) for p, m in zip(jax.tree.leaves(params),
+                                                   jax.tree.leaves(_mask_tree(params, mask)),
+                                                   strict=True) if m]
+    return strength * sum(leaves, jnp.zeros((), jnp.float32))
+
+
+def weight_decay(strength: float, mask: MaskArg = "weights") -> optax.GradientTransformation:
+    r"""Decoupled weight decay in the chain: adds :math:`\lambda W` to the update before the
+    learning-rate scaling (``optax.add_decayed_weights``), masked like the penalties."""
+    return optax.add_decayed_weights(_strength(strength), mask=resolve_mask(mask))
+
+
+class L1ProximalState(NamedTuple):
+    """State of :func:`l1_proximal`: the step count, for a scheduled learning rate."""
+
+    count: Array
+
+
+def l1_proximal(strength: float, learning_rate: float | Callable[[Array], Array],
+                mask: MaskArg = "weights") -> optax.GradientTransformation:
+    r"""Proximal L1 step (soft-thresholding), to go *last* in a chain whose updates are already
+    scaled by the learning rate.
+
+    Given the incoming update :math:`u = -\eta\nabla J` and parameters :math:`\theta`, the
+    gradient step lands at :math:`\theta' = \theta + u`; the proximal operator of
+    :math:`\eta\lambda\|\cdot\|_1` then gives
+
+    .. math:: \theta_{new} = \mathrm{sign}(\theta')\,\max(|\theta'| - \eta_t\lambda,\ 0),
+
+    and the transformation returns :math:`\theta_{new} - \theta`. Coordinates whose magnitude
+    falls below :math:`\eta_t\lambda` become exactly zero. ``learning_rate`` must be the one the
+    chain scales by (a float or a schedule of the step count).
+
+    References: Beck & Teboulle (2009), "A fast iterative shrinkage-thresholding algorithm".
+    """
+    strength = _strength(strength)
+    if not callable(learning_rate) and concrete(learning_rate) is not None:
+        learning_rate = _strength(learning_rate, "learning_rate")
+    mask = resolve_mask(mask)
+
+    def init_fn(params):
+        del params
+        return L1ProximalState(count=jnp.zeros((), jnp.int32))
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError("l1_proximal needs params: call update(updates, state, params)")
+        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        threshold = jnp.asarray(lr, jnp.float32) * strength
+
+        def prox(u, p):
+            moved = p + u
+            shrunk = jnp.sign(moved) * jnp.maximum(jnp.abs(moved) - threshold.astype(moved.dtype), 0)
+            return shrunk - p
+
+        masked = _mask_tree(params, mask)
+        new_updates = jax.tree.map(lambda u, p, m: prox(u, p) if m else u, updates, params, masked)
+        return new_updates, L1ProximalState(count=optax.safe_int32_increment(state.count))
+
+    return optax.GradientTransformation(init_fn, update_fn)

@@ -1,0 +1,164 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from mlwork import nn, optim
+
+
+def _params():
+    return [{"W": jnp.array([[1.0, -2.0], [0.5, 3.0]]), "b": jnp.array([0.3, -0.7])},
+            {"W": jnp.array([[2.0, -1.0]]), "b": jnp.array([4.0])}]
+
+
+def test_default_mask_decays_weights_not_biases_or_scales():
+    mask = optim.decay_mask(_params())
+    assert mask == [{"W": True, "b": False}, {"W": True, "b": False}]
+    cnn_vars = nn.cnn(channels=(4,), convs_per_block=1, hidden=8).init(jax.random.key(0), (28, 28, 1))
+    flat = jax.tree_util.tree_flatten_with_path(optim.decay_mask(cnn_vars["params"]))[0]
+    by_name = {jax.tree_util.keystr(path): m for path, m in flat}
+    assert all(m for k, m in by_name.items() if k.endswith("['kernel']"))
+    assert not any(m for k, m in by_name.items() if k.endswith("['scale']") or k.endswith("['bias']"))
+
+
+def test_l2_penalty_value_and_gradient():
+    p, lam = _params(), 0.1
+    expected = 0.5 * lam * (1 + 4 + 0.25 + 9 + 4 + 1)
+    assert float(optim.l2_penalty(p, lam)) == pytest.approx(expected, rel=1e-6)
+    g = jax.grad(optim.l2_penalty)(p, lam)
+    np.testing.assert_allclose(g[0]["W"], lam * p[0]["W"], rtol=1e-6)   # + λW
+    np.testing.assert_allclose(g[0]["b"], 0.0)                          # biases not penalised
+    assert float(optim.l2_penalty(p, lam, mask=None)) == pytest.approx(
+        expected + 0.5 * lam * (0.09 + 0.49 + 16), rel=1e-6)
+
+
+def test_l1_penalty_value():
+    p = _params()
+    assert float(optim.l1_penalty(p, 0.2)) == pytest.approx(0.2 * (1 + 2 + 0.5 + 3 + 2 + 1), rel=1e-6)
+
+
+def test_sgd_l2_two_ways_give_the_deck_update():
+    # W ← W(1 − ηλ) − η∇J, with the penalty in the loss or decoupled decay in the chain.
+    eta, lam = 0.1, 0.3
+    p = _params()
+    grads = jax.tree.map(lambda x: jnp.full_like(x, 0.25), p)  # ∇J of the data term
+    expected = [{"W": l["W"] * (1 - eta * lam) - eta * 0.25, "b": l["b"] - eta * 0.25} for l in p]
+
+    coupled_g = jax.tree.map(jnp.add, grads, jax.grad(optim.l2_penalty)(p, lam))
+    tx = optim.optimizer("sgd", eta)
+    u, _ = tx.update(coupled_g, tx.init(p), p)
+    coupled = optax.apply_updates(p, u)
+
+    tx = optim.optimizer("sgd", eta, weight_decay=lam)
+    u, _ = tx.update(grads, tx.init(p), p)
+    decoupled = optax.apply_updates(p, u)
+
+    chain = optax.chain(optim.weight_decay(lam), optax.sgd(eta))
+    u, _ = chain.update(grads, chain.init(p), p)
+    for got in (coupled, decoupled, optax.apply_updates(p, u)):
+        for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
+            np.testing.assert_allclose(g, e, rtol=1e-6)
+
+
+def test_l1_proximal_soft_thresholds():
+    tx = optim.l1_proximal(strength=1.0, learning_rate=0.1, mask=None)
+    params = jnp.array([0.5, 0.05, -0.08, -0.3, 0.0])
+    updates = jnp.array([0.0, 0.0, 0.0, 0.0, 0.02])
+    new_u, state = tx.update(updates, tx.init(params), params)
+    # θ' = θ + u, then sign(θ') max(|θ'| − ηλ, 0) with ηλ = 0.1
+    np.testing.assert_allclose(params + new_u, [0.4, 0.0, 0.0, -0.2, 0.0], atol=1e-7)
+    assert int(state.count) == 1
+    assert isinstance(state, optim.L1ProximalState)
+    sched_tx = optim.l1_proximal(1.0, optim.schedule("step", init_value=0.1, step_size=1, gamma=0.5),
+                                 mask=None)
+    s = sched_tx.init(params)
+    _, s = sched_tx.update(updates, s, params)
+    u2, s = sched_tx.update(updates, s, params)  # second step: ηλ = 0.05
+    np.testing.assert_allclose((params + u2)[:2], [0.45, 0.0], atol=1e-7)
+    with pytest.raises(ValueError, match="needs params"):
+        tx.update(updates, tx.init(params))
+
+
+def test_proximal_l1_gives_exact_zeros_where_the_penalty_only_shrinks():
+    # Sparse linear regression: 3 informative features out of 20.
+    k1, k2 = jax.random.split(jax.random.key(0))
+    X = jax.random.normal(k1, (200, 20))
+    w_true = jnp.zeros(20).at[jnp.array([2, 7, 11])].set(jnp.array([2.0, -3.0, 1.5]))
+    y = X @ w_true + 0.1 * jax.random.normal(k2, (200,))
+    lam, eta, steps = 0.05, 0.05, 600
+
+    def data_loss(w):
+        return 0.5 * jnp.mean((X @ w - y) ** 2)
+
+    def train(tx, loss):
+        @jax.jit
+        def run(w):
+            def body(carry, _):
+                w, s = carry
+                u, s = tx.update(jax.grad(loss)(w), s, w)
+                return (optax.apply_updates(w, u), s), None
+            return jax.lax.scan(body, (w, tx.init(w)), None, length=steps)[0][0]
+        return run(jnp.zeros(20))
+
+    w_prox = train(optim.optimizer("sgd", eta, l1=lam, mask=None), data_loss)
+    w_pen = train(optim.optimizer("sgd", eta),
+                  lambda w: data_loss(w) + optim.l1_penalty({"w": w}, lam))
+    support = np.zeros(20, bool)
+    support[[2, 7, 11]] = True
+    assert np.all(np.asarray(w_prox)[~support] == 0.0)             # exactly zero
+    assert np.all(np.abs(np.asarray(w_prox)[support]) > 1.0)       # signal kept
+    off = np.abs(np.asarray(w_pen)[~support])
+    assert np.all(off < 0.05) and np.count_nonzero(off) >= 15     # small, but not zero
+
+
+def test_batch_norm_train_and_eval():
+    x = jax.random.normal(jax.random.key(0), (256, 4)) * jnp.array([[1.0, 5.0, 0.1, 2.0]]) + 3.0
+    params, state = optim.batch_norm_init(4)
+    y, new_state = optim.batch_norm(x, params, state, train=True)
+    np.testing.assert_allclose(y.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(y.std(0), 1.0, rtol=1e-3)
+    np.testing.assert_allclose(new_state["mean"], 0.1 * x.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(new_state["var"], 0.9 + 0.1 * x.var(0), rtol=1e-5)
+    # γ and β scale and shift.
+    gb = {"gamma": jnp.full(4, 2.0), "beta": jnp.full(4, -1.0)}
+    y2, _ = optim.batch_norm(x, gb, state, train=True)
+    np.testing.assert_allclose(y2, 2 * y - 1, rtol=1e-5, atol=1e-5)
+    # Evaluation uses the running statistics, not the batch's, and leaves the state alone.
+    running = {"mean": jnp.array([1.0, 2.0, 3.0, 4.0]), "var": jnp.array([4.0, 1.0, 0.25, 9.0])}
+    ye, s = optim.batch_norm(x[:3], params, running, train=False)
+    expected = (np.asarray(x[:3]) - np.asarray(running["mean"])) / np.sqrt(np.asarray(running["var"]) + 1e-5)
+    np.testing.assert_allclose(ye, expected, rtol=1e-5)
+    assert s is running
+    with pytest.raises(ValueError, match="features"):
+        optim.batch_norm(x[:, :3], params, state, train=True)
+
+
+def test_mlp_with_batch_norm_and_dropout_train_eval():
+    model = nn.mlp([6, 16, 3], batch_norm=True, dropout=0.3)
+    v = model.init(jax.random.key(0))
+    assert "b" not in v["params"][0] and {"gamma", "beta"} <= set(v["params"][0])
+    x = jax.random.normal(jax.random.key(1), (32, 6)) * 4 + 2
+    out, st = model.apply(v, x, train=True, key=jax.random.key(2))
+    assert not np.allclose(st["batch_norm"][0]["mean"], 0.0)
+    e1, s1 = model.apply(v, x)
+    e2, _ = model.apply(v, x)
+    np.testing.assert_array_equal(e1, e2)
+    assert s1 == v["state"]
+    assert nn.count_params(v) == 6 * 16 + 2 * 16 + 16 * 3 + 3
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: optim.l2_penalty(_params(), -1.0), "strength must be >= 0"),
+        (lambda: optim.l1_proximal(0.1, -0.5), "learning_rate must be >= 0"),
+        (lambda: optim.weight_decay(0.1, mask="biases"), "mask='biases'"),
+        (lambda: optim.dropout(jnp.ones(3), 1.0, key=jax.random.key(0), train=True),
+         r"dropout must be in \[0, 1\)"),
+        (lambda: optim.batch_norm_init(0), "n_features must be a positive integer"),
+    ],
+)
+def test_bad_regularizer_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
