@@ -25,3 +25,16 @@ settings.load_profile("mlwork")
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """One persistent compilation cache for the session (and the subprocesses it starts, through
+    MLWORK_CACHE_DIR): the trainer compiles the same programs in many tests."""
+    from mlwork.train.compile_cache import enable_compilation_cache
+
+    path = tmp_path_factory.mktemp("jax-cache")
+    os.environ["MLWORK_CACHE_DIR"] = str(path)
+    enable_compilation_cache()
+    yield path
+    jax.config.update("jax_compilation_cache_dir", None)

@@ -1,0 +1,273 @@
+"""``train_and_evaluate(config, workdir)``: the deck's training pipeline (section 21), compiled.
+
+Per epoch: one compiled ``train_epoch`` (a ``lax.scan`` over the shuffled batches), one
+compiled evaluation on the validation split, one fetch of the metrics to the host, a checkpoint
+(latest N + best by validation accuracy), a line of ``metrics.jsonl``. At the end the *best*
+checkpoint is evaluated on the test split, as the deck's pipeline does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from mlwork import nn, optim
+from mlwork.data.sources import Dataset, split_validation
+from mlwork.train import checkpoint as ckpt
+from mlwork.train import report
+from mlwork.train.state import create_train_state
+from mlwork.train.step import make_evaluate, make_train_epoch, make_train_step
+
+MODELS = ("mlp", "cnn")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup_cosine", "onecycle")
+#: Config fields that must agree between a run and its resumption.
+RESUME_KEYS = ("model", "dataset", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "l1",
+               "dropout", "augment", "seed", "val_fraction", "clip_norm")
+
+
+class RunError(ValueError):
+    """A problem with the run's inputs (workdir, resume, config): one line, nothing touched."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the last good checkpoint is intact."""
+
+    def __init__(self, epoch: int, step: int, workdir: Path):
+        self.epoch, self.step = epoch, step
+        super().__init__(f"non-finite training loss at epoch {epoch}, step {step}; no checkpoint was "
+                         f"written for it — the last good one in {workdir / 'checkpoints'} is intact "
+                         "(lower the learning rate, or --resume to continue from it)")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a run (the experiment's flags)."""
+
+    model: str = "mlp"
+    dataset: str = "mnist"
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    schedule: str = "step"
+    weight_decay: float = 0.0
+    l1: float = 0.0
+    dropout: float = 0.2
+    augment: bool = False
+    patience: int | None = None
+    seed: int = 0
+    val_fraction: float = 0.1
+    keep_checkpoints: int = 3
+    clip_norm: float | None = None
+    eval_batch_size: int = 1000
+
+    def validate(self) -> TrainConfig:
+        if self.model not in MODELS:
+            raise RunError(f"unknown model {self.model!r}; expected one of: {', '.join(MODELS)}")
+        if self.schedule not in SCHEDULES:
+            raise RunError(f"unknown schedule {self.schedule!r}; expected one of: {', '.join(SCHEDULES)}")
+        if self.optimizer not in optim.OPTIMIZERS:
+            raise RunError(f"unknown optimizer {self.optimizer!r}; expected one of: {', '.join(optim.OPTIMIZERS)}")
+        for name in ("epochs", "batch_size", "keep_checkpoints", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise RunError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.patience is not None and self.patience < 0:
+            raise RunError(f"patience must be >= 0, got {self.patience}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise RunError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        return self
+
+
+def build_model(config: TrainConfig) -> nn.Model:
+    """The deck's 784-256-128-10 ReLU MLP with dropout, or the BatchNorm CNN."""
+    if config.model == "mlp":
+        return nn.mlp([784, 256, 128, 10], activation="relu", dropout=config.dropout)
+    return nn.cnn(dropout=config.dropout)
+
+
+def build_schedule(config: TrainConfig, steps_per_epoch: int):
+    """The learning-rate schedule in optimizer steps, from epoch-level choices:
+    ``step`` halves the rate every 5 epochs (the deck's ``StepLR(5, 0.5)``); ``exponential``
+    decays it tenfold over the run; the cosine family spans the whole run (warm-up: 1 epoch)."""
+    total = max(1, config.epochs * steps_per_epoch)
+    lr = config.lr
+    return {
+        "constant": lambda: optim.schedule("constant", value=lr),
+        "step": lambda: optim.schedule("step", init_value=lr, step_size=5 * steps_per_epoch, gamma=0.5),
+        "exponential": lambda: optim.schedule("exponential", init_value=lr, rate=float(np.log(10.0)) / total),
+        "cosine": lambda: optim.schedule("cosine", init_value=lr, total_steps=total),
+        "warmup_cosine": lambda: optim.schedule("warmup_cosine", peak_value=lr,
+                                                warmup_steps=min(steps_per_epoch, total - 1), total_steps=total),
+        "onecycle": lambda: optim.schedule("onecycle", peak_value=lr, total_steps=total),
+    }[config.schedule]()
+
+
+def _learning_rate(opt_state: Any) -> float | None:
+    lr = optim.current_learning_rate(opt_state)
+    return None if lr is None else float(lr)
+
+
+def _check_workdir(workdir: Path, config: TrainConfig, data_source: str, resume: bool) -> None:
+    existing = workdir / "config.json"
+    has_checkpoints = (workdir / "checkpoints").is_dir() and any(
+        p.name.isdigit() for p in (workdir / "checkpoints").iterdir())
+    if not resume:
+        if existing.exists() or has_checkpoints:
+            raise RunError(f"workdir {workdir} already holds a run; pass --resume to continue it or "
+                           "choose another --workdir")
+        return
+    if not has_checkpoints:
+        raise RunError(f"--resume: no checkpoint in {workdir / 'checkpoints'}")
+    if existing.exists():
+        old = json.loads(existing.read_text())
+        for key in RESUME_KEYS:
+            if key in old and old[key] != getattr(config, key):
+                raise RunError(f"workdir {workdir} holds a run with {key}={old[key]!r}, not "
+                               f"{getattr(config, key)!r}; use another --workdir")
+        if old.get("data_source") not in (None, data_source):
+            raise RunError(f"workdir {workdir} was trained on {old['data_source']}, not {data_source}")
+
+
+def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Dataset, *, resume: bool = False,
+                       stop_after: int | None = None, progress: bool = True,
+                       log: Callable[[str], None] = print, plots: bool = True, model: nn.Model | None = None,
+                       tx: optax.GradientTransformation | None = None) -> dict[str, Any]:
+    """Train ``config`` on ``dataset`` in ``workdir``; return the summary (also written to
+    ``summary.json``).
+
+    ``resume`` continues from the latest checkpoint with the same data order, RNG stream,
+    schedule position and early-stopping counters, so the final parameters equal an
+    uninterrupted run's bit for bit (CPU). ``stop_after`` ends this invocation after that many
+    epochs, as if interrupted (for tests and for splitting a run).
+
+    Raises:
+      RunError: bad config, a workdir holding another run, ``resume`` without a checkpoint.
+      NonFiniteLossError: the loss became NaN/inf (nothing is saved for that epoch).
+    """
+    config.validate()
+    workdir = Path(workdir)
+    _check_workdir(workdir, config, dataset.source, resume)
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    mean, std = dataset.mean_std
+    tr_x, tr_y, va_x, va_y = split_validation(dataset.train_images, dataset.train_labels,
+                                              config.val_fraction, seed=config.seed)
+    steps_per_epoch = len(tr_y) // config.batch_size
+    if steps_per_epoch == 0:
+        raise RunError(f"batch_size {config.batch_size} exceeds the {len(tr_y)} training examples")
+    put = lambda x, dtype: jax.device_put(np.asarray(x, dtype))  # noqa: E731
+    tr_x, va_x, te_x = put(tr_x, np.uint8), put(va_x, np.uint8), put(dataset.test_images, np.uint8)
+    tr_y, va_y, te_y = put(tr_y, np.int32), put(va_y, np.int32), put(dataset.test_labels, np.int32)
+
+    model = model or build_model(config)
+    custom_tx = tx is not None
+    schedule = build_schedule(config, steps_per_epoch)
+    tx = tx or optim.optimizer(config.optimizer, schedule, weight_decay=config.weight_decay, l1=config.l1,
+                               clip_norm=config.clip_norm)
+    stopper = optim.early_stopping(patience=config.patience if config.patience is not None else 2**30,
+                                   mode="max")
+    state = create_train_state(model, tx, jax.random.key(config.seed), (28, 28), stopper)
+    manager = ckpt.checkpoint_manager(workdir, keep=config.keep_checkpoints)
+    history: list[dict[str, Any]] = []
+    try:
+        if resume:
+            state, record = ckpt.restore(manager, state)
+            history = list(record.get("history", []))
+            log(f"resumed from epoch {int(state.epoch)} (step {int(state.step)}) in {manager.directory}")
+        meta = {**dataclasses.asdict(config), "data_source": dataset.source,
+                "n_params": nn.count_params(state.params), "steps_per_epoch": steps_per_epoch}
+        report.write_json(workdir / "config.json", meta)
+        report.write_metrics(workdir / "metrics.jsonl", history)
+
+        train_step = make_train_step(model, tx, mean=mean, std=std, augment=config.augment)
+        epoch_fn = jax.jit(make_train_epoch(train_step, config.batch_size), donate_argnums=0)
+        eval_fn = jax.jit(make_evaluate(model, mean=mean, std=std, batch_size=config.eval_batch_size))
+        t0 = time.perf_counter()
+        train_epoch = epoch_fn.lower(state, tr_x, tr_y).compile()
+        eval_val = eval_fn.lower(state.params, state.model_state, va_x, va_y).compile()
+        compile_time = time.perf_counter() - t0
+
+        start = int(state.epoch)
+        bar = tqdm(total=config.epochs, initial=start, unit="epoch", disable=None if progress else True,
+                   desc=f"{config.dataset}-{config.model}")
+        stopped_early = False
+        for epoch in range(start + 1, config.epochs + 1):
+            t = time.perf_counter()
+            state, m = train_epoch(state, tr_x, tr_y)
+            m = jax.device_get(m)
+            epoch_time = time.perf_counter() - t
+            if m["nonfinite_step"] >= 0:
+                raise NonFiniteLossError(epoch, int(m["nonfinite_step"]), workdir)
+            val = jax.device_get(eval_val(state.params, state.model_state, va_x, va_y))
+            es_state, _, stop = stopper.update(state.early_stopping, val["accuracy"])
+            state = state._replace(early_stopping=es_state)
+            row = {"epoch": epoch, "train_loss": float(m["loss"]), "train_accuracy": float(m["accuracy"]),
+                   "val_loss": float(val["loss"]), "val_accuracy": float(val["accuracy"]),
+                   "learning_rate": _learning_rate(state.opt_state),
+                   "epoch_time_s": epoch_time}
+            history.append(row)
+            ckpt.save(manager, state, {"history": history, "config": meta}, row["val_accuracy"])
+            report.write_metrics(workdir / "metrics.jsonl", history)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_acc=f"{row['val_accuracy']:.4f}")
+            if bool(stop):
+                stopped_early = True
+                log(f"early stopping after epoch {epoch}: no improvement in validation accuracy for "
+                    f"{config.patience} epochs")
+                break
+            if stop_after is not None and epoch - start >= stop_after:
+                break
+        bar.close()
+        manager.wait_until_finished()
+        final_sha = report.params_sha256(state.params)
+
+        best = ckpt.best_epoch(manager)
+        best_state, _ = ckpt.restore(manager, state, best)
+        test = jax.device_get(jax.jit(make_evaluate(model, mean=mean, std=std,
+                                                    batch_size=config.eval_batch_size))(
+            best_state.params, best_state.model_state, te_x, te_y))
+    finally:
+        manager.close()
+
+    epochs_run = int(state.epoch)
+    summary = {
+        "dataset": config.dataset, "data_source": dataset.source, "model": config.model,
+        "n_params": nn.count_params(state.params), "epochs_run": epochs_run, "best_epoch": best,
+        "best_val_accuracy": float(best_state.early_stopping.best),
+        "test_accuracy": float(test["accuracy"]), "test_loss": float(test["loss"]),
+        "compile_time_s": compile_time,
+        "epoch_time_s_median": statistics.median(r["epoch_time_s"] for r in history) if history else None,
+        "params_sha256": final_sha, "stopped_early": stopped_early,
+        "finished": epochs_run >= config.epochs or stopped_early,
+    }
+    report.write_json(workdir / "summary.json", summary)
+    if plots:
+        _plot(workdir, config, dataset, history, test, schedule, steps_per_epoch, custom_tx)
+    return summary
+
+
+def _plot(workdir, config, dataset, history, test, schedule, steps_per_epoch, custom_tx) -> None:
+    labels = np.asarray(dataset.test_labels)
+    preds = np.asarray(test["predictions"])
+    wrong = np.nonzero(preds != labels)[0][:32]
+    if custom_tx:  # the schedule is inside the user's transformation: plot what was logged
+        t_steps = np.array([r["epoch"] * steps_per_epoch for r in history])
+        lr_values = np.array([np.nan if r["learning_rate"] is None else r["learning_rate"] for r in history])
+    else:
+        t_steps = np.arange(0, config.epochs * steps_per_epoch + 1, max(1, steps_per_epoch // 20))
+        lr_values = np.asarray(jax.vmap(schedule)(jnp.asarray(t_steps)))
+    report.plot_run(workdir / "plots", history, t_steps, lr_values,
+                    report.confusion_matrix(labels, preds, 10), dataset.class_names,
+                    np.asarray(dataset.test_images)[wrong], labels[wrong], preds[wrong],
+                    f"{config.dataset} {config.model}")

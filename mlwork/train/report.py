@@ -1,0 +1,114 @@
+"""What a run leaves behind besides checkpoints: metrics files, the summary, and PNG plots."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def params_sha256(params: Any) -> str:
+    """SHA-256 of the parameters' bytes, leaf by leaf in pytree order: equal hashes mean
+    bit-identical parameters (used to compare runs, e.g. resumed vs uninterrupted)."""
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(params):
+        arr = np.asarray(jax.device_get(leaf))
+        h.update(str(arr.dtype).encode() + str(arr.shape).encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (a temporary file renamed into place)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    tmp.replace(path)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, (np.generic, np.ndarray)):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+def write_metrics(path: Path, history: Sequence[dict[str, Any]]) -> None:
+    """Rewrite ``metrics.jsonl`` from the history (one line per epoch)."""
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in history))
+    tmp.replace(path)
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts ``C[true, predicted]``."""
+    return np.bincount(labels.astype(np.int64) * n_classes + predictions.astype(np.int64),
+                       minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def plot_run(plots: Path, history: Sequence[dict[str, Any]], lr_steps: np.ndarray, lr_values: np.ndarray,
+             confusion: np.ndarray, class_names: Sequence[str], mistakes: np.ndarray,
+             mistake_labels: np.ndarray, mistake_preds: np.ndarray, title: str) -> list[Path]:
+    """Loss and accuracy curves, the learning-rate schedule, the confusion matrix and a grid of
+    misclassified test images, as PNGs in ``plots``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots.mkdir(parents=True, exist_ok=True)
+    epochs = [r["epoch"] for r in history]
+    written = []
+
+    def save(fig, name):
+        path = plots / name
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    a1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    a1.plot(epochs, [r["val_loss"] for r in history], "o-", label="validation")
+    a1.set(xlabel="epoch", ylabel="cross-entropy (nats)", title=f"{title}: loss")
+    a1.legend()
+    a2.plot(epochs, [r["train_accuracy"] for r in history], "o-", label="train")
+    a2.plot(epochs, [r["val_accuracy"] for r in history], "o-", label="validation")
+    a2.set(xlabel="epoch", ylabel="accuracy", title=f"{title}: accuracy")
+    a2.legend()
+    save(fig, "curves.png")
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(lr_steps, lr_values)
+    ax.set(xlabel="optimizer step", ylabel="learning rate", title="learning-rate schedule")
+    save(fig, "learning_rate.png")
+
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(confusion, cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if confusion[i, j] > confusion.max() / 2 else "black")
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true", title="test confusion matrix")
+    ax.set_xticklabels(class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticklabels(class_names, fontsize=8)
+    fig.colorbar(im, ax=ax)
+    save(fig, "confusion_matrix.png")
+
+    k = len(mistakes)
+    cols = 8
+    rows = max(1, -(-k // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5))
+    for i, ax in enumerate(np.ravel(axes)):
+        ax.axis("off")
+        if i < k:
+            ax.imshow(mistakes[i], cmap="gray_r")
+            ax.set_title(f"{class_names[mistake_preds[i]]} ({class_names[mistake_labels[i]]})", fontsize=7)
+    fig.suptitle("misclassified test images: predicted (true)")
+    save(fig, "misclassified.png")
+    return written
