@@ -14,6 +14,13 @@ r"""Limits, derivatives and integrals (deck sections 4-6), next to what JAX does
 The array functions are pure and work under ``jit``/``vmap``/``grad`` (``n``, ``rule`` and
 ``method`` are static). Value checks (finite inputs, positive step sizes) run when the values
 are concrete and are skipped under tracing.
+
+References:
+  R. L. Burden, J. D. Faires, *Numerical Analysis*, ch. 4 (numerical differentiation and
+  composite integration, with their error terms). W. H. Press et al., *Numerical Recipes*, 3rd
+  ed., §4.4 (improper integrals by change of variables) and §5.7 (choosing the step of a
+  numerical derivative). A. C. Aitken (1926), Proc. Roy. Soc. Edinburgh 46 (the
+  :math:`\Delta^2` extrapolation used by :func:`limit`).
 """
 
 from __future__ import annotations
@@ -128,6 +135,8 @@ def limit(
     ``f`` is called on float32 scalars one point at a time, so plain Python control flow in
     ``f`` is fine. Float32 resolution is why ``terms`` stops at :math:`h = 10^{-6}` by default.
     This is an analysis on concrete values: it does not run under ``jit``.
+
+    Reference: deck section 4 (one-sided limits, limits at infinity); Aitken (1926).
     """
     check_callable(f, "f")
     check_choice(side, "side", ("both", "left", "right"))
@@ -210,6 +219,8 @@ def derivative(f: Callable[[Array], Array], x: Any, h: Any = None, method: str =
     differentiation; use this function to *see* the limit, and ``jax.grad`` to compute with it.
     ``f`` must be elementwise for array ``x``. Jit/vmap/grad-able; ``h <= 0`` or non-finite
     ``x``/``h`` raise ``ValueError`` when concrete.
+
+    Reference: Numerical Recipes §5.7; Burden & Faires §4.1.
     """
     check_callable(f, "f")
     check_choice(method, "method", ("forward", "central"))
@@ -358,6 +369,9 @@ def simpson(f: Callable[[Array], Array], a: Any, b: Any, n: int) -> Array:
               + 4f(x_{n-1}) + f(x_n)\Big], \qquad \text{error } O(\Delta x^4)
 
     Exact for cubics. Same conventions and checks as :func:`riemann_sum`; odd ``n`` raises.
+
+    Reference: Burden & Faires §4.4 (composite Simpson, error
+    :math:`-\frac{b-a}{180} h^4 f^{(4)}(\xi)`).
     """
     check_callable(f, "f")
     n = check_int(n, "n")
@@ -396,6 +410,8 @@ def integrate(f: Callable[[Array], Array], a: Any, b: Any, *, n: int = 512,
     so :math:`\int_{-\infty}^{\infty} p(x)\,dx = 1` and :math:`E[X] = \int x\,p(x)\,dx` are one
     call each. Differentiable in finite ``a``/``b``; infinite limits must be concrete (under
     ``jit`` traced limits are taken as finite).
+
+    Reference: Numerical Recipes §4.4; deck section 6 (probability and expected values).
     """
     check_callable(f, "f")
     check_choice(rule, "rule", _RULES)

@@ -198,6 +198,8 @@ def inverse(
     ``tol · max(1, |y|)`` raises ``ValueError`` (e.g. Newton hit :math:`f'(x) = 0` or ``y`` is
     outside the range of ``f``); under ``jit`` no check runs and such a solve returns NaN or a
     bracket end.
+
+    Reference: Burden & Faires, *Numerical Analysis*, §2.1 (bisection) and §2.3 (Newton).
     """
     check_callable(f, "f")
     if method is None:
@@ -304,6 +306,9 @@ def fit(
     Raises ``ValueError`` for non-finite data, a non-positive ``steps``, an object that is not a
     gradient transformation, and — when the values are concrete — a loss that becomes
     non-finite (naming the first such step; usually the learning rate is too large).
+
+    Reference: deck section 3 ("training = finding the best parameters θ*") and section 5
+    (gradient descent); the optimizers are Optax's.
     """
     check_callable(f, "f")
     check_callable(loss, "loss")

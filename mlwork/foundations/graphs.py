@@ -15,6 +15,13 @@ reaches itself, and bipartiteness is "no closed walk of odd length". All of thes
 adjacent layers are complete bipartite, weights are edge values — and :func:`graph_forward`
 propagates values vertex by vertex in topological order, which is exactly
 :func:`mlwork.nn.mlp`'s forward pass.
+
+References:
+  deck section 7; T. H. Cormen et al., *Introduction to Algorithms*, 3rd ed., ch. 22
+  (breadth-first search, topological sort) and §25.1-25.2 (matrix products by repeated
+  squaring, transitive closure);
+  A. B. Kahn (1962), "Topological sorting of large networks", CACM 5(11); D. König (1936)
+  (a graph is bipartite iff it has no odd cycle).
 """
 
 from __future__ import annotations
@@ -210,7 +217,11 @@ def is_dag(adjacency: Any) -> Array:
     .. math:: \big(A\,R\big)_{ii} = 0 \quad \text{for all } i
 
     (a self-loop is a cycle)."""
-    E = _edges(adjacency)
+    return _acyclic(_edges(adjacency))
+
+
+@jax.jit
+def _acyclic(E: Array) -> Array:
     return ~jnp.any(jnp.diagonal(E @ _closure(E)) > 0)
 
 
@@ -284,13 +295,13 @@ def _bfs(E: Array) -> Array:
     return jax.lax.fori_loop(1, n, level, (eye, eye, dist0))[2]
 
 
-def _odd_even_closure(adjacency: Any, function: str) -> Array:
-    """Closure of the bipartite double cover [[0, A], [A, 0]]: entry (u, n + v) says that an
-    odd-length walk joins u and v, entry (u, v) an even-length one."""
-    E = _edges(adjacency)
-    _check_undirected(E, function)
-    zero = jnp.zeros_like(E)
-    return _closure(jnp.block([[zero, E], [E, zero]]))
+@jax.jit
+def _odd_even_closure(E: Array) -> tuple[Array, Array]:
+    """Closure of the bipartite double cover [[0, A], [A, 0]], split into "an even-length walk
+    joins u and v" (top-left block) and "an odd-length walk does" (top-right block)."""
+    n, zero = E.shape[0], jnp.zeros_like(E)
+    R = _closure(jnp.block([[zero, E], [E, zero]])) > 0
+    return R[:n, :n], R[:n, n:]
 
 
 def is_bipartite(adjacency: Any) -> Array:
@@ -299,9 +310,10 @@ def is_bipartite(adjacency: Any) -> Array:
     odd length, which is checked on the double cover :math:`\begin{pmatrix} 0 & A \\ A & 0
     \end{pmatrix}`: vertex :math:`i` must not reach its own copy :math:`n + i`. A non-symmetric
     ``adjacency`` raises ``ValueError`` when concrete."""
-    R = _odd_even_closure(adjacency, "is_bipartite")
-    n = R.shape[0] // 2
-    return ~jnp.any(jnp.diagonal(R[:n, n:]) > 0)
+    E = _edges(adjacency)
+    _check_undirected(E, "is_bipartite")
+    _, odd = _odd_even_closure(E)
+    return ~jnp.any(jnp.diagonal(odd))
 
 
 def bipartition(adjacency: Any) -> Array:
@@ -313,11 +325,11 @@ def bipartition(adjacency: Any) -> Array:
     values = concrete(A)
     if values is not None and not bool(is_bipartite(values)):
         raise ValueError("adjacency is not bipartite (it has a cycle of odd length)")
-    R = _odd_even_closure(A, "bipartition")
-    n = R.shape[0] // 2
-    odd, connected = R[:n, n:] > 0, (R[:n, :n] + R[:n, n:]) > 0
-    root = jnp.argmax(connected, axis=0)  # lowest-numbered vertex of each vertex's component
-    return odd[root, jnp.arange(n)]
+    E = _edges(A)
+    _check_undirected(E, "bipartition")
+    even, odd = _odd_even_closure(E)
+    root = jnp.argmax(even | odd, axis=0)  # lowest-numbered vertex of each vertex's component
+    return odd[root, jnp.arange(E.shape[0])]
 
 
 # ---------------------------------------------------------------------------------------------

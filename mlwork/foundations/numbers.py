@@ -12,6 +12,11 @@ Exact rationals are Python's :class:`fractions.Fraction`; this module adds what 
 * complex numbers as ``jnp`` complex arrays: :func:`modulus`, :func:`argument`, :func:`euler`,
   :func:`rotate`, :func:`from_polar`. These are pure, elementwise and work under
   ``jit``/``vmap``; ``jax.grad`` applies to their real-valued outputs (modulus, argument).
+  Angles are in radians.
+
+References: deck sections 1-2; G. H. Hardy, E. M. Wright, *An Introduction to the Theory of
+Numbers*, ch. 4 (irrationality of :math:`\sqrt 2`); T. Needham, *Visual Complex Analysis*, ch. 1
+(complex multiplication as rotation and scaling).
 """
 
 from __future__ import annotations
@@ -160,11 +165,13 @@ def _in_set(value: Any, name: str) -> bool:
     return value.denominator == 1 and value >= 1  # N = {1, 2, 3, ...} as in the deck
 
 
-#: Sample elements of each number system used by :func:`closure_table`.
+_SMALL_INTEGERS = (0, 1, 2, 3, 4, 5, -1, -2, -3, -4)  # non-negative first: the deck's examples
+
+#: Sample elements of each number system used by :func:`closure_table`, in search order.
 NUMBER_SYSTEMS: dict[str, tuple[Any, ...]] = {
     "N": tuple(Fraction(k) for k in range(1, 7)),
-    "Z": tuple(Fraction(k) for k in range(-4, 5)),
-    "Q": tuple(Fraction(p, q) for p in range(-4, 5) for q in (1, 2, 3)),
+    "Z": tuple(Fraction(k) for k in _SMALL_INTEGERS),
+    "Q": tuple(Fraction(p, q) for q in (1, 2, 3) for p in _SMALL_INTEGERS),
     "R": (Fraction(-3), Fraction(0), Fraction(1, 2), Fraction(2), math.sqrt(2), -math.pi, math.e),
     "C": (Fraction(-1), Fraction(0), Fraction(2), math.pi, complex(3, 2), complex(-1, -4), 2j),
 }
