@@ -7,8 +7,8 @@ arguments, so ``jax.grad(lambda th: loss(f(x, th), y))`` is the gradient that tr
 and :func:`fit` is "training = turning knobs :math:`\theta`".
 
 :func:`compose` chains functions (:math:`(f\circ g)(x) = f(g(x))`, order matters) and
-:func:`inverse` solves :math:`f(x) = y` for :math:`x` (bisection or Newton's method with
-``jax.grad``), differentiable in :math:`y` by the inverse function theorem.
+:func:`inverse` solves :math:`f(x) = y` for :math:`x` (bisection, or Newton's method with f' from
+``jax.jvp``), differentiable in :math:`y` by the inverse function theorem.
 """
 
 from __future__ import annotations
