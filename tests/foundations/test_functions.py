@@ -138,6 +138,18 @@ def test_fit_with_adam_is_jittable():
     assert float(result.losses[-1]) < 1e-3 * float(result.losses[0])
 
 
+@pytest.mark.parametrize("name, lr", [("momentum", 0.1), ("adam", 0.05)])
+def test_fit_with_mlwork_optim(name, lr):
+    from mlwork import optim
+
+    x = np.linspace(-1.0, 1.0, 32, dtype=np.float32)
+    y = (2.5 * x + 0.3).astype(np.float32)
+    m_ls, b_ls = np.polyfit(x, y, 1)
+    result = fd.fit(fd.linear, {"m": 0.0, "b": 0.0}, x, y, optim.optimizer(name, lr), steps=600)
+    assert float(result.params["m"]) == pytest.approx(m_ls, abs=1e-3)
+    assert float(result.params["b"]) == pytest.approx(b_ls, abs=1e-3)
+
+
 def test_fit_bad_input():
     x = jnp.linspace(-1.0, 1.0, 8)
     y = 3.0 * x
