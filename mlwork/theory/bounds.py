@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -42,67 +43,70 @@ HYPOTHESIS_CLASSES = ("linear", "interval", "rectangle")
 
 
 # --------------------------------------------------------------------------------------------
-# Argument checks
+# Argument checks: on the host when values are concrete (raise), and again inside each jitted
+# kernel as a mask (NaN where invalid), which only matters under tracing.
 # --------------------------------------------------------------------------------------------
 
-def _arg(value, name: str, ok: Callable[[np.ndarray], np.ndarray], expected: str) -> tuple[Array, Array]:
-    """``value`` as a float array and its validity mask (checked and raised on when concrete)."""
+_RULES: dict[str, tuple[Callable, str]] = {
+    "open_unit": (lambda a: (a > 0) & (a < 1), "in the open interval (0, 1)"),
+    "unit": (lambda a: (a >= 0) & (a <= 1), "in [0, 1]"),
+    "positive": (lambda a: a > 0, "positive"),
+    "non_negative": (lambda a: a >= 0, "non-negative"),
+    "class_size": (lambda a: a >= 1, "at least 1 (a class size)"),
+}
+
+
+def _arg(value, name: str, rule: str) -> Array:
+    """``value`` as a float array; raises ``ValueError`` naming it if a concrete entry breaks ``rule``."""
     x = jnp.asarray(value)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
     values = concrete(x)
     if values is not None:
+        ok, expected = _RULES[rule]
         bad = ~(np.isfinite(values) & ok(values))
         if np.any(bad):
             first = values[bad].flat[0] if values.ndim else values
             raise ValueError(f"{name} must be {expected}; got {first!r}")
-    return x, ok(x) & jnp.isfinite(x)
+    return x
 
 
-def _unit_open(name: str, v) -> tuple[Array, Array]:
-    return _arg(v, name, lambda a: (a > 0) & (a < 1), "in the open interval (0, 1)")
+def _shapes(**arrays: Array) -> tuple[Array, ...]:
+    """Check that the arguments broadcast together, naming them if not; give them one dtype."""
+    try:
+        jnp.broadcast_shapes(*(a.shape for a in arrays.values()))
+    except ValueError as e:
+        shapes = ", ".join(f"{k} {a.shape}" for k, a in arrays.items())
+        raise ValueError(f"arguments do not broadcast together: {shapes}") from e
+    dtype = jnp.result_type(*(a.dtype for a in arrays.values()))
+    return tuple(a if a.dtype == dtype else a.astype(dtype) for a in arrays.values())
 
 
-def _unit_closed(name: str, v) -> tuple[Array, Array]:
-    return _arg(v, name, lambda a: (a >= 0) & (a <= 1), "in [0, 1]")
+def _valid(x: Array, rule: str) -> Array:
+    return _RULES[rule][0](x) & jnp.isfinite(x)
 
 
-def _positive(name: str, v) -> tuple[Array, Array]:
-    return _arg(v, name, lambda a: a > 0, "positive")
+def _finish(value: Array, *checks: tuple[Array, str]) -> Array:
+    """``value`` with NaN wherever an argument breaks its rule (traceable)."""
+    ok = jnp.ones(value.shape, bool)
+    for x, rule in checks:
+        ok = ok & jnp.broadcast_to(_valid(x, rule), value.shape)
+    return jnp.where(ok, value, jnp.nan)
 
 
-def _non_negative(name: str, v) -> tuple[Array, Array]:
-    return _arg(v, name, lambda a: a >= 0, "non-negative")
-
-
-def _common(*arrays: Array) -> list[Array]:
-    """Broadcast to one shape and one float dtype (explicitly, for strict promotion)."""
-    shape = jnp.broadcast_shapes(*(a.shape for a in arrays))
-    dtype = jnp.result_type(*(a.dtype for a in arrays))
-    return [jnp.broadcast_to(a.astype(dtype), shape) for a in arrays]
-
-
-def _log_hypotheses(n_hypotheses, log_n_hypotheses) -> tuple[Array, Array]:
+def _log_hypotheses(n_hypotheses, log_n_hypotheses) -> Array:
     """``ln |H|`` from exactly one of ``n_hypotheses`` / ``log_n_hypotheses``."""
     if (n_hypotheses is None) == (log_n_hypotheses is None):
         raise ValueError("pass exactly one of n_hypotheses and log_n_hypotheses")
     if log_n_hypotheses is not None:
-        return _non_negative("log_n_hypotheses", log_n_hypotheses)
+        return _arg(log_n_hypotheses, "log_n_hypotheses", "non_negative")
     if isinstance(n_hypotheses, int) and not isinstance(n_hypotheses, bool):
         # Python ints are exact at any size: 2**(32 * W) for a float32 network is fine here.
         if n_hypotheses < 1:
             raise ValueError(f"n_hypotheses must be at least 1, got {n_hypotheses}")
-        return jnp.asarray(math.log(n_hypotheses), jnp.float32), jnp.asarray(True)
-    n_h, ok = _arg(n_hypotheses, "n_hypotheses", lambda a: a >= 1, "at least 1 (a class size)")
-    return jnp.log(n_h), ok
-
-
-def _finish(value: Array, *valid: Array) -> Array:
-    """``value`` with NaN wherever an argument was invalid (only possible under tracing)."""
-    ok = jnp.ones(value.shape, bool)
-    for v in valid:
-        ok = ok & jnp.broadcast_to(v, value.shape)
-    return jnp.where(ok, value, jnp.nan)
+        return jnp.asarray(math.log(n_hypotheses), jnp.float32)
+    # ln of a class size below 1 is negative (or NaN), which the kernels flag as invalid.
+    return jnp.log(_arg(n_hypotheses, "n_hypotheses", "class_size"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,13 +129,17 @@ def finite_class_bound(train_error, n_hypotheses=None, n=None, delta=0.05, *, lo
     """
     if n is None:
         raise ValueError("n (the number of training examples) is required")
-    r, ok_r = _unit_closed("train_error", train_error)
-    log_h, ok_h = _log_hypotheses(n_hypotheses, log_n_hypotheses)
-    n, ok_n = _positive("n", n)
-    delta, ok_d = _unit_open("delta", delta)
-    r, log_h, n, delta = _common(r, log_h, n, delta)
+    args = _shapes(train_error=_arg(train_error, "train_error", "unit"),
+                   log_n_hypotheses=_log_hypotheses(n_hypotheses, log_n_hypotheses),
+                   n=_arg(n, "n", "positive"), delta=_arg(delta, "delta", "open_unit"))
+    return _finite_class_bound(*args)
+
+
+@jax.jit
+def _finite_class_bound(r, log_h, n, delta):
+    r, log_h, n, delta = jnp.broadcast_arrays(r, log_h, n, delta)
     value = r + jnp.sqrt((log_h - jnp.log(delta)) / (2.0 * n))
-    return _finish(value, ok_r, ok_h, ok_n, ok_d)
+    return _finish(value, (r, "unit"), (log_h, "non_negative"), (n, "positive"), (delta, "open_unit"))
 
 
 def vc_bound(train_error, vc_dim, n, delta=0.05) -> Array:
@@ -140,19 +148,31 @@ def vc_bound(train_error, vc_dim, n, delta=0.05) -> Array:
 
     .. math:: R(h) \le \hat R(h) + \sqrt{\frac{d\,(\ln(2n/d) + 1) + \ln(4/\delta)}{n}}
 
-    (Vapnik's bound; meaningful for :math:`n > d`, and vacuous well before :math:`n \gg d`
-    fails).
+    It rests on the Sauer-Shelah bound :math:`(en/d)^d` on the growth function, which needs
+    :math:`n \ge d`; for :math:`n < d` the class may shatter the sample, nothing follows, and the
+    bound is returned as ``+inf`` (vacuous). It is vacuous long before that in practice.
+
+    Example::
+
+        vc_bound(0.1, vc_dim=3, n=1000)                        # 0.264
+        vc_bound(0.0, jnp.array([[3.0], [100.0]]), jnp.array([1e3, 1e5]))   # a (2, 2) grid
 
     Reference: deck §18 "VC Bound"; V. N. Vapnik, *The Nature of Statistical Learning Theory*
     (1995), eq. (3.23) (with :math:`\eta = \delta`).
     """
-    r, ok_r = _unit_closed("train_error", train_error)
-    d, ok_vc = _positive("vc_dim", vc_dim)
-    n, ok_n = _positive("n", n)
-    delta, ok_d = _unit_open("delta", delta)
-    r, d, n, delta = _common(r, d, n, delta)
-    complexity = d * (jnp.log(2.0 * n / d) + 1.0) + jnp.log(4.0 / delta)
-    return _finish(r + jnp.sqrt(complexity / n), ok_r, ok_vc, ok_n, ok_d)
+    args = _shapes(train_error=_arg(train_error, "train_error", "unit"),
+                   vc_dim=_arg(vc_dim, "vc_dim", "positive"),
+                   n=_arg(n, "n", "positive"), delta=_arg(delta, "delta", "open_unit"))
+    return _vc_bound(*args)
+
+
+@jax.jit
+def _vc_bound(r, d, n, delta):
+    r, d, n, delta = jnp.broadcast_arrays(r, d, n, delta)
+    safe_n = jnp.maximum(n, d)  # the value for n < d is replaced by +inf below
+    complexity = d * (jnp.log(2.0 * safe_n / d) + 1.0) + jnp.log(4.0 / delta)
+    value = jnp.where(n >= d, r + jnp.sqrt(complexity / safe_n), jnp.inf)
+    return _finish(value, (r, "unit"), (d, "positive"), (n, "positive"), (delta, "open_unit"))
 
 
 def vc_sample_complexity(epsilon, delta, vc_dim) -> Array:
@@ -169,12 +189,16 @@ def vc_sample_complexity(epsilon, delta, vc_dim) -> Array:
     Reference: deck §18 "Sample Complexity"; A. Blumer, A. Ehrenfeucht, D. Haussler,
     M. Warmuth, "Learnability and the Vapnik-Chervonenkis dimension", J. ACM 36 (1989).
     """
-    eps, ok_e = _unit_open("epsilon", epsilon)
-    delta, ok_d = _unit_open("delta", delta)
-    d, ok_vc = _positive("vc_dim", vc_dim)
-    eps, delta, d = _common(eps, delta, d)
+    args = _shapes(epsilon=_arg(epsilon, "epsilon", "open_unit"), delta=_arg(delta, "delta", "open_unit"),
+                   vc_dim=_arg(vc_dim, "vc_dim", "positive"))
+    return _vc_sample_complexity(*args)
+
+
+@jax.jit
+def _vc_sample_complexity(eps, delta, d):
+    eps, delta, d = jnp.broadcast_arrays(eps, delta, d)
     m = jnp.ceil((d * -jnp.log(eps) - jnp.log(delta)) / eps)
-    return _finish(m, ok_e, ok_d, ok_vc)
+    return _finish(m, (eps, "open_unit"), (delta, "open_unit"), (d, "positive"))
 
 
 def finite_class_sample_complexity(epsilon, delta, n_hypotheses=None, *, log_n_hypotheses=None) -> Array:
@@ -189,12 +213,16 @@ def finite_class_sample_complexity(epsilon, delta, n_hypotheses=None, *, log_n_h
     Reference: Shalev-Shwartz & Ben-David (2014), Corollary 2.3; D. Haussler, "Quantifying
     inductive bias", Artificial Intelligence 36 (1988).
     """
-    eps, ok_e = _unit_open("epsilon", epsilon)
-    delta, ok_d = _unit_open("delta", delta)
-    log_h, ok_h = _log_hypotheses(n_hypotheses, log_n_hypotheses)
-    eps, delta, log_h = _common(eps, delta, log_h)
+    args = _shapes(epsilon=_arg(epsilon, "epsilon", "open_unit"), delta=_arg(delta, "delta", "open_unit"),
+                   log_n_hypotheses=_log_hypotheses(n_hypotheses, log_n_hypotheses))
+    return _finite_class_sample_complexity(*args)
+
+
+@jax.jit
+def _finite_class_sample_complexity(eps, delta, log_h):
+    eps, delta, log_h = jnp.broadcast_arrays(eps, delta, log_h)
     m = jnp.ceil((log_h - jnp.log(delta)) / eps)
-    return _finish(m, ok_e, ok_d, ok_h)
+    return _finish(m, (eps, "open_unit"), (delta, "open_unit"), (log_h, "non_negative"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,10 +277,13 @@ def kl_inverse(q, c) -> Array:
     Reference: M. Seeger, "PAC-Bayesian generalisation error bounds for Gaussian process
     classification", JMLR 3 (2002); G. K. Dziugaite and D. M. Roy, UAI 2017, §2.
     """
-    q, ok_q = _unit_closed("q", q)
-    c, ok_c = _non_negative("c", c)
-    q, c = _common(q, c)
-    return _finish(_kl_inverse(q, c), ok_q, ok_c)
+    return _kl_inverse_checked(*_shapes(q=_arg(q, "q", "unit"), c=_arg(c, "c", "non_negative")))
+
+
+@jax.jit
+def _kl_inverse_checked(q, c):
+    q, c = jnp.broadcast_arrays(q, c)
+    return _finish(_kl_inverse(q, c), (q, "unit"), (c, "non_negative"))
 
 
 PAC_BAYES_FORMS = ("mcallester", "kl")
@@ -279,30 +310,41 @@ def pac_bayes_bound(train_error, kl, n, delta=0.05, *, form: str = "mcallester")
     Pinsker's inequality); with a Gaussian posterior around trained weights these are the bounds
     that can be non-vacuous for neural networks.
 
+    Example::
+
+        kl = gaussian_kl(w, sigma, w0, sigma, base=math.e)     # posterior vs prior, in nats
+        pac_bayes_bound(0.1, 10.0, n=1000)                     # 0.193
+        pac_bayes_bound(0.1, 10.0, n=1000, form="kl")          # 0.164 (tighter)
+
     References: D. McAllester, "PAC-Bayesian model averaging", COLT 1999; A. Maurer, "A note
     on the PAC Bayesian theorem", 2004; Seeger (2002); G. K. Dziugaite and D. M. Roy, "Computing
     nonvacuous generalization bounds for deep (stochastic) neural networks", UAI 2017.
     """
     if form not in PAC_BAYES_FORMS:
         raise ValueError(f"form must be one of {PAC_BAYES_FORMS}, got {form!r}")
-    r, ok_r = _unit_closed("train_error", train_error)
-    kl, ok_kl = _non_negative("kl", kl)
-    n, ok_n = _positive("n", n)
-    delta, ok_d = _unit_open("delta", delta)
-    r, kl, n, delta = _common(r, kl, n, delta)
+    args = _shapes(train_error=_arg(train_error, "train_error", "unit"), kl=_arg(kl, "kl", "non_negative"),
+                   n=_arg(n, "n", "positive"), delta=_arg(delta, "delta", "open_unit"))
+    return _pac_bayes_bound(*args, form=form)
+
+
+@partial(jax.jit, static_argnames="form")
+def _pac_bayes_bound(r, kl, n, delta, form):
+    r, kl, n, delta = jnp.broadcast_arrays(r, kl, n, delta)
     budget = kl + jnp.log(2.0 * jnp.sqrt(n) / delta)
     if form == "mcallester":
         value = r + jnp.sqrt(budget / (2.0 * n))
     else:
         value = _kl_inverse(r, jnp.maximum(budget / n, 0.0))
-    return _finish(value, ok_r, ok_kl, ok_n, ok_d)
+    return _finish(value, (r, "unit"), (kl, "non_negative"), (n, "positive"), (delta, "open_unit"))
 
 
-def is_vacuous(bound, max_loss: float = 1.0) -> Array:
-    r"""``True`` where a risk bound says nothing: :math:`\text{bound} \ge` ``max_loss`` (1 for the
-    0-1 loss, whose risk never exceeds 1). ``NaN`` bounds (invalid arguments under ``jit``) are
-    not flagged; check them with ``jnp.isnan``."""
-    return jnp.asarray(bound) >= max_loss
+def is_vacuous(bound, max_loss: float = 1.0, *, atol: float = 1e-6) -> Array:
+    r"""``True`` where a risk bound says nothing: :math:`\text{bound} \ge` ``max_loss`` − ``atol``
+    (``max_loss`` = 1 for the 0-1 loss, whose risk never exceeds 1). The tolerance catches
+    bounds that only rounding keeps below 1, such as a kl-inverse bound at the largest float32
+    below 1. ``NaN`` bounds (invalid arguments under ``jit``) are not flagged; check them with
+    ``jnp.isnan``."""
+    return jnp.asarray(bound) >= max_loss - atol
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,6 +451,12 @@ def shatters(points, hypothesis_class: str) -> bool:
 
     Example: three points in general position in :math:`\mathbb R^2` are shattered by lines;
     the XOR square is not (the diagonal labelling is not linearly separable).
+
+    ::
+
+        shatters([[0, 0], [1, 0], [0, 1]], "linear")                    # True
+        shatters([[0, 0], [1, 1], [1, 0], [0, 1]], "linear")            # False (XOR)
+        shatters([[0, 1], [1, 0], [0, -1], [-1, 0]], "rectangle")       # True (diamond)
 
     Reference: deck §18 "Shattering"; Shalev-Shwartz & Ben-David (2014), Definition 6.3.
     """

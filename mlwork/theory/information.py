@@ -24,6 +24,7 @@ Conventions shared by every function here:
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -42,8 +43,14 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------
-# Validation helpers
+# Validation (host side, on concrete values) and the traceable validity masks
 # --------------------------------------------------------------------------------------------
+#
+# Each public function checks its arguments in Python (shapes always, values when concrete),
+# then calls one module-level jitted kernel: eager calls cost one dispatch and one compilation
+# per shape, and under an outer jit/vmap/grad the kernel simply inlines. Kernels recompute the
+# validity of their inputs and return NaN where it fails, which only matters under tracing
+# (concrete inputs that fail have already raised).
 
 def _log_base(base) -> float:
     """``ln(base)``, the divisor that converts nats to the requested unit."""
@@ -51,11 +58,6 @@ def _log_base(base) -> float:
     if b <= 0.0 or b == 1.0:
         raise ValueError(f"base must be positive and different from 1 (2 = bits, e = nats), got {b}")
     return math.log(b)
-
-
-def _in_units(nats: Array, base) -> Array:
-    ln_b = _log_base(base)
-    return nats if ln_b == 1.0 else nats / ln_b
 
 
 def _as_float(x) -> Array:
@@ -69,13 +71,9 @@ def _sum_tolerance(size: int, dtype) -> float:
     return max(1e-4, size * float(jnp.finfo(dtype).eps))
 
 
-def _distribution(p, name: str, normalize: bool, n_axes: int = 1) -> tuple[Array, Array | None]:
-    """Check (or normalise) a distribution over the last ``n_axes`` axes.
-
-    Returns ``(p, valid)``: ``valid`` is ``None`` when the values were concrete and checked,
-    else a boolean array of the batch shape that is False for the invalid distributions (the
-    caller turns their results into NaN).
-    """
+def _check_distribution(p, name: str, normalize: bool, n_axes: int = 1) -> Array:
+    """``p`` as a float array; raises unless it is a distribution over its last ``n_axes`` axes
+    (values are checked only when concrete; with ``normalize`` only positivity of the sums)."""
     p = _as_float(p)
     if p.ndim < n_axes:
         what = "a vector over its last axis" if n_axes == 1 else "a matrix over its last two axes"
@@ -84,60 +82,69 @@ def _distribution(p, name: str, normalize: bool, n_axes: int = 1) -> tuple[Array
     size = math.prod(p.shape[-n_axes:])
     if size == 0:
         raise ValueError(f"{name} has an empty event axis (shape {p.shape})")
-    tol = _sum_tolerance(size, p.dtype)
     values = concrete(p)
-    if values is not None:
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"{name} contains non-finite values")
-        if values.size and values.min() < 0.0:
-            raise ValueError(f"{name} must be non-negative (a probability distribution); "
-                             f"its smallest entry is {values.min():.4g}")
-        sums = values.sum(axis=axes, dtype=np.float64)
-        if normalize:
-            if np.any(sums <= 0.0):
-                raise ValueError(f"{name} has a distribution summing to 0; cannot normalize it")
-            return p / jnp.sum(p, axis=axes, keepdims=True), None
-        worst = np.max(np.abs(sums - 1.0))
-        if worst > tol:
-            raise ValueError(
-                f"{name} must sum to 1 over its last {'axis' if n_axes == 1 else f'{n_axes} axes'} "
-                f"(within {tol:.1e}); found a sum off by {worst:.3g}. Pass normalize=True to "
-                "normalize instead"
-            )
-        return p, None
-    sums = jnp.sum(p, axis=axes)
-    valid = jnp.all(p >= 0.0, axis=axes) & jnp.all(jnp.isfinite(p), axis=axes)
+    if values is None:
+        return p
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} contains non-finite values")
+    if values.size and values.min() < 0.0:
+        raise ValueError(f"{name} must be non-negative (a probability distribution); "
+                         f"its smallest entry is {values.min():.4g}")
+    sums = values.sum(axis=axes, dtype=np.float64)
     if normalize:
-        p = p / jnp.expand_dims(sums, axes)
-    else:
-        valid = valid & (jnp.abs(sums - 1.0) <= tol)
-    return p, valid
+        if np.any(sums <= 0.0):
+            raise ValueError(f"{name} has a distribution summing to 0; cannot normalize it")
+        return p
+    tol = _sum_tolerance(size, p.dtype)
+    worst = float(np.max(np.abs(sums - 1.0))) if sums.size else 0.0
+    if worst > tol:
+        raise ValueError(
+            f"{name} must sum to 1 over its last {'axis' if n_axes == 1 else f'{n_axes} axes'} "
+            f"(within {tol:.1e}); found a sum off by {worst:.3g}. Pass normalize=True to "
+            "normalize instead"
+        )
+    return p
 
 
-def _flag(value: Array, valid: Array | None) -> Array:
-    """NaN where a traced input failed validation."""
-    if valid is None:
-        return value
-    return jnp.where(valid, value, jnp.nan)
-
-
-def _and(a: Array | None, b: Array | None) -> Array | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a & b
-
-
-def _pair(p, q, normalize: bool, n_axes: int = 1):
+def _check_pair(p, q, normalize: bool, n_axes: int = 1) -> tuple[Array, Array]:
     p_arr, q_arr = jnp.asarray(p), jnp.asarray(q)
     check_same_shape(p_arr, q_arr, "p", "q")
-    p, valid_p = _distribution(p_arr, "p", normalize, n_axes)
-    q, valid_q = _distribution(q_arr, "q", normalize, n_axes)
+    p = _check_distribution(p_arr, "p", normalize, n_axes)
+    q = _check_distribution(q_arr, "q", normalize, n_axes)
     if p.dtype != q.dtype:
         dtype = jnp.promote_types(p.dtype, q.dtype)
         p, q = p.astype(dtype), q.astype(dtype)
-    return p, q, _and(valid_p, valid_q)
+    return p, q
+
+
+def _prepare(p: Array, normalize: bool, n_axes: int = 1) -> tuple[Array, Array]:
+    """Traceable: ``(p, valid)`` with ``p`` normalised if asked and ``valid`` of the batch shape."""
+    axes = tuple(range(-n_axes, 0))
+    sums = jnp.sum(p, axis=axes)
+    valid = jnp.all((p >= 0.0) & jnp.isfinite(p), axis=axes)
+    if normalize:
+        return p / jnp.expand_dims(sums, axes), valid & (sums > 0.0)
+    tol = _sum_tolerance(math.prod(p.shape[-n_axes:]), p.dtype)
+    return p, valid & (jnp.abs(sums - 1.0) <= tol)
+
+
+def _units(nats: Array, valid: Array, ln_b) -> Array:
+    """Nats in the requested unit, NaN where the input was invalid."""
+    return jnp.where(valid, nats / ln_b, jnp.nan)
+
+
+@partial(jax.jit, static_argnames=("nats_fn", "normalize", "n_axes"))
+def _one(nats_fn, p, ln_b, normalize, n_axes):
+    """Kernel for a quantity of one distribution (over the last ``n_axes`` axes)."""
+    p, valid = _prepare(p, normalize, n_axes)
+    return _units(nats_fn(p), valid, ln_b)
+
+
+@partial(jax.jit, static_argnames=("nats_fn", "normalize"))
+def _two(nats_fn, p, q, ln_b, normalize):
+    """Kernel for a quantity of two distributions over the last axis."""
+    (p, valid_p), (q, valid_q) = _prepare(p, normalize), _prepare(q, normalize)
+    return _units(nats_fn(p, q), valid_p & valid_q, ln_b)
 
 
 def _neg_plogp(p: Array) -> Array:
@@ -171,16 +178,23 @@ def information(p, *, base: float = 2.0) -> Array:
 
     Reference: C. E. Shannon, "A Mathematical Theory of Communication", 1948, §6.
     """
-    p = _as_float(p)
-    values = concrete(p)
-    if values is not None:
-        if values.size and (not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1):
-            raise ValueError(f"p must be probabilities in [0, 1]; got values in "
+    return _information(_check_probabilities(p, "p"), _log_base(base))
+
+
+def _check_probabilities(x, name: str) -> Array:
+    x = _as_float(x)
+    values = concrete(x)
+    if values is not None and values.size:
+        if not np.all(np.isfinite(values)) or values.min() < 0.0 or values.max() > 1.0:
+            raise ValueError(f"{name} must be probabilities in [0, 1]; got values in "
                              f"[{np.nanmin(values):.4g}, {np.nanmax(values):.4g}]")
-        out = 0.0 - jnp.log(p)  # 0.0 - 0.0 = +0.0, so p = 1 gives 0 bits, not -0
-    else:
-        out = jnp.where((p >= 0.0) & (p <= 1.0), 0.0 - jnp.log(p), jnp.nan)
-    return _in_units(out, base)
+    return x
+
+
+@jax.jit
+def _information(p, ln_b):
+    # 0.0 - log(1) = +0.0, so p = 1 gives 0 bits rather than -0.
+    return _units(0.0 - jnp.log(p), (p >= 0.0) & (p <= 1.0), ln_b)
 
 
 def entropy(p, *, base: float = 2.0, normalize: bool = False) -> Array:
@@ -191,11 +205,19 @@ def entropy(p, *, base: float = 2.0, normalize: bool = False) -> Array:
     :math:`0 \le H(P) \le \log_b K`: zero for a deterministic distribution, maximal for the
     uniform one. Agrees with ``scipy.stats.entropy(p, base=base, axis=-1)``.
 
+    Example::
+
+        entropy(jnp.array([0.5, 0.25, 0.125, 0.125]))       # 1.75 bits
+        entropy(jnp.full((2, 4), 0.25), base=math.e)         # [ln 4, ln 4] nats, one per row
+
     Reference: Shannon (1948), §6; Cover & Thomas, *Elements of Information Theory*, 2nd ed.,
     eq. (2.1).
     """
-    p, valid = _distribution(p, "p", normalize)
-    return _flag(_in_units(jnp.sum(_neg_plogp(p), axis=-1), base), valid)
+    return _one(_entropy_nats, _check_distribution(p, "p", normalize), _log_base(base), normalize, 1)
+
+
+def _entropy_nats(p):
+    return jnp.sum(_neg_plogp(p), axis=-1)
 
 
 def cross_entropy(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
@@ -209,8 +231,11 @@ def cross_entropy(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
 
     Reference: Cover & Thomas (2006), §2.3 and eq. (5.57).
     """
-    p, q, valid = _pair(p, q, normalize)
-    return _flag(_in_units(-jnp.sum(_plogq(p, q), axis=-1), base), valid)
+    return _two(_cross_entropy_nats, *_check_pair(p, q, normalize), _log_base(base), normalize)
+
+
+def _cross_entropy_nats(p, q):
+    return -jnp.sum(_plogq(p, q), axis=-1)
 
 
 def kl_divergence(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
@@ -222,11 +247,19 @@ def kl_divergence(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
     zero iff :math:`P = Q`, not symmetric, ``+inf`` where some :math:`p(x) > 0 = q(x)`. Agrees with
     ``scipy.special.rel_entr(p, q).sum(-1)`` (nats) and ``scipy.stats.entropy(p, q, base=base)``.
 
+    Example::
+
+        p, q = jnp.array([0.9, 0.1]), jnp.array([0.5, 0.5])
+        kl_divergence(p, q), kl_divergence(q, p)              # 0.531 vs 0.737 bits: not symmetric
+
     Reference: S. Kullback and R. A. Leibler, "On Information and Sufficiency", Ann. Math.
     Statist. 22 (1951); Cover & Thomas (2006), eq. (2.26).
     """
-    p, q, valid = _pair(p, q, normalize)
-    return _flag(_in_units(jnp.sum(rel_entr(p, q), axis=-1), base), valid)
+    return _two(_kl_nats, *_check_pair(p, q, normalize), _log_base(base), normalize)
+
+
+def _kl_nats(p, q):
+    return jnp.sum(rel_entr(p, q), axis=-1)
 
 
 def js_divergence(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
@@ -241,10 +274,12 @@ def js_divergence(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
     Reference: J. Lin, "Divergence measures based on the Shannon entropy", IEEE Trans. Inf.
     Theory 37 (1991).
     """
-    p, q, valid = _pair(p, q, normalize)
+    return _two(_js_nats, *_check_pair(p, q, normalize), _log_base(base), normalize)
+
+
+def _js_nats(p, q):
     m = 0.5 * (p + q)
-    nats = 0.5 * jnp.sum(rel_entr(p, m), axis=-1) + 0.5 * jnp.sum(rel_entr(q, m), axis=-1)
-    return _flag(_in_units(nats, base), valid)
+    return 0.5 * _kl_nats(p, m) + 0.5 * _kl_nats(q, m)
 
 
 def _bernoulli_kl_nats(q: Array, p: Array) -> Array:
@@ -274,20 +309,16 @@ def bernoulli_kl(q, p, *, base: float = 2.0) -> Array:
 
     Reference: Cover & Thomas (2006), eq. (2.26) for two outcomes.
     """
-    q, p = _as_float(q), _as_float(p)
-    if q.dtype != p.dtype:
-        dtype = jnp.promote_types(q.dtype, p.dtype)
-        q, p = q.astype(dtype), p.astype(dtype)
+    q, p = _check_probabilities(q, "q"), _check_probabilities(p, "p")
+    q, p = _broadcast(q, p, names=("q", "p"))
+    return _bernoulli_kl(q, p, _log_base(base))
+
+
+@jax.jit
+def _bernoulli_kl(q, p, ln_b):
     q, p = jnp.broadcast_arrays(q, p)
-    for name, arr in (("q", q), ("p", p)):
-        values = concrete(arr)
-        if values is not None and values.size:
-            if not np.all(np.isfinite(values)) or values.min() < 0.0 or values.max() > 1.0:
-                raise ValueError(f"{name} must be probabilities in [0, 1]; got values in "
-                                 f"[{np.nanmin(values):.4g}, {np.nanmax(values):.4g}]")
-    nats = _bernoulli_kl_nats(q, p)
     valid = (q >= 0.0) & (q <= 1.0) & (p >= 0.0) & (p <= 1.0)
-    return _in_units(jnp.where(valid, nats, jnp.nan), base)
+    return _units(_bernoulli_kl_nats(q, p), valid, ln_b)
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,8 +336,12 @@ def joint_entropy(p_xy, *, base: float = 2.0, normalize: bool = False) -> Array:
 
     Reference: Cover & Thomas (2006), eq. (2.8).
     """
-    p_xy, valid = _distribution(p_xy, "p_xy", normalize, n_axes=2)
-    return _flag(_in_units(jnp.sum(_neg_plogp(p_xy), axis=(-2, -1)), base), valid)
+    return _one(_joint_entropy_nats, _check_distribution(p_xy, "p_xy", normalize, 2), _log_base(base),
+                normalize, 2)
+
+
+def _joint_entropy_nats(p_xy):
+    return jnp.sum(_neg_plogp(p_xy), axis=(-2, -1))
 
 
 def conditional_entropy(p_xy, *, base: float = 2.0, normalize: bool = False) -> Array:
@@ -319,10 +354,13 @@ def conditional_entropy(p_xy, *, base: float = 2.0, normalize: bool = False) -> 
 
     Reference: Cover & Thomas (2006), eqs. (2.10)-(2.14).
     """
-    p_xy, valid = _distribution(p_xy, "p_xy", normalize, n_axes=2)
+    return _one(_conditional_entropy_nats, _check_distribution(p_xy, "p_xy", normalize, 2),
+                _log_base(base), normalize, 2)
+
+
+def _conditional_entropy_nats(p_xy):
     p_x, _ = _marginals(p_xy)
-    nats = -jnp.sum(rel_entr(p_xy, jnp.broadcast_to(p_x[..., :, None], p_xy.shape)), axis=(-2, -1))
-    return _flag(_in_units(nats, base), valid)
+    return -jnp.sum(rel_entr(p_xy, jnp.broadcast_to(p_x[..., :, None], p_xy.shape)), axis=(-2, -1))
 
 
 def mutual_information(p_xy, *, base: float = 2.0, normalize: bool = False) -> Array:
@@ -335,12 +373,20 @@ def mutual_information(p_xy, *, base: float = 2.0, normalize: bool = False) -> A
     :math:`I(X; X) = H(X)`. Computed in the KL form, which stays accurate when :math:`I` is
     small (the difference of entropies cancels).
 
+    Example::
+
+        mutual_information(jnp.array([[0.4, 0.1], [0.1, 0.4]]))   # 1 − H(0.2) ≈ 0.278 bits
+        mutual_information(jnp.diag(p))                            # = entropy(p)
+
     Reference: Cover & Thomas (2006), eqs. (2.28)-(2.45).
     """
-    p_xy, valid = _distribution(p_xy, "p_xy", normalize, n_axes=2)
+    return _one(_mutual_information_nats, _check_distribution(p_xy, "p_xy", normalize, 2),
+                _log_base(base), normalize, 2)
+
+
+def _mutual_information_nats(p_xy):
     p_x, p_y = _marginals(p_xy)
-    product = p_x[..., :, None] * p_y[..., None, :]
-    return _flag(_in_units(jnp.sum(rel_entr(p_xy, product), axis=(-2, -1)), base), valid)
+    return jnp.sum(rel_entr(p_xy, p_x[..., :, None] * p_y[..., None, :]), axis=(-2, -1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,10 +425,13 @@ def entropy_from_logits(logits, *, base: float = 2.0) -> Array:
     Reference: Cover & Thomas (2006), eq. (2.1); the log-sum-exp form, e.g. Goodfellow, Bengio &
     Courville, *Deep Learning* (2016), §4.1.
     """
-    z = _check_logits(logits, "logits")
+    return _entropy_from_logits(_check_logits(logits, "logits"), _log_base(base))
+
+
+@jax.jit
+def _entropy_from_logits(z, ln_b):
     p, logp, support = _p_and_logp(z)
-    nats = -jnp.sum(jnp.where(support, p * logp, 0.0), axis=-1)
-    return _in_units(nats, base)
+    return -jnp.sum(jnp.where(support, p * logp, 0.0), axis=-1) / ln_b
 
 
 def kl_from_logits(logits_p, logits_q, *, base: float = 2.0) -> Array:
@@ -400,13 +449,20 @@ def kl_from_logits(logits_p, logits_q, *, base: float = 2.0) -> Array:
     """
     zp, zq = _check_logits(logits_p, "logits_p"), _check_logits(logits_q, "logits_q")
     check_same_shape(zp, zq, "logits_p", "logits_q")
+    if zp.dtype != zq.dtype:
+        dtype = jnp.promote_types(zp.dtype, zq.dtype)
+        zp, zq = zp.astype(dtype), zq.astype(dtype)
+    return _kl_from_logits(zp, zq, _log_base(base))
+
+
+@jax.jit
+def _kl_from_logits(zp, zq, ln_b):
     p, logp, support_p = _p_and_logp(zp)
     logq = jax.nn.log_softmax(zq, axis=-1)
     missing = support_p & (logq == -jnp.inf)
     safe_logq = jnp.where(support_p & ~missing, logq, 0.0)
     terms = jnp.where(support_p & ~missing, p * (logp - safe_logq), 0.0)
-    nats = jnp.where(jnp.any(missing, axis=-1), jnp.inf, jnp.sum(terms, axis=-1))
-    return _in_units(nats, base)
+    return jnp.where(jnp.any(missing, axis=-1), jnp.inf, jnp.sum(terms, axis=-1)) / ln_b
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,13 +487,14 @@ def _check_mean(mu, name: str) -> Array:
 
 
 def _broadcast(*arrays: Array, names: tuple[str, ...]) -> list[Array]:
+    """Check that the shapes broadcast and give the arrays one dtype (kernels broadcast them)."""
     try:
-        shape = jnp.broadcast_shapes(*(a.shape for a in arrays))
+        jnp.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError as e:
         shapes = ", ".join(f"{n} {a.shape}" for n, a in zip(names, arrays, strict=True))
         raise ValueError(f"shapes do not broadcast together: {shapes}") from e
     dtype = jnp.result_type(*(a.dtype for a in arrays))
-    return [jnp.broadcast_to(a.astype(dtype), shape) for a in arrays]
+    return [a if a.dtype == dtype else a.astype(dtype) for a in arrays]
 
 
 def gaussian_kl(mu_p, sigma_p, mu_q=0.0, sigma_q=1.0, *, base: float = 2.0) -> Array:
@@ -458,12 +515,16 @@ def gaussian_kl(mu_p, sigma_p, mu_q=0.0, sigma_q=1.0, *, base: float = 2.0) -> A
     names = ("mu_p", "sigma_p", "mu_q", "sigma_q")
     mu_p, mu_q = _check_mean(mu_p, "mu_p"), _check_mean(mu_q, "mu_q")
     sigma_p, sigma_q = _check_sigma(sigma_p, "sigma_p"), _check_sigma(sigma_q, "sigma_q")
-    mu_p, sigma_p, mu_q, sigma_q = _broadcast(mu_p, sigma_p, mu_q, sigma_q, names=names)
+    return _gaussian_kl(*_broadcast(mu_p, sigma_p, mu_q, sigma_q, names=names), _log_base(base))
+
+
+@jax.jit
+def _gaussian_kl(mu_p, sigma_p, mu_q, sigma_q, ln_b):
+    mu_p, sigma_p, mu_q, sigma_q = jnp.broadcast_arrays(mu_p, sigma_p, mu_q, sigma_q)
     ratio = jnp.square(sigma_p / sigma_q)
     terms = 0.5 * (ratio + jnp.square((mu_p - mu_q) / sigma_q) - 1.0 - jnp.log(ratio))
     terms = jnp.where((sigma_p > 0) & (sigma_q > 0), terms, jnp.nan)
-    nats = jnp.sum(terms, axis=-1) if terms.ndim else terms
-    return _in_units(nats, base)
+    return (jnp.sum(terms, axis=-1) if terms.ndim else terms) / ln_b
 
 
 def gaussian_entropy(sigma, *, base: float = 2.0) -> Array:
@@ -477,8 +538,11 @@ def gaussian_entropy(sigma, *, base: float = 2.0) -> Array:
 
     Reference: Cover & Thomas (2006), Theorem 8.4.1.
     """
-    sigma = _check_sigma(sigma, "sigma")
+    return _gaussian_entropy(_check_sigma(sigma, "sigma"), _log_base(base))
+
+
+@jax.jit
+def _gaussian_entropy(sigma, ln_b):
     terms = 0.5 * math.log(2.0 * math.pi * math.e) + jnp.log(sigma)
     terms = jnp.where(sigma > 0, terms, jnp.nan)
-    nats = jnp.sum(terms, axis=-1) if terms.ndim else terms
-    return _in_units(nats, base)
+    return (jnp.sum(terms, axis=-1) if terms.ndim else terms) / ln_b

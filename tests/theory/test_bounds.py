@@ -90,12 +90,17 @@ def test_kl_inverse_gradient_matches_finite_differences():
 
 
 def test_vacuous_bounds_are_returned_unclipped_and_flagged():
-    b = bounds.vc_bound(0.1, 1000, 500, 0.05)  # n < d: hopeless
-    assert float(b) > 1.0
+    # d = 1000, n = 2000: 1000 (ln 4 + 1) + ln 80 = 2390.676; / 2000 = 1.195338 -> √ = 1.093315; + 0.1.
+    b = bounds.vc_bound(0.1, 1000, 2000, 0.05)
+    assert float(b) == pytest.approx(1.193315, abs=1e-5)
     assert bool(bounds.is_vacuous(b))
+    # n < d: the class can shatter the sample; no bound follows (+inf, vacuous).
+    assert float(bounds.vc_bound(0.1, 1000, 500, 0.05)) == math.inf
     assert not bool(bounds.is_vacuous(bounds.vc_bound(0.1, 3, 1000, 0.05)))
-    flags = bounds.is_vacuous(jnp.array([0.3, 1.0, 7.5]))
-    np.testing.assert_array_equal(flags, [False, True, True])
+    flags = bounds.is_vacuous(jnp.array([0.3, 0.999, np.nextafter(np.float32(1), np.float32(0)), 1.0, 7.5]))
+    np.testing.assert_array_equal(flags, [False, False, True, True, True])
+    # A kl-form bound with a hopeless budget rounds to just below 1: still flagged.
+    assert bool(bounds.is_vacuous(bounds.pac_bayes_bound(0.5, 1e5, 1000, 0.05, form="kl")))
 
 
 @pytest.mark.parametrize(
