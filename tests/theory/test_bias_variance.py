@@ -63,6 +63,16 @@ def test_noiseless_error_equals_bias2_plus_variance_exactly():
     out = bias_variance_decomposition(least_squares, jax.random.key(2), x, y, X_TEST,
                                       f_true(X_TEST).astype(np.float32), 0.0, 64)
     assert float(out.expected_error) == pytest.approx(float(out.bias2 + out.variance), rel=1e-5)
+    # All rounds are one vmapped program: fit_fn is traced once, not once per model.
+    traces = []
+
+    def counted(key, x, y):
+        traces.append(1)
+        return least_squares(key, x, y)
+
+    bias_variance_decomposition(counted, jax.random.key(2), x, y, X_TEST, f_true(X_TEST).astype(np.float32),
+                                0.0, 64)
+    assert len(traces) == 1
     # Training in chunks with lax.map gives the same models as one vmap.
     chunked = bias_variance_decomposition(least_squares, jax.random.key(2), x, y, X_TEST,
                                           f_true(X_TEST).astype(np.float32), 0.0, 64, batch_size=16)
