@@ -4,11 +4,19 @@ from mlwork.train.checkpoint import best_epoch, checkpoint_manager
 from mlwork.train.compile_cache import enable_compilation_cache
 from mlwork.train.loop import (
     MODELS,
+    FitResult,
     NonFiniteLossError,
+    Run,
     RunError,
     TrainConfig,
     build_model,
     build_schedule,
+    compile_run,
+    fit,
+    init_state,
+    make_evaluator,
+    prepare,
+    run_epochs,
     train_and_evaluate,
 )
 from mlwork.train.report import params_sha256
@@ -16,6 +24,7 @@ from mlwork.train.state import TrainState, create_train_state
 from mlwork.train.step import make_evaluate, make_train_epoch, make_train_step
 
 __all__ = [
+    "FitResult", "Run", "compile_run", "fit", "init_state", "make_evaluator", "prepare", "run_epochs",
     "MODELS", "NonFiniteLossError", "RunError", "TrainConfig", "TrainState", "best_epoch", "build_model",
     "build_schedule", "checkpoint_manager", "create_train_state", "enable_compilation_cache",
     "make_evaluate", "make_train_epoch", "make_train_step", "params_sha256", "train_and_evaluate",

@@ -14,7 +14,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +26,7 @@ from mlwork import nn, optim
 from mlwork.data.sources import Dataset, split_validation
 from mlwork.train import checkpoint as ckpt
 from mlwork.train import report
-from mlwork.train.state import create_train_state
+from mlwork.train.state import TrainState, create_train_state
 from mlwork.train.step import make_evaluate, make_train_epoch, make_train_step
 
 MODELS = ("mlp", "cnn")
@@ -43,11 +43,12 @@ class RunError(ValueError):
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the last good checkpoint is intact."""
 
-    def __init__(self, epoch: int, step: int, workdir: Path):
+    def __init__(self, epoch: int, step: int, workdir: Path | None = None):
         self.epoch, self.step = epoch, step
-        super().__init__(f"non-finite training loss at epoch {epoch}, step {step}; no checkpoint was "
-                         f"written for it — the last good one in {workdir / 'checkpoints'} is intact "
-                         "(lower the learning rate, or --resume to continue from it)")
+        where = (f"no checkpoint was written for it — the last good one in {workdir / 'checkpoints'} is "
+                 "intact (lower the learning rate, or --resume to continue from it)") if workdir else \
+            "lower the learning rate"
+        super().__init__(f"non-finite training loss at epoch {epoch}, step {step}; {where}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +140,136 @@ def _check_workdir(workdir: Path, config: TrainConfig, data_source: str, resume:
             raise RunError(f"workdir {workdir} was trained on {old['data_source']}, not {data_source}")
 
 
+class Run(NamedTuple):
+    """A config made concrete: the model, the optimizer, and the splits on the device."""
+
+    config: TrainConfig
+    model: nn.Model
+    tx: optax.GradientTransformation
+    schedule: Callable[[Any], Any]
+    custom_tx: bool
+    stopper: optim.EarlyStopping
+    mean: float
+    std: float
+    steps_per_epoch: int
+    train: tuple[jax.Array, jax.Array]
+    val: tuple[jax.Array, jax.Array]
+    test: tuple[jax.Array, jax.Array]
+
+
+def prepare(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = None,
+            tx: optax.GradientTransformation | None = None) -> Run:
+    """Validate ``config``, carve the seeded validation split, put the uint8 images and int32
+    labels on the device, and build the model, schedule, optimizer and early stopping."""
+    config.validate()
+    mean, std = dataset.mean_std
+    tr_x, tr_y, va_x, va_y = split_validation(dataset.train_images, dataset.train_labels,
+                                              config.val_fraction, seed=config.seed)
+    steps_per_epoch = len(tr_y) // config.batch_size
+    if steps_per_epoch == 0:
+        raise RunError(f"batch_size {config.batch_size} exceeds the {len(tr_y)} training examples")
+    put = lambda x, dtype: jax.device_put(np.asarray(x, dtype))  # noqa: E731
+    schedule = build_schedule(config, steps_per_epoch)
+    custom_tx = tx is not None
+    tx = tx or optim.optimizer(config.optimizer, schedule, weight_decay=config.weight_decay, l1=config.l1,
+                               clip_norm=config.clip_norm)
+    stopper = optim.early_stopping(patience=config.patience if config.patience is not None else 2**30,
+                                   mode="max")
+    return Run(config, model or build_model(config), tx, schedule, custom_tx, stopper, mean, std,
+               steps_per_epoch, (put(tr_x, np.uint8), put(tr_y, np.int32)),
+               (put(va_x, np.uint8), put(va_y, np.int32)),
+               (put(dataset.test_images, np.uint8), put(dataset.test_labels, np.int32)))
+
+
+def init_state(run: Run) -> TrainState:
+    """A fresh :class:`TrainState` seeded by ``config.seed``."""
+    return create_train_state(run.model, run.tx, jax.random.key(run.config.seed), (28, 28), run.stopper)
+
+
+def make_evaluator(run: Run):
+    """``evaluate(params, model_state, images, labels)``, jitted (see :func:`make_evaluate`)."""
+    return jax.jit(make_evaluate(run.model, mean=run.mean, std=run.std, batch_size=run.config.eval_batch_size))
+
+
+def compile_run(run: Run, state: TrainState):
+    """Compile the epoch and the validation evaluation ahead of time; returns
+    ``(train_epoch, evaluate_val, compile_seconds)``."""
+    train_step = make_train_step(run.model, run.tx, mean=run.mean, std=run.std, augment=run.config.augment)
+    epoch_fn = jax.jit(make_train_epoch(train_step, run.config.batch_size), donate_argnums=0)
+    t0 = time.perf_counter()
+    train_epoch = epoch_fn.lower(state, *run.train).compile()
+    evaluate_val = make_evaluator(run).lower(state.params, state.model_state, *run.val).compile()
+    return train_epoch, evaluate_val, time.perf_counter() - t0
+
+
+def run_epochs(run: Run, state: TrainState, compiled, history: list[dict[str, Any]], *,
+               on_epoch: Callable[[TrainState, dict[str, Any]], None] | None = None,
+               stop_after: int | None = None, progress: bool = False, workdir: Path | None = None,
+               log: Callable[[str], None] = print) -> tuple[TrainState, bool]:
+    """Train from ``state.epoch`` to ``config.epochs`` (or ``stop_after`` more epochs, or early
+    stopping). Each epoch: the compiled epoch, the validation evaluation, one fetch of the
+    metrics, a row appended to ``history``, then ``on_epoch(state, row)`` (checkpointing).
+    Returns ``(state, stopped_early)``. Raises :class:`NonFiniteLossError` before ``on_epoch``
+    when the loss stops being finite."""
+    train_epoch, evaluate_val, _ = compiled
+    config = run.config
+    start = int(state.epoch)
+    bar = tqdm(total=config.epochs, initial=start, unit="epoch", disable=None if progress else True,
+               desc=f"{config.dataset}-{config.model}")
+    stopped_early = False
+    try:
+        for epoch in range(start + 1, config.epochs + 1):
+            t = time.perf_counter()
+            state, m = train_epoch(state, *run.train)
+            m = jax.device_get({k: v for k, v in m.items() if k != "steps"})
+            epoch_time = time.perf_counter() - t
+            if m["nonfinite_step"] >= 0:
+                raise NonFiniteLossError(epoch, int(m["nonfinite_step"]), workdir)
+            val = jax.device_get(evaluate_val(state.params, state.model_state, *run.val))
+            es_state, _, stop = run.stopper.update(state.early_stopping, val["accuracy"])
+            state = state._replace(early_stopping=es_state)
+            row = {"epoch": epoch, "train_loss": float(m["loss"]), "train_accuracy": float(m["accuracy"]),
+                   "val_loss": float(val["loss"]), "val_accuracy": float(val["accuracy"]),
+                   "learning_rate": _learning_rate(state.opt_state), "epoch_time_s": epoch_time}
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(state, row)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_acc=f"{row['val_accuracy']:.4f}")
+            if bool(stop):
+                stopped_early = True
+                log(f"early stopping after epoch {epoch}: no improvement in validation accuracy for "
+                    f"{config.patience} epochs")
+                break
+            if stop_after is not None and epoch - start >= stop_after:
+                break
+    finally:
+        bar.close()
+    return state, stopped_early
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit` returns: the final state, the per-epoch history, and the run."""
+
+    state: TrainState
+    history: list[dict[str, Any]]
+    run: Run
+    compile_time_s: float
+
+
+def fit(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = None,
+        tx: optax.GradientTransformation | None = None, progress: bool = False,
+        log: Callable[[str], None] = print) -> FitResult:
+    """Train in memory — the same compiled epochs as :func:`train_and_evaluate`, without a
+    workdir, checkpoints or plots. Evaluate the result with ``make_evaluator(result.run)``."""
+    run = prepare(config, dataset, model=model, tx=tx)
+    state = init_state(run)
+    compiled = compile_run(run, state)
+    history: list[dict[str, Any]] = []
+    state, _ = run_epochs(run, state, compiled, history, progress=progress, log=log)
+    return FitResult(state, history, run, compiled[2])
+
+
 def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Dataset, *, resume: bool = False,
                        stop_after: int | None = None, progress: bool = True,
                        log: Callable[[str], None] = print, plots: bool = True, model: nn.Model | None = None,
@@ -151,6 +282,10 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
     uninterrupted run's bit for bit (CPU). ``stop_after`` ends this invocation after that many
     epochs, as if interrupted (for tests and for splitting a run).
 
+    ``model`` (any :class:`~mlwork.nn.Model`, e.g. ``nn.from_flax(your_linen_module)``) and ``tx``
+    (any Optax transformation) replace the ones ``config`` names; the rest of the pipeline
+    (data, checkpoints, metrics, plots) is unchanged. ``plots=False`` skips the PNGs.
+
     Raises:
       RunError: bad config, a workdir holding another run, ``resume`` without a checkpoint.
       NonFiniteLossError: the loss became NaN/inf (nothing is saved for that epoch).
@@ -158,26 +293,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
     config.validate()
     workdir = Path(workdir)
     _check_workdir(workdir, config, dataset.source, resume)
+    run = prepare(config, dataset, model=model, tx=tx)
     workdir.mkdir(parents=True, exist_ok=True)
-
-    mean, std = dataset.mean_std
-    tr_x, tr_y, va_x, va_y = split_validation(dataset.train_images, dataset.train_labels,
-                                              config.val_fraction, seed=config.seed)
-    steps_per_epoch = len(tr_y) // config.batch_size
-    if steps_per_epoch == 0:
-        raise RunError(f"batch_size {config.batch_size} exceeds the {len(tr_y)} training examples")
-    put = lambda x, dtype: jax.device_put(np.asarray(x, dtype))  # noqa: E731
-    tr_x, va_x, te_x = put(tr_x, np.uint8), put(va_x, np.uint8), put(dataset.test_images, np.uint8)
-    tr_y, va_y, te_y = put(tr_y, np.int32), put(va_y, np.int32), put(dataset.test_labels, np.int32)
-
-    model = model or build_model(config)
-    custom_tx = tx is not None
-    schedule = build_schedule(config, steps_per_epoch)
-    tx = tx or optim.optimizer(config.optimizer, schedule, weight_decay=config.weight_decay, l1=config.l1,
-                               clip_norm=config.clip_norm)
-    stopper = optim.early_stopping(patience=config.patience if config.patience is not None else 2**30,
-                                   mode="max")
-    state = create_train_state(model, tx, jax.random.key(config.seed), (28, 28), stopper)
+    state = init_state(run)
     manager = ckpt.checkpoint_manager(workdir, keep=config.keep_checkpoints)
     history: list[dict[str, Any]] = []
     try:
@@ -186,57 +304,22 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
             history = list(record.get("history", []))
             log(f"resumed from epoch {int(state.epoch)} (step {int(state.step)}) in {manager.directory}")
         meta = {**dataclasses.asdict(config), "data_source": dataset.source,
-                "n_params": nn.count_params(state.params), "steps_per_epoch": steps_per_epoch}
+                "n_params": nn.count_params(state.params), "steps_per_epoch": run.steps_per_epoch}
         report.write_json(workdir / "config.json", meta)
         report.write_metrics(workdir / "metrics.jsonl", history)
+        compiled = compile_run(run, state)
 
-        train_step = make_train_step(model, tx, mean=mean, std=std, augment=config.augment)
-        epoch_fn = jax.jit(make_train_epoch(train_step, config.batch_size), donate_argnums=0)
-        eval_fn = jax.jit(make_evaluate(model, mean=mean, std=std, batch_size=config.eval_batch_size))
-        t0 = time.perf_counter()
-        train_epoch = epoch_fn.lower(state, tr_x, tr_y).compile()
-        eval_val = eval_fn.lower(state.params, state.model_state, va_x, va_y).compile()
-        compile_time = time.perf_counter() - t0
-
-        start = int(state.epoch)
-        bar = tqdm(total=config.epochs, initial=start, unit="epoch", disable=None if progress else True,
-                   desc=f"{config.dataset}-{config.model}")
-        stopped_early = False
-        for epoch in range(start + 1, config.epochs + 1):
-            t = time.perf_counter()
-            state, m = train_epoch(state, tr_x, tr_y)
-            m = jax.device_get(m)
-            epoch_time = time.perf_counter() - t
-            if m["nonfinite_step"] >= 0:
-                raise NonFiniteLossError(epoch, int(m["nonfinite_step"]), workdir)
-            val = jax.device_get(eval_val(state.params, state.model_state, va_x, va_y))
-            es_state, _, stop = stopper.update(state.early_stopping, val["accuracy"])
-            state = state._replace(early_stopping=es_state)
-            row = {"epoch": epoch, "train_loss": float(m["loss"]), "train_accuracy": float(m["accuracy"]),
-                   "val_loss": float(val["loss"]), "val_accuracy": float(val["accuracy"]),
-                   "learning_rate": _learning_rate(state.opt_state),
-                   "epoch_time_s": epoch_time}
-            history.append(row)
+        def on_epoch(state: TrainState, row: dict[str, Any]) -> None:
             ckpt.save(manager, state, {"history": history, "config": meta}, row["val_accuracy"])
             report.write_metrics(workdir / "metrics.jsonl", history)
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_acc=f"{row['val_accuracy']:.4f}")
-            if bool(stop):
-                stopped_early = True
-                log(f"early stopping after epoch {epoch}: no improvement in validation accuracy for "
-                    f"{config.patience} epochs")
-                break
-            if stop_after is not None and epoch - start >= stop_after:
-                break
-        bar.close()
+
+        state, stopped_early = run_epochs(run, state, compiled, history, on_epoch=on_epoch,
+                                          stop_after=stop_after, progress=progress, workdir=workdir, log=log)
         manager.wait_until_finished()
         final_sha = report.params_sha256(state.params)
-
         best = ckpt.best_epoch(manager)
         best_state, _ = ckpt.restore(manager, state, best)
-        test = jax.device_get(jax.jit(make_evaluate(model, mean=mean, std=std,
-                                                    batch_size=config.eval_batch_size))(
-            best_state.params, best_state.model_state, te_x, te_y))
+        test = jax.device_get(make_evaluator(run)(best_state.params, best_state.model_state, *run.test))
     finally:
         manager.close()
 
@@ -246,27 +329,28 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
         "n_params": nn.count_params(state.params), "epochs_run": epochs_run, "best_epoch": best,
         "best_val_accuracy": float(best_state.early_stopping.best),
         "test_accuracy": float(test["accuracy"]), "test_loss": float(test["loss"]),
-        "compile_time_s": compile_time,
+        "compile_time_s": compiled[2],
         "epoch_time_s_median": statistics.median(r["epoch_time_s"] for r in history) if history else None,
         "params_sha256": final_sha, "stopped_early": stopped_early,
         "finished": epochs_run >= config.epochs or stopped_early,
     }
     report.write_json(workdir / "summary.json", summary)
     if plots:
-        _plot(workdir, config, dataset, history, test, schedule, steps_per_epoch, custom_tx)
+        _plot(workdir, run, dataset, history, test)
     return summary
 
 
-def _plot(workdir, config, dataset, history, test, schedule, steps_per_epoch, custom_tx) -> None:
+def _plot(workdir: Path, run: Run, dataset: Dataset, history: list[dict[str, Any]], test: dict) -> None:
+    config, steps_per_epoch = run.config, run.steps_per_epoch
     labels = np.asarray(dataset.test_labels)
     preds = np.asarray(test["predictions"])
     wrong = np.nonzero(preds != labels)[0][:32]
-    if custom_tx:  # the schedule is inside the user's transformation: plot what was logged
+    if run.custom_tx:  # the schedule is inside the user's transformation: plot what was logged
         t_steps = np.array([r["epoch"] * steps_per_epoch for r in history])
         lr_values = np.array([np.nan if r["learning_rate"] is None else r["learning_rate"] for r in history])
     else:
         t_steps = np.arange(0, config.epochs * steps_per_epoch + 1, max(1, steps_per_epoch // 20))
-        lr_values = np.asarray(jax.vmap(schedule)(jnp.asarray(t_steps)))
+        lr_values = np.asarray(jax.vmap(run.schedule)(jnp.asarray(t_steps)))
     report.plot_run(workdir / "plots", history, t_steps, lr_values,
                     report.confusion_matrix(labels, preds, 10), dataset.class_names,
                     np.asarray(dataset.test_images)[wrong], labels[wrong], preds[wrong],
