@@ -3,9 +3,14 @@
 Convolution and BatchNorm are what Flax already does well, so this network is a Linen module
 run through :func:`mlwork.nn.from_flax`. Architecture (channels last, NHWC)::
 
-    [conv 3×3 → BatchNorm → ReLU] × 2 (c1 channels) → max-pool 2×2
-    [conv 3×3 → BatchNorm → ReLU] × 2 (c2 channels) → max-pool 2×2
-    dense (hidden) → BatchNorm → ReLU → dropout → dense (n_classes logits)
+    conv 3×3 (c1 = 32 channels) → BatchNorm → ReLU → max-pool 2×2
+    conv 3×3 (c2 = 64 channels) → BatchNorm → ReLU → max-pool 2×2
+    dense (hidden = 128) → BatchNorm → ReLU → dropout → dense (n_classes logits)
+
+(``convs_per_block=2`` stacks two convolutions per block, as VGG does.) The default is the
+Flax MNIST example's shape (which reaches 99.17% on MNIST) plus BatchNorm; it is kept that small
+because convolutions are XLA:CPU's slow path — about 4× the cost per FLOP of the MLP's matmuls
+here — and the deck's pipeline must run on a laptop CPU.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ class CNN(nn.Module):
 
     n_classes: int = 10
     channels: Sequence[int] = (32, 64)
-    convs_per_block: int = 2
+    convs_per_block: int = 1
     hidden: int = 128
     dropout: float = 0.2
     bn_momentum: float = 0.9
@@ -46,7 +51,7 @@ class CNN(nn.Module):
         return nn.Dense(self.n_classes)(x)
 
 
-def cnn(n_classes: int = 10, channels: Sequence[int] = (32, 64), convs_per_block: int = 2,
+def cnn(n_classes: int = 10, channels: Sequence[int] = (32, 64), convs_per_block: int = 1,
         hidden: int = 128, dropout: float = 0.2) -> Model:
     """The :class:`CNN` as a ``Model(init, apply)`` producing logits."""
     if n_classes <= 0 or hidden <= 0 or any(c <= 0 for c in channels) or convs_per_block <= 0:

@@ -167,3 +167,7 @@ def test_mlwork_cnn_parameter_count():
     assert nn.count_params(variables) == expected
     out, _ = model.apply(variables, jnp.zeros((2, 28, 28)))  # grayscale without a channel axis
     chex.assert_shape(out, (2, 10))
+    # The default: one convolution per block.
+    default = nn.cnn().init(jax.random.key(0), (28, 28, 1))
+    assert nn.count_params(default) == (9 * 32 + bn(32) + 9 * 32 * 64 + bn(64) + 7 * 7 * 64 * 128 + bn(128)
+                                        + 128 * 10 + 10) == 421_866

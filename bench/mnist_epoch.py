@@ -1,0 +1,173 @@
+"""Steady-state epoch time and compile time on 60,000 MNIST-shaped images, vs the deck's PyTorch.
+
+    uv run --with /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl \\
+        python -m bench.mnist_epoch [--epochs 5] [--models mlp,cnn] [--batches 64,128,512]
+
+(any CPU build of torch works in ``--with``; without torch the PyTorch columns are empty and the
+table says so). For each model and batch size:
+
+* mlwork: the trainer's own compiled epoch (``make_train_epoch``: a ``lax.scan`` over a seeded
+  permutation, normalisation on the device, Adam, dropout 0.2), compile time measured separately
+  (``lower().compile()``), then the median of ``--epochs`` timed epochs;
+* PyTorch: the deck's pipeline — a ``DataLoader`` over pre-normalised tensors with
+  ``shuffle=True``, the same architecture, Adam, ``zero_grad → forward → loss → backward →
+  step`` with the deck's per-step ``loss.item()`` bookkeeping — median of ``--epochs`` epochs;
+* the FLOP floor from DESIGN.md: the MLP's forward+backward FLOPs per epoch divided by this
+  machine's float32 matmul peak, measured here (a 2048² product in XLA).
+
+The data are the 60,000 Fashion-MNIST training images when ``dataset-fashion-mnist`` is
+installed (same shape as MNIST), else random uint8 images of that shape; the table says which.
+Results are appended to ``bench/results.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bench.common import append_results, median_time, print_table
+from mlwork import nn, optim
+from mlwork.data.idx import load_split
+from mlwork.data.sources import SYSTEM_PATHS
+from mlwork.train.state import create_train_state
+from mlwork.train.step import make_train_epoch, make_train_step
+
+MLP_SIZES = (784, 256, 128, 10)
+MEAN, STD = 0.1307, 0.3081
+
+
+def mlp_flops_per_example(sizes=MLP_SIZES) -> float:
+    """Forward + backward ≈ 3 × the forward pass's 2·MACs (DESIGN.md: ~1.4 MFLOP for 784-256-128-10)."""
+    macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    return 3 * 2 * macs
+
+
+def load_images(n: int = 60_000) -> tuple[np.ndarray, np.ndarray, str]:
+    folder = SYSTEM_PATHS["fashion_mnist"]
+    if folder.is_dir():
+        x, y = load_split(folder, "train")
+        return x[:n], y[:n].astype(np.int32), f"Fashion-MNIST train ({folder})"
+    rng = np.random.default_rng(0)
+    return (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int32),
+            "random uint8 (dataset-fashion-mnist not installed)")
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 7) -> float:
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    f = jax.jit(jnp.dot)
+    t, _ = median_time(lambda: f(a, b).block_until_ready(), repeats=repeats, warmup=2)
+    return 2 * n**3 / t / 1e9
+
+
+def jax_epoch(model: nn.Model, images: np.ndarray, labels: np.ndarray, batch: int, epochs: int):
+    tx = optim.optimizer("adam", 1e-3)
+    state = create_train_state(model, tx, jax.random.key(0), (28, 28), optim.early_stopping(mode="max"))
+    epoch = jax.jit(make_train_epoch(make_train_step(model, tx, mean=MEAN, std=STD), batch), donate_argnums=0)
+    x, y = jax.device_put(images), jax.device_put(labels)
+    t0 = time.perf_counter()
+    compiled = epoch.lower(state, x, y).compile()
+    compile_s = time.perf_counter() - t0
+    times = []
+    for _ in range(epochs + 1):  # the first call pays one-off allocation; it is not counted
+        t = time.perf_counter()
+        state, m = compiled(state, x, y)
+        jax.block_until_ready(m["loss"])
+        times.append(time.perf_counter() - t)
+    return compile_s, statistics.median(times[1:]), float(m["accuracy"])
+
+
+def torch_epoch(kind: str, images: np.ndarray, labels: np.ndarray, batch: int, epochs: int):
+    """The deck's PyTorch pipeline (sections 20-21); None when torch is not importable."""
+    try:
+        import torch
+        from torch import nn as tnn
+        from torch.utils.data import DataLoader, TensorDataset
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    x = torch.tensor(images, dtype=torch.float32).div_(255).sub_(MEAN).div_(STD).unsqueeze(1)
+    loader = DataLoader(TensorDataset(x, torch.tensor(labels, dtype=torch.long)), batch_size=batch, shuffle=True)
+    if kind == "mlp":
+        model = tnn.Sequential(tnn.Flatten(), tnn.Linear(784, 256), tnn.ReLU(), tnn.Dropout(0.2),
+                               tnn.Linear(256, 128), tnn.ReLU(), tnn.Dropout(0.2), tnn.Linear(128, 10))
+    else:  # the same architecture as mlwork.nn.cnn()
+        def block(cin, c):
+            return [tnn.Conv2d(cin, c, 3, padding=1, bias=False), tnn.BatchNorm2d(c), tnn.ReLU(), tnn.MaxPool2d(2)]
+        model = tnn.Sequential(*block(1, 32), *block(32, 64), tnn.Flatten(), tnn.Linear(64 * 7 * 7, 128, bias=False),
+                               tnn.BatchNorm1d(128), tnn.ReLU(), tnn.Dropout(0.2), tnn.Linear(128, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    criterion = tnn.CrossEntropyLoss()
+
+    def train_epoch():
+        model.train()
+        total_loss, correct = 0.0, 0
+        for data, target in loader:
+            optimizer.zero_grad()
+            output = model(data)
+            loss = criterion(output, target)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item()
+            correct += (output.argmax(dim=1) == target).sum().item()
+        return correct / len(loader.dataset)
+
+    times = []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        train_epoch()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), torch.__version__, torch.get_num_threads()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--epochs", type=int, default=5, help="timed epochs per configuration (median)")
+    p.add_argument("--torch-epochs", type=int, default=3)
+    p.add_argument("--models", default="mlp,cnn")
+    p.add_argument("--batches", default="64,128,512", help="MLP batch sizes")
+    p.add_argument("--cnn-batch", type=int, default=128)
+    p.add_argument("--no-torch", action="store_true")
+    args = p.parse_args(argv)
+    models = args.models.split(",")
+    images, labels, source = load_images()
+    peak = matmul_peak_gflops()
+    floor_s = mlp_flops_per_example() * len(labels) / (peak * 1e9)
+    print(f"data: {source}; {len(labels)} images; JAX {jax.__version__} on {jax.devices()[0].device_kind}; "
+          f"matmul peak {peak:.0f} GFLOP/s -> MLP FLOP floor {floor_s:.3f} s/epoch")
+
+    rows = []
+    configs = [("mlp", int(b)) for b in args.batches.split(",")] if "mlp" in models else []
+    if "cnn" in models:
+        configs.append(("cnn", args.cnn_batch))
+    for kind, batch in configs:
+        model = nn.mlp(list(MLP_SIZES), dropout=0.2) if kind == "mlp" else nn.cnn()
+        compile_s, epoch_s, acc = jax_epoch(model, images, labels, batch, args.epochs)
+        baseline = None if args.no_torch else torch_epoch(kind, images, labels, batch, args.torch_epochs)
+        row = {"model": kind, "batch": batch, "mlwork_compile_s": compile_s, "mlwork_epoch_s": epoch_s,
+               "train_acc_last_epoch": acc,
+               "pytorch_epoch_s": baseline[0] if baseline else None,
+               "speedup_vs_pytorch": baseline[0] / epoch_s if baseline else None,
+               "flop_floor_s": floor_s if kind == "mlp" else None,
+               "x_floor": epoch_s / floor_s if kind == "mlp" else None}
+        rows.append(row)
+        print(f"  {kind} batch {batch}: compile {compile_s:.2f} s, epoch {epoch_s:.3f} s"
+              + (f", PyTorch {baseline[0]:.3f} s ({baseline[0] / epoch_s:.1f}x)" if baseline else ""), flush=True)
+    torch_note = "PyTorch not importable: no baseline" if args.no_torch or rows and rows[0]["pytorch_epoch_s"] is None \
+        else "PyTorch baseline in the same process"
+    print()
+    print_table(rows, ["model", "batch", "mlwork_compile_s", "mlwork_epoch_s", "pytorch_epoch_s", "speedup_vs_pytorch",
+                       "flop_floor_s", "x_floor"])
+    print(f"\n{source}; {torch_note}; threads: XLA default, torch {os.environ.get('OMP_NUM_THREADS', 'default')}")
+    append_results("mnist_epoch", rows, notes=f"{source}; {torch_note}; peak {peak:.0f} GFLOP/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
