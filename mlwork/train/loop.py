@@ -20,12 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from mlwork import nn, optim
 from mlwork.data.sources import Dataset, split_validation
 from mlwork.train import checkpoint as ckpt
-from mlwork.train import report
+from mlwork.train import parallel, report
 from mlwork.train.state import TrainState, create_train_state
 from mlwork.train.step import make_evaluate, make_train_epoch, make_train_step
 
@@ -72,6 +73,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     clip_norm: float | None = None
     eval_batch_size: int = 1000
+    devices: int | None = None  # data-parallel over this many devices (None: all local devices)
 
     def validate(self) -> TrainConfig:
         if self.model not in MODELS:
@@ -83,6 +85,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "keep_checkpoints", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise RunError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.devices is not None and self.devices < 1:
+            raise RunError(f"devices must be >= 1, got {self.devices}")
         if self.patience is not None and self.patience < 0:
             raise RunError(f"patience must be >= 0, got {self.patience}")
         if not 0.0 < self.val_fraction < 1.0:
@@ -155,20 +159,28 @@ class Run(NamedTuple):
     train: tuple[jax.Array, jax.Array]
     val: tuple[jax.Array, jax.Array]
     test: tuple[jax.Array, jax.Array]
+    mesh: Mesh
 
 
 def prepare(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = None,
             tx: optax.GradientTransformation | None = None) -> Run:
     """Validate ``config``, carve the seeded validation split, put the uint8 images and int32
-    labels on the device, and build the model, schedule, optimizer and early stopping."""
+    labels on the devices (replicated over the mesh), and build the model, schedule, optimizer
+    and early stopping. A batch size the devices cannot split evenly is an error here, before
+    anything compiles."""
     config.validate()
+    try:
+        mesh = parallel.make_mesh(config.devices)
+        parallel.check_batch(config.batch_size, mesh)
+    except ValueError as e:
+        raise RunError(str(e)) from None
     mean, std = dataset.mean_std
     tr_x, tr_y, va_x, va_y = split_validation(dataset.train_images, dataset.train_labels,
                                               config.val_fraction, seed=config.seed)
     steps_per_epoch = len(tr_y) // config.batch_size
     if steps_per_epoch == 0:
         raise RunError(f"batch_size {config.batch_size} exceeds the {len(tr_y)} training examples")
-    put = lambda x, dtype: jax.device_put(np.asarray(x, dtype))  # noqa: E731
+    put = lambda x, dtype: parallel.put_replicated(np.asarray(x, dtype), mesh)  # noqa: E731
     schedule = build_schedule(config, steps_per_epoch)
     custom_tx = tx is not None
     tx = tx or optim.optimizer(config.optimizer, schedule, weight_decay=config.weight_decay, l1=config.l1,
@@ -178,24 +190,30 @@ def prepare(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = N
     return Run(config, model or build_model(config), tx, schedule, custom_tx, stopper, mean, std,
                steps_per_epoch, (put(tr_x, np.uint8), put(tr_y, np.int32)),
                (put(va_x, np.uint8), put(va_y, np.int32)),
-               (put(dataset.test_images, np.uint8), put(dataset.test_labels, np.int32)))
+               (put(dataset.test_images, np.uint8), put(dataset.test_labels, np.int32)), mesh)
 
 
 def init_state(run: Run) -> TrainState:
-    """A fresh :class:`TrainState` seeded by ``config.seed``."""
-    return create_train_state(run.model, run.tx, jax.random.key(run.config.seed), (28, 28), run.stopper)
+    """A fresh :class:`TrainState` seeded by ``config.seed``, replicated over the mesh."""
+    state = create_train_state(run.model, run.tx, jax.random.key(run.config.seed), (28, 28), run.stopper)
+    return parallel.put_replicated(state, run.mesh)
 
 
 def make_evaluator(run: Run):
     """``evaluate(params, model_state, images, labels)``, jitted (see :func:`make_evaluate`)."""
-    return jax.jit(make_evaluate(run.model, mean=run.mean, std=run.std, batch_size=run.config.eval_batch_size))
+    repl = parallel.replicated(run.mesh)
+    return jax.jit(make_evaluate(run.model, mean=run.mean, std=run.std, batch_size=run.config.eval_batch_size,
+                                 mesh=run.mesh), in_shardings=repl, out_shardings=repl)
 
 
 def compile_run(run: Run, state: TrainState):
     """Compile the epoch and the validation evaluation ahead of time; returns
     ``(train_epoch, evaluate_val, compile_seconds)``."""
-    train_step = make_train_step(run.model, run.tx, mean=run.mean, std=run.std, augment=run.config.augment)
-    epoch_fn = jax.jit(make_train_epoch(train_step, run.config.batch_size), donate_argnums=0)
+    train_step = make_train_step(run.model, run.tx, mean=run.mean, std=run.std, augment=run.config.augment,
+                                 mesh=run.mesh)
+    repl = parallel.replicated(run.mesh)
+    epoch_fn = jax.jit(make_train_epoch(train_step, run.config.batch_size), donate_argnums=0,
+                       in_shardings=repl, out_shardings=repl)
     t0 = time.perf_counter()
     train_epoch = epoch_fn.lower(state, *run.train).compile()
     evaluate_val = make_evaluator(run).lower(state.params, state.model_state, *run.val).compile()

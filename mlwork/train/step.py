@@ -14,10 +14,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 
 from mlwork.data.device import preprocess
 from mlwork.nn.losses import softmax_cross_entropy
 from mlwork.nn.models import Model
+from mlwork.train.parallel import constrain_batch
 from mlwork.train.state import TrainState
 
 Array = jax.Array
@@ -25,12 +27,15 @@ ORDER, STEP = 0, 1  # fold_in tags of the two random streams
 
 
 def make_train_step(model: Model, tx: optax.GradientTransformation, *, mean: float, std: float,
-                    augment: bool = False, loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy):
+                    augment: bool = False, loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy,
+                    mesh: Mesh | None = None):
     """``train_step(state, images_u8, labels) -> (state, metrics)``: preprocess on the device,
     gradient of ``loss_fn(model(x), y)``, one Optax update. ``metrics`` has the batch ``loss`` and
-    the number of ``correct`` predictions. Pure: jit it, scan it or vmap it."""
+    the number of ``correct`` predictions. Pure: jit it, scan it or vmap it. With a ``mesh`` the
+    batch is sharded over its ``data`` axis (see :mod:`mlwork.train.parallel`)."""
 
     def train_step(state: TrainState, images: Array, labels: Array) -> tuple[TrainState, dict[str, Array]]:
+        images, labels = constrain_batch((images, labels), mesh)
         step_key = jax.random.fold_in(jax.random.fold_in(state.key, STEP), state.step)
         k_aug, k_dropout = jax.random.split(step_key)
         x = preprocess(images, mean, std, key=k_aug, augment_data=augment)
@@ -88,7 +93,7 @@ def make_train_epoch(train_step, batch_size: int):
 
 
 def make_evaluate(model: Model, *, mean: float, std: float, batch_size: int = 1000,
-                  loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy):
+                  loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy, mesh: Mesh | None = None):
     """``evaluate(params, model_state, images, labels) -> metrics``: the whole set in fixed-size
     batches (the last padded and masked, so every example counts and nothing recompiles), in
     evaluation mode (no dropout, running BatchNorm statistics). ``metrics``: ``loss`` (mean),
@@ -96,7 +101,8 @@ def make_evaluate(model: Model, *, mean: float, std: float, batch_size: int = 10
 
     def evaluate(params: Any, model_state: Any, images: Array, labels: Array) -> dict[str, Array]:
         n = images.shape[0]
-        bs = min(batch_size, n)
+        n_dev = 1 if mesh is None else mesh.size
+        bs = -(-min(batch_size, n) // n_dev) * n_dev  # a multiple of the device count
         n_batches = -(-n // bs)
         pad = n_batches * bs - n
         xs = jnp.concatenate([images, jnp.zeros((pad, *images.shape[1:]), images.dtype)])
@@ -105,7 +111,7 @@ def make_evaluate(model: Model, *, mean: float, std: float, batch_size: int = 10
         xs, ys, valid = (a.reshape(n_batches, bs, *a.shape[1:]) for a in (xs, ys, valid))
 
         def body(carry, batch):
-            x, y, v = batch
+            x, y, v = constrain_batch(batch, mesh)
             logits, _ = model.apply({"params": params, "state": model_state}, preprocess(x, mean, std))
             per_example = jax.vmap(loss_fn)(logits[:, None], y[:, None])
             preds = jnp.argmax(logits, -1)
