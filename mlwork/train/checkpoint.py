@@ -47,9 +47,10 @@ def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = 
     return ocp.CheckpointManager(directory, options=options, item_names=("state", "record"))
 
 
-def save(manager: ocp.CheckpointManager, state: Any, record: dict[str, Any], val_accuracy: float) -> None:
-    """Save ``state`` and the JSON ``record`` as the checkpoint of epoch ``state.epoch``."""
-    epoch = int(state.epoch)
+def save(manager: ocp.CheckpointManager, epoch: int, state: Any, record: dict[str, Any],
+         val_accuracy: float) -> None:
+    """Save ``state`` (any pytree of arrays) and the JSON ``record`` as the checkpoint of ``epoch``."""
+    epoch = int(epoch)
     manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                 record=ocp.args.JsonSave(record)),
                  metrics={"val_accuracy": float(val_accuracy), "epoch": epoch}, force=True)

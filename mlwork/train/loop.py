@@ -34,7 +34,7 @@ MODELS = ("mlp", "cnn")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup_cosine", "onecycle")
 #: Config fields that must agree between a run and its resumption.
 RESUME_KEYS = ("model", "dataset", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "l1",
-               "dropout", "augment", "seed", "val_fraction", "clip_norm")
+               "dropout", "augment", "seed", "val_fraction", "split_seed", "clip_norm")
 
 
 class RunError(ValueError):
@@ -68,8 +68,9 @@ class TrainConfig:
     dropout: float = 0.2
     augment: bool = False
     patience: int | None = None
-    seed: int = 0
+    seed: int = 0  # initialisation, data order, dropout and augmentation
     val_fraction: float = 0.1
+    split_seed: int = 0  # the validation split: part of the data protocol, not of the model's seed
     keep_checkpoints: int = 3
     clip_norm: float | None = None
     eval_batch_size: int = 1000
@@ -176,7 +177,7 @@ def prepare(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = N
         raise RunError(str(e)) from None
     mean, std = dataset.mean_std
     tr_x, tr_y, va_x, va_y = split_validation(dataset.train_images, dataset.train_labels,
-                                              config.val_fraction, seed=config.seed)
+                                              config.val_fraction, seed=config.split_seed)
     steps_per_epoch = len(tr_y) // config.batch_size
     if steps_per_epoch == 0:
         raise RunError(f"batch_size {config.batch_size} exceeds the {len(tr_y)} training examples")
@@ -328,7 +329,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
         compiled = compile_run(run, state)
 
         def on_epoch(state: TrainState, row: dict[str, Any]) -> None:
-            ckpt.save(manager, state, {"history": history, "config": meta}, row["val_accuracy"])
+            ckpt.save(manager, state.epoch, state, {"history": history, "config": meta}, row["val_accuracy"])
             report.write_metrics(workdir / "metrics.jsonl", history)
 
         state, stopped_early = run_epochs(run, state, compiled, history, on_epoch=on_epoch,
