@@ -10,8 +10,12 @@
 
 Writes to ``--workdir`` (default ``runs/<dataset>-<model>-<time>``): ``config.json``,
 ``metrics.jsonl`` (one line per epoch), ``summary.json``, ``checkpoints/`` (Orbax: latest N and
-best) and ``plots/``. Exit codes: 0 success, 2 bad input (flags, data, workdir), 3 non-finite
-loss.
+best) and ``plots/``.
+
+Exit codes: 0 success; 2 bad input (flags, data files, a workdir holding another run or in use
+by one, ``--resume`` with nothing to resume); 3 non-finite loss (nothing saved for that epoch);
+4 a checkpoint could not be written (disk full or read-only; earlier checkpoints intact);
+75 preempted by SIGTERM after saving a checkpoint (rerun with ``--resume``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_BAD_INPUT, EXIT_NONFINITE = 2, 3
+EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_CHECKPOINT = 2, 3, 4
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -63,6 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(times --population seeds)")
     p.add_argument("--workdir", default=None, help="default runs/<dataset>-<model>-<time>")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --workdir")
+    p.add_argument("--steps-per-call", type=int, default=None,
+                   help="optimizer steps per compiled call (default: a whole epoch); smaller answers SIGTERM sooner")
     p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
     args = p.parse_args(argv)
@@ -79,9 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     from mlwork.data import DataError, load_dataset
     from mlwork.nn.layers import check_rate
     from mlwork.train import (
+        EXIT_PREEMPTED,
+        CheckpointError,
         NonFiniteLossError,
+        Preempted,
         RunError,
         TrainConfig,
+        WorkdirInUse,
         enable_compilation_cache,
         train_and_evaluate,
     )
@@ -94,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                          optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
                          weight_decay=args.weight_decay, l1=args.l1, dropout=args.dropout, augment=args.augment,
                          patience=args.patience, seed=args.seed, val_fraction=args.val_fraction,
-                         keep_checkpoints=args.keep_checkpoints, clip_norm=args.clip_norm, devices=args.devices)
+                         keep_checkpoints=args.keep_checkpoints, clip_norm=args.clip_norm, devices=args.devices,
+                         steps_per_call=args.steps_per_call)
     workdir = Path(args.workdir or f"runs/{args.dataset}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         config.validate()
@@ -115,12 +126,18 @@ def main(argv: list[str] | None = None) -> int:
             _print_population(summary, workdir)
             return 0
         summary = train_and_evaluate(config, workdir, dataset, resume=args.resume, stop_after=args.stop_after)
-    except (DataError, RunError, ValueError) as e:
+    except (DataError, RunError, WorkdirInUse, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_NONFINITE
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CHECKPOINT
+    except Preempted as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_PREEMPTED
 
     print()
     print(f"{'dataset':<22}{summary['dataset']}  ({summary['data_source']})")

@@ -206,8 +206,9 @@ def train_population(config: TrainConfig, workdir: str | Path, dataset: Dataset,
         if resume:
             run = prepare(dataclasses.replace(config, devices=1, patience=None), dataset)
             template = init_population(run, members)
-            saved, record = ckpt.restore(manager, {"state": template, "best_params": template.params,
-                                                   "best_model_state": template.model_state})
+            saved, record, _ = ckpt.restore_latest_intact(manager, {"state": template, "best_params": template.params,
+                                                                    "best_model_state": template.model_state},
+                                                          warn=log)
             if record.get("config", {}).get("members") != meta["members"]:
                 raise RunError(f"workdir {workdir} holds a population with other members; use another --workdir")
             start = (saved["state"], saved["best_params"], saved["best_model_state"], list(record["history"]))
@@ -216,13 +217,13 @@ def train_population(config: TrainConfig, workdir: str | Path, dataset: Dataset,
 
         def on_epoch(state, best_params, best_mstate, history):
             mean_val = float(np.mean([r["val_accuracy"] for r in history[-len(members):]]))
-            ckpt.save(manager, state.epoch[0], {"state": state, "best_params": best_params,
-                                                "best_model_state": best_mstate},
-                      {"history": history, "config": meta}, mean_val)
+            ckpt.save(manager, int(state.step[0]), {"state": state, "best_params": best_params,
+                                                    "best_model_state": best_mstate},
+                      {"history": history, "config": meta}, mean_val, int(state.epoch[0]))
             report.write_metrics(workdir / "metrics.jsonl", history)
 
         result = fit_population(config, dataset, members, progress=progress, on_epoch=on_epoch, start=start)
-        manager.wait_until_finished()
+        ckpt.wait(manager)
     finally:
         manager.close()
 

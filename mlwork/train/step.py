@@ -57,22 +57,38 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, *, mean: flo
     return train_step
 
 
-def make_train_epoch(train_step, batch_size: int):
-    """``train_epoch(state, images, labels) -> (state, metrics)``: one pass over a seeded
-    permutation of the data in fixed-shape batches (the remainder dropped), as one ``lax.scan``.
+def make_train_chunk(train_step, batch_size: int, length: int | None = None):
+    """``train_chunk(state, images, labels) -> (state, metrics)``: ``length`` consecutive steps of
+    the current epoch, from where ``state`` stands in it, as one ``lax.scan``.
 
-    ``metrics``: mean ``loss``, ``accuracy``, the per-step ``losses``, ``nonfinite_step`` (the
-    global step of the first non-finite loss in the epoch, −1 if none), and ``steps``: every
-    per-step metric the step returned, stacked.
+    The epoch visits a seeded permutation of the data (the key is ``state``'s, folded with the
+    epoch) in fixed-shape batches, the remainder dropped; there are ``n // batch_size`` steps
+    per epoch, and the position in the epoch is ``state.step − state.epoch · steps_per_epoch``.
+    ``length=None`` is the whole epoch from its start (:func:`make_train_epoch`). When a chunk
+    ends the epoch, ``state.epoch`` advances. Splitting epochs into chunks changes nothing but
+    how often control returns to the host (e.g. to answer a preemption signal).
+
+    ``metrics``: mean ``loss``, ``loss_sum``, ``correct``, ``accuracy`` of the chunk, the per-step
+    ``losses``, ``nonfinite_step`` (the global step of the first non-finite loss, −1 if none), and
+    ``steps``: every per-step metric the step returned, stacked.
     """
 
-    def train_epoch(state: TrainState, images: Array, labels: Array):
+    def train_chunk(state: TrainState, images: Array, labels: Array):
         n = images.shape[0]
-        steps = n // batch_size
-        if steps == 0:
+        steps_per_epoch = n // batch_size
+        if steps_per_epoch == 0:
             raise ValueError(f"batch size {batch_size} is larger than the {n} training examples")
+        size = steps_per_epoch if length is None else length
+        if not 1 <= size <= steps_per_epoch:
+            raise ValueError(f"a chunk of {size} steps does not fit an epoch of {steps_per_epoch}")
         order_key = jax.random.fold_in(jax.random.fold_in(state.key, ORDER), state.epoch)
-        batches = jax.random.permutation(order_key, n)[: steps * batch_size].reshape(steps, batch_size)
+        order = jax.random.permutation(order_key, n)[: steps_per_epoch * batch_size]
+        order = order.reshape(steps_per_epoch, batch_size)
+        if size == steps_per_epoch:
+            batches = order
+        else:
+            position = state.step - state.epoch * steps_per_epoch
+            batches = jax.lax.dynamic_slice_in_dim(order, position, size, axis=0)
         start = state.step
 
         def body(st, idx):
@@ -80,16 +96,27 @@ def make_train_epoch(train_step, batch_size: int):
 
         state, m = jax.lax.scan(body, state, batches)
         bad = ~jnp.isfinite(m["loss"])
+        correct = jnp.sum(m["correct"])
         metrics = {
             "loss": jnp.mean(m["loss"]),
-            "accuracy": jnp.sum(m["correct"]) / (steps * batch_size),
+            "loss_sum": jnp.sum(m["loss"]),
+            "correct": correct,
+            "accuracy": correct / (size * batch_size),
             "losses": m["loss"],
             "nonfinite_step": jnp.where(jnp.any(bad), start + jnp.argmax(bad), -1),
             "steps": m,
         }
-        return state._replace(epoch=state.epoch + 1), metrics
+        done = state.step - state.epoch * steps_per_epoch >= steps_per_epoch
+        return state._replace(epoch=state.epoch + done.astype(state.epoch.dtype)), metrics
 
-    return train_epoch
+    return train_chunk
+
+
+def make_train_epoch(train_step, batch_size: int):
+    """``train_epoch(state, images, labels) -> (state, metrics)``: one pass over a seeded
+    permutation of the data in fixed-shape batches (the remainder dropped), as one ``lax.scan``
+    (:func:`make_train_chunk` with the whole epoch). Call it at an epoch's start."""
+    return make_train_chunk(train_step, batch_size, None)
 
 
 def make_evaluate(model: Model, *, mean: float, std: float, batch_size: int = 1000,

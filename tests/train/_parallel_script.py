@@ -39,7 +39,7 @@ resumed = train_and_evaluate(TrainConfig(epochs=2, batch_size=64, devices=1, see
                              progress=False, plots=False, **quiet)
 run = prepare(TrainConfig(epochs=2, batch_size=64, devices=1, seed=3), ds)
 manager = checkpoint.checkpoint_manager(work, read_only=True)
-state, _ = checkpoint.restore(manager, init_state(run), 2)
+state, _ = checkpoint.restore(manager, init_state(run), manager.latest_step())
 manager.close()
 out["resumed_epochs"] = resumed["epochs_run"]
 out["resumed_max_abs_diff"] = float(np.max(np.abs(flat(state.params) - p1)))

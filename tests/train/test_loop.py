@@ -64,7 +64,7 @@ def test_nonfinite_loss_stops_without_saving_and_resume_continues(tmp_path, smal
         train_and_evaluate(config, workdir, small_mnist, tx=exploding, **QUIET)
     assert e.value.epoch == 2 and e.value.step >= steps_per_epoch + 2
     manager = checkpoint.checkpoint_manager(workdir, read_only=True)
-    assert manager.all_steps() == [1]
+    assert manager.all_steps() == [steps_per_epoch]  # checkpoints are numbered by optimizer step
     manager.close()
     # Resuming with a sane optimizer continues from the good epoch-1 checkpoint.
     summary = train_and_evaluate(config, workdir, small_mnist, resume=True, **QUIET)
@@ -82,7 +82,7 @@ def test_keeps_latest_n_and_the_best(tmp_path):
             metrics={"val_accuracy": acc, "epoch": epoch})
     manager.wait_until_finished()
     assert manager.all_steps() == [2, 5, 6]          # latest two, and the best (earliest of the ties)
-    assert checkpoint.best_epoch(manager) == 2
+    assert checkpoint.best_step(manager) == 2
     restored, record = checkpoint.restore(manager, state, 2)
     np.testing.assert_array_equal(restored["w"], [2.0, 2.0, 2.0])
     assert record == {"e": 2}
