@@ -124,21 +124,41 @@ def restore(manager: ocp.CheckpointManager, template: Any, step: int | None = No
     return state, record
 
 
-def restore_latest_intact(manager: ocp.CheckpointManager, template: Any,
-                          warn: Callable[[str], None] = print) -> tuple[Any, dict, int]:
+def restore_latest_intact(manager: ocp.CheckpointManager, template: Any, warn: Callable[[str], None] = print,
+                          quarantine: bool = False) -> tuple[Any, dict, int]:
     """The newest checkpoint that restores and verifies; each damaged one on the way is named in
-    a warning (and left in place for inspection). Raises :class:`CheckpointError` if none is
-    intact."""
+    a warning. With ``quarantine`` (a run about to continue), damaged checkpoints are moved to
+    ``<workdir>/damaged_checkpoints/`` for inspection, out of the way of the steps that will be
+    saved again. Raises :class:`CheckpointError` if none is intact."""
     steps = sorted(manager.all_steps(), reverse=True)
     if not steps:
         raise CheckpointError(f"no checkpoint in {manager.directory}")
+    damaged = []
+    try:
+        for step in steps:
+            try:
+                state, record = restore(manager, template, step)
+                return state, record, step
+            except CheckpointError as e:
+                warn(f"warning: {e}; falling back to an earlier checkpoint")
+                damaged.append(step)
+        raise CheckpointError(f"no intact checkpoint in {manager.directory} (tried steps {steps})")
+    finally:
+        if quarantine and damaged:
+            _quarantine(manager, damaged, warn)
+
+
+def _quarantine(manager: ocp.CheckpointManager, steps: list[int], warn: Callable[[str], None]) -> None:
+    import time
+
+    directory = Path(str(manager.directory))
+    aside = directory.parent / "damaged_checkpoints"
+    aside.mkdir(exist_ok=True)
     for step in steps:
-        try:
-            state, record = restore(manager, template, step)
-            return state, record, step
-        except CheckpointError as e:
-            warn(f"warning: {e}; falling back to an earlier checkpoint")
-    raise CheckpointError(f"no intact checkpoint in {manager.directory} (tried steps {steps})")
+        target = aside / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+        (directory / str(step)).rename(target)
+        warn(f"warning: moved damaged checkpoint {step} to {target}")
+    manager.reload()
 
 
 def best_step(manager: ocp.CheckpointManager) -> int | None:

@@ -378,7 +378,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
             if resume and fresh:
                 log(f"no checkpoint in {workdir} yet (stopped before its first): starting from scratch")
             elif resume:
-                state, record, step = ckpt.restore_latest_intact(manager, state, warn=log)
+                state, record, step = ckpt.restore_latest_intact(manager, state, warn=log, quarantine=True)
                 history = [r for r in record.get("history", []) if r["epoch"] <= int(state.epoch)]
                 partial = record.get("partial")
                 log(f"resumed from step {step} (epoch {int(state.epoch)}) in {manager.directory}")

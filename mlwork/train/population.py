@@ -208,7 +208,7 @@ def train_population(config: TrainConfig, workdir: str | Path, dataset: Dataset,
             template = init_population(run, members)
             saved, record, _ = ckpt.restore_latest_intact(manager, {"state": template, "best_params": template.params,
                                                                     "best_model_state": template.model_state},
-                                                          warn=log)
+                                                          warn=log, quarantine=True)
             if record.get("config", {}).get("members") != meta["members"]:
                 raise RunError(f"workdir {workdir} holds a population with other members; use another --workdir")
             start = (saved["state"], saved["best_params"], saved["best_model_state"], list(record["history"]))
