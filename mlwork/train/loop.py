@@ -267,9 +267,13 @@ def run_epochs(run: Run, state: TrainState, compiled: Compiled, history: list[di
     start = int(state.epoch)
     bar = tqdm(total=config.epochs, initial=start, unit="epoch", disable=None if progress else True,
                desc=f"{config.dataset}-{config.model}")
-    stopped_early = False
+    # A run resumed after early stopping stays stopped.
+    bad_epochs = int(state.early_stopping.bad_epochs)
+    stopped_early = config.patience is not None and bad_epochs > 0 and bad_epochs >= max(config.patience, 1)
     try:
         for epoch in range(start + 1, config.epochs + 1):
+            if stopped_early:
+                break
             position = int(state.step) - (epoch - 1) * spe
             sums = dict(partial) if partial and position > 0 else {"loss_sum": 0.0, "correct": 0, "time_s": 0.0}
             partial = None

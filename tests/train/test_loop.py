@@ -102,3 +102,19 @@ def test_fit_in_memory_matches_train_and_evaluate(tmp_path, small_mnist):
     assert 0.7 < float(test["accuracy"]) <= 1.0
     linear = fit(TrainConfig(epochs=1, batch_size=64), small_mnist, model=nn.mlp([784, 10]), log=lambda m: None)
     assert nn.count_params(linear.state.params) == 7850
+
+
+def test_early_stopping_stops_and_a_resumed_run_stays_stopped(tmp_path, small_mnist):
+    # patience=1 with a learning rate so small that validation accuracy cannot improve by much:
+    # the run stops at the first epoch without improvement; resuming does not train further.
+    config = TrainConfig(epochs=8, batch_size=64, patience=1, lr=1e-7, optimizer="sgd", schedule="constant")
+    logs = []
+    summary = train_and_evaluate(config, tmp_path / "run", small_mnist, progress=False, plots=False,
+                                 log=logs.append)
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    accs = [r["val_accuracy"] for r in history]
+    first_flat = next(i for i in range(1, len(accs)) if accs[i] <= accs[i - 1])
+    assert summary["stopped_early"] and summary["epochs_run"] == first_flat + 1 < 8
+    assert any("early stopping after epoch" in m for m in logs)
+    again = train_and_evaluate(config, tmp_path / "run", small_mnist, resume=True, **QUIET)
+    assert again["epochs_run"] == summary["epochs_run"] and again["params_sha256"] == summary["params_sha256"]
