@@ -58,3 +58,25 @@ def check_int_labels(labels: Any, n_classes: int, name: str = "labels") -> None:
                 f"{name} must lie in [0, {n_classes - 1}] for {n_classes} classes; "
                 f"got values in [{lo}, {hi}]"
             )
+
+
+def check_no_nan(value: Any, name: str) -> None:
+    """``ValueError`` when a concrete floating-point ``value`` contains NaN (a tracer passes: the
+    check cannot run under ``jit``, where NaN propagates as IEEE arithmetic says)."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    leaves = jax.tree_util.tree_leaves(value)
+    for leaf in leaves:
+        v = concrete(leaf)
+        if v is not None and v.dtype.kind in "fc" and v.size and np.isnan(v).any():
+            raise ValueError(f"{name} contains NaN")
+
+
+def check_finite(value: Any, name: str) -> None:
+    """``ValueError`` when a concrete floating-point ``value`` contains NaN or ±inf."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    for leaf in jax.tree_util.tree_leaves(value):
+        v = concrete(leaf)
+        if v is not None and v.dtype.kind in "fc" and v.size and not np.isfinite(v).all():
+            raise ValueError(f"{name} contains NaN or infinite values")

@@ -4,7 +4,10 @@ Strict dtype promotion and rank promotion that raises (as equinox's test suite d
 silent float64 upcast or an accidental broadcast between (n,) and (n, 1) fails loudly.
 """
 
+import json
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -38,3 +41,31 @@ def compilation_cache(tmp_path_factory):
     enable_compilation_cache()
     yield path
     jax.config.update("jax_compilation_cache_dir", None)
+
+
+def pytest_configure(config):
+    # Where the fuzz tests (tests/test_fuzz.py) leave their per-process counts; set before any
+    # xdist worker starts, so workers inherit it.
+    if "MLWORK_FUZZ_COUNTS" not in os.environ:
+        os.environ["MLWORK_FUZZ_COUNTS"] = tempfile.mkdtemp(prefix="mlwork-fuzz-")
+
+
+def pytest_terminal_summary(terminalreporter):
+    folder = Path(os.environ.get("MLWORK_FUZZ_COUNTS", ""))
+    files = list(folder.glob("*.json")) if folder.is_dir() else []
+    if not files:
+        return
+    totals: dict[str, list[int]] = {}
+    for f in files:
+        for name, (calls, errors) in json.loads(f.read_text()).items():
+            t = totals.setdefault(name, [0, 0])
+            t[0] += calls
+            t[1] += errors
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    calls = sum(c for c, _ in totals.values())
+    errors = sum(e for _, e in totals.values())
+    terminalreporter.write_line(
+        f"fuzz: {calls} calls of {len(totals)} public functions — {errors} raised ValueError, "
+        f"{calls - errors} returned results without NaN; no other outcome occurred")

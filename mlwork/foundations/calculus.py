@@ -233,10 +233,14 @@ def derivative(f: Callable[[Array], Array], x: Any, h: Any = None, method: str =
         h = as_float(h).astype(x.dtype)
         _check_positive(h, "h")
     if method == "forward":
-        x_plus = x + h
-        return (f(x_plus) - f(x)) / (x_plus - x)
-    x_plus, x_minus = x + h, x - h
-    return (f(x_plus) - f(x_minus)) / (x_plus - x_minus)
+        x_plus, x_minus = x + h, x
+    else:
+        x_plus, x_minus = x + h, x - h
+    step = x_plus - x_minus
+    values = concrete(step)
+    if values is not None and values.size and np.any(values == 0):
+        raise ValueError(f"h is too small for x: x ± h rounds to x in {x.dtype} (try h >= {eps:.1e}·max(1, |x|))")
+    return (f(x_plus) - f(x_minus)) / step
 
 
 def _scalar_valued(f: Callable, name: str) -> Callable:

@@ -337,7 +337,8 @@ def fit(
         return (optax.apply_updates(theta, updates), opt_state), value
 
     (theta, _), losses = jax.lax.scan(step, (theta0, optimizer.init(theta0)), length=steps)
-    losses = jnp.concatenate([losses, objective(theta)[None]])
+    # Traced (not eager), so a diverged theta yields the non-finite loss this function reports below.
+    losses = jnp.concatenate([losses, jax.jit(objective)(theta)[None]])
     values = concrete(losses)
     if values is not None and not np.all(np.isfinite(values)):
         first = int(np.argmin(np.isfinite(values)))

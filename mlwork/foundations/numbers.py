@@ -32,7 +32,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from mlwork._validate import concrete
 from mlwork.foundations._checks import broadcast, check_finite, check_int
 
 Array = jax.Array
@@ -274,6 +276,13 @@ def _as_real(x: Any, name: str) -> Array:
     return x
 
 
+def _check_no_nan(z: Array) -> None:
+    """NaN parts are refused when concrete (±inf parts are fine: |z| = inf, arg is a limit)."""
+    values = concrete(z)
+    if values is not None and values.size and np.isnan(values).any():
+        raise ValueError("z contains NaN")
+
+
 def modulus(z: Any) -> Array:
     r"""Modulus (magnitude) of :math:`z = a + bi`:
 
@@ -283,6 +292,7 @@ def modulus(z: Any) -> Array:
     treated as :math:`a + 0i`. Differentiable away from :math:`z = 0`.
     """
     z = _as_complex(z)
+    _check_no_nan(z)
     return jnp.hypot(jnp.real(z), jnp.imag(z))
 
 
@@ -295,6 +305,7 @@ def argument(z: Any) -> Array:
     (:math:`\arg(-1) = \pi`, not :math:`0`). :math:`\arg 0` is returned as 0.
     """
     z = _as_complex(z)
+    _check_no_nan(z)
     return jnp.arctan2(jnp.imag(z), jnp.real(z))
 
 

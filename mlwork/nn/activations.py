@@ -6,7 +6,9 @@ delegate to ``jax.nn`` where it already has the numerically stable form; the der
 are expressed through the forward value where the deck does so (``σ' = σ(1 − σ)``).
 
 All functions are pure, elementwise (softmax: over the last axis), and keep the input
-dtype (float32 by default).
+dtype (float32 by default). A NaN input raises ``ValueError`` when the values are concrete;
+±inf is a valid input (``sigmoid(±inf)`` is 1/0, ``relu(inf)`` is inf). Under ``jit`` no check
+runs and NaN propagates as IEEE arithmetic says.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from mlwork._validate import check_no_nan, concrete
 
 Array = jax.Array
 
@@ -26,6 +31,7 @@ def sigmoid(z: Array) -> Array:
 
     Stable for large ``|z|``: ``sigmoid(±100)`` is ``1`` / ``≈3.7e-44``, never NaN.
     """
+    check_no_nan(z, "z")
     return jax.nn.sigmoid(z)
 
 
@@ -35,22 +41,26 @@ def sigmoid_grad(z: Array) -> Array:
     Evaluated as :math:`\sigma(z)\,\sigma(-z)` (the same number, since
     :math:`1 - \sigma(z) = \sigma(-z)`), which avoids the cancellation in ``1 − σ`` for large ``z``.
     """
+    check_no_nan(z, "z")
     return sigmoid(z) * sigmoid(-z)
 
 
 def relu(z: Array) -> Array:
     r"""Rectified linear unit: :math:`\mathrm{ReLU}(z) = \max(0, z)`."""
+    check_no_nan(z, "z")
     return jax.nn.relu(z)
 
 
 def relu_grad(z: Array) -> Array:
     r"""Derivative of ReLU as the deck writes it: :math:`\mathbf{1}_{z > 0}` (0 at ``z = 0``,
     which is also what ``jax.grad(jax.nn.relu)`` gives)."""
+    check_no_nan(z, "z")
     return (z > 0).astype(jnp.result_type(z))
 
 
 def tanh(z: Array) -> Array:
     r"""Hyperbolic tangent: :math:`\tanh(z) = \frac{e^z - e^{-z}}{e^z + e^{-z}} \in (-1, 1)`."""
+    check_no_nan(z, "z")
     return jnp.tanh(z)
 
 
@@ -61,17 +71,33 @@ def tanh_grad(z: Array) -> Array:
     :math:`\tanh z = 2\sigma(2z) - 1`), which keeps full relative precision where
     :math:`\tanh^2 z \approx 1`.
     """
+    check_no_nan(z, "z")
     return 4.0 * sigmoid(2.0 * z) * sigmoid(-2.0 * z)
 
 
 def identity(z: Array) -> Array:
     """The linear (no) activation, used for regression outputs and logits."""
+    check_no_nan(z, "z")
     return z
 
 
 def identity_grad(z: Array) -> Array:
     """Derivative of the identity: ones."""
+    check_no_nan(z, "z")
     return jnp.ones_like(z)
+
+
+def _check_logits(z: Array, name: str = "z", axis: int = -1) -> None:
+    """Softmax needs, per row, no NaN, no +inf and at least one entry above −inf (−inf entries
+    are fine: they get probability 0, the usual masking idiom)."""
+    check_no_nan(z, name)
+    v = concrete(z)
+    if v is None or v.size == 0 or v.dtype.kind not in "fc":
+        return
+    if np.isposinf(v).any():
+        raise ValueError(f"{name} contains +inf; softmax is undefined there (use large finite logits)")
+    if np.ndim(v) and np.isneginf(v).all(axis=axis).any():
+        raise ValueError(f"{name} has a row that is -inf everywhere; softmax is undefined there")
 
 
 def softmax(z: Array, axis: int = -1) -> Array:
@@ -79,11 +105,13 @@ def softmax(z: Array, axis: int = -1) -> Array:
 
     Computed as ``exp(z − max z)`` normalised, so logits of ±1e4 give finite probabilities.
     """
+    _check_logits(z, "z", axis)
     return jax.nn.softmax(z, axis=axis)
 
 
 def log_softmax(z: Array, axis: int = -1) -> Array:
     r"""Log-softmax: :math:`z_k - \log\sum_j e^{z_j}` (log-sum-exp, stable)."""
+    _check_logits(z, "z", axis)
     return jax.nn.log_softmax(z, axis=axis)
 
 
@@ -96,6 +124,7 @@ def softmax_grad(z: Array) -> Array:
     Returns an array of shape ``z.shape + z.shape[-1:]``. Backprop does not build this
     matrix; it uses the vector-Jacobian product :func:`softmax_vjp`.
     """
+    _check_logits(z)
     s = softmax(z)
     eye = jnp.broadcast_to(jnp.eye(z.shape[-1], dtype=s.dtype), s.shape + s.shape[-1:])
     return s[..., :, None] * eye - s[..., :, None] * s[..., None, :]
@@ -103,6 +132,7 @@ def softmax_grad(z: Array) -> Array:
 
 def softmax_vjp(s: Array, g: Array) -> Array:
     r"""``Jᵀ g`` for the softmax, given its output ``s``: :math:`s \odot (g - \langle g, s\rangle)`."""
+    check_no_nan((s, g), "s, g")
     return s * (g - jnp.sum(g * s, axis=-1, keepdims=True))
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from mlwork._validate import check_no_nan
 from mlwork.nn.activations import (
     DERIVATIVES,
     check_activation,
@@ -117,6 +118,8 @@ def backprop(params, x: Array, y: Array, *, activation: str = "relu",
     output = check_activation(output_activation, "output_activation")
     if hidden == "softmax":
         raise ValueError("activation='softmax' is only meaningful as an output_activation")
+    check_no_nan(x, "x")
+    check_no_nan(y, "y")
     zs, acts = forward_cache(params, x, hidden, output)
     y = jnp.asarray(y)
     if not jnp.issubdtype(y.dtype, jnp.integer):

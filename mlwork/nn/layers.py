@@ -9,6 +9,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from mlwork._validate import check_finite, check_no_nan
+
 Array = jax.Array
 
 
@@ -33,6 +35,7 @@ def dropout(x: Array, rate: float, *, key: Array | None, train: bool) -> Array:
     ``key`` is required when ``train`` and ``rate > 0``.
     """
     rate = check_rate(rate)
+    check_no_nan(x, "x")
     if not train or rate == 0.0:
         return x
     if key is None:
@@ -63,6 +66,7 @@ def batch_norm(x: Array, params: dict[str, Array], state: dict[str, Array], *, t
     (``train=False``) the running statistics replace the batch ones and the state is unchanged.
     Returns ``(y, new_state)``.
     """
+    check_finite(x, "x")
     if x.ndim < 2:
         raise ValueError(f"batch_norm needs a batch axis: x has shape {x.shape}, "
                          "expected (batch, ..., features)")
@@ -73,6 +77,8 @@ def batch_norm(x: Array, params: dict[str, Array], state: dict[str, Array], *, t
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
     axes = tuple(range(x.ndim - 1))
+    if train and x.size == 0:
+        raise ValueError(f"batch_norm in training needs at least one example; x has shape {x.shape}")
     if train:
         mean = jnp.mean(x, axis=axes)
         var = jnp.mean(jnp.square(x - jnp.broadcast_to(mean, x.shape)), axis=axes)

@@ -11,10 +11,11 @@ Stability, as the issue asks:
 * losses on **logits** never leave log space (log-sum-exp / softplus via Optax) and are finite
   for logits of ±1e4, with gradients ``softmax(z) − y`` / ``σ(z) − y``.
 
-Shape mismatches and labels outside ``[0, K)`` raise ``ValueError``; the label range is
-checked when the labels are concrete (outside ``jit``). Under ``jit`` an out-of-range integer
-label makes ``softmax_cross_entropy`` return NaN for that example (one-hot of an invalid index
-is all zeros, which we flag by NaN rather than silently returning 0).
+Shape mismatches, empty batches, NaN inputs, non-finite logits and labels outside ``[0, K)``
+raise ``ValueError``; value checks run when the inputs are concrete (outside ``jit``). Under
+``jit`` an out-of-range integer label makes ``softmax_cross_entropy`` return NaN for that
+example (one-hot of an invalid index is all zeros, which we flag by NaN rather than silently
+returning 0).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mlwork._validate import check_int_labels, check_same_shape, concrete
+from mlwork._validate import check_finite, check_int_labels, check_same_shape, concrete
+from mlwork.nn.activations import _check_logits
 
 Array = jax.Array
 
@@ -37,6 +39,15 @@ def _as_float(x) -> Array:
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
     return x
+
+
+def _check_values(a, b, name_a: str, name_b: str) -> None:
+    """Same shape, not empty (a mean over nothing is undefined), finite (inf − inf is NaN)."""
+    check_same_shape(a, b, name_a, name_b)
+    if np.size(a) == 0:
+        raise ValueError(f"{name_a} is empty: a mean over no examples is undefined")
+    check_finite(a, name_a)
+    check_finite(b, name_b)
 
 
 def _straight_through_clip(p: Array, eps: float) -> Array:
@@ -61,14 +72,14 @@ def mse(predictions, targets) -> Array:
     r"""Mean squared error :math:`\frac{1}{N}\sum (\hat y - y)^2`, averaged over every element
     (PyTorch's ``MSELoss`` convention)."""
     predictions, targets = _as_float(predictions), _as_float(targets)
-    check_same_shape(predictions, targets, "predictions", "targets")
+    _check_values(predictions, targets, "predictions", "targets")
     return jnp.mean(jnp.square(predictions - targets))
 
 
 def mae(predictions, targets) -> Array:
     r"""Mean absolute error :math:`\frac{1}{N}\sum |\hat y - y|` (robust to outliers)."""
     predictions, targets = _as_float(predictions), _as_float(targets)
-    check_same_shape(predictions, targets, "predictions", "targets")
+    _check_values(predictions, targets, "predictions", "targets")
     return jnp.mean(jnp.abs(predictions - targets))
 
 
@@ -81,7 +92,7 @@ def binary_cross_entropy(probs, labels, *, eps: float = EPS) -> Array:
     when you have the pre-sigmoid value.
     """
     probs, labels = _as_float(probs), _as_float(labels)
-    check_same_shape(probs, labels, "probs", "labels")
+    _check_values(probs, labels, "probs", "labels")
     _check_probabilities(probs, "probs")
     _check_probabilities(labels, "labels")
     p = _straight_through_clip(probs, eps)
@@ -97,7 +108,8 @@ def binary_cross_entropy_with_logits(logits, labels) -> Array:
     ("the log in BCE cancels the exp in sigmoid"). Finite for ``|z|`` up to float32 range.
     """
     logits, labels = _as_float(logits), _as_float(labels)
-    check_same_shape(logits, labels, "logits", "labels")
+    _check_values(logits, labels, "logits", "labels")
+    check_finite(logits, "logits")
     _check_probabilities(labels, "labels")
     return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels))
 
@@ -110,7 +122,7 @@ def categorical_cross_entropy(probs, one_hot, *, eps: float = EPS) -> Array:
     e.g. ``y = (0, 1, 0)``, ``ŷ = (0.1, 0.7, 0.2)`` gives ``−ln 0.7 ≈ 0.357``.
     """
     probs, one_hot = _as_float(probs), _as_float(one_hot)
-    check_same_shape(probs, one_hot, "probs", "one_hot")
+    _check_values(probs, one_hot, "probs", "one_hot")
     _check_probabilities(probs, "probs")
     _check_probabilities(one_hot, "one_hot")
     p = _straight_through_clip(probs, eps)
@@ -131,6 +143,9 @@ def softmax_cross_entropy(logits, labels) -> Array:
     logits = _as_float(logits)
     if logits.ndim < 1:
         raise ValueError("logits must have a class axis (shape (..., K)); got a scalar")
+    if logits.size == 0:
+        raise ValueError(f"logits of shape {logits.shape} are empty: a mean over no examples is undefined")
+    _check_logits(logits, "logits")
     labels = jnp.asarray(labels)
     n_classes = logits.shape[-1]
     if labels.shape == logits.shape and not jnp.issubdtype(labels.dtype, jnp.integer):

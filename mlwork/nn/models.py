@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mlwork._validate import check_no_nan
 from mlwork.nn.activations import check_activation, get_activation
 from mlwork.nn.layers import batch_norm as batch_norm_fn
 from mlwork.nn.layers import batch_norm_init, check_rate
@@ -181,6 +182,7 @@ def mlp(
         if len(params) != n_layers:
             raise ValueError(f"params has {len(params)} layers; this mlp expects {n_layers}")
         a = _flatten_features(_as_float_input(x), sizes[0])
+        check_no_nan(a, "x")
         if train and rate > 0.0 and key is None:
             raise ValueError("mlp with dropout > 0 needs key=... when train=True")
         state = variables.get("state", {})
@@ -224,6 +226,7 @@ def perceptron(n_inputs: int, activation: str = "sigmoid") -> Model:
         del train, key  # a perceptron has no stochastic layers
         p = variables["params"]
         x = _flatten_features(_as_float_input(x), n_inputs)
+        check_no_nan(x, "x")
         return sigma(x @ p["w"] + p["b"]), variables.get("state", {})
 
     return Model(init, apply, None if act == "identity" else act)

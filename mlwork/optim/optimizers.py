@@ -37,9 +37,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from mlwork._validate import check_finite_number
+from mlwork._validate import check_finite, check_finite_number
 from mlwork.optim.regularizers import l1_proximal, resolve_mask
 
 ScalarOrSchedule = float | Callable[[Any], Any]
@@ -138,13 +139,16 @@ def optimizer(name: str, learning_rate: ScalarOrSchedule = 1e-3, **hyperparams) 
         if k in DEFAULTS[name]:
             h[k] = _check_unit_interval(h[k], k)
     if "eps" in DEFAULTS[name]:
-        h["eps"] = _check_nonneg(h["eps"], "eps")
+        h["eps"] = check_finite_number(h["eps"], "eps")
+        # ε = 0 (or a float32 subnormal, which the CPU flushes to 0) turns a zero gradient into 0/0.
+        if not h["eps"] >= float(np.finfo(np.float32).tiny):
+            raise ValueError(f"eps must be a positive normal float32 (>= 1.2e-38), got {h['eps']}")
     h["weight_decay"] = _check_nonneg(h["weight_decay"], "weight_decay")
     h["l1"] = _check_nonneg(h["l1"], "l1")
     if h["clip_norm"] is not None:
         h["clip_norm"] = check_finite_number(h["clip_norm"], "clip_norm")
-        if h["clip_norm"] <= 0:
-            raise ValueError(f"clip_norm must be > 0, got {h['clip_norm']}")
+        if not h["clip_norm"] >= float(np.finfo(np.float32).tiny):  # a subnormal flushes to 0: 0/0
+            raise ValueError(f"clip_norm must be > 0 (a normal float32), got {h['clip_norm']}")
     mask = resolve_mask(h["mask"])
 
     def build(learning_rate, lr_scale, weight_decay) -> optax.GradientTransformation:
@@ -168,7 +172,8 @@ def optimizer(name: str, learning_rate: ScalarOrSchedule = 1e-3, **hyperparams) 
 
 
 def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
-    """Run ``tx`` under JAX's standard dtype promotion.
+    """Run ``tx`` under JAX's standard dtype promotion, and refuse (``ValueError``) concrete
+    NaN/inf gradients or parameters instead of spreading them.
 
     Some Optax internals mix Python floats with int32 step counts (e.g. Adam's bias correction
     ``b1 ** count``), which JAX's *strict* promotion mode rejects. Users (and our tests) may run
@@ -181,6 +186,8 @@ def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTrans
             return tx.init(params)
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_finite(updates, "updates (the gradients)")
+        check_finite(params, "params")
         with jax.numpy_dtype_promotion("standard"):
             return tx.update(updates, state, params, **extra_args)
 

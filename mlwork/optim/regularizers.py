@@ -31,12 +31,14 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from mlwork._validate import check_finite_number, concrete
+from mlwork._validate import check_finite, check_finite_number, concrete
 
 Array = jax.Array
 
+_TINY = float(np.finfo(np.float32).tiny)
 _WEIGHT_NAMES = frozenset({"W", "w", "kernel", "embedding"})
 _NON_WEIGHT_NAMES = frozenset({"b", "bias", "scale", "gamma", "beta", "mean", "var"})
 
@@ -84,6 +86,7 @@ def resolve_mask(mask: MaskArg) -> Any:
 
 
 def _mask_tree(params: Any, mask: MaskArg) -> Any:
+    check_finite(params, "params")
     mask = resolve_mask(mask)
     if mask is None:
         return jax.tree.map(lambda _: True, params)
@@ -101,6 +104,9 @@ def l2_penalty(params: Any, strength: float, mask: MaskArg = "weights") -> Array
     r"""Coupled L2 penalty :math:`\frac{\lambda}{2}\sum \|W\|_F^2` over the masked leaves; its
     gradient is :math:`\lambda W`. Add it to the loss."""
     strength = _strength(strength)
+    if strength < _TINY:  # 0 (subnormals flush to 0), also when Σ‖W‖² overflows: 0 · inf would be NaN
+        _mask_tree(params, mask)
+        return jnp.zeros((), jnp.float32)
     leaves = [jnp.sum(jnp.square(p)) for p, m in zip(jax.tree.leaves(params),
                                                       jax.tree.leaves(_mask_tree(params, mask)),
                                                       strict=True) if m]
@@ -112,6 +118,9 @@ def l1_penalty(params: Any, strength: float, mask: MaskArg = "weights") -> Array
     r"""L1 penalty :math:`\lambda\sum |W|` over the masked leaves (subgradient
     :math:`\lambda\,\mathrm{sign}(W)`). Add it to the loss."""
     strength = _strength(strength)
+    if strength < _TINY:
+        _mask_tree(params, mask)
+        return jnp.zeros((), jnp.float32)
     leaves = [jnp.sum(jnp.abs(p)) for p, m in zip(jax.tree.leaves(params),
                                                    jax.tree.leaves(_mask_tree(params, mask)),
                                                    strict=True) if m]

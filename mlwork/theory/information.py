@@ -92,7 +92,10 @@ def _check_distribution(p, name: str, normalize: bool, n_axes: int = 1) -> Array
                          f"its smallest entry is {values.min():.4g}")
     sums = values.sum(axis=axes, dtype=np.float64)
     if normalize:
-        if np.any(sums <= 0.0):
+        # Subnormal masses count as 0: the CPU flushes them, so a row of them cannot be normalised.
+        tiny = float(np.finfo(values.dtype).tiny)
+        flushed = np.where(values < tiny, 0.0, values).sum(axis=axes, dtype=np.float64)
+        if np.any(flushed < tiny):
             raise ValueError(f"{name} has a distribution summing to 0; cannot normalize it")
         return p
     tol = _sum_tolerance(size, p.dtype)
@@ -472,9 +475,14 @@ def _kl_from_logits(zp, zq, ln_b):
 def _check_sigma(sigma, name: str) -> Array:
     sigma = _as_float(sigma)
     values = concrete(sigma)
-    if values is not None and values.size and (not np.all(np.isfinite(values)) or values.min() <= 0):
-        raise ValueError(f"{name} must be positive standard deviations; got values in "
-                         f"[{np.nanmin(values):.4g}, {np.nanmax(values):.4g}]")
+    # Subnormal σ counts as 0: the CPU flushes it.
+    if values is not None and values.size and (not np.all(np.isfinite(values))
+                                               or values.min() < np.finfo(values.dtype).tiny):
+        finite = values[np.isfinite(values)]
+        span = f"[{finite.min():.4g}, {finite.max():.4g}] and non-finite ones" if finite.size < values.size \
+            else f"[{values.min():.4g}, {values.max():.4g}]"
+        raise ValueError(f"{name} must be positive standard deviations; got values in {span}"
+                         if finite.size else f"{name} must be positive standard deviations; got non-finite values")
     return sigma
 
 
@@ -521,8 +529,10 @@ def gaussian_kl(mu_p, sigma_p, mu_q=0.0, sigma_q=1.0, *, base: float = 2.0) -> A
 @jax.jit
 def _gaussian_kl(mu_p, sigma_p, mu_q, sigma_q, ln_b):
     mu_p, sigma_p, mu_q, sigma_q = jnp.broadcast_arrays(mu_p, sigma_p, mu_q, sigma_q)
-    ratio = jnp.square(sigma_p / sigma_q)
-    terms = 0.5 * (ratio + jnp.square((mu_p - mu_q) / sigma_q) - 1.0 - jnp.log(ratio))
+    # log σp/σq as a difference of logs: finite even where the ratio itself over/underflows, so an
+    # extreme ratio gives +inf (the true value's float) rather than inf − inf.
+    log_ratio = jnp.log(sigma_p) - jnp.log(sigma_q)
+    terms = 0.5 * (jnp.square(sigma_p / sigma_q) + jnp.square((mu_p - mu_q) / sigma_q) - 1.0) - log_ratio
     terms = jnp.where((sigma_p > 0) & (sigma_q > 0), terms, jnp.nan)
     return (jnp.sum(terms, axis=-1) if terms.ndim else terms) / ln_b
 

@@ -1,0 +1,286 @@
+"""Fuzzing the public API: bad input raises the documented ``ValueError`` — never an XLA crash,
+another exception type, or a silent NaN.
+
+Each case draws arguments that are often wrong — odd shapes, empty arrays, NaN, ±inf, huge
+values, out-of-range hyperparameters, unknown names — calls one public function on concrete
+values, and accepts exactly two outcomes: ``ValueError``, or a result with no NaN in it (±inf
+is an honest float result: an overflow, or a documented infinity such as KL where p > 0 = q).
+Anything else — another exception, an XLA error, a silent NaN — fails the test. The number of
+cases run is reported at the end of the session.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+from pathlib import Path
+
+import hypothesis.extra.numpy as hnp
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlwork import foundations as fd
+from mlwork import nn, optim, theory
+
+#: case name -> [calls, ValueErrors]
+COUNTS: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+
+JUNK = st.sampled_from([np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -0.0, 1e-38])
+FLOATS = st.one_of(st.floats(-10, 10, width=32), JUNK)
+
+
+def arrays(min_dims=0, max_dims=2, max_side=3, elements=FLOATS, min_side=0):
+    shape = hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
+    return hnp.arrays(np.float32, shape, elements=elements)
+
+
+def scalars():
+    return st.one_of(st.floats(-5, 5), JUNK, st.integers(-3, 3))
+
+
+def _no_nan(out) -> bool:
+    for leaf in jax.tree.leaves(out):
+        a = np.asarray(leaf)
+        if a.dtype.kind in "fc" and np.isnan(a).any():
+            return False
+    return True
+
+
+def check(name: str, fn, *args, allow_inf: bool = True, **kwargs):
+    """Call ``fn``: a ``ValueError`` is accepted; otherwise no NaN may come out (±inf may: an
+    overflow, or a documented infinity such as KL where p > 0 = q)."""
+    del allow_inf
+    COUNTS[name][0] += 1
+    try:
+        out = fn(*args, **kwargs)
+    except ValueError:
+        COUNTS[name][1] += 1
+        return None
+    assert _no_nan(out), f"{name} returned NaN silently for args {args} {kwargs}"
+    return out
+
+
+FUZZ = settings(max_examples=40, deadline=None)
+
+# ------------------------------------------------------------------------------------------
+# mlwork.nn
+# ------------------------------------------------------------------------------------------
+
+ELEMENTWISE = ["sigmoid", "relu", "tanh", "sigmoid_grad", "relu_grad", "tanh_grad", "softmax", "log_softmax",
+               "softmax_grad"]
+
+
+@FUZZ
+@given(name=st.sampled_from(ELEMENTWISE), x=arrays(max_dims=2))
+def test_activations(name, x):
+    check(f"nn.{name}", getattr(nn, name), x, allow_inf=False)
+
+
+LOSSES = ["mse", "mae", "binary_cross_entropy", "binary_cross_entropy_with_logits", "categorical_cross_entropy",
+          "softmax_cross_entropy"]
+
+
+@FUZZ
+@given(name=st.sampled_from(LOSSES), a=arrays(1, 2), b=st.one_of(arrays(1, 2), hnp.arrays(np.int32, st.integers(0, 3),
+                                                                                          elements=st.integers(-2, 4))))
+def test_losses(name, a, b):
+    check(f"nn.{name}", getattr(nn, name), a, b)
+
+
+@FUZZ
+@given(sizes=st.lists(st.one_of(st.integers(-2, 4), st.just(2.5), st.just("3")), min_size=0, max_size=4),
+       activation=st.sampled_from(["relu", "tanh", "sigmoid", "softmax", "swish", None]),
+       dropout=st.sampled_from([0.0, 0.5, 1.0, -0.1, float("nan")]), x=arrays(0, 3, 4))
+def test_mlp(sizes, activation, dropout, x):
+    model = check("nn.mlp", nn.mlp, sizes, activation=activation, dropout=dropout)
+    if model is None:
+        return
+    variables = model.init(jax.random.key(0))
+    check("nn.mlp.apply", model.apply, variables, x)
+    check("nn.count_params", nn.count_params, variables)
+
+
+@FUZZ
+@given(n=st.integers(-1, 4), x=arrays(0, 2, 4), activation=st.sampled_from(["sigmoid", "identity", "softmax", "x"]))
+def test_perceptron(n, x, activation):
+    model = check("nn.perceptron", nn.perceptron, n, activation)
+    if model is not None:
+        check("nn.perceptron.apply", model.apply, model.init(jax.random.key(1)), x)
+
+
+@FUZZ
+@given(x=arrays(1, 2, 4), y=arrays(0, 2, 4), loss=st.sampled_from(["mse", "softmax_cross_entropy", "hinge"]))
+def test_backprop(x, y, loss):
+    params = nn.mlp([3, 4, 2]).init(jax.random.key(0))["params"]
+    check("nn.backprop", nn.backprop, params, x, y, loss=loss)
+
+
+@FUZZ
+@given(x=arrays(0, 2, 4), rate=st.sampled_from([0.0, 0.3, 1.0, 2.0, -1.0, float("nan")]))
+def test_dropout(x, rate):
+    check("nn.dropout", nn.dropout, x, rate, key=jax.random.key(0), train=True)
+
+
+# ------------------------------------------------------------------------------------------
+# mlwork.optim
+# ------------------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(name=st.sampled_from([*optim.OPTIMIZERS, "adagrad"]), lr=scalars(),
+       hp=st.dictionaries(st.sampled_from(["beta", "b1", "b2", "eps", "weight_decay", "clip_norm", "l1"]), scalars(),
+                          max_size=2),
+       grads=arrays(1, 1, 3, min_side=3))
+def test_optimizer(name, lr, hp, grads):
+    tx = check("optim.optimizer", optim.optimizer, name, lr, **hp)
+    if tx is None:
+        return
+    params = jnp.ones(3)
+    check("optim.optimizer.update", tx.update, jnp.asarray(grads), tx.init(params), params)
+
+
+@FUZZ
+@given(name=st.sampled_from([*optim.SCHEDULES, "linear"]),
+       kw=st.fixed_dictionaries({}, optional={k: scalars() for k in ("value", "init_value", "step_size", "gamma",
+                                                                     "rate", "total_steps", "min_value",
+                                                                     "peak_value", "warmup_steps")}),
+       t=st.integers(0, 50))
+def test_schedule(name, kw, t):
+    sched = check("optim.schedule", optim.schedule, name, **kw)
+    if sched is not None:
+        check("optim.schedule(t)", sched, t)
+
+
+@FUZZ
+@given(strength=scalars(), w=arrays(2, 2, 3))
+def test_penalties(strength, w):
+    params = {"W": jnp.asarray(w), "b": jnp.zeros(2)}
+    check("optim.l2_penalty", optim.l2_penalty, params, strength)
+    check("optim.l1_penalty", optim.l1_penalty, params, strength)
+    tx = check("optim.l1_proximal", optim.l1_proximal, strength, 0.1)
+    if tx is not None:
+        check("optim.l1_proximal.update", tx.update, params, tx.init(params), params)
+
+
+@FUZZ
+@given(x=arrays(0, 3, 4), n=st.integers(-1, 4), momentum=st.sampled_from([0.9, 1.0, -0.5]))
+def test_batch_norm(x, n, momentum):
+    made = check("optim.batch_norm_init", optim.batch_norm_init, n)
+    if made is not None:
+        check("optim.batch_norm", optim.batch_norm, x, *made, train=True, momentum=momentum)
+
+
+@FUZZ
+@given(patience=st.one_of(st.integers(-2, 3), st.just(1.5)), delta=scalars(), mode=st.sampled_from(["min", "max", "x"]),
+       value=scalars())
+def test_early_stopping(patience, delta, mode, value):
+    es = check("optim.early_stopping", optim.early_stopping, patience, delta, mode)
+    if es is not None:
+        check("optim.early_stopping.update", es.update, es.init(), value, allow_inf=True)
+
+
+# ------------------------------------------------------------------------------------------
+# mlwork.theory
+# ------------------------------------------------------------------------------------------
+
+PROBS = st.one_of(st.floats(0, 1, width=32), JUNK, st.just(-0.2))
+
+
+@FUZZ
+@given(name=st.sampled_from(["entropy", "self_information", "entropy_from_logits", "joint_entropy",
+                             "conditional_entropy", "mutual_information"]),
+       p=arrays(0, 2, 3, elements=PROBS), normalize=st.booleans())
+def test_information_one(name, p, normalize):
+    fn = getattr(theory, name)
+    kwargs = {} if name in ("self_information", "entropy_from_logits") else {"normalize": normalize}
+    check(f"theory.{name}", fn, p, allow_inf=name == "information", **kwargs)
+
+
+@FUZZ
+@given(name=st.sampled_from(["cross_entropy", "kl_divergence", "js_divergence", "kl_from_logits"]),
+       p=arrays(1, 2, 3, elements=PROBS), q=arrays(1, 2, 3, elements=PROBS), base=st.sampled_from([2.0, math.e, 1.0,
+                                                                                                   -2.0]))
+def test_information_two(name, p, q, base):
+    check(f"theory.{name}", getattr(theory, name), p, q, base=base,
+          allow_inf=name in ("cross_entropy", "kl_divergence"))
+
+
+@FUZZ
+@given(mu=arrays(0, 1, 3), sigma=arrays(0, 1, 3))
+def test_gaussians(mu, sigma):
+    check("theory.gaussian_kl", theory.gaussian_kl, mu, sigma, jnp.zeros(()), jnp.ones(()))
+    check("theory.gaussian_entropy", theory.gaussian_entropy, sigma)
+
+
+@FUZZ
+@given(r=scalars(), d=scalars(), n=scalars(), delta=scalars(), kl=scalars(),
+       form=st.sampled_from(["mcallester", "kl", "other"]))
+def test_bounds(r, d, n, delta, kl, form):
+    check("theory.vc_bound", theory.vc_bound, r, d, n, delta, allow_inf=True)
+    check("theory.finite_class_bound", theory.finite_class_bound, r, d, n, delta)
+    check("theory.vc_sample_complexity", theory.vc_sample_complexity, r, delta, d)
+    check("theory.finite_class_sample_complexity", theory.finite_class_sample_complexity, r, delta, d)
+    check("theory.pac_bayes_bound", theory.pac_bayes_bound, r, kl, n, delta, form=form)
+    check("theory.kl_inverse", theory.kl_inverse, r, kl)
+
+
+@FUZZ
+@given(points=arrays(0, 2, 5), cls=st.sampled_from(["linear", "interval", "rectangle", "circle"]))
+def test_shattering(points, cls):
+    check("theory.shatters", theory.shatters, points, cls)
+
+
+# ------------------------------------------------------------------------------------------
+# mlwork.foundations
+# ------------------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(x=scalars(), h=scalars(), method=st.sampled_from(["forward", "central", "backward"]))
+def test_derivative(x, h, method):
+    check("foundations.derivative", fd.derivative, jnp.sin, x, h, method=method)
+
+
+@FUZZ
+@given(a=scalars(), b=scalars(), n=st.one_of(st.integers(-2, 8), st.just(2.5)),
+       rule=st.sampled_from(["left", "right", "midpoint", "simpson"]))
+def test_quadrature(a, b, n, rule):
+    check("foundations.riemann_sum", fd.riemann_sum, jnp.cos, a, b, n, rule=rule)
+    check("foundations.trapezoid", fd.trapezoid, jnp.cos, a, b, n)
+    check("foundations.simpson", fd.simpson, jnp.cos, a, b, n)
+
+
+@FUZZ
+@given(adj=arrays(0, 2, 4, elements=st.one_of(st.sampled_from([0.0, 1.0]), JUNK)))
+def test_graphs(adj):
+    for name in ("degree", "in_degree", "out_degree", "is_connected", "is_dag", "is_bipartite",
+                 "topological_order"):
+        check(f"foundations.{name}", getattr(fd, name), adj)
+    check("foundations.shortest_path_lengths", fd.shortest_path_lengths, adj, allow_inf=True)
+
+
+@FUZZ
+@given(z=st.one_of(st.complex_numbers(max_magnitude=1e3), st.sampled_from([complex(np.nan, 0), complex(np.inf, 1)])),
+       theta=scalars())
+def test_complex(z, theta):
+    check("foundations.modulus", fd.modulus, z)
+    check("foundations.argument", fd.argument, z)
+    check("foundations.rotate", fd.rotate, z, theta)
+    check("foundations.euler", fd.euler, theta)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report():
+    """Leave this process's counts for the session summary (tests/conftest.py adds them up, also
+    across pytest-xdist workers)."""
+    yield
+    folder = os.environ.get("MLWORK_FUZZ_COUNTS")
+    if folder:
+        path = Path(folder) / f"{os.getpid()}.json"
+        path.write_text(json.dumps({k: v for k, v in COUNTS.items()}))
