@@ -26,6 +26,7 @@ from mlwork import nn, optim
 from mlwork.data.sources import Dataset, split_validation
 from mlwork.train import checkpoint as ckpt
 from mlwork.train import report
+from mlwork.train.diagnostics import MONITOR_EVERY, make_epoch_monitor, monitor_row
 from mlwork.train.state import TrainState, create_train_state
 from mlwork.train.step import make_evaluate, make_train_epoch, make_train_step
 
@@ -191,11 +192,18 @@ def make_evaluator(run: Run):
     return jax.jit(make_evaluate(run.model, mean=run.mean, std=run.std, batch_size=run.config.eval_batch_size))
 
 
-def compile_run(run: Run, state: TrainState):
+def compile_run(run: Run, state: TrainState, *, monitor: bool = True):
     """Compile the epoch and the validation evaluation ahead of time; returns
-    ``(train_epoch, evaluate_val, compile_seconds)``."""
-    train_step = make_train_step(run.model, run.tx, mean=run.mean, std=run.std, augment=run.config.augment)
-    epoch_fn = jax.jit(make_train_epoch(train_step, run.config.batch_size), donate_argnums=0)
+    ``(train_epoch, evaluate_val, compile_seconds)``. With ``monitor`` the epoch also returns
+    the gradient norms and update/parameter ratios (sampled every ``MONITOR_EVERY`` steps),
+    the parameter norms and the dead-ReLU fraction (see :mod:`mlwork.train.diagnostics`),
+    which :func:`run_epochs` writes into each row."""
+    every = min(MONITOR_EVERY, run.steps_per_epoch) if monitor else 0  # >= 1 sampled step per epoch
+    train_step = make_train_step(run.model, run.tx, mean=run.mean, std=run.std, augment=run.config.augment,
+                                 monitor_every=every)
+    epoch_monitor = make_epoch_monitor(run.model, mean=run.mean, std=run.std) if monitor else None
+    epoch_fn = jax.jit(make_train_epoch(train_step, run.config.batch_size, monitor=epoch_monitor),
+                       donate_argnums=0)
     t0 = time.perf_counter()
     train_epoch = epoch_fn.lower(state, *run.train).compile()
     evaluate_val = make_evaluator(run).lower(state.params, state.model_state, *run.val).compile()
@@ -230,7 +238,8 @@ def run_epochs(run: Run, state: TrainState, compiled, history: list[dict[str, An
             state = state._replace(early_stopping=es_state)
             row = {"epoch": epoch, "train_loss": float(m["loss"]), "train_accuracy": float(m["accuracy"]),
                    "val_loss": float(val["loss"]), "val_accuracy": float(val["accuracy"]),
-                   "learning_rate": _learning_rate(state.opt_state), "epoch_time_s": epoch_time}
+                   "learning_rate": _learning_rate(state.opt_state), "epoch_time_s": epoch_time,
+                   **monitor_row(m.get("monitor"))}
             history.append(row)
             if on_epoch is not None:
                 on_epoch(state, row)

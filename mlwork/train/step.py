@@ -18,6 +18,7 @@ import optax
 from mlwork.data.device import preprocess
 from mlwork.nn.losses import softmax_cross_entropy
 from mlwork.nn.models import Model
+from mlwork.train.diagnostics.monitor import sampled_step_statistics
 from mlwork.train.state import TrainState
 
 Array = jax.Array
@@ -25,10 +26,13 @@ ORDER, STEP = 0, 1  # fold_in tags of the two random streams
 
 
 def make_train_step(model: Model, tx: optax.GradientTransformation, *, mean: float, std: float,
-                    augment: bool = False, loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy):
+                    augment: bool = False, loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy,
+                    monitor_every: int = 0):
     """``train_step(state, images_u8, labels) -> (state, metrics)``: preprocess on the device,
     gradient of ``loss_fn(model(x), y)``, one Optax update. ``metrics`` has the batch ``loss`` and
-    the number of ``correct`` predictions. Pure: jit it, scan it or vmap it."""
+    the number of ``correct`` predictions; with ``monitor_every=k > 0`` also ``monitor``: the
+    gradient norms and update/parameter ratios on every k-th step (zeros in between, see
+    :func:`mlwork.train.diagnostics.sampled_step_statistics`). Pure: jit it, scan it or vmap it."""
 
     def train_step(state: TrainState, images: Array, labels: Array) -> tuple[TrainState, dict[str, Array]]:
         step_key = jax.random.fold_in(jax.random.fold_in(state.key, STEP), state.step)
@@ -47,18 +51,24 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, *, mean: flo
         correct = jnp.sum(jnp.argmax(logits, -1) == labels)
         new_state = state._replace(step=state.step + 1, params=params, model_state=new_model_state,
                                    opt_state=opt_state)
-        return new_state, {"loss": loss, "correct": correct}
+        metrics = {"loss": loss, "correct": correct}
+        if monitor_every:
+            metrics["monitor"] = sampled_step_statistics(grads, updates, state.params, state.step, monitor_every)
+        return new_state, metrics
 
     return train_step
 
 
-def make_train_epoch(train_step, batch_size: int):
+def make_train_epoch(train_step, batch_size: int, *, monitor: Callable[..., dict] | None = None):
     """``train_epoch(state, images, labels) -> (state, metrics)``: one pass over a seeded
     permutation of the data in fixed-shape batches (the remainder dropped), as one ``lax.scan``.
 
     ``metrics``: mean ``loss``, ``accuracy``, the per-step ``losses``, ``nonfinite_step`` (the
     global step of the first non-finite loss in the epoch, −1 if none), and ``steps``: every
-    per-step metric the step returned, stacked.
+    per-step metric the step returned, stacked. With ``monitor`` (e.g.
+    :func:`mlwork.train.diagnostics.make_epoch_monitor`), also ``monitor``:
+    ``monitor(state, steps["monitor"] or None, images)`` computed after the last step, inside
+    the same compiled program.
     """
 
     def train_epoch(state: TrainState, images: Array, labels: Array):
@@ -82,6 +92,8 @@ def make_train_epoch(train_step, batch_size: int):
             "nonfinite_step": jnp.where(jnp.any(bad), start + jnp.argmax(bad), -1),
             "steps": m,
         }
+        if monitor is not None:
+            metrics["monitor"] = monitor(state, m.get("monitor"), images)
         return state._replace(epoch=state.epoch + 1), metrics
 
     return train_epoch

@@ -1,0 +1,28 @@
+"""Seeing inside training (deck: "Tips for Successful Training", "Debugging Checklist").
+
+* :mod:`~mlwork.train.diagnostics.monitor`: gradient, parameter and update norms and dead ReLU
+  units, computed inside the trainer's compiled epoch;
+* :mod:`~mlwork.train.diagnostics.checklist`: the deck's debugging checklist, one function per
+  check, each returning a :class:`CheckResult` with evidence and the likely cause;
+* :mod:`~mlwork.train.diagnostics.landscape`: loss along the line between two parameter sets and
+  on a 2-D slice along filter-normalised random directions (Li et al., 2018).
+"""
+
+from mlwork.train.diagnostics.monitor import (
+    MONITOR_EVERY,
+    PROBE_SIZE,
+    dead_relu_fraction,
+    layer_groups,
+    make_epoch_monitor,
+    monitor_row,
+    norms,
+    sampled_step_statistics,
+    step_statistics,
+    summarize_steps,
+    update_ratios,
+)
+
+__all__ = [
+    "MONITOR_EVERY", "PROBE_SIZE", "dead_relu_fraction", "layer_groups", "make_epoch_monitor", "monitor_row",
+    "norms", "sampled_step_statistics", "step_statistics", "summarize_steps", "update_ratios",
+]

@@ -1,0 +1,191 @@
+r"""Seeing inside training: gradient, parameter and update norms, and dead ReLU units.
+
+The deck's "Tips for Successful Training" say *monitor everything: loss, accuracy, gradients,
+learning rate*. These pure functions compute what to monitor from pytrees the training step
+already has (the gradients, the Optax updates, the parameters), so they run inside the compiled
+epoch and come back to the host once per epoch with the other metrics.
+
+A *layer* is a top-level entry of the parameter pytree: ``layer_1, layer_2, ...`` for the
+deck's MLP (a list of ``{"W", "b"}``), the module names (``Conv_0``, ``BatchNorm_0``,
+``Dense_0``, ...) for a Flax model. Norms are Euclidean (Frobenius) norms over every scalar of
+the layer, in the parameters' units.
+
+References: Karpathy, "A Recipe for Training Neural Networks" (2019) and CS231n's "Babysitting
+the learning process" (update/parameter ratio ≈ 1e-3); Lu et al., "Dying ReLU and
+Initialization" (2019).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mlwork.data.device import preprocess
+
+Array = jax.Array
+
+#: Where the monitor looks for dead ReLU units: the first ``PROBE_SIZE`` training images.
+PROBE_SIZE = 256
+#: The trainer samples the gradient and update statistics every ``MONITOR_EVERY`` steps.
+MONITOR_EVERY = 10
+
+
+def layer_groups(tree: Any) -> dict[str, Any]:
+    """The layers of a parameter-shaped pytree, in order: ``{"layer_1": tree[0], ...}`` for a
+    list or tuple (the deck's 1-based ``W^[l]`` numbering), ``{key: tree[key]}`` for a mapping
+    (Flax module names, in the model's order), ``{"params": tree}`` for anything else."""
+    if isinstance(tree, (list, tuple)) and not hasattr(tree, "_fields"):
+        return {f"layer_{i + 1}": sub for i, sub in enumerate(tree)}
+    if isinstance(tree, Mapping):
+        return {str(k): v for k, v in tree.items()}
+    return {"params": tree}
+
+
+def _sum_squares(tree: Any) -> Array:
+    leaves = jax.tree.leaves(tree)
+    return sum((jnp.sum(jnp.square(jnp.asarray(x, jnp.float32))) for x in leaves), jnp.zeros((), jnp.float32))
+
+
+def norms(tree: Any) -> tuple[Array, dict[str, Array]]:
+    r"""The global and per-layer Euclidean norms of a pytree (gradients, parameters, updates):
+
+    .. math:: \|\theta\| = \sqrt{\textstyle\sum_l \|\theta_l\|^2}, \qquad
+              \|\theta_l\| = \sqrt{\textstyle\sum_{i \in l} \theta_i^2}
+
+    Returns ``(global_norm, {layer: norm})`` (float32 scalars; one pass over the leaves)."""
+    squares = {name: _sum_squares(sub) for name, sub in layer_groups(tree).items()}
+    total = sum(squares.values(), jnp.zeros((), jnp.float32))
+    return jnp.sqrt(total), {name: jnp.sqrt(s) for name, s in squares.items()}
+
+
+def update_ratios(updates: Any, params: Any, eps: float = 1e-12) -> tuple[Array, dict[str, Array]]:
+    r"""How far one optimizer step moves the parameters, relative to their size:
+
+    .. math:: r_l = \frac{\|\Delta\theta_l\|}{\|\theta_l\| + \epsilon}
+
+    with :math:`\Delta\theta` the Optax updates (what ``apply_updates`` adds) and :math:`\theta`
+    the parameters *before* the step. A common rule of thumb is :math:`r \approx 10^{-3}`; much
+    larger means the learning rate is too high, much smaller that it is too low. Returns
+    ``(global_ratio, {layer: ratio})``."""
+    u_global, u_layers = norms(updates)
+    p_global, p_layers = norms(params)
+    return u_global / (p_global + eps), {k: u_layers[k] / (p_layers[k] + eps) for k in u_layers}
+
+
+def dead_relu_fraction(activations: Mapping[str, Array]) -> tuple[Array, dict[str, Array]]:
+    r"""The fraction of hidden units that output exactly zero for every example they saw.
+
+    ``activations`` maps each hidden layer to its post-activation array ``(batch, ..., units)``
+    (features on the last axis; for a convolution a unit is a channel, dead when it is zero at
+    every position). For layer :math:`l` with :math:`n_l` units,
+
+    .. math:: d_l = \frac{1}{n_l}\sum_{j=1}^{n_l} \mathbf{1}\big[a_{ij} = 0 \ \forall i\big],
+              \qquad d = \frac{\sum_l n_l d_l}{\sum_l n_l}.
+
+    A ReLU unit that is zero on a whole batch gets no gradient from it ("dead"); exact zeros
+    are what a ReLU produces, so smooth activations (sigmoid, tanh) count as alive. Returns
+    ``(overall_fraction, {layer: fraction})``; an empty mapping gives ``(nan, {})``."""
+    per_layer, dead, total = {}, jnp.zeros((), jnp.float32), 0
+    for name, a in activations.items():
+        a = jnp.asarray(a)
+        if a.ndim < 2:
+            raise ValueError(f"activations[{name!r}] has shape {a.shape}; expected (batch, ..., units)")
+        units = a.shape[-1]
+        is_dead = jnp.all(a.reshape(-1, units) == 0, axis=0)
+        count = jnp.sum(is_dead.astype(jnp.float32))
+        per_layer[name] = count / units
+        dead, total = dead + count, total + units
+    overall = dead / total if total else jnp.full((), jnp.nan, jnp.float32)
+    return overall, per_layer
+
+
+def step_statistics(grads: Any, updates: Any, params: Any) -> dict[str, Any]:
+    """What one training step reports for monitoring: the global and per-layer gradient norms
+    and update/parameter ratios (``params``: before the update). Pure; for ``train_step``."""
+    grad_norm, grad_layers = norms(grads)
+    ratio, ratio_layers = update_ratios(updates, params)
+    return {"grad_norm": grad_norm, "grad_norm_layers": grad_layers,
+            "update_ratio": ratio, "update_ratio_layers": ratio_layers}
+
+
+def sampled_step_statistics(grads: Any, updates: Any, params: Any, step: Array, every: int) -> dict[str, Any]:
+    """:func:`step_statistics` on every ``every``-th optimizer step (``step % every == 0``) and
+    zeros otherwise, with ``sampled`` (1.0 or 0.0) saying which.
+
+    Each norm is one more pass over a parameter-sized pytree, which costs about a tenth of an
+    MLP step on a CPU; sampling every 10th step (a ``lax.cond``) brings the monitor's cost to a
+    few percent. Under ``vmap`` over training states (a population) the ``cond`` becomes a
+    ``select`` and the statistics are computed on every step."""
+    if every < 1:
+        raise ValueError(f"every must be a positive number of steps, got {every}")
+    if every == 1:
+        return {**step_statistics(grads, updates, params), "sampled": jnp.ones((), jnp.float32)}
+    shapes = jax.eval_shape(step_statistics, grads, updates, params)
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    stats = jax.lax.cond(step % every == 0, step_statistics, lambda *_: zeros, grads, updates, params)
+    return {**stats, "sampled": (step % every == 0).astype(jnp.float32)}
+
+
+def summarize_steps(stats: dict[str, Any]) -> dict[str, Any]:
+    r"""Reduce a stack of :func:`step_statistics` / :func:`sampled_step_statistics` (leading
+    axis: steps) to one epoch: every field's mean over the sampled steps
+    (:math:`\sum_t w_t v_t / \sum_t w_t`, :math:`w_t` = ``sampled``; NaN when no step was
+    sampled), plus ``grad_norm_max``, the largest sampled global gradient norm (where a spike
+    shows) and ``monitored_steps``, how many steps were sampled."""
+    stats = dict(stats)
+    w = stats.pop("sampled", None)
+    if w is None:
+        w = jnp.ones(jnp.shape(stats["grad_norm"])[:1], jnp.float32)
+    n = jnp.sum(w, axis=0)
+
+    def mean(v: Array) -> Array:
+        return jnp.sum(v * w.reshape(w.shape + (1,) * (v.ndim - 1)), axis=0) / n
+
+    summary = jax.tree.map(mean, stats)
+    summary["grad_norm_max"] = jnp.max(jnp.where(w > 0, stats["grad_norm"], -jnp.inf), axis=0)
+    summary["monitored_steps"] = n
+    return summary
+
+
+def make_epoch_monitor(model: Any, *, mean: float, std: float,
+                       probe_size: int = PROBE_SIZE) -> Callable[..., dict[str, Any]]:
+    """``monitor(state, step_stats, images) -> dict``, run inside the compiled epoch after its
+    last step: :func:`summarize_steps` of the epoch's steps, the end-of-epoch parameter norms
+    (``param_norm``, ``param_norm_layers``) and, when ``model.hidden`` exists, the dead ReLU
+    fraction (``dead_relu_fraction``, ``dead_relu_layers``) on a fixed probe batch — the first
+    ``probe_size`` training images, in evaluation mode — measured once per epoch, which costs
+    one forward pass of ``probe_size`` examples instead of one per step."""
+
+    def monitor(state: Any, step_stats: dict[str, Any] | None, images: Array) -> dict[str, Any]:
+        out = summarize_steps(step_stats) if step_stats is not None else {}
+        out["param_norm"], out["param_norm_layers"] = norms(state.params)
+        if getattr(model, "hidden", None) is not None:
+            x = preprocess(images[:probe_size], mean, std)
+            acts = model.hidden({"params": state.params, "state": state.model_state}, x)
+            if acts:
+                out["dead_relu_fraction"], out["dead_relu_layers"] = dead_relu_fraction(acts)
+        return out
+
+    return monitor
+
+
+def monitor_row(monitor: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The epoch's monitoring values (already on the host) as JSON-ready numbers for
+    ``metrics.jsonl``: scalars become floats (``None`` where not finite, e.g. no sampled step),
+    per-layer mappings ``{layer: float}``, arrays (e.g. a population's values) lists."""
+    if not monitor:
+        return {}
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {str(k): plain(x) for k, x in v.items()}
+        arr = np.asarray(v, np.float64)
+        if arr.ndim:
+            return [plain(a) for a in arr]
+        return float(arr) if np.isfinite(arr) else None
+
+    return {k: plain(v) for k, v in sorted(monitor.items())}
