@@ -8,6 +8,25 @@
   on a 2-D slice along filter-normalised random directions (Li et al., 2018).
 """
 
+from mlwork.train.diagnostics.checklist import (
+    CheckResult,
+    check_gradient_flow,
+    check_initial_loss,
+    check_labels,
+    check_loss_matches_task,
+    check_normalization,
+    check_overfit_one_batch,
+    check_shapes,
+    check_train_eval_mode,
+    format_table,
+    run_checklist,
+)
+from mlwork.train.diagnostics.landscape import (
+    filter_normalized_direction,
+    interpolate,
+    loss_along_line,
+    loss_surface,
+)
 from mlwork.train.diagnostics.monitor import (
     MONITOR_EVERY,
     PROBE_SIZE,
@@ -23,6 +42,10 @@ from mlwork.train.diagnostics.monitor import (
 )
 
 __all__ = [
+    "CheckResult", "check_gradient_flow", "check_initial_loss", "check_labels", "check_loss_matches_task",
+    "check_normalization", "check_overfit_one_batch", "check_shapes", "check_train_eval_mode", "format_table",
+    "run_checklist",
+    "filter_normalized_direction", "interpolate", "loss_along_line", "loss_surface",
     "MONITOR_EVERY", "PROBE_SIZE", "dead_relu_fraction", "layer_groups", "make_epoch_monitor", "monitor_row",
     "norms", "sampled_step_statistics", "step_statistics", "summarize_steps", "update_ratios",
 ]
