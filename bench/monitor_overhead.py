@@ -4,13 +4,14 @@
 
 For each model: the same compiled epoch (``make_train_epoch`` over ``make_train_step``, Adam,
 dropout 0.2, batch 64) built twice — plain, and monitored as the trainer does it
-(``monitor_every=10``: gradient norms and update/parameter ratios on every 10th step, plus
-:func:`mlwork.train.diagnostics.make_epoch_monitor`: end-of-epoch parameter norms and the
-dead-ReLU fraction on 256 probe images). Timed epochs alternate between the two programs so both
-see the same machine load. The table gives compile times, the median epoch time of each, and two
-ratios (monitored / plain): of the medians, and of the fastest epochs, which is the steadier
-figure on a shared machine. Data: Fashion-MNIST's training images when ``dataset-fashion-mnist``
-is installed, else random uint8 images. Results are appended to ``bench/results.jsonl``.
+(``monitor_every=10``: gradient norms on every 10th step, plus
+:func:`mlwork.train.diagnostics.make_epoch_monitor`: at the end of the epoch the parameter
+norms, the update/parameter ratio on a 64-image probe and the dead-ReLU fraction on 256).
+Timed epochs alternate between the two programs so both see the same machine load. The table
+gives compile times, the median epoch time of each, and two ratios (monitored / plain): of the
+medians, and of the fastest epochs, which is the steadier figure on a shared machine. Data:
+Fashion-MNIST's training images when ``dataset-fashion-mnist`` is installed, else random uint8
+images. Results are appended to ``bench/results.jsonl``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from mlwork.train.step import make_train_epoch, make_train_step
 
 def compiled_epoch(model: nn.Model, tx, state, x, y, batch: int, monitor: bool):
     step = make_train_step(model, tx, mean=MEAN, std=STD, monitor_every=MONITOR_EVERY if monitor else 0)
-    hook = make_epoch_monitor(model, mean=MEAN, std=STD) if monitor else None
+    hook = make_epoch_monitor(model, mean=MEAN, std=STD, tx=tx) if monitor else None
     fn = jax.jit(make_train_epoch(step, batch, monitor=hook))
     t0 = time.perf_counter()
     compiled = fn.lower(state, x, y).compile()

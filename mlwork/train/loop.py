@@ -195,13 +195,13 @@ def make_evaluator(run: Run):
 def compile_run(run: Run, state: TrainState, *, monitor: bool = True):
     """Compile the epoch and the validation evaluation ahead of time; returns
     ``(train_epoch, evaluate_val, compile_seconds)``. With ``monitor`` the epoch also returns
-    the gradient norms and update/parameter ratios (sampled every ``MONITOR_EVERY`` steps),
-    the parameter norms and the dead-ReLU fraction (see :mod:`mlwork.train.diagnostics`),
-    which :func:`run_epochs` writes into each row."""
+    the gradient norms (sampled every ``MONITOR_EVERY`` steps) and, on a probe batch at its
+    end, the parameter norms, the update/parameter ratio and the dead-ReLU fraction (see
+    :mod:`mlwork.train.diagnostics`), which :func:`run_epochs` writes into each row."""
     every = min(MONITOR_EVERY, run.steps_per_epoch) if monitor else 0  # >= 1 sampled step per epoch
     train_step = make_train_step(run.model, run.tx, mean=run.mean, std=run.std, augment=run.config.augment,
                                  monitor_every=every)
-    epoch_monitor = make_epoch_monitor(run.model, mean=run.mean, std=run.std) if monitor else None
+    epoch_monitor = make_epoch_monitor(run.model, mean=run.mean, std=run.std, tx=run.tx) if monitor else None
     epoch_fn = jax.jit(make_train_epoch(train_step, run.config.batch_size, monitor=epoch_monitor),
                        donate_argnums=0)
     t0 = time.perf_counter()

@@ -18,7 +18,7 @@ import optax
 from mlwork.data.device import preprocess
 from mlwork.nn.losses import softmax_cross_entropy
 from mlwork.nn.models import Model
-from mlwork.train.diagnostics.monitor import sampled_step_statistics
+from mlwork.train.diagnostics.monitor import sampled_gradient_statistics
 from mlwork.train.state import TrainState
 
 Array = jax.Array
@@ -31,8 +31,9 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, *, mean: flo
     """``train_step(state, images_u8, labels) -> (state, metrics)``: preprocess on the device,
     gradient of ``loss_fn(model(x), y)``, one Optax update. ``metrics`` has the batch ``loss`` and
     the number of ``correct`` predictions; with ``monitor_every=k > 0`` also ``monitor``: the
-    gradient norms and update/parameter ratios on every k-th step (zeros in between, see
-    :func:`mlwork.train.diagnostics.sampled_step_statistics`). Pure: jit it, scan it or vmap it."""
+    global and per-layer gradient norms on every k-th step (zeros in between, see
+    :func:`mlwork.train.diagnostics.sampled_gradient_statistics`). Pure: jit it, scan it or
+    vmap it."""
 
     def train_step(state: TrainState, images: Array, labels: Array) -> tuple[TrainState, dict[str, Array]]:
         step_key = jax.random.fold_in(jax.random.fold_in(state.key, STEP), state.step)
@@ -53,7 +54,7 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, *, mean: flo
                                    opt_state=opt_state)
         metrics = {"loss": loss, "correct": correct}
         if monitor_every:
-            metrics["monitor"] = sampled_step_statistics(grads, updates, state.params, state.step, monitor_every)
+            metrics["monitor"] = sampled_gradient_statistics(grads, state.step, monitor_every)
         return new_state, metrics
 
     return train_step
@@ -67,8 +68,8 @@ def make_train_epoch(train_step, batch_size: int, *, monitor: Callable[..., dict
     global step of the first non-finite loss in the epoch, −1 if none), and ``steps``: every
     per-step metric the step returned, stacked. With ``monitor`` (e.g.
     :func:`mlwork.train.diagnostics.make_epoch_monitor`), also ``monitor``:
-    ``monitor(state, steps["monitor"] or None, images)`` computed after the last step, inside
-    the same compiled program.
+    ``monitor(state, steps["monitor"] or None, images, labels)`` computed after the last step,
+    inside the same compiled program.
     """
 
     def train_epoch(state: TrainState, images: Array, labels: Array):
@@ -93,7 +94,7 @@ def make_train_epoch(train_step, batch_size: int, *, monitor: Callable[..., dict
             "steps": m,
         }
         if monitor is not None:
-            metrics["monitor"] = monitor(state, m.get("monitor"), images)
+            metrics["monitor"] = monitor(state, m.get("monitor"), images, labels)
         return state._replace(epoch=state.epoch + 1), metrics
 
     return train_epoch

@@ -60,15 +60,13 @@ def test_dead_relu_fraction_counts_units_zero_on_every_example():
 
 def test_sampled_statistics_and_their_epoch_summary():
     grads = [{"W": jnp.full((2, 2), 0.5)}]
-    params = [{"W": jnp.ones((2, 2))}]
-    updates = [{"W": jnp.full((2, 2), -0.01)}]
-    on = dg.sampled_step_statistics(grads, updates, params, jnp.int32(6), 3)
-    off = dg.sampled_step_statistics(grads, updates, params, jnp.int32(7), 3)
+    on = dg.sampled_gradient_statistics(grads, jnp.int32(6), 3)
+    off = dg.sampled_gradient_statistics(grads, jnp.int32(7), 3)
     assert float(on["sampled"]) == 1.0 and float(on["grad_norm"]) == pytest.approx(1.0)
-    assert float(on["update_ratio_layers"]["layer_1"]) == pytest.approx(0.01)
+    assert float(on["grad_norm_layers"]["layer_1"]) == pytest.approx(1.0)
     assert float(off["sampled"]) == 0.0 and float(off["grad_norm"]) == 0.0
     with pytest.raises(ValueError, match="every must be a positive number"):
-        dg.sampled_step_statistics(grads, updates, params, jnp.int32(0), 0)
+        dg.sampled_gradient_statistics(grads, jnp.int32(0), 0)
 
     stacked = {"grad_norm": jnp.array([1.0, 0.0, 3.0, 0.0]), "grad_norm_layers": {"x": jnp.array([2.0, 0.0, 4.0, 0.0])},
                "sampled": jnp.array([1.0, 0.0, 1.0, 0.0])}
@@ -82,9 +80,10 @@ def test_sampled_statistics_and_their_epoch_summary():
 
 def test_monitored_epoch_matches_independent_gradients(small_mnist):
     """One step per epoch (the batch is the whole set, so the order does not matter): the
-    epoch's gradient norms, update ratios, parameter norms and dead units must equal what
-    jax.grad and a NumPy forward pass give directly. Two hidden units are killed by a bias of
-    -1e3; training cannot revive them."""
+    epoch's gradient norms, the probe's update ratios (plain SGD: η‖g‖/‖θ‖ on the first 64
+    images at the end-of-epoch parameters), the parameter norms and the dead units must equal
+    what jax.grad and a NumPy forward pass give directly. Two hidden units are killed by a bias
+    of -1e3; training cannot revive them."""
     n, lr = 256, 0.1
     model, tx = nn.mlp([784, 32, 16, 10]), optim.optimizer("sgd", lr)
     state = create_train_state(model, tx, jax.random.key(3), (28, 28), optim.early_stopping(mode="max"))
@@ -94,24 +93,31 @@ def test_monitored_epoch_matches_independent_gradients(small_mnist):
     images = jnp.asarray(small_mnist.train_images[:n])
     labels = jnp.asarray(small_mnist.train_labels[:n], jnp.int32)
     step = make_train_step(model, tx, mean=MEAN, std=STD, monitor_every=1)
-    epoch = jax.jit(make_train_epoch(step, n, monitor=dg.make_epoch_monitor(model, mean=MEAN, std=STD, probe_size=128)))
+    hook = dg.make_epoch_monitor(model, mean=MEAN, std=STD, tx=tx, probe_size=128)
+    epoch = jax.jit(make_train_epoch(step, n, monitor=hook))
     plain = jax.jit(make_train_epoch(make_train_step(model, tx, mean=MEAN, std=STD), n))
     new_state, m = epoch(state, images, labels)
     monitor = dg.monitor_row(jax.device_get(m["monitor"]))
+    end = jax.device_get(new_state.params)
 
     x = (np.asarray(small_mnist.train_images[:n], np.float32) / 255.0 - MEAN) / STD
-    grads = jax.grad(lambda p: nn.softmax_cross_entropy(model.apply({"params": p, "state": {}}, x)[0], labels))(params)
+
+    def grad_at(p, k):
+        return jax.grad(lambda p: nn.softmax_cross_entropy(model.apply({"params": p, "state": {}}, x[:k])[0],
+                                                           labels[:k]))(p)
+
+    g_step, g_probe = grad_at(params, n), grad_at(end, dg.UPDATE_BATCH)
     for l in range(3):
-        g = _np_norm(grads[l]["W"], grads[l]["b"])
-        assert monitor["grad_norm_layers"][f"layer_{l + 1}"] == pytest.approx(g, rel=1e-4)
-        assert monitor["update_ratio_layers"][f"layer_{l + 1}"] == pytest.approx(
-            lr * g / _np_norm(params[l]["W"], params[l]["b"]), rel=1e-4)
-        assert monitor["param_norm_layers"][f"layer_{l + 1}"] == pytest.approx(
-            _np_norm(new_state.params[l]["W"], new_state.params[l]["b"]), rel=1e-5)
+        name = f"layer_{l + 1}"
+        assert monitor["grad_norm_layers"][name] == pytest.approx(_np_norm(g_step[l]["W"], g_step[l]["b"]), rel=1e-4)
+        theta = _np_norm(end[l]["W"], end[l]["b"])
+        assert monitor["param_norm_layers"][name] == pytest.approx(theta, rel=1e-5)
+        assert monitor["update_ratio_layers"][name] == pytest.approx(
+            lr * _np_norm(g_probe[l]["W"], g_probe[l]["b"]) / theta, rel=1e-4)
     assert monitor["monitored_steps"] == 1.0
 
     a, dead = x[:128].reshape(128, -1), []
-    for layer in jax.device_get(new_state.params)[:2]:  # NumPy forward pass of the hidden layers
+    for layer in end[:2]:  # NumPy forward pass of the hidden layers
         a = np.maximum(a @ layer["W"].T + layer["b"], 0.0)
         dead.append(np.all(a == 0, axis=0))
     assert dead[0][:2].all()

@@ -30,13 +30,14 @@ from mlwork.train.diagnostics.landscape import (
 from mlwork.train.diagnostics.monitor import (
     MONITOR_EVERY,
     PROBE_SIZE,
+    UPDATE_BATCH,
     dead_relu_fraction,
+    gradient_statistics,
     layer_groups,
     make_epoch_monitor,
     monitor_row,
     norms,
-    sampled_step_statistics,
-    step_statistics,
+    sampled_gradient_statistics,
     summarize_steps,
     update_ratios,
 )
@@ -46,6 +47,6 @@ __all__ = [
     "check_normalization", "check_overfit_one_batch", "check_shapes", "check_train_eval_mode", "format_table",
     "run_checklist",
     "filter_normalized_direction", "interpolate", "loss_along_line", "loss_surface",
-    "MONITOR_EVERY", "PROBE_SIZE", "dead_relu_fraction", "layer_groups", "make_epoch_monitor", "monitor_row",
-    "norms", "sampled_step_statistics", "step_statistics", "summarize_steps", "update_ratios",
+    "MONITOR_EVERY", "PROBE_SIZE", "UPDATE_BATCH", "dead_relu_fraction", "gradient_statistics", "layer_groups",
+    "make_epoch_monitor", "monitor_row", "norms", "sampled_gradient_statistics", "summarize_steps", "update_ratios",
 ]

@@ -424,7 +424,7 @@ def check_loss_matches_task(model, loss_fn: LossFn = softmax_cross_entropy, *, n
         failures.append(WRONG_LOSS + ": its gradient vanishes when the model is confidently wrong "
                         "(e.g. MSE on softmax probabilities); use cross-entropy on logits")
     evidence = (f"outputs {declared or 'logits'}, loss {name}: J(right/uniform/wrong) = {j_right:.3g}/"
-                f"{j_uniform:.3g}/{j_wrong:.3g}; |dL/dz| when confidently wrong {grad_wrong:.2g} "
+                f"{j_uniform:.3g}/{j_wrong:.3g}; norm of dL/dz when confidently wrong {grad_wrong:.2g} "
                 f"(cross-entropy: 1.41)")
     if x is not None and variables is not None:
         out = np.asarray(_outputs(model, False, _variables(variables), jnp.asarray(x), None), np.float64)

@@ -3,7 +3,10 @@ r"""Seeing inside training: gradient, parameter and update norms, and dead ReLU 
 The deck's "Tips for Successful Training" say *monitor everything: loss, accuracy, gradients,
 learning rate*. These pure functions compute what to monitor from pytrees the training step
 already has (the gradients, the Optax updates, the parameters), so they run inside the compiled
-epoch and come back to the host once per epoch with the other metrics.
+epoch and come back to the host once per epoch with the other metrics. What the trainer
+records (see :func:`mlwork.train.compile_run`): gradient norms on every 10th step, and once per
+epoch on a fixed probe batch the parameter norms, the update/parameter ratio of the next step
+and the dead ReLU units — about 1-2% of an MLP epoch (``bench/monitor_overhead.py``).
 
 A *layer* is a top-level entry of the parameter pytree: ``layer_1, layer_2, ...`` for the
 deck's MLP (a list of ``{"W", "b"}``), the module names (``Conv_0``, ``BatchNorm_0``,
@@ -25,13 +28,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlwork.data.device import preprocess
+from mlwork.nn.losses import softmax_cross_entropy
 
 Array = jax.Array
 
-#: Where the monitor looks for dead ReLU units: the first ``PROBE_SIZE`` training images.
+#: The epoch monitor's probe: the first ``PROBE_SIZE`` training images (dead ReLU units) ...
 PROBE_SIZE = 256
-#: The trainer samples the gradient and update statistics every ``MONITOR_EVERY`` steps.
+#: ... of which the first ``UPDATE_BATCH`` give the gradient for the update/parameter ratio.
+UPDATE_BATCH = 64
+#: The trainer samples the gradient norms every ``MONITOR_EVERY`` steps.
 MONITOR_EVERY = 10
+#: ``fold_in`` tag of the monitor's dropout stream (the training step uses 0 and 1).
+MONITOR = 2
 
 
 def layer_groups(tree: Any) -> dict[str, Any]:
@@ -103,39 +111,37 @@ def dead_relu_fraction(activations: Mapping[str, Array]) -> tuple[Array, dict[st
     return overall, per_layer
 
 
-def step_statistics(grads: Any, updates: Any, params: Any) -> dict[str, Any]:
-    """What one training step reports for monitoring: the global and per-layer gradient norms
-    and update/parameter ratios (``params``: before the update). Pure; for ``train_step``."""
-    grad_norm, grad_layers = norms(grads)
-    ratio, ratio_layers = update_ratios(updates, params)
-    return {"grad_norm": grad_norm, "grad_norm_layers": grad_layers,
-            "update_ratio": ratio, "update_ratio_layers": ratio_layers}
+def gradient_statistics(grads: Any) -> dict[str, Array]:
+    """The global and per-layer gradient norms of one step: ``grad_norm``, ``grad_norm_layers``."""
+    grad_norm, layers = norms(grads)
+    return {"grad_norm": grad_norm, "grad_norm_layers": layers}
 
 
-def sampled_step_statistics(grads: Any, updates: Any, params: Any, step: Array, every: int) -> dict[str, Any]:
-    """:func:`step_statistics` on every ``every``-th optimizer step (``step % every == 0``) and
-    zeros otherwise, with ``sampled`` (1.0 or 0.0) saying which.
+def sampled_gradient_statistics(grads: Any, step: Array, every: int) -> dict[str, Any]:
+    """:func:`gradient_statistics` on every ``every``-th optimizer step (``step % every == 0``)
+    and zeros otherwise, with ``sampled`` (1.0 or 0.0) saying which.
 
-    Each norm is one more pass over a parameter-sized pytree, which costs about a tenth of an
-    MLP step on a CPU; sampling every 10th step (a ``lax.cond``) brings the monitor's cost to a
-    few percent. Under ``vmap`` over training states (a population) the ``cond`` becomes a
-    ``select`` and the statistics are computed on every step."""
-    if every < 1:
-        raise ValueError(f"every must be a positive number of steps, got {every}")
+    A norm is one more pass over a parameter-sized pytree, about a tenth of an MLP step on a
+    CPU, so the trainer samples every 10th step (a ``lax.cond`` whose only operand, the
+    gradient, exists anyway). Under ``vmap`` over training states (a population) the ``cond``
+    becomes a ``select`` and the norms are computed on every step."""
+    if isinstance(every, bool) or int(every) != every or every < 1:
+        raise ValueError(f"every must be a positive number of steps, got {every!r}")
+    take = step % every == 0
     if every == 1:
-        return {**step_statistics(grads, updates, params), "sampled": jnp.ones((), jnp.float32)}
-    shapes = jax.eval_shape(step_statistics, grads, updates, params)
-    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-    stats = jax.lax.cond(step % every == 0, step_statistics, lambda *_: zeros, grads, updates, params)
-    return {**stats, "sampled": (step % every == 0).astype(jnp.float32)}
+        stats = gradient_statistics(grads)
+    else:
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(gradient_statistics, grads))
+        stats = jax.lax.cond(take, gradient_statistics, lambda _: zeros, grads)
+    return {**stats, "sampled": take.astype(jnp.float32)}
 
 
 def summarize_steps(stats: dict[str, Any]) -> dict[str, Any]:
-    r"""Reduce a stack of :func:`step_statistics` / :func:`sampled_step_statistics` (leading
-    axis: steps) to one epoch: every field's mean over the sampled steps
-    (:math:`\sum_t w_t v_t / \sum_t w_t`, :math:`w_t` = ``sampled``; NaN when no step was
-    sampled), plus ``grad_norm_max``, the largest sampled global gradient norm (where a spike
-    shows) and ``monitored_steps``, how many steps were sampled."""
+    r"""Reduce a stack of :func:`sampled_gradient_statistics` (leading axis: steps) to one
+    epoch: every field's mean over the sampled steps (:math:`\sum_t w_t v_t / \sum_t w_t`,
+    :math:`w_t` = ``sampled``, all ones if absent; NaN when no step was sampled), plus
+    ``grad_norm_max``, the largest sampled global gradient norm (where a spike shows), and
+    ``monitored_steps``, how many steps were sampled."""
     stats = dict(stats)
     w = stats.pop("sampled", None)
     if w is None:
@@ -151,18 +157,37 @@ def summarize_steps(stats: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def make_epoch_monitor(model: Any, *, mean: float, std: float,
-                       probe_size: int = PROBE_SIZE) -> Callable[..., dict[str, Any]]:
-    """``monitor(state, step_stats, images) -> dict``, run inside the compiled epoch after its
-    last step: :func:`summarize_steps` of the epoch's steps, the end-of-epoch parameter norms
-    (``param_norm``, ``param_norm_layers``) and, when ``model.hidden`` exists, the dead ReLU
-    fraction (``dead_relu_fraction``, ``dead_relu_layers``) on a fixed probe batch — the first
-    ``probe_size`` training images, in evaluation mode — measured once per epoch, which costs
-    one forward pass of ``probe_size`` examples instead of one per step."""
+def make_epoch_monitor(model: Any, *, mean: float, std: float, tx: Any = None,
+                       loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy,
+                       probe_size: int = PROBE_SIZE, update_batch: int = UPDATE_BATCH) -> Callable[..., dict[str, Any]]:
+    """``monitor(state, step_stats, images, labels) -> dict``, run inside the compiled epoch
+    after its last step, on a fixed probe: the first ``probe_size`` training examples.
 
-    def monitor(state: Any, step_stats: dict[str, Any] | None, images: Array) -> dict[str, Any]:
+    * :func:`summarize_steps` of the epoch's sampled gradient norms (when the step sampled any);
+    * ``param_norm``, ``param_norm_layers``: the parameters at the end of the epoch;
+    * with ``tx``: ``update_ratio``, ``update_ratio_layers`` (:func:`update_ratios`) of the step
+      ``tx`` would take next — the gradient of ``loss_fn`` on the first ``update_batch`` probe
+      examples in training mode (dropout key ``fold_in(fold_in(key, MONITOR), epoch)``), run
+      through ``tx.update`` with the current optimizer state, and discarded;
+    * when ``model.hidden`` exists: ``dead_relu_fraction``, ``dead_relu_layers``
+      (:func:`dead_relu_fraction`) over the ``probe_size`` examples in evaluation mode.
+
+    Costs one forward and backward pass of ``update_batch`` examples and one forward pass of
+    ``probe_size`` per epoch, instead of work on every step."""
+
+    def monitor(state: Any, step_stats: dict[str, Any] | None, images: Array, labels: Array) -> dict[str, Any]:
         out = summarize_steps(step_stats) if step_stats is not None else {}
         out["param_norm"], out["param_norm_layers"] = norms(state.params)
+        if tx is not None:
+            key = jax.random.fold_in(jax.random.fold_in(state.key, MONITOR), state.epoch)
+            x = preprocess(images[:update_batch], mean, std)
+
+            def objective(params):
+                logits, _ = model.apply({"params": params, "state": state.model_state}, x, train=True, key=key)
+                return loss_fn(logits, labels[:update_batch])
+
+            updates, _ = tx.update(jax.grad(objective)(state.params), state.opt_state, state.params)
+            out["update_ratio"], out["update_ratio_layers"] = update_ratios(updates, state.params)
         if getattr(model, "hidden", None) is not None:
             x = preprocess(images[:probe_size], mean, std)
             acts = model.hidden({"params": state.params, "state": state.model_state}, x)
