@@ -4,22 +4,30 @@
     python -m experiments.mnist --model cnn --augment
     python -m experiments.mnist --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist
     python -m experiments.mnist --workdir runs/a --epochs 4 --resume
+    python -m experiments.mnist --population 8                      # 8 seeds in one vmapped program
+    python -m experiments.mnist --sweep lr=1e-4,3e-4,1e-3,3e-3      # a learning-rate sweep, likewise
+    python -m experiments.mnist --devices 4                         # data parallel over 4 devices
 
 Writes to ``--workdir`` (default ``runs/<dataset>-<model>-<time>``): ``config.json``,
 ``metrics.jsonl`` (one line per epoch), ``summary.json``, ``checkpoints/`` (Orbax: latest N and
-best) and ``plots/``. Exit codes: 0 success, 2 bad input (flags, data, workdir), 3 non-finite
-loss.
+best) and ``plots/``.
+
+Exit codes: 0 success; 2 bad input (flags, data files, a workdir holding another run or in use
+by one, ``--resume`` with nothing to resume); 3 non-finite loss (nothing saved for that epoch);
+4 a checkpoint could not be written (disk full or read-only; earlier checkpoints intact);
+75 preempted by SIGTERM after saving a checkpoint (rerun with ``--resume``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
 
-EXIT_BAD_INPUT, EXIT_NONFINITE = 2, 3
+EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_CHECKPOINT = 2, 3, 4
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -50,13 +58,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints)
+    p.add_argument("--devices", type=int, default=None,
+                   help="data-parallel over this many devices (default: all local devices)")
+    p.add_argument("--population", type=int, default=1,
+                   help="train K models (seeds seed..seed+K-1) in one vmapped program")
+    p.add_argument("--sweep", default=None,
+                   help="e.g. lr=1e-4,3e-4,1e-3 or 'lr=1e-3,3e-3;weight_decay=0,1e-4': one member per value "
+                        "(times --population seeds)")
     p.add_argument("--workdir", default=None, help="default runs/<dataset>-<model>-<time>")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --workdir")
+    p.add_argument("--steps-per-call", type=int, default=None,
+                   help="optimizer steps per compiled call (default: a whole epoch); smaller answers SIGTERM sooner")
     p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
     args = p.parse_args(argv)
     if args.resume and not args.workdir:
         p.error("--resume needs --workdir (the run to continue)")
+    if args.population < 1:
+        p.error("--population must be >= 1")
     return args
 
 
@@ -66,18 +85,27 @@ def main(argv: list[str] | None = None) -> int:
     from mlwork.data import DataError, load_dataset
     from mlwork.nn.layers import check_rate
     from mlwork.train import (
+        EXIT_PREEMPTED,
+        CheckpointError,
         NonFiniteLossError,
+        Preempted,
         RunError,
         TrainConfig,
+        WorkdirInUse,
         enable_compilation_cache,
         train_and_evaluate,
     )
+    from mlwork.train.parallel import maybe_initialize_distributed
+    from mlwork.train.population import members_from, parse_sweep, train_population
+
+    maybe_initialize_distributed()
 
     config = TrainConfig(model=args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
                          optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
                          weight_decay=args.weight_decay, l1=args.l1, dropout=args.dropout, augment=args.augment,
                          patience=args.patience, seed=args.seed, val_fraction=args.val_fraction,
-                         keep_checkpoints=args.keep_checkpoints, clip_norm=args.clip_norm)
+                         keep_checkpoints=args.keep_checkpoints, clip_norm=args.clip_norm, devices=args.devices,
+                         steps_per_call=args.steps_per_call)
     workdir = Path(args.workdir or f"runs/{args.dataset}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         config.validate()
@@ -90,13 +118,26 @@ def main(argv: list[str] | None = None) -> int:
             print(dataset.notice, file=sys.stderr, flush=True)
         print(f"data: {dataset.source} — {len(dataset.train_labels)} train, {len(dataset.test_labels)} test; "
               f"workdir: {workdir}")
+        if args.population > 1 or args.sweep:
+            members = members_from(config, args.population, parse_sweep(args.sweep) if args.sweep else None)
+            if args.devices is None:
+                config = dataclasses.replace(config, devices=1)
+            summary = train_population(config, workdir, dataset, members, resume=args.resume)
+            _print_population(summary, workdir)
+            return 0
         summary = train_and_evaluate(config, workdir, dataset, resume=args.resume, stop_after=args.stop_after)
-    except (DataError, RunError, ValueError) as e:
+    except (DataError, RunError, WorkdirInUse, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_NONFINITE
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CHECKPOINT
+    except Preempted as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_PREEMPTED
 
     print()
     print(f"{'dataset':<22}{summary['dataset']}  ({summary['data_source']})")
@@ -110,6 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'params sha256':<22}{summary['params_sha256'][:16]}…")
     print(f"{'outputs':<22}{workdir}")
     return 0
+
+
+def _print_population(summary: dict, workdir: Path) -> None:
+    print(f"\npopulation of {summary['population']} ({summary['model']}, {summary['dataset']}, "
+          f"{summary['data_source']}), {summary['epochs_run']} epochs")
+    print(f"{'member':>6} {'seed':>5} {'lr':>9} {'wd':>8} {'best ep':>7} {'val acc':>8} {'test acc':>9}")
+    for k, m in enumerate(summary["members"]):
+        print(f"{k:>6} {m['seed']:>5} {m['lr']:>9.3g} {m['weight_decay']:>8.3g} {m['best_epoch']:>7} "
+              f"{m['best_val_accuracy']:>8.4f} {m['test_accuracy']:>9.4f}")
+    print(f"ensemble (mean softmax) test accuracy: {summary['ensemble_test_accuracy']:.4f}")
+    print(f"compile {summary['compile_time_s']:.2f} s, epoch (all members) {summary['epoch_time_s_median']:.2f} s; "
+          f"outputs: {workdir}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,14 @@
 
 from mlwork.nn.layers import batch_norm, batch_norm_init, dropout
 from mlwork.optim.early_stopping import EarlyStopping, EarlyStoppingState, early_stopping
-from mlwork.optim.optimizers import DEFAULTS, OPTIMIZERS, check_learning_rate, current_learning_rate, optimizer
+from mlwork.optim.optimizers import (
+    DEFAULTS,
+    OPTIMIZERS,
+    check_learning_rate,
+    current_learning_rate,
+    optimizer,
+    set_hyperparams,
+)
 from mlwork.optim.regularizers import (
     L1ProximalState,
     decay_mask,
@@ -35,5 +42,5 @@ __all__ = [
     "DEFAULTS", "OPTIMIZERS", "SCHEDULES", "EarlyStopping", "EarlyStoppingState", "L1ProximalState",
     "batch_norm", "batch_norm_init", "check_learning_rate", "constant", "cosine", "current_learning_rate",
     "decay_mask", "dropout", "early_stopping", "exponential", "l1_penalty", "l1_proximal", "l2_penalty",
-    "onecycle", "optimizer", "schedule", "step", "warmup_cosine", "weight_decay",
+    "onecycle", "optimizer", "schedule", "set_hyperparams", "step", "warmup_cosine", "weight_decay",
 ]

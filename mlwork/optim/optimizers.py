@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from mlwork._validate import check_finite_number
@@ -146,23 +147,24 @@ def optimizer(name: str, learning_rate: ScalarOrSchedule = 1e-3, **hyperparams) 
             raise ValueError(f"clip_norm must be > 0, got {h['clip_norm']}")
     mask = resolve_mask(h["mask"])
 
-    def build(learning_rate) -> optax.GradientTransformation:
+    def build(learning_rate, lr_scale, weight_decay) -> optax.GradientTransformation:
+        rate = learning_rate * lr_scale
         parts = []
         if h["clip_norm"] is not None:
             parts.append(optax.clip_by_global_norm(h["clip_norm"]))
         parts.append(_scale_by(name, h))
-        if name == "lamb":  # LAMB: decay inside the trust ratio, then the layer-wise ratio
-            if h["weight_decay"]:
-                parts.append(optax.add_decayed_weights(h["weight_decay"], mask=mask))
+        # Decoupled decay is always in the chain (a no-op at 0) so that its strength, like the
+        # learning-rate scale, is a number in the state: populations vary it per member.
+        parts.append(optax.add_decayed_weights(weight_decay, mask=mask))
+        if name == "lamb":  # LAMB: decay inside the layer-wise trust ratio
             parts.append(optax.scale_by_trust_ratio())
-        elif h["weight_decay"]:
-            parts.append(optax.add_decayed_weights(h["weight_decay"], mask=mask))
-        parts.append(optax.scale_by_learning_rate(learning_rate))
+        parts.append(optax.scale_by_learning_rate(rate))
         if h["l1"]:
-            parts.append(l1_proximal(h["l1"], learning_rate, mask=mask))
+            parts.append(l1_proximal(h["l1"], rate, mask=mask))
         return optax.chain(*parts)
 
-    return _standard_promotion(optax.inject_hyperparams(build)(learning_rate=learning_rate))
+    return _standard_promotion(optax.inject_hyperparams(build)(
+        learning_rate=learning_rate, lr_scale=1.0, weight_decay=h["weight_decay"]))
 
 
 def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
@@ -185,11 +187,39 @@ def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTrans
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def current_learning_rate(opt_state: Any) -> jax.Array | None:
-    """The learning rate recorded in an :func:`optimizer` state (the one used by the latest
-    update; before any update, the one the first update will use). ``None`` if the state has no
-    injected learning rate."""
+def _injected(opt_state: Any) -> Any | None:
     for node in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: hasattr(x, "hyperparams")):
         if hasattr(node, "hyperparams") and "learning_rate" in node.hyperparams:
-            return node.hyperparams["learning_rate"]
+            return node
     return None
+
+
+def current_learning_rate(opt_state: Any) -> jax.Array | None:
+    """The learning rate recorded in an :func:`optimizer` state (the one used by the latest
+    update; before any update, the one the first update will use), including any per-state
+    ``lr_scale``. ``None`` if the state has no injected learning rate."""
+    node = _injected(opt_state)
+    if node is None:
+        return None
+    return node.hyperparams["learning_rate"] * node.hyperparams.get("lr_scale", 1.0)
+
+
+def set_hyperparams(opt_state: Any, **values: Any) -> Any:
+    """A copy of an :func:`optimizer` state with injected hyperparameters replaced, e.g.
+    ``set_hyperparams(state, lr_scale=0.3, weight_decay=1e-4)``. Numeric hyperparameters live in
+    the state, so a batch of states (a population under ``jax.vmap``) can hold one value per
+    member. (``learning_rate`` given as a schedule is recomputed every step; scale it with
+    ``lr_scale``.)"""
+    node = _injected(opt_state)
+    if node is None:
+        raise ValueError("this optimizer state has no injected hyperparameters (build it with optim.optimizer)")
+    unknown = set(values) - set(node.hyperparams)
+    if unknown:
+        raise ValueError(f"unknown hyperparameters {sorted(unknown)}; the state has {sorted(node.hyperparams)}")
+    new_hparams = dict(node.hyperparams)
+    for k, v in values.items():
+        old = node.hyperparams[k]
+        new_hparams[k] = jnp.broadcast_to(jnp.asarray(v, old.dtype), jnp.shape(v) or old.shape)
+    new_node = node._replace(hyperparams=new_hparams)
+    return jax.tree_util.tree_map(lambda x: new_node if x is node else x, opt_state,
+                                  is_leaf=lambda x: x is node)

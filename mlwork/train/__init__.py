@@ -1,9 +1,11 @@
 """Training: the state pytree, the compiled step/epoch/evaluation, Orbax checkpoints, the loop."""
 
-from mlwork.train.checkpoint import best_epoch, checkpoint_manager
+from mlwork.train.checkpoint import CheckpointError, best_step, checkpoint_manager
 from mlwork.train.compile_cache import enable_compilation_cache
+from mlwork.train.guard import EXIT_PREEMPTED, Preempted, PreemptionGuard, WorkdirInUse, WorkdirLock
 from mlwork.train.loop import (
     MODELS,
+    Compiled,
     FitResult,
     NonFiniteLossError,
     Run,
@@ -21,11 +23,13 @@ from mlwork.train.loop import (
 )
 from mlwork.train.report import params_sha256
 from mlwork.train.state import TrainState, create_train_state
-from mlwork.train.step import make_evaluate, make_train_epoch, make_train_step
+from mlwork.train.step import make_evaluate, make_train_chunk, make_train_epoch, make_train_step
 
 __all__ = [
     "FitResult", "Run", "compile_run", "fit", "init_state", "make_evaluator", "prepare", "run_epochs",
-    "MODELS", "NonFiniteLossError", "RunError", "TrainConfig", "TrainState", "best_epoch", "build_model",
+    "CheckpointError", "EXIT_PREEMPTED", "Preempted", "PreemptionGuard", "WorkdirInUse", "WorkdirLock", "Compiled",
+    "make_train_chunk",
+    "MODELS", "NonFiniteLossError", "RunError", "TrainConfig", "TrainState", "best_step", "build_model",
     "build_schedule", "checkpoint_manager", "create_train_state", "enable_compilation_cache",
     "make_evaluate", "make_train_epoch", "make_train_step", "params_sha256", "train_and_evaluate",
 ]

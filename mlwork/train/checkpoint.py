@@ -1,17 +1,25 @@
-"""Orbax checkpoints that keep both the latest N and the best-by-validation.
+"""Orbax checkpoints that keep both the latest N and the best-by-validation, and refuse garbage.
 
-A checkpoint is the whole :class:`~mlwork.train.state.TrainState` (params, model state,
-optimizer state, step, epoch, RNG key data, early-stopping counters) plus a JSON record of the
-run so far (the per-epoch metrics history and the config), saved under
-``<workdir>/checkpoints/<epoch>``. Orbax writes each one to a temporary folder and renames it
-when complete, so a checkpoint is either whole or absent.
+A checkpoint is a pytree of arrays (for a run, the whole :class:`~mlwork.train.state.TrainState`:
+params, model state, optimizer state, step, epoch, RNG key data, early-stopping counters) plus a
+JSON record (the per-epoch history, the config, and the SHA-256 of every array saved), stored
+under ``<workdir>/checkpoints/<step>`` — numbered by optimizer step, so a checkpoint written
+mid-epoch (on preemption) has its own number. Orbax writes each one to a temporary folder and
+renames it when complete, so a killed save leaves no half checkpoint among the finished ones
+(the leftovers are cleaned up when the next run opens the folder).
 
 Preservation: ``LatestN(keep)`` *or* ``BestN(1)`` by validation accuracy (ties: the earliest),
-so saving the best never evicts the latest and breaks resume, and vice versa.
+so saving the best never evicts the latest and breaks resume, and vice versa. Mid-epoch
+checkpoints carry no validation metric and are kept only while they are among the latest.
+
+Restoring checks the record's SHA-256 against the arrays read back; :func:`restore_latest_intact`
+walks back from the newest checkpoint past damaged ones (missing or truncated files, wrong
+bytes), warning about each, so a run never continues from garbage.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +27,12 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
+
+from mlwork.train.report import params_sha256
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written, or no intact checkpoint could be read."""
 
 
 def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
@@ -36,45 +50,123 @@ def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = 
     options = ocp.CheckpointManagerOptions(
         preservation_policy=policies.AnyPreservationPolicy([
             policies.LatestN(n=keep),
-            policies.BestN(get_metric_fn=_rank, reverse=False, n=1),
+            policies.BestN(get_metric_fn=_rank, reverse=False, n=1, keep_checkpoints_without_metrics=False),
         ]),
         best_fn=_rank,  # also makes Orbax record the metrics and answer best_step()
         best_mode="max",
         enable_async_checkpointing=async_save,
         read_only=read_only,
         create=not read_only,
+        cleanup_tmp_directories=not read_only,
     )
     return ocp.CheckpointManager(directory, options=options, item_names=("state", "record"))
 
 
-def save(manager: ocp.CheckpointManager, state: Any, record: dict[str, Any], val_accuracy: float) -> None:
-    """Save ``state`` and the JSON ``record`` as the checkpoint of epoch ``state.epoch``."""
-    epoch = int(state.epoch)
-    manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                record=ocp.args.JsonSave(record)),
-                 metrics={"val_accuracy": float(val_accuracy), "epoch": epoch}, force=True)
+def save(manager: ocp.CheckpointManager, step: int, state: Any, record: dict[str, Any],
+         val_accuracy: float | None = None, epoch: int | None = None) -> None:
+    """Save ``state`` (any pytree of arrays) and the JSON ``record`` as checkpoint ``step``, with
+    the validation accuracy of ``epoch`` when there is one (a mid-epoch checkpoint has none).
+
+    Raises :class:`CheckpointError` naming the folder when the write fails (a full or read-only
+    disk), including the failure of an earlier asynchronous save that surfaces now.
+    """
+    record = {**record, "state_sha256": params_sha256(state)}
+    metrics = None if val_accuracy is None else {"val_accuracy": float(val_accuracy), "epoch": int(epoch)}
+    try:
+        manager.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                        record=ocp.args.JsonSave(record)),
+                     metrics=metrics, force=True)
+    except Exception as e:  # Orbax raises whatever the filesystem raised, possibly from a thread
+        raise CheckpointError(f"could not write checkpoint {step} to {manager.directory}: {_reason(e)}") from e
 
 
-def restore(manager: ocp.CheckpointManager, template: Any, epoch: int | None = None) -> tuple[Any, dict]:
-    """Restore the checkpoint of ``epoch`` (default: the latest) into the structure, shapes,
-    dtypes and shardings of ``template`` (a freshly initialised state). Returns
-    ``(state, record)``."""
-    if epoch is None:
-        epoch = manager.latest_step()
-        if epoch is None:
-            raise FileNotFoundError(f"no checkpoint in {manager.directory}")
+def wait(manager: ocp.CheckpointManager) -> None:
+    """Wait for asynchronous saves; a failed one raises :class:`CheckpointError`."""
+    try:
+        manager.wait_until_finished()
+    except Exception as e:
+        raise CheckpointError(f"could not write checkpoint to {manager.directory}: {_reason(e)}") from e
 
+
+def _reason(e: BaseException) -> str:
+    while e.__cause__ is not None and not isinstance(e, OSError):
+        e = e.__cause__
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text[:300]
+
+
+def _abstract(template: Any) -> Any:
     def abstract(x):
         x = np.asarray(x) if not isinstance(x, jax.Array) else x
-        sharding = getattr(x, "sharding", None)
-        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None))
 
-    target = jax.tree.map(abstract, template)
-    restored = manager.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
-                                                              record=ocp.args.JsonRestore()))
-    return restored["state"], dict(restored["record"])
+    return jax.tree.map(abstract, template)
 
 
-def best_epoch(manager: ocp.CheckpointManager) -> int | None:
+def restore(manager: ocp.CheckpointManager, template: Any, step: int | None = None) -> tuple[Any, dict]:
+    """Restore checkpoint ``step`` (default: the latest) into the structure, shapes, dtypes and
+    shardings of ``template`` (a freshly initialised state), and verify its SHA-256. Returns
+    ``(state, record)``; raises :class:`CheckpointError` if it is missing, unreadable or damaged."""
+    if step is None:
+        step = manager.latest_step()
+        if step is None:
+            raise CheckpointError(f"no checkpoint in {manager.directory}")
+    try:
+        restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(_abstract(template)),
+                                                                 record=ocp.args.JsonRestore()))
+    except Exception as e:
+        raise CheckpointError(f"checkpoint {step} in {manager.directory} cannot be read: {_reason(e)}") from e
+    state, record = restored["state"], dict(restored["record"] or {})
+    expected = record.get("state_sha256")
+    if expected is not None and params_sha256(state) != expected:
+        raise CheckpointError(f"checkpoint {step} in {manager.directory} is damaged: its arrays do not match the "
+                              "SHA-256 recorded when it was saved")
+    return state, record
+
+
+def restore_latest_intact(manager: ocp.CheckpointManager, template: Any, warn: Callable[[str], None] = print,
+                          quarantine: bool = False) -> tuple[Any, dict, int]:
+    """The newest checkpoint that restores and verifies; each damaged one on the way is named in
+    a warning. With ``quarantine`` (a run about to continue), damaged checkpoints are moved to
+    ``<workdir>/damaged_checkpoints/`` for inspection, out of the way of the steps that will be
+    saved again. Raises :class:`CheckpointError` if none is intact."""
+    steps = sorted(manager.all_steps(), reverse=True)
+    if not steps:
+        raise CheckpointError(f"no checkpoint in {manager.directory}")
+    damaged = []
+    try:
+        for step in steps:
+            try:
+                state, record = restore(manager, template, step)
+                return state, record, step
+            except CheckpointError as e:
+                warn(f"warning: {e}; falling back to an earlier checkpoint")
+                damaged.append(step)
+        raise CheckpointError(f"no intact checkpoint in {manager.directory} (tried steps {steps})")
+    finally:
+        if quarantine and damaged:
+            _quarantine(manager, damaged, warn)
+
+
+def _quarantine(manager: ocp.CheckpointManager, steps: list[int], warn: Callable[[str], None]) -> None:
+    import time
+
+    directory = Path(str(manager.directory))
+    aside = directory.parent / "damaged_checkpoints"
+    aside.mkdir(exist_ok=True)
+    for step in steps:
+        target = aside / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+        (directory / str(step)).rename(target)
+        warn(f"warning: moved damaged checkpoint {step} to {target}")
+    manager.reload()
+
+
+def best_step(manager: ocp.CheckpointManager) -> int | None:
     """The kept checkpoint with the best validation accuracy (earliest among ties)."""
     return manager.best_step()
+
+
+def epoch_of(manager: ocp.CheckpointManager, step: int) -> int | None:
+    """The epoch an end-of-epoch checkpoint was saved at."""
+    metrics = manager.metrics(step)
+    return None if not metrics else int(metrics["epoch"])

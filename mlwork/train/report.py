@@ -117,3 +117,26 @@ def plot_run(plots: Path, history: Sequence[dict[str, Any]], lr_steps: np.ndarra
 
         written.append(plot_gradient_norms(plots / "gradient_norms.png", history, title))
     return written
+
+
+def plot_population(plots: Path, history: Sequence[dict[str, Any]], n_members: int) -> Path:
+    """Every member's validation accuracy per epoch, labelled by seed and hyperparameters."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for k in range(n_members):
+        rows = [r for r in history if r["member"] == k]
+        label = f"seed {rows[0]['seed']}, lr {rows[0]['lr']:g}" + (
+            f", wd {rows[0]['weight_decay']:g}" if rows[0]["weight_decay"] else "")
+        ax.plot([r["epoch"] for r in rows], [r["val_accuracy"] for r in rows], "o-", ms=3, label=label)
+    ax.set(xlabel="epoch", ylabel="validation accuracy", title=f"population of {n_members}: validation curves")
+    if n_members <= 16:
+        ax.legend(fontsize=7)
+    path = plots / "population_val.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path

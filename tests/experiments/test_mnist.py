@@ -47,7 +47,7 @@ def test_one_epoch_on_the_embedded_sample_writes_everything(finished_run):
     assert summary["n_params"] == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10
     assert summary["epochs_run"] == 1 and summary["best_epoch"] == 1
     assert summary["test_accuracy"] > 0.8 and len(summary["params_sha256"]) == 64
-    assert (workdir / "checkpoints" / "1").is_dir()
+    assert (workdir / "checkpoints" / str(config["steps_per_epoch"])).is_dir()  # checkpoints are named by step
     for png in ("curves.png", "learning_rate.png", "confusion_matrix.png", "misclassified.png", "gradient_norms.png"):
         assert (workdir / "plots" / png).stat().st_size > 5000
 

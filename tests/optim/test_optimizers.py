@@ -200,3 +200,19 @@ def test_every_optimizer_minimises_a_convex_quadratic_and_progresses_on_rosenbro
 def test_bad_hyperparameters_are_clear_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_hyperparameters_in_the_state_can_differ_per_member():
+    # A population: one optimizer, states with different lr_scale / weight_decay under vmap.
+    tx = optim.optimizer("sgd", optim.schedule("step", init_value=0.1, step_size=1, gamma=0.5), mask=None)
+    params = jnp.ones(3)
+    states = jax.vmap(tx.init)(jnp.stack([params] * 3))
+    states = optim.set_hyperparams(states, lr_scale=jnp.array([1.0, 2.0, 0.5]),
+                                   weight_decay=jnp.array([0.0, 0.0, 0.1]))
+    grads = jnp.full((3, 3), 0.2)
+    updates, states = jax.vmap(tx.update)(grads, states, jnp.stack([params] * 3))
+    # step 0: η = 0.1 × scale; member 3 also decays: u = −η(g + λθ)
+    np.testing.assert_allclose(updates[:, 0], [-0.02, -0.04, -0.05 * (0.2 + 0.1)], rtol=1e-6)
+    np.testing.assert_allclose(optim.current_learning_rate(states), [0.1, 0.2, 0.05], rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown hyperparameters \\['beta'\\]"):
+        optim.set_hyperparams(states, beta=0.5)

@@ -70,12 +70,20 @@ def test_sampled_statistics_and_their_epoch_summary():
 
     stacked = {"grad_norm": jnp.array([1.0, 0.0, 3.0, 0.0]), "grad_norm_layers": {"x": jnp.array([2.0, 0.0, 4.0, 0.0])},
                "sampled": jnp.array([1.0, 0.0, 1.0, 0.0])}
-    summary = dg.summarize_steps(stacked)
-    assert float(summary["grad_norm"]) == 2.0 and float(summary["grad_norm_layers"]["x"]) == 3.0
-    assert float(summary["grad_norm_max"]) == 3.0 and float(summary["monitored_steps"]) == 2.0
-    row = dg.monitor_row(jax.device_get(summary))
-    assert row["grad_norm_layers"] == {"x": 3.0} and isinstance(row["grad_norm"], float)
-    assert dg.monitor_row({"grad_norm": np.float32(np.nan)}) == {"grad_norm": None}
+    first = jax.device_get(dg.summarize_steps(stacked))
+    assert float(first["grad_norm_sum"]) == 4.0 and float(first["grad_norm_layers_sum"]["x"]) == 6.0
+    assert float(first["grad_norm_max"]) == 3.0 and float(first["monitored_steps"]) == 2.0
+    second = jax.device_get(dg.summarize_steps(
+        {"grad_norm": jnp.array([5.0]), "grad_norm_layers": {"x": jnp.array([1.0])}, "sampled": jnp.array([1.0])}))
+    probe = {"done": np.float32(1.0), "param_norm": np.float32(7.0), "param_norm_layers": {"x": np.float32(7.0)}}
+    total = dg.accumulate_monitor(None, {"steps": first, "epoch": {**probe, "done": np.float32(0.0)}})
+    assert "epoch" not in total                       # a call that did not end the epoch brings no probe
+    total = dg.accumulate_monitor(total, {"steps": second, "epoch": probe})
+    row = dg.monitor_row(total)
+    assert row["grad_norm"] == 3.0 and row["grad_norm_layers"] == {"x": 7.0 / 3}   # (1 + 3 + 5) / 3, (2 + 4 + 1) / 3
+    assert row["grad_norm_max"] == 5.0 and row["monitored_steps"] == 3.0 and row["param_norm"] == 7.0
+    assert dg.monitor_row(dg.accumulate_monitor(None, {"epoch": {"done": 1.0, "param_norm": np.nan}})) == {
+        "param_norm": None}
 
 
 def test_monitored_epoch_matches_independent_gradients(small_mnist):
@@ -97,7 +105,7 @@ def test_monitored_epoch_matches_independent_gradients(small_mnist):
     epoch = jax.jit(make_train_epoch(step, n, monitor=hook))
     plain = jax.jit(make_train_epoch(make_train_step(model, tx, mean=MEAN, std=STD), n))
     new_state, m = epoch(state, images, labels)
-    monitor = dg.monitor_row(jax.device_get(m["monitor"]))
+    monitor = dg.monitor_row(dg.accumulate_monitor(None, jax.device_get(m["monitor"])))
     end = jax.device_get(new_state.params)
 
     x = (np.asarray(small_mnist.train_images[:n], np.float32) / 255.0 - MEAN) / STD
@@ -130,13 +138,20 @@ def test_monitored_epoch_matches_independent_gradients(small_mnist):
 
 
 def test_fit_rows_carry_the_monitor_and_plot(small_mnist, tmp_path):
-    result = fit(TrainConfig(epochs=2, batch_size=64, seed=2), small_mnist, log=lambda msg: None)
+    whole = fit(TrainConfig(epochs=2, batch_size=64, seed=2), small_mnist, log=lambda msg: None)
     steps_per_epoch = int(round(700 * 0.9)) // 64
-    for row in result.history:
+    for row in whole.history:
         assert set(row["grad_norm_layers"]) == {"layer_1", "layer_2", "layer_3"}
         assert row["monitored_steps"] == math.ceil(steps_per_epoch / min(dg.MONITOR_EVERY, steps_per_epoch))
         assert 0 < row["grad_norm"] <= row["grad_norm_max"]
         assert 1e-5 < row["update_ratio"] < 1e-1 and row["param_norm"] > 1.0
         assert 0.0 <= row["dead_relu_fraction"] < 0.5 and row["learning_rate"] == pytest.approx(1e-3)
-    path = plot_gradient_norms(tmp_path / "gradient_norms.png", result.history, "mlp")
+    # Epochs split into compiled calls of 4 steps (the last one shorter) report the same monitor.
+    chunked = fit(TrainConfig(epochs=2, batch_size=64, seed=2, steps_per_call=4), small_mnist,
+                  log=lambda msg: None)
+    for a, b in zip(whole.history, chunked.history, strict=True):
+        for key in ("grad_norm", "grad_norm_max", "monitored_steps", "param_norm", "update_ratio",
+                    "dead_relu_fraction"):
+            assert b[key] == pytest.approx(a[key], rel=1e-5), key
+    path = plot_gradient_norms(tmp_path / "gradient_norms.png", whole.history, "mlp")
     assert path.stat().st_size > 5000

@@ -64,7 +64,7 @@ def test_nonfinite_loss_stops_without_saving_and_resume_continues(tmp_path, smal
         train_and_evaluate(config, workdir, small_mnist, tx=exploding, **QUIET)
     assert e.value.epoch == 2 and e.value.step >= steps_per_epoch + 2
     manager = checkpoint.checkpoint_manager(workdir, read_only=True)
-    assert manager.all_steps() == [1]
+    assert manager.all_steps() == [steps_per_epoch]  # checkpoints are numbered by optimizer step
     manager.close()
     # Resuming with a sane optimizer continues from the good epoch-1 checkpoint.
     summary = train_and_evaluate(config, workdir, small_mnist, resume=True, **QUIET)
@@ -82,7 +82,7 @@ def test_keeps_latest_n_and_the_best(tmp_path):
             metrics={"val_accuracy": acc, "epoch": epoch})
     manager.wait_until_finished()
     assert manager.all_steps() == [2, 5, 6]          # latest two, and the best (earliest of the ties)
-    assert checkpoint.best_epoch(manager) == 2
+    assert checkpoint.best_step(manager) == 2
     restored, record = checkpoint.restore(manager, state, 2)
     np.testing.assert_array_equal(restored["w"], [2.0, 2.0, 2.0])
     assert record == {"e": 2}
@@ -102,3 +102,19 @@ def test_fit_in_memory_matches_train_and_evaluate(tmp_path, small_mnist):
     assert 0.7 < float(test["accuracy"]) <= 1.0
     linear = fit(TrainConfig(epochs=1, batch_size=64), small_mnist, model=nn.mlp([784, 10]), log=lambda m: None)
     assert nn.count_params(linear.state.params) == 7850
+
+
+def test_early_stopping_stops_and_a_resumed_run_stays_stopped(tmp_path, small_mnist):
+    # patience=1 with a learning rate so small that validation accuracy cannot improve by much:
+    # the run stops at the first epoch without improvement; resuming does not train further.
+    config = TrainConfig(epochs=8, batch_size=64, patience=1, lr=1e-7, optimizer="sgd", schedule="constant")
+    logs = []
+    summary = train_and_evaluate(config, tmp_path / "run", small_mnist, progress=False, plots=False,
+                                 log=logs.append)
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    accs = [r["val_accuracy"] for r in history]
+    first_flat = next(i for i in range(1, len(accs)) if accs[i] <= accs[i - 1])
+    assert summary["stopped_early"] and summary["epochs_run"] == first_flat + 1 < 8
+    assert any("early stopping after epoch" in m for m in logs)
+    again = train_and_evaluate(config, tmp_path / "run", small_mnist, resume=True, **QUIET)
+    assert again["epochs_run"] == summary["epochs_run"] and again["params_sha256"] == summary["params_sha256"]

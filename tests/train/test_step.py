@@ -67,7 +67,7 @@ def test_epoch_compiles_once_over_several_epochs(small_mnist, caplog):
     finally:
         jax.config.update("jax_enable_compilation_cache", True)
     compiles = [r for r in caplog.records if "Finished XLA compilation" in r.getMessage()
-                and "train_epoch" in r.getMessage()]
+                and "train_chunk" in r.getMessage()]
     assert len(compiles) == 1, [r.getMessage() for r in compiles]
     assert int(state.epoch) == 3 and int(state.step) == 3 * (700 // 64)
     assert m["losses"].shape == (700 // 64,) and int(m["nonfinite_step"]) == -1

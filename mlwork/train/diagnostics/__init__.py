@@ -31,6 +31,7 @@ from mlwork.train.diagnostics.monitor import (
     MONITOR_EVERY,
     PROBE_SIZE,
     UPDATE_BATCH,
+    accumulate_monitor,
     dead_relu_fraction,
     gradient_statistics,
     layer_groups,
@@ -47,6 +48,7 @@ __all__ = [
     "check_normalization", "check_overfit_one_batch", "check_shapes", "check_train_eval_mode", "format_table",
     "run_checklist",
     "filter_normalized_direction", "interpolate", "loss_along_line", "loss_surface",
-    "MONITOR_EVERY", "PROBE_SIZE", "UPDATE_BATCH", "dead_relu_fraction", "gradient_statistics", "layer_groups",
-    "make_epoch_monitor", "monitor_row", "norms", "sampled_gradient_statistics", "summarize_steps", "update_ratios",
+    "MONITOR_EVERY", "PROBE_SIZE", "UPDATE_BATCH", "accumulate_monitor", "dead_relu_fraction",
+    "gradient_statistics", "layer_groups", "make_epoch_monitor", "monitor_row", "norms",
+    "sampled_gradient_statistics", "summarize_steps", "update_ratios",
 ]

@@ -137,46 +137,52 @@ def sampled_gradient_statistics(grads: Any, step: Array, every: int) -> dict[str
 
 
 def summarize_steps(stats: dict[str, Any]) -> dict[str, Any]:
-    r"""Reduce a stack of :func:`sampled_gradient_statistics` (leading axis: steps) to one
-    epoch: every field's mean over the sampled steps (:math:`\sum_t w_t v_t / \sum_t w_t`,
-    :math:`w_t` = ``sampled``, all ones if absent; NaN when no step was sampled), plus
-    ``grad_norm_max``, the largest sampled global gradient norm (where a spike shows), and
-    ``monitored_steps``, how many steps were sampled."""
+    r"""Reduce a stack of :func:`sampled_gradient_statistics` (leading axis: the steps of a
+    compiled call) to sums that add up across calls: ``grad_norm_sum`` and
+    ``grad_norm_layers_sum`` (:math:`\sum_t w_t \|g_t\|`, :math:`w_t` = ``sampled``, all ones
+    if absent), ``grad_norm_max`` (the largest sampled global norm, −inf if none: where a spike
+    shows) and ``monitored_steps`` (:math:`\sum_t w_t`). :func:`monitor_row` turns the
+    epoch's totals into means."""
     stats = dict(stats)
     w = stats.pop("sampled", None)
     if w is None:
         w = jnp.ones(jnp.shape(stats["grad_norm"])[:1], jnp.float32)
-    n = jnp.sum(w, axis=0)
 
-    def mean(v: Array) -> Array:
-        return jnp.sum(v * w.reshape(w.shape + (1,) * (v.ndim - 1)), axis=0) / n
+    def total(v: Array) -> Array:
+        return jnp.sum(v * w.reshape(w.shape + (1,) * (v.ndim - 1)), axis=0)
 
-    summary = jax.tree.map(mean, stats)
-    summary["grad_norm_max"] = jnp.max(jnp.where(w > 0, stats["grad_norm"], -jnp.inf), axis=0)
-    summary["monitored_steps"] = n
-    return summary
+    return {"grad_norm_sum": total(stats["grad_norm"]),
+            "grad_norm_layers_sum": jax.tree.map(total, stats["grad_norm_layers"]),
+            "grad_norm_max": jnp.max(jnp.where(w > 0, stats["grad_norm"], -jnp.inf), axis=0),
+            "monitored_steps": jnp.sum(w, axis=0)}
 
 
 def make_epoch_monitor(model: Any, *, mean: float, std: float, tx: Any = None,
                        loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy,
                        probe_size: int = PROBE_SIZE, update_batch: int = UPDATE_BATCH) -> Callable[..., dict[str, Any]]:
-    """``monitor(state, step_stats, images, labels) -> dict``, run inside the compiled epoch
-    after its last step, on a fixed probe: the first ``probe_size`` training examples.
+    """``monitor(state, step_stats, images, labels, epoch_done=True) -> dict``, the hook that
+    :func:`mlwork.train.make_train_chunk` runs after a compiled call's last step. It returns
 
-    * :func:`summarize_steps` of the epoch's sampled gradient norms (when the step sampled any);
-    * ``param_norm``, ``param_norm_layers``: the parameters at the end of the epoch;
-    * with ``tx``: ``update_ratio``, ``update_ratio_layers`` (:func:`update_ratios`) of the step
-      ``tx`` would take next — the gradient of ``loss_fn`` on the first ``update_batch`` probe
-      examples in training mode (dropout key ``fold_in(fold_in(key, MONITOR), epoch)``), run
-      through ``tx.update`` with the current optimizer state, and discarded;
-    * when ``model.hidden`` exists: ``dead_relu_fraction``, ``dead_relu_layers``
-      (:func:`dead_relu_fraction`) over the ``probe_size`` examples in evaluation mode.
+    * ``steps``: :func:`summarize_steps` of the call's sampled gradient norms (when the step
+      sampled any);
+    * ``epoch``, computed only when the call ends the epoch (a ``lax.cond`` on ``epoch_done``;
+      zeros otherwise, with ``done`` saying which), on a fixed probe — the first
+      ``probe_size`` training examples:
 
-    Costs one forward and backward pass of ``update_batch`` examples and one forward pass of
-    ``probe_size`` per epoch, instead of work on every step."""
+      - ``param_norm``, ``param_norm_layers``: the parameters at the end of the epoch;
+      - with ``tx``: ``update_ratio``, ``update_ratio_layers`` (:func:`update_ratios`) of the
+        step ``tx`` would take next — the gradient of ``loss_fn`` on the first ``update_batch``
+        probe examples in training mode (dropout key ``fold_in(fold_in(key, MONITOR),
+        epoch)``), through ``tx.update`` with the current optimizer state, then discarded;
+      - when ``model.hidden`` exists: ``dead_relu_fraction``, ``dead_relu_layers``
+        (:func:`dead_relu_fraction`) over the ``probe_size`` examples in evaluation mode.
 
-    def monitor(state: Any, step_stats: dict[str, Any] | None, images: Array, labels: Array) -> dict[str, Any]:
-        out = summarize_steps(step_stats) if step_stats is not None else {}
+    The probe costs one forward and backward pass of ``update_batch`` examples and one forward
+    pass of ``probe_size`` per epoch. On the host, :func:`accumulate_monitor` adds the calls of
+    an epoch up and :func:`monitor_row` makes them a row of ``metrics.jsonl``."""
+
+    def probe(state: Any, images: Array, labels: Array) -> dict[str, Any]:
+        out = {"done": jnp.ones((), jnp.float32)}
         out["param_norm"], out["param_norm_layers"] = norms(state.params)
         if tx is not None:
             key = jax.random.fold_in(jax.random.fold_in(state.key, MONITOR), state.epoch)
@@ -189,28 +195,75 @@ def make_epoch_monitor(model: Any, *, mean: float, std: float, tx: Any = None,
             updates, _ = tx.update(jax.grad(objective)(state.params), state.opt_state, state.params)
             out["update_ratio"], out["update_ratio_layers"] = update_ratios(updates, state.params)
         if getattr(model, "hidden", None) is not None:
-            x = preprocess(images[:probe_size], mean, std)
-            acts = model.hidden({"params": state.params, "state": state.model_state}, x)
+            acts = model.hidden({"params": state.params, "state": state.model_state},
+                                preprocess(images, mean, std))
             if acts:
                 out["dead_relu_fraction"], out["dead_relu_layers"] = dead_relu_fraction(acts)
+        return out
+
+    def monitor(state: Any, step_stats: dict[str, Any] | None, images: Array, labels: Array,
+                epoch_done: Any = True) -> dict[str, Any]:
+        out = {} if step_stats is None else {"steps": summarize_steps(step_stats)}
+        images, labels = images[:probe_size], labels[:probe_size]
+        if epoch_done is True:
+            out["epoch"] = probe(state, images, labels)
+        else:
+            shapes = jax.eval_shape(probe, state, images, labels)
+            zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+            out["epoch"] = jax.lax.cond(epoch_done, probe, lambda *_: zeros, state, images, labels)
         return out
 
     return monitor
 
 
-def monitor_row(monitor: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The epoch's monitoring values (already on the host) as JSON-ready numbers for
-    ``metrics.jsonl``: scalars become floats (``None`` where not finite, e.g. no sampled step),
-    per-layer mappings ``{layer: float}``, arrays (e.g. a population's values) lists."""
-    if not monitor:
+def _plain(v: Any) -> Any:
+    """Host values as JSON-ready Python: floats (``None`` where not finite), dicts, lists."""
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    arr = np.asarray(v, np.float64)
+    if arr.ndim:
+        return [_plain(a) for a in arr]
+    return float(arr) if np.isfinite(arr) else None
+
+
+def accumulate_monitor(total: Mapping[str, Any] | None, chunk: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Add one compiled call's ``monitor`` output (already on the host) to the epoch's running
+    total: step sums and counts add, maxima take the larger, and the ``epoch`` probe is kept
+    from the call that ended the epoch. The total is plain JSON-ready Python (it travels in a
+    preemption checkpoint with the epoch's other partial sums); ``None`` stays ``None`` when
+    there is nothing to add."""
+    if not chunk:
+        return None if total is None else dict(total)
+    out = dict(total or {})
+    steps = _plain(chunk.get("steps") or {})
+    if steps:
+        out["grad_norm_sum"] = out.get("grad_norm_sum", 0.0) + steps["grad_norm_sum"]
+        layers = dict(out.get("grad_norm_layers_sum", {}))
+        for name, value in steps["grad_norm_layers_sum"].items():
+            layers[name] = layers.get(name, 0.0) + value
+        out["grad_norm_layers_sum"] = layers
+        maxima = [m for m in (out.get("grad_norm_max"), steps["grad_norm_max"]) if m is not None]
+        out["grad_norm_max"] = max(maxima) if maxima else None
+        out["monitored_steps"] = out.get("monitored_steps", 0.0) + steps["monitored_steps"]
+    epoch = _plain(chunk.get("epoch") or {})
+    if epoch.get("done"):
+        out["epoch"] = {k: v for k, v in epoch.items() if k != "done"}
+    return out
+
+
+def monitor_row(total: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An epoch's :func:`accumulate_monitor` total as the fields of its ``metrics.jsonl`` row:
+    ``grad_norm`` and ``grad_norm_layers`` (means over the sampled steps; ``None`` if none was
+    sampled), ``grad_norm_max``, ``monitored_steps``, and the end-of-epoch probe's
+    ``param_norm``, ``update_ratio``, ``dead_relu_fraction`` (each with ``*_layers``)."""
+    if not total:
         return {}
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, Mapping):
-            return {str(k): plain(x) for k, x in v.items()}
-        arr = np.asarray(v, np.float64)
-        if arr.ndim:
-            return [plain(a) for a in arr]
-        return float(arr) if np.isfinite(arr) else None
-
-    return {k: plain(v) for k, v in sorted(monitor.items())}
+    row: dict[str, Any] = {}
+    n = total.get("monitored_steps")
+    if n is not None:
+        row["grad_norm"] = total["grad_norm_sum"] / n if n else None
+        row["grad_norm_layers"] = {k: (v / n if n else None) for k, v in total["grad_norm_layers_sum"].items()}
+        row["grad_norm_max"] = total.get("grad_norm_max")
+        row["monitored_steps"] = n
+    row.update(total.get("epoch", {}))
+    return dict(sorted(row.items()))
