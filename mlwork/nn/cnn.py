@@ -7,6 +7,9 @@ run through :func:`mlwork.nn.from_flax`. Architecture (channels last, NHWC)::
     conv 3×3 (c2 = 64 channels) → BatchNorm → ReLU → max-pool 2×2
     dense (hidden = 128) → BatchNorm → ReLU → dropout → dense (n_classes logits)
 
+Every ReLU output is sown into the ``"hidden"`` collection, so ``Model.hidden`` returns them
+(``relu_0``, ``relu_1``, ...) for the training diagnostics.
+
 (``convs_per_block=2`` stacks two convolutions per block, as VGG does.) The default is the
 Flax MNIST example's shape (which reaches 99.17% on MNIST) plus BatchNorm; it is kept that small
 because convolutions are XLA:CPU's slow path — about 4× the cost per FLOP of the MLP's matmuls
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mlwork.nn.models import Model, from_flax
+from mlwork.nn.models import HIDDEN_COLLECTION, Model, from_flax
 
 
 class CNN(nn.Module):
@@ -39,14 +42,23 @@ class CNN(nn.Module):
             x = x[..., None]
         x = x.astype(jnp.float32)
         norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)  # noqa: E731
+        n_relu = 0
+
+        def relu(z):  # post-activation features, sown for Model.hidden (a no-op unless asked for)
+            nonlocal n_relu
+            a = nn.relu(z)
+            self.sow(HIDDEN_COLLECTION, f"relu_{n_relu}", a)
+            n_relu += 1
+            return a
+
         for c in self.channels:
             for _ in range(self.convs_per_block):
                 x = nn.Conv(c, (3, 3), use_bias=False)(x)
-                x = nn.relu(norm()(x))
+                x = relu(norm()(x))
             x = nn.max_pool(x, (2, 2), strides=(2, 2))
         x = x.reshape((x.shape[0], -1))
         x = nn.Dense(self.hidden, use_bias=False)(x)
-        x = nn.relu(norm()(x))
+        x = relu(norm()(x))
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.n_classes)(x)
 

@@ -35,6 +35,8 @@ from mlwork.nn.layers import dropout as dropout_fn
 
 Array = jax.Array
 Variables = dict[str, Any]
+#: The Flax collection a Linen module sows its hidden activations into (see :func:`from_flax`).
+HIDDEN_COLLECTION = "hidden"
 
 
 class Model(NamedTuple):
@@ -47,11 +49,16 @@ class Model(NamedTuple):
       output_activation: what ``apply`` puts on its outputs: ``None`` for raw scores (logits or
         regression values), ``"sigmoid"`` or ``"softmax"`` for probabilities. Losses and the
         debugging checklist read it to match the loss to the output.
+      hidden: optionally ``hidden(variables, x) -> {name: activations}``, the post-activation
+        hidden representations in evaluation mode, features on the last axis (one entry per
+        hidden layer, in order). ``None`` when the model does not expose them. The training
+        diagnostics read it (e.g. the fraction of dead ReLU units).
     """
 
     init: Callable[..., Variables]
     apply: Callable[..., tuple[Array, Any]]
     output_activation: str | None = None
+    hidden: Callable[[Variables, Any], dict[str, Array]] | None = None
 
 
 def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
@@ -177,7 +184,7 @@ def mlp(
             stats.append(bn_state)
         return {"params": layers, "state": {"batch_norm": stats}}
 
-    def apply(variables: Variables, x, *, train: bool = False, key: Array | None = None):
+    def forward(variables: Variables, x, train: bool, key: Array | None):
         params = variables["params"]
         if len(params) != n_layers:
             raise ValueError(f"params has {len(params)} layers; this mlp expects {n_layers}")
@@ -186,7 +193,7 @@ def mlp(
         if train and rate > 0.0 and key is None:
             raise ValueError("mlp with dropout > 0 needs key=... when train=True")
         state = variables.get("state", {})
-        new_stats = []
+        new_stats, hidden_acts = [], {}
         for l, layer in enumerate(params):
             z = dense(layer, a)
             if l < n_layers - 1:
@@ -195,14 +202,22 @@ def mlp(
                                              state["batch_norm"][l], train=train)
                     z = z.reshape(a.shape[:-1] + z.shape[-1:])
                     new_stats.append(stats)
-                a = sigma(z)
+                a = hidden_acts[f"layer_{l + 1}"] = sigma(z)
                 if rate > 0.0 and train:
                     a = dropout_fn(a, rate, key=jax.random.fold_in(key, l), train=True)
             else:
                 a = sigma_out(z)
-        return a, ({**state, "batch_norm": new_stats} if batch_norm else state)
+        return a, ({**state, "batch_norm": new_stats} if batch_norm else state), hidden_acts
 
-    return Model(init, apply, None if output == "identity" else output)
+    def apply(variables: Variables, x, *, train: bool = False, key: Array | None = None):
+        out, new_state, _ = forward(variables, x, train, key)
+        return out, new_state
+
+    def hidden_fn(variables: Variables, x) -> dict[str, Array]:
+        """``{"layer_1": a^[1], ...}``: every hidden layer's activations, evaluation mode."""
+        return forward(variables, x, False, None)[2]
+
+    return Model(init, apply, None if output == "identity" else output, hidden_fn)
 
 
 def perceptron(n_inputs: int, activation: str = "sigmoid") -> Model:
@@ -251,6 +266,10 @@ def from_flax(module: Any, *, output_activation: str | None = None, train_arg: s
     batch axis), passes ``train`` to the module's ``__call__`` as the keyword ``train_arg`` (set
     ``train_arg=None`` for modules without one), uses ``key`` for the ``"dropout"`` RNG stream,
     and returns the updated state collections in training mode.
+
+    ``hidden(variables, x)`` returns what the module sows into the ``"hidden"`` collection
+    (``self.sow("hidden", name, activations)``) in evaluation mode, keyed by the sow path
+    (``{}`` if it sows nothing); that collection is never part of ``variables``.
     """
     output = check_activation(output_activation, "output_activation")
     output = None if output == "identity" else output
@@ -264,6 +283,7 @@ def from_flax(module: Any, *, output_activation: str | None = None, train_arg: s
         dummy = jnp.zeros((1, *input_shape), input_dtype)
         variables = module.init({"params": k_params, "dropout": k_dropout}, dummy, **_kwargs(False))
         variables = dict(variables)
+        variables.pop(HIDDEN_COLLECTION, None)
         params = variables.pop("params", {})
         return {"params": params, "state": variables}
 
@@ -277,4 +297,11 @@ def from_flax(module: Any, *, output_activation: str | None = None, train_arg: s
         out = module.apply(flax_vars, x, rngs=rngs, **_kwargs(train))
         return out, state
 
-    return Model(init, apply, output)
+    def hidden(variables: Variables, x) -> dict[str, Array]:
+        flax_vars = {"params": variables["params"], **dict(variables.get("state", {}))}
+        _, sown = module.apply(flax_vars, x, mutable=[HIDDEN_COLLECTION], **_kwargs(False))
+        leaves = jax.tree_util.tree_flatten_with_path(dict(sown).get(HIDDEN_COLLECTION, {}))[0]
+        return {"/".join(str(getattr(k, "key", k)) for k in path if not isinstance(k, jax.tree_util.SequenceKey)): v
+                for path, v in leaves}
+
+    return Model(init, apply, output, hidden)

@@ -27,6 +27,7 @@ from mlwork import nn, optim
 from mlwork.data.sources import Dataset, split_validation
 from mlwork.train import checkpoint as ckpt
 from mlwork.train import parallel, report
+from mlwork.train.diagnostics import MONITOR_EVERY, accumulate_monitor, make_epoch_monitor, monitor_row
 from mlwork.train.guard import Preempted, PreemptionGuard, WorkdirLock
 from mlwork.train.state import TrainState, create_train_state
 from mlwork.train.step import make_evaluate, make_train_chunk, make_train_step
@@ -227,12 +228,19 @@ class Compiled(NamedTuple):
     compile_time_s: float
 
 
-def compile_run(run: Run, state: TrainState) -> Compiled:
+def compile_run(run: Run, state: TrainState, *, monitor: bool = True) -> Compiled:
     """Compile the training call(s) and the validation evaluation ahead of time: one program per
     epoch by default; with ``config.steps_per_call`` a chunk program, plus one for the epoch's
-    shorter last chunk when the chunk length does not divide the epoch."""
+    shorter last chunk when the chunk length does not divide the epoch.
+
+    With ``monitor`` the calls also return the training monitor (:mod:`mlwork.train.diagnostics`):
+    gradient norms sampled every ``MONITOR_EVERY`` steps and, at the epoch's end, parameter
+    norms, the update/parameter ratio and the dead-ReLU fraction on a probe batch;
+    :func:`run_epochs` writes them into each row."""
+    every = min(MONITOR_EVERY, run.steps_per_epoch) if monitor else 0  # >= 1 sampled step per epoch
     train_step = make_train_step(run.model, run.tx, mean=run.mean, std=run.std, augment=run.config.augment,
-                                 mesh=run.mesh)
+                                 mesh=run.mesh, monitor_every=every)
+    hook = make_epoch_monitor(run.model, mean=run.mean, std=run.std, tx=run.tx) if monitor else None
     repl = parallel.replicated(run.mesh)
     spe = run.steps_per_epoch
     per_call = min(run.config.steps_per_call or spe, spe)
@@ -240,8 +248,8 @@ def compile_run(run: Run, state: TrainState) -> Compiled:
     t0 = time.perf_counter()
     chunks = {}
     for length in lengths:
-        fn = jax.jit(make_train_chunk(train_step, run.config.batch_size, None if length == spe else length),
-                     donate_argnums=0, in_shardings=repl, out_shardings=repl)
+        fn = jax.jit(make_train_chunk(train_step, run.config.batch_size, None if length == spe else length,
+                                      monitor=hook), donate_argnums=0, in_shardings=repl, out_shardings=repl)
         chunks[length] = fn.lower(state, *run.train).compile()
     evaluate_val = make_evaluator(run).lower(state.params, state.model_state, *run.val).compile()
     return Compiled(chunks, per_call, evaluate_val, time.perf_counter() - t0)
@@ -281,12 +289,13 @@ def run_epochs(run: Run, state: TrainState, compiled: Compiled, history: list[di
                 length = min(compiled.steps_per_call, spe - position)
                 t = time.perf_counter()
                 state, m = compiled.chunks[length](state, *run.train)
-                m = jax.device_get({k: m[k] for k in ("loss_sum", "correct", "nonfinite_step")})
+                m = jax.device_get({k: m[k] for k in ("loss_sum", "correct", "nonfinite_step", "monitor") if k in m})
                 sums["time_s"] += time.perf_counter() - t
                 if m["nonfinite_step"] >= 0:
                     raise NonFiniteLossError(epoch, int(m["nonfinite_step"]), workdir)
                 sums["loss_sum"] += float(m["loss_sum"])
                 sums["correct"] += int(m["correct"])
+                sums["monitor"] = accumulate_monitor(sums.get("monitor"), m.get("monitor"))
                 position += length
                 if guard is not None and guard.requested and position < spe:
                     if on_preempt is not None:
@@ -298,7 +307,8 @@ def run_epochs(run: Run, state: TrainState, compiled: Compiled, history: list[di
             row = {"epoch": epoch, "train_loss": sums["loss_sum"] / spe,
                    "train_accuracy": sums["correct"] / (spe * config.batch_size),
                    "val_loss": float(val["loss"]), "val_accuracy": float(val["accuracy"]),
-                   "learning_rate": _learning_rate(state.opt_state), "epoch_time_s": sums["time_s"]}
+                   "learning_rate": _learning_rate(state.opt_state), "epoch_time_s": sums["time_s"],
+                   **monitor_row(sums.get("monitor"))}
             history.append(row)
             if on_epoch is not None:
                 on_epoch(state, row)

@@ -54,8 +54,9 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int
 def plot_run(plots: Path, history: Sequence[dict[str, Any]], lr_steps: np.ndarray, lr_values: np.ndarray,
              confusion: np.ndarray, class_names: Sequence[str], mistakes: np.ndarray,
              mistake_labels: np.ndarray, mistake_preds: np.ndarray, title: str) -> list[Path]:
-    """Loss and accuracy curves, the learning-rate schedule, the confusion matrix and a grid of
-    misclassified test images, as PNGs in ``plots``."""
+    """Loss and accuracy curves, the learning-rate schedule, the confusion matrix, a grid of
+    misclassified test images and (when the rows hold the monitor's fields) the per-layer
+    gradient norms, as PNGs in ``plots``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,6 +112,10 @@ def plot_run(plots: Path, history: Sequence[dict[str, Any]], lr_steps: np.ndarra
             ax.set_title(f"{class_names[mistake_preds[i]]} ({class_names[mistake_labels[i]]})", fontsize=7)
     fig.suptitle("misclassified test images: predicted (true)")
     save(fig, "misclassified.png")
+    if any(r.get("grad_norm_layers") for r in history):  # the training monitor's rows
+        from mlwork.train.diagnostics.plots import plot_gradient_norms
+
+        written.append(plot_gradient_norms(plots / "gradient_norms.png", history, title))
     return written
 
 

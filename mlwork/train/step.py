@@ -19,6 +19,7 @@ from jax.sharding import Mesh
 from mlwork.data.device import preprocess
 from mlwork.nn.losses import softmax_cross_entropy
 from mlwork.nn.models import Model
+from mlwork.train.diagnostics.monitor import sampled_gradient_statistics
 from mlwork.train.parallel import constrain_batch
 from mlwork.train.state import TrainState
 
@@ -28,11 +29,14 @@ ORDER, STEP = 0, 1  # fold_in tags of the two random streams
 
 def make_train_step(model: Model, tx: optax.GradientTransformation, *, mean: float, std: float,
                     augment: bool = False, loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy,
-                    mesh: Mesh | None = None):
+                    mesh: Mesh | None = None, monitor_every: int = 0):
     """``train_step(state, images_u8, labels) -> (state, metrics)``: preprocess on the device,
     gradient of ``loss_fn(model(x), y)``, one Optax update. ``metrics`` has the batch ``loss`` and
     the number of ``correct`` predictions. Pure: jit it, scan it or vmap it. With a ``mesh`` the
-    batch is sharded over its ``data`` axis (see :mod:`mlwork.train.parallel`)."""
+    batch is sharded over its ``data`` axis (see :mod:`mlwork.train.parallel`). With
+    ``monitor_every=k > 0`` ``metrics`` also has ``monitor``: the global and per-layer gradient
+    norms on every k-th step, zeros in between (see
+    :func:`mlwork.train.diagnostics.sampled_gradient_statistics`)."""
 
     def train_step(state: TrainState, images: Array, labels: Array) -> tuple[TrainState, dict[str, Array]]:
         images, labels = constrain_batch((images, labels), mesh)
@@ -52,12 +56,16 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, *, mean: flo
         correct = jnp.sum(jnp.argmax(logits, -1) == labels)
         new_state = state._replace(step=state.step + 1, params=params, model_state=new_model_state,
                                    opt_state=opt_state)
-        return new_state, {"loss": loss, "correct": correct}
+        metrics = {"loss": loss, "correct": correct}
+        if monitor_every:
+            metrics["monitor"] = sampled_gradient_statistics(grads, state.step, monitor_every)
+        return new_state, metrics
 
     return train_step
 
 
-def make_train_chunk(train_step, batch_size: int, length: int | None = None):
+def make_train_chunk(train_step, batch_size: int, length: int | None = None, *,
+                     monitor: Callable[..., dict] | None = None):
     """``train_chunk(state, images, labels) -> (state, metrics)``: ``length`` consecutive steps of
     the current epoch, from where ``state`` stands in it, as one ``lax.scan``.
 
@@ -70,7 +78,10 @@ def make_train_chunk(train_step, batch_size: int, length: int | None = None):
 
     ``metrics``: mean ``loss``, ``loss_sum``, ``correct``, ``accuracy`` of the chunk, the per-step
     ``losses``, ``nonfinite_step`` (the global step of the first non-finite loss, −1 if none), and
-    ``steps``: every per-step metric the step returned, stacked.
+    ``steps``: every per-step metric the step returned, stacked. With ``monitor`` (see
+    :func:`mlwork.train.diagnostics.make_epoch_monitor`) also ``monitor``:
+    ``monitor(state, steps["monitor"] or None, images, labels, epoch_done)``, computed after the
+    chunk's last step in the same program.
     """
 
     def train_chunk(state: TrainState, images: Array, labels: Array):
@@ -107,16 +118,18 @@ def make_train_chunk(train_step, batch_size: int, length: int | None = None):
             "steps": m,
         }
         done = state.step - state.epoch * steps_per_epoch >= steps_per_epoch
+        if monitor is not None:
+            metrics["monitor"] = monitor(state, m.get("monitor"), images, labels, done)
         return state._replace(epoch=state.epoch + done.astype(state.epoch.dtype)), metrics
 
     return train_chunk
 
 
-def make_train_epoch(train_step, batch_size: int):
+def make_train_epoch(train_step, batch_size: int, *, monitor: Callable[..., dict] | None = None):
     """``train_epoch(state, images, labels) -> (state, metrics)``: one pass over a seeded
     permutation of the data in fixed-shape batches (the remainder dropped), as one ``lax.scan``
     (:func:`make_train_chunk` with the whole epoch). Call it at an epoch's start."""
-    return make_train_chunk(train_step, batch_size, None)
+    return make_train_chunk(train_step, batch_size, None, monitor=monitor)
 
 
 def make_evaluate(model: Model, *, mean: float, std: float, batch_size: int = 1000,

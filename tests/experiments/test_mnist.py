@@ -15,7 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SUMMARY_KEYS = {"dataset", "data_source", "model", "n_params", "epochs_run", "best_epoch", "best_val_accuracy",
                 "test_accuracy", "test_loss", "compile_time_s", "epoch_time_s_median", "params_sha256"}
 METRIC_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
-               "epoch_time_s"}
+               "epoch_time_s",
+               # the training monitor (mlwork.train.diagnostics)
+               "grad_norm", "grad_norm_max", "grad_norm_layers", "update_ratio", "update_ratio_layers", "param_norm",
+               "param_norm_layers", "dead_relu_fraction", "dead_relu_layers", "monitored_steps"}
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +47,8 @@ def test_one_epoch_on_the_embedded_sample_writes_everything(finished_run):
     assert summary["n_params"] == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10
     assert summary["epochs_run"] == 1 and summary["best_epoch"] == 1
     assert summary["test_accuracy"] > 0.8 and len(summary["params_sha256"]) == 64
-    assert (workdir / "checkpoints" / "1").is_dir()
-    for png in ("curves.png", "learning_rate.png", "confusion_matrix.png", "misclassified.png"):
+    assert (workdir / "checkpoints" / str(config["steps_per_epoch"])).is_dir()  # checkpoints are named by step
+    for png in ("curves.png", "learning_rate.png", "confusion_matrix.png", "misclassified.png", "gradient_norms.png"):
         assert (workdir / "plots" / png).stat().st_size > 5000
 
 
