@@ -218,15 +218,24 @@ def test_exploding_learning_rate_exits_3_without_a_checkpoint(tmp_path, capsys, 
     assert not any(p.name.isdigit() for p in (workdir / "checkpoints").iterdir())
 
 
-@pytest.mark.slow
-def test_kill_anywhere_then_resume_is_exact(tmp_path):
-    import numpy as np
-
+def test_sigkill_mid_run_then_resume_is_exact(tmp_path, sample):
+    """The reduced version of bench/torture_resume.py: SIGKILL once the first epoch's checkpoint
+    exists (so inside the second epoch, or during its save), then resume to the end."""
     from bench import torture_resume as torture
 
-    cache = tmp_path / "cache"
-    sha, total, first_epoch = torture.reference(2, cache, tmp_path)
-    rng = np.random.default_rng(7)
-    result = torture.trial(tmp_path / "trial", 2, 1, (max(0.0, first_epoch - 1.0), total), rng, cache)
-    assert result["ok"] and result["kills"] >= 1, result
-    assert result["sha"] == sha and result["unrestorable"] == []
+    workdir = tmp_path / "run"
+    cmd = torture.command(workdir, 3, False)
+    proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.time() + 240
+    while not (metrics.exists() and metrics.read_text().strip()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert torture.unrestorable(workdir, 3) == []
+    resumed = subprocess.run(torture.command(workdir, 3, True), env=_env(), cwd=ROOT, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    reference = train_and_evaluate(TrainConfig(epochs=3, keep_checkpoints=2), tmp_path / "ref", sample, **QUIET)
+    assert _sha(workdir) == reference["params_sha256"]
