@@ -1,0 +1,376 @@
+r"""The compiled core: grow one tree level by level on binned data.
+
+A tree of depth :math:`D` is grown breadth-first. At level :math:`l` the :math:`L = 2^l` nodes
+of that level are split together: for every feature (or, with feature sampling, every sampled
+slot) a histogram of the per-sample statistics over ``(node, bin)`` is built with one
+``segment_sum`` of :math:`n` updates, its prefix sums over bins give every candidate left child,
+and the best candidate per node is kept. The whole histogram of a level is never materialised:
+features are visited in a ``fori_loop`` and only the running best split per node is carried,
+which keeps memory at :math:`O(L \cdot B \cdot Q)` per feature instead of
+:math:`O(L \cdot d \cdot B \cdot Q)`, and keeps the scatter one-dimensional (XLA's CPU scatter
+is several times faster on a 1-D index than on a batched one).
+
+Statistics ("channels", :math:`Q` per sample):
+
+* ``gini`` / ``entropy``: the sample weight in the slot of its class (the scatter index carries
+  the class, so a sample costs one update whatever the number of classes);
+* ``variance``: :math:`(w y, w)` with :math:`y` centred on its weighted mean (float32 precision);
+* ``newton``: :math:`(w g, w h)`, gradient and Hessian of the boosting loss;
+* plus a count of samples with non-zero weight when ``min_samples_leaf > 1`` or
+  ``min_samples_split > 2`` (scikit-learn counts samples, not weights, for those).
+
+Every split maximises a proxy score whose difference is the weighted impurity decrease
+
+.. math:: \Delta = W_t\, i(t) - W_L\, i(L) - W_R\, i(R),
+
+with :math:`\mathrm{score}(S) = \sum_c c^2/W` (Gini), :math:`\sum_c c \log_2 c - W\log_2 W`
+(entropy, bits), :math:`(\sum w y)^2/W` (variance) and :math:`\tfrac12 G^2/(H+\lambda)`
+(XGBoost, Chen & Guestrin 2016, eq. 7). A node that does not split sends all its samples to the
+left child and its subtree is marked unused, so the arrays keep their fixed size.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import xlogy
+
+from mlwork.trees.binning import split_threshold
+
+Array = jax.Array
+CRITERIA = ("gini", "entropy", "variance", "newton")
+#: Soft cap on the floats one unrolled block of features may hold (L * (B + 1) * Q each).
+_BLOCK_BUDGET = 1 << 21
+
+
+class GrowSpec(NamedTuple):
+    """Static settings of the grower (hashable: it is a ``jit`` static argument).
+
+    ``counted`` adds a channel counting samples with non-zero weight: needed for
+    ``min_samples_leaf > 1``, ``min_samples_split > 2`` or non-integer weights (with integer
+    weights the weight channels are exact counts already). The last ``unrolled_levels`` levels
+    are compiled one by one with their exact node counts (fastest to run; each costs a
+    compilation); the levels above them share one body, padded to the widest of them, in a
+    ``scan`` (one compilation; the padding wastes little while levels are narrow).
+    """
+
+    depth: int
+    max_bins: int
+    criterion: str
+    n_classes: int = 0
+    max_features: int | None = None
+    min_samples_leaf: int = 1
+    min_samples_split: int = 2
+    min_child_weight: float = 0.0
+    reg_lambda: float = 0.0
+    gamma: float = 0.0
+    midpoint: bool = True
+    any_missing: bool = False
+    counted: bool = False
+    unrolled_levels: int = 0
+
+    @property
+    def classification(self) -> bool:
+        return self.criterion in ("gini", "entropy")
+
+
+class Grown(NamedTuple):
+    """A grown tree in heap order (node ``i`` has children ``2i+1``, ``2i+2``)."""
+
+    feature: Array       # (2^D − 1,) int32, −1 where the node does not split
+    split_bin: Array     # (2^D − 1,) int32: bins <= split_bin go left
+    threshold: Array     # (2^D − 1,) float32: x <= threshold goes left (+inf: no split)
+    missing_left: Array  # (2^D − 1,) bool: where NaN goes
+    gain: Array          # (2^D − 1,) float32 weighted impurity decrease (0: no split)
+    impurity: Array      # (2^D − 1,) float32 impurity of the node
+    weight: Array        # (2^D − 1,) float32 total sample weight in the node
+    leaf_stats: Array    # (2^D, Q) summed channels per leaf
+    leaf: Array          # (n,) int32 leaf of every training sample
+
+
+# ----------------------------------------------------------------------------- criteria
+def _class_part(spec: GrowSpec, s: Array) -> Array:
+    return s[..., : spec.n_classes]
+
+
+def weight_of(spec: GrowSpec, s: Array) -> Array:
+    """Total weight of a statistics vector (the Hessian sum for ``newton``)."""
+    if spec.classification:
+        return jnp.sum(_class_part(spec, s), axis=-1)
+    return s[..., 1]
+
+
+def score(spec: GrowSpec, s: Array) -> Array:
+    """Proxy score; score(L) + score(R) − score(parent) is the impurity decrease."""
+    w = weight_of(spec, s)
+    if spec.criterion == "gini":
+        c = _class_part(spec, s)
+        return jnp.sum(c * c, axis=-1) / jnp.where(w > 0, w, 1.0)
+    if spec.criterion == "entropy":
+        c = _class_part(spec, s)
+        return (jnp.sum(xlogy(c, c), axis=-1) - xlogy(w, w)) / math.log(2.0)
+    if spec.criterion == "variance":
+        return jnp.square(s[..., 0]) / jnp.where(w > 0, w, 1.0)
+    denom = w + spec.reg_lambda
+    return 0.5 * jnp.square(s[..., 0]) / jnp.where(denom > 0, denom, 1.0)
+
+
+def _child_ok(spec: GrowSpec, s: Array) -> Array:
+    """Child constraints. Counts and integer weights sum exactly, so "non-empty" is exact."""
+    if spec.criterion == "newton":
+        ok = weight_of(spec, s) >= max(spec.min_child_weight, 1e-12)
+        return ok & (s[..., -1] >= spec.min_samples_leaf) if spec.counted else ok
+    if spec.counted:
+        return s[..., -1] >= max(spec.min_samples_leaf, 1)
+    return weight_of(spec, s) > 0.5
+
+
+def _present(spec: GrowSpec, s: Array) -> Array:
+    return s[..., -1] > 0 if spec.counted else weight_of(spec, s) > 0
+
+
+def cumsum_bins(x: Array, block: int = 16) -> Array:
+    """Inclusive prefix sum over axis 1 of ``(L, B, Q)`` as two small matrix products.
+
+    XLA's CPU backend lowers ``jnp.cumsum`` to a ``reduce_window`` that costs :math:`O(B)` per
+    element; blocks of 16 cost 2·16 multiply-adds per element and compile to two dots.
+    """
+    n_nodes, nb, q = x.shape
+    pad = -nb % block
+    k = (nb + pad) // block
+    xb = jnp.pad(x, ((0, 0), (0, pad), (0, 0))).reshape(n_nodes, k, block, q)
+    tri = jnp.triu(jnp.ones((block, block), x.dtype))           # tri[j, i] = 1 for j <= i
+    inner = jnp.einsum("lkjq,ji->lkiq", xb, tri)
+    before = jnp.triu(jnp.ones((k, k), x.dtype), 1)               # before[m, k] = 1 for m < k
+    offset = jnp.einsum("lmq,mk->lkq", inner[:, :, -1, :], before)
+    return (inner + offset[:, :, None, :]).reshape(n_nodes, k * block, q)[:, :nb]
+
+
+def node_impurity(spec: GrowSpec, s: Array, sq: Array | None) -> Array:
+    """Impurity of nodes from their summed statistics (``sq``: summed w·y² for variance)."""
+    w = weight_of(spec, s)
+    safe = jnp.where(w > 0, w, 1.0)
+    if spec.criterion == "gini":
+        p = _class_part(spec, s) / safe[..., None]
+        return 1.0 - jnp.sum(p * p, axis=-1)
+    if spec.criterion == "entropy":
+        p = _class_part(spec, s) / safe[..., None]
+        return -jnp.sum(xlogy(p, p), axis=-1) / math.log(2.0)
+    if spec.criterion == "variance":
+        return jnp.maximum(sq / safe - jnp.square(s[..., 0] / safe), 0.0)
+    return jnp.zeros_like(w)
+
+
+def _splittable(spec: GrowSpec, tot: Array, sq: Array | None, gain: Array) -> Array:
+    """Which nodes may split given their totals and best gain (valid candidate assumed)."""
+    if spec.classification:
+        # Impure means two classes present: exact, unlike a float tolerance on the impurity.
+        ok = jnp.sum(_class_part(spec, tot) > 0, axis=-1) >= 2
+    elif spec.criterion == "variance":
+        w = jnp.where(weight_of(spec, tot) > 0, weight_of(spec, tot), 1.0)
+        ok = node_impurity(spec, tot, sq) > 1e-6 * (sq / w) + 1e-30
+    else:
+        ok = gain > spec.gamma
+    if spec.counted:
+        ok &= tot[..., -1] >= spec.min_samples_split
+    return ok
+
+
+# ----------------------------------------------------------------------------- split search
+class _Best(NamedTuple):
+    gain: Array
+    feature: Array
+    bin: Array
+    missing_left: Array
+    hi: Array
+
+
+def _feature_hist(spec: GrowSpec, col: Array, node: Array, n_nodes: int, cls: Array | None,
+                  w: Array, dense: Array | None, count: Array | None) -> Array:
+    """Histogram ``(L, B + 1, Q)`` of one feature's bins (``col``) over the level's nodes."""
+    nb = spec.max_bins + 1
+    base = node * nb + col
+    parts = []
+    if spec.classification:
+        c = spec.n_classes
+        flat = jax.ops.segment_sum(w, base * c + cls, num_segments=n_nodes * nb * c)
+        parts.append(flat.reshape(n_nodes, nb, c))
+    else:
+        parts.append(jax.ops.segment_sum(dense, base, num_segments=n_nodes * nb).reshape(n_nodes, nb, -1))
+    if count is not None:
+        parts.append(jax.ops.segment_sum(count, base, num_segments=n_nodes * nb).reshape(n_nodes, nb, 1))
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
+
+
+def _best_in_feature(spec: GrowSpec, hist: Array, parent_score: Array):
+    """Best (gain, bin, missing_left, next present bin) per node for one feature's histogram."""
+    nb = spec.max_bins
+    vals, miss = hist[:, :nb], hist[:, nb]
+    cum = cumsum_bins(vals)
+    total = cum[:, -1] + miss
+
+    def side(left):
+        right = total[:, None] - left
+        gain = score(spec, left) + score(spec, right) - parent_score[:, None]
+        ok = _child_ok(spec, left) & _child_ok(spec, right)
+        return jnp.where(ok, gain, -jnp.inf), weight_of(spec, left), weight_of(spec, right)
+
+    gain, wl, wr = side(cum)
+    b = jnp.argmax(gain, axis=1)
+    take = functools.partial(jnp.take_along_axis, indices=b[:, None], axis=1)
+    best = take(gain)[:, 0]
+    default_left = take(wl)[:, 0] >= take(wr)[:, 0]
+    missing_left = default_left
+    if spec.any_missing:
+        gain_l, wl_l, wr_l = side(cum + miss[:, None])
+        b_l = jnp.argmax(gain_l, axis=1)
+        best_l = jnp.take_along_axis(gain_l, b_l[:, None], axis=1)[:, 0]
+        use_l = best_l > best
+        has_miss = _present(spec, miss)
+        b = jnp.where(use_l, b_l, b)
+        best = jnp.where(use_l, best_l, best)
+        missing_left = jnp.where(has_miss, use_l, default_left)
+    idx = jnp.arange(nb)
+    if spec.midpoint:
+        present = _present(spec, vals) & (idx[None, :] > b[:, None])
+        hi = jnp.where(jnp.any(present, axis=1), jnp.argmax(present, axis=1), nb)
+    else:
+        hi = b + 1
+    return best, b, missing_left, hi
+
+
+def _merge(best: _Best, new: _Best) -> _Best:
+    better = new.gain > best.gain  # strict: the first feature wins ties
+    return _Best(*(jnp.where(better, n, o) for n, o in zip(new, best, strict=True)))
+
+
+def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score, key):
+    """Best split of every node of a level: a loop over features (or sampled slots)."""
+    d, n = XbT.shape
+    q = (spec.n_classes if spec.classification else dense.shape[1]) + (count is not None)
+    n_items = d if spec.max_features is None else spec.max_features
+    per_item = n_nodes * (spec.max_bins + 1) * q
+    block = max(1, min(4, n_items, _BLOCK_BUDGET // per_item)) if spec.unrolled_levels else 1
+    init = _Best(jnp.full(n_nodes, -jnp.inf), jnp.zeros(n_nodes, jnp.int32),
+                 jnp.zeros(n_nodes, jnp.int32), jnp.ones(n_nodes, bool), jnp.zeros(n_nodes, jnp.int32))
+    if spec.max_features is not None:
+        # Per node, max_features features without replacement: the top-k of uniform scores.
+        # Node ids key the draw, so padded (scan) and exact (unrolled) levels agree.
+        u = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i), (d,)))(jnp.arange(n_nodes))
+        sel = jax.lax.top_k(u, spec.max_features)[1].astype(jnp.int32)  # (L, m)
+        rows = jnp.arange(n)
+
+        def item(k):
+            f_node = jax.lax.dynamic_index_in_dim(sel, k, axis=1, keepdims=False)
+            return f_node, XbT[f_node[node], rows]
+    else:
+
+        def item(k):
+            return jnp.full(n_nodes, k, jnp.int32), jax.lax.dynamic_index_in_dim(XbT, k, keepdims=False)
+
+    def body(i, best):
+        for t in range(block):
+            k = jnp.minimum(i * block + t, n_items - 1)
+            f_node, col = item(k)
+            hist = _feature_hist(spec, col.astype(jnp.int32), node, n_nodes, cls, w, dense, count)
+            g, b, ml, hi = _best_in_feature(spec, hist, parent_score)
+            best = _merge(best, _Best(g, f_node, b.astype(jnp.int32), ml, hi.astype(jnp.int32)))
+        return best
+
+    return jax.lax.fori_loop(0, -(-n_items // block), body, init)
+
+
+# ----------------------------------------------------------------------------- growth
+def channels(spec: GrowSpec, target: Array, w: Array) -> Array:
+    """Per-sample statistics ``(n, Q)`` summed into node totals and leaves."""
+    if spec.classification:
+        ch = w[:, None] * jax.nn.one_hot(target, spec.n_classes, dtype=jnp.float32)
+    elif spec.criterion == "variance":
+        ch = jnp.stack([w * target, w], axis=1)
+    else:
+        ch = w[:, None] * target
+    if spec.counted:
+        ch = jnp.concatenate([ch, (w > 0).astype(jnp.float32)[:, None]], axis=1)
+    return ch
+
+
+_RECORDS = ("feature", "split_bin", "threshold", "missing_left", "gain", "impurity", "weight")
+
+
+def _level(spec, n_nodes, level, node, alive, data):
+    """Split the nodes of one level; returns the per-node records and the samples' children."""
+    XbT, ch, cls, w, dense, count, sq, lower, upper, key = data
+    n = XbT.shape[1]
+    tot = jax.ops.segment_sum(ch, node, num_segments=n_nodes)
+    tot_sq = None if sq is None else jax.ops.segment_sum(sq, node, num_segments=n_nodes)
+    best = _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, score(spec, tot),
+                         jax.random.fold_in(key, level))
+    split = alive & jnp.isfinite(best.gain) & _splittable(spec, tot, tot_sq, best.gain)
+    thr = split_threshold(upper[best.feature, best.bin], lower[best.feature, best.hi])
+    record = dict(feature=jnp.where(split, best.feature, -1),
+                  split_bin=jnp.where(split, best.bin, spec.max_bins),
+                  threshold=jnp.where(split, thr, jnp.inf),
+                  missing_left=jnp.where(split, best.missing_left, True),
+                  gain=jnp.where(split, best.gain, 0.0),
+                  impurity=node_impurity(spec, tot, tot_sq),
+                  weight=weight_of(spec, tot))
+    col = XbT[best.feature[node], jnp.arange(n)].astype(jnp.int32)
+    right = jnp.where(col == spec.max_bins, ~best.missing_left[node], col > best.bin[node])
+    node = 2 * node + (split[node] & right).astype(jnp.int32)
+    return record, node, jnp.repeat(split, 2)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, upper: Array,
+         key: Array) -> Grown:
+    """Grow one tree.
+
+    Args:
+      spec: static settings.
+      XbT: ``(d, n)`` binned features (bin ``max_bins`` = missing).
+      target: class indices ``(n,)`` (gini/entropy), values ``(n,)`` (variance), or gradient
+        and Hessian ``(n, 2)`` (newton).
+      w: ``(n,)`` non-negative sample weights (0 excludes a sample: bootstrap, subsampling).
+      lower, upper: ``(d, B + 1)`` smallest/largest value per bin, padded with ``+inf``.
+      key: PRNG key for per-node feature sampling (unused without ``max_features``).
+    """
+    n = XbT.shape[1]
+    w = w.astype(jnp.float32)
+    if spec.criterion == "variance":
+        target = target.astype(jnp.float32)
+        target = target - jnp.sum(w * target) / jnp.maximum(jnp.sum(w), 1e-30)
+    ch = channels(spec, target, w)
+    data = (XbT, ch, target.astype(jnp.int32) if spec.classification else None, w,
+            None if spec.classification else ch[:, :2], ch[:, -1] if spec.counted else None,
+            w * jnp.square(target) if spec.criterion == "variance" else None, lower, upper, key)
+    node = jnp.zeros(n, jnp.int32)
+    n_scan = spec.depth - min(spec.unrolled_levels, spec.depth)
+    parts = {k: [] for k in _RECORDS}
+    alive = jnp.ones(1, bool)
+    if n_scan:
+        # Levels 0 .. n_scan−1 share one compiled body padded to the widest of them.
+        width = 2 ** (n_scan - 1)
+
+        def body(carry, level):
+            node, alive = carry
+            record, node, alive = _level(spec, width, level, node, alive[:width], data)
+            return (node, alive), record
+
+        alive = jnp.zeros(2 * width, bool).at[0].set(True)
+        (node, alive), stacked = jax.lax.scan(body, (node, alive), jnp.arange(n_scan))
+        lvl = np.concatenate([np.full(2**i, i) for i in range(n_scan)])
+        pos = np.concatenate([np.arange(2**i) for i in range(n_scan)])
+        for k in _RECORDS:
+            parts[k].append(stacked[k][lvl, pos])
+    for level in range(n_scan, spec.depth):
+        record, node, alive = _level(spec, 2**level, level, node, alive, data)
+        for k in _RECORDS:
+            parts[k].append(record[k])
+    out = {k: jnp.concatenate(v) for k, v in parts.items()}
+    leaf_stats = jax.ops.segment_sum(ch, node, num_segments=2**spec.depth)
+    return Grown(**out, leaf_stats=leaf_stats, leaf=node)
