@@ -4,20 +4,19 @@ A tree of depth :math:`D` is grown breadth-first. At level :math:`l` the :math:`
 of that level are split together: for every feature (or, with feature sampling, every sampled
 slot) a histogram of the per-sample statistics over ``(node, bin)`` is built with one
 ``segment_sum`` of :math:`n` updates, its prefix sums over bins give every candidate left child,
-and the best candidate per node is kept. The whole histogram of a level is never materialised:
-features are visited in a ``fori_loop`` and only the running best split per node is carried,
-which keeps memory at :math:`O(L \cdot B \cdot Q)` per feature instead of
-:math:`O(L \cdot d \cdot B \cdot Q)`, and keeps the scatter one-dimensional (XLA's CPU scatter
-is several times faster on a 1-D index than on a batched one).
+and the best candidate per node is kept. The histogram of a whole level is never materialised:
+features are visited in a ``fori_loop`` carrying only the best split so far per node, so memory
+stays at :math:`O(Q L B)` per feature instead of :math:`O(Q L d B)`, and every scatter is
+one-dimensional (XLA's CPU scatter is several times slower on batched indices).
 
-Statistics ("channels", :math:`Q` per sample):
+Statistics ("channels", :math:`Q` per sample, stored channel-first so the bin axis is
+contiguous):
 
 * ``gini`` / ``entropy``: the sample weight in the slot of its class (the scatter index carries
   the class, so a sample costs one update whatever the number of classes);
 * ``variance``: :math:`(w y, w)` with :math:`y` centred on its weighted mean (float32 precision);
 * ``newton``: :math:`(w g, w h)`, gradient and Hessian of the boosting loss;
-* plus a count of samples with non-zero weight when ``min_samples_leaf > 1`` or
-  ``min_samples_split > 2`` (scikit-learn counts samples, not weights, for those).
+* plus a count of samples with non-zero weight when needed (see :class:`GrowSpec`).
 
 Every split maximises a proxy score whose difference is the weighted impurity decrease
 
@@ -27,12 +26,17 @@ with :math:`\mathrm{score}(S) = \sum_c c^2/W` (Gini), :math:`\sum_c c \log_2 c -
 (entropy, bits), :math:`(\sum w y)^2/W` (variance) and :math:`\tfrac12 G^2/(H+\lambda)`
 (XGBoost, Chen & Guestrin 2016, eq. 7). A node that does not split sends all its samples to the
 left child and its subtree is marked unused, so the arrays keep their fixed size.
+
+With ``feature_shards > 1`` the grower runs inside a ``shard_map`` over the mesh axis
+``"features"``: each device scans its share of the features and the per-node winners are
+merged with one ``all_gather`` per level (feature-parallel split finding, as in LightGBM).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import operator
 from typing import NamedTuple
 
 import jax
@@ -44,7 +48,8 @@ from mlwork.trees.binning import split_threshold
 
 Array = jax.Array
 CRITERIA = ("gini", "entropy", "variance", "newton")
-#: Soft cap on the floats one unrolled block of features may hold (L * (B + 1) * Q each).
+FEATURE_AXIS = "features"
+#: Soft cap on the floats one unrolled block of features may hold (Q * L * (B + 1) each).
 _BLOCK_BUDGET = 1 << 21
 
 
@@ -73,6 +78,7 @@ class GrowSpec(NamedTuple):
     any_missing: bool = False
     counted: bool = False
     unrolled_levels: int = 0
+    feature_shards: int = 1
 
     @property
     def classification(self) -> bool:
@@ -94,75 +100,65 @@ class Grown(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- criteria
-def _class_part(spec: GrowSpec, s: Array) -> Array:
-    return s[..., : spec.n_classes]
+# Statistics arrays are channel-first: s[q] is channel q, any trailing shape.
+def _csum(x: Array) -> Array:
+    """Sum over the leading (channel) axis as a chain of adds: XLA's CPU backend runs a
+    ``reduce`` over a leading axis ~15x slower than the equivalent elementwise fusion."""
+    if x.shape[0] > 32:
+        return jnp.tensordot(jnp.ones(x.shape[0], x.dtype), x, axes=1)
+    return functools.reduce(operator.add, [x[i] for i in range(x.shape[0])])
 
 
 def weight_of(spec: GrowSpec, s: Array) -> Array:
-    """Total weight of a statistics vector (the Hessian sum for ``newton``)."""
+    """Total weight of channel-first statistics (the Hessian sum for ``newton``)."""
     if spec.classification:
-        return jnp.sum(_class_part(spec, s), axis=-1)
-    return s[..., 1]
+        return _csum(s[: spec.n_classes])
+    return s[1]
+
+
+def _safe(x: Array) -> Array:
+    return jnp.where(x > 0, x, 1.0)
 
 
 def score(spec: GrowSpec, s: Array) -> Array:
     """Proxy score; score(L) + score(R) − score(parent) is the impurity decrease."""
     w = weight_of(spec, s)
     if spec.criterion == "gini":
-        c = _class_part(spec, s)
-        return jnp.sum(c * c, axis=-1) / jnp.where(w > 0, w, 1.0)
+        c = s[: spec.n_classes]
+        return _csum(c * c) / _safe(w)
     if spec.criterion == "entropy":
-        c = _class_part(spec, s)
-        return (jnp.sum(xlogy(c, c), axis=-1) - xlogy(w, w)) / math.log(2.0)
+        c = s[: spec.n_classes]
+        return (_csum(xlogy(c, c)) - xlogy(w, w)) / math.log(2.0)
     if spec.criterion == "variance":
-        return jnp.square(s[..., 0]) / jnp.where(w > 0, w, 1.0)
-    denom = w + spec.reg_lambda
-    return 0.5 * jnp.square(s[..., 0]) / jnp.where(denom > 0, denom, 1.0)
+        return jnp.square(s[0]) / _safe(w)
+    return 0.5 * jnp.square(s[0]) / _safe(w + spec.reg_lambda)
 
 
 def _child_ok(spec: GrowSpec, s: Array) -> Array:
     """Child constraints. Counts and integer weights sum exactly, so "non-empty" is exact."""
     if spec.criterion == "newton":
         ok = weight_of(spec, s) >= max(spec.min_child_weight, 1e-12)
-        return ok & (s[..., -1] >= spec.min_samples_leaf) if spec.counted else ok
+        return ok & (s[-1] >= spec.min_samples_leaf) if spec.counted else ok
     if spec.counted:
-        return s[..., -1] >= max(spec.min_samples_leaf, 1)
+        return s[-1] >= max(spec.min_samples_leaf, 1)
     return weight_of(spec, s) > 0.5
 
 
 def _present(spec: GrowSpec, s: Array) -> Array:
-    return s[..., -1] > 0 if spec.counted else weight_of(spec, s) > 0
-
-
-def cumsum_bins(x: Array, block: int = 16) -> Array:
-    """Inclusive prefix sum over axis 1 of ``(L, B, Q)`` as two small matrix products.
-
-    XLA's CPU backend lowers ``jnp.cumsum`` to a ``reduce_window`` that costs :math:`O(B)` per
-    element; blocks of 16 cost 2·16 multiply-adds per element and compile to two dots.
-    """
-    n_nodes, nb, q = x.shape
-    pad = -nb % block
-    k = (nb + pad) // block
-    xb = jnp.pad(x, ((0, 0), (0, pad), (0, 0))).reshape(n_nodes, k, block, q)
-    tri = jnp.triu(jnp.ones((block, block), x.dtype))           # tri[j, i] = 1 for j <= i
-    inner = jnp.einsum("lkjq,ji->lkiq", xb, tri)
-    before = jnp.triu(jnp.ones((k, k), x.dtype), 1)               # before[m, k] = 1 for m < k
-    offset = jnp.einsum("lmq,mk->lkq", inner[:, :, -1, :], before)
-    return (inner + offset[:, :, None, :]).reshape(n_nodes, k * block, q)[:, :nb]
+    return s[-1] > 0 if spec.counted else weight_of(spec, s) > 0
 
 
 def node_impurity(spec: GrowSpec, s: Array, sq: Array | None) -> Array:
-    """Impurity of nodes from their summed statistics (``sq``: summed w·y² for variance)."""
-    w = weight_of(spec, s)
-    safe = jnp.where(w > 0, w, 1.0)
+    """Impurity of nodes from channel-first totals (``sq``: summed w·y² for variance)."""
+    w = _safe(weight_of(spec, s))
     if spec.criterion == "gini":
-        p = _class_part(spec, s) / safe[..., None]
-        return 1.0 - jnp.sum(p * p, axis=-1)
+        p = s[: spec.n_classes] / w
+        return 1.0 - _csum(p * p)
     if spec.criterion == "entropy":
-        p = _class_part(spec, s) / safe[..., None]
-        return -jnp.sum(xlogy(p, p), axis=-1) / math.log(2.0)
+        p = s[: spec.n_classes] / w
+        return -_csum(xlogy(p, p)) / math.log(2.0)
     if spec.criterion == "variance":
-        return jnp.maximum(sq / safe - jnp.square(s[..., 0] / safe), 0.0)
+        return jnp.maximum(sq / w - jnp.square(s[0] / w), 0.0)
     return jnp.zeros_like(w)
 
 
@@ -170,14 +166,13 @@ def _splittable(spec: GrowSpec, tot: Array, sq: Array | None, gain: Array) -> Ar
     """Which nodes may split given their totals and best gain (valid candidate assumed)."""
     if spec.classification:
         # Impure means two classes present: exact, unlike a float tolerance on the impurity.
-        ok = jnp.sum(_class_part(spec, tot) > 0, axis=-1) >= 2
+        ok = _csum((tot[: spec.n_classes] > 0).astype(jnp.int32)) >= 2
     elif spec.criterion == "variance":
-        w = jnp.where(weight_of(spec, tot) > 0, weight_of(spec, tot), 1.0)
-        ok = node_impurity(spec, tot, sq) > 1e-6 * (sq / w) + 1e-30
+        ok = node_impurity(spec, tot, sq) > 1e-6 * sq / _safe(weight_of(spec, tot)) + 1e-30
     else:
         ok = gain > spec.gamma
     if spec.counted:
-        ok &= tot[..., -1] >= spec.min_samples_split
+        ok &= tot[-1] >= spec.min_samples_split
     return ok
 
 
@@ -186,62 +181,74 @@ class _Best(NamedTuple):
     gain: Array
     feature: Array
     bin: Array
-    missing_left: Array
-    hi: Array
+    nan_left: Array   # NaN goes left (better gain); only meaningful where has_nan
+    has_nan: Array    # the node has NaN in this feature (weighted samples)
+
+
+def cumsum_bins(x: Array, block: int = 16) -> Array:
+    """Inclusive prefix sum over the last axis as two small matrix products.
+
+    XLA's CPU backend lowers ``jnp.cumsum`` to a ``reduce_window`` that costs :math:`O(B)` per
+    element; blocks of 16 cost 2·16 multiply-adds per element and compile to two dots.
+    """
+    *lead, nb = x.shape
+    pad = -nb % block
+    k = (nb + pad) // block
+    rows = jnp.pad(x, [(0, 0)] * len(lead) + [(0, pad)]).reshape(-1, k, block)
+    inner = rows @ jnp.triu(jnp.ones((block, block), x.dtype))             # within blocks
+    offset = inner[:, :, -1] @ jnp.triu(jnp.ones((k, k), x.dtype), 1)      # sums of earlier blocks
+    return (inner + offset[:, :, None]).reshape(*lead, k * block)[..., :nb]
 
 
 def _feature_hist(spec: GrowSpec, col: Array, node: Array, n_nodes: int, cls: Array | None,
                   w: Array, dense: Array | None, count: Array | None) -> Array:
-    """Histogram ``(L, B + 1, Q)`` of one feature's bins (``col``) over the level's nodes."""
+    """Channel-first histogram ``(Q, L, B + 1)`` of one feature's bins over the level's nodes."""
     nb = spec.max_bins + 1
     base = node * nb + col
-    parts = []
+    size = n_nodes * nb
     if spec.classification:
-        c = spec.n_classes
-        flat = jax.ops.segment_sum(w, base * c + cls, num_segments=n_nodes * nb * c)
-        parts.append(flat.reshape(n_nodes, nb, c))
+        flat = jax.ops.segment_sum(w, cls * size + base, num_segments=spec.n_classes * size)
+        hist = flat.reshape(spec.n_classes, n_nodes, nb)
     else:
-        parts.append(jax.ops.segment_sum(dense, base, num_segments=n_nodes * nb).reshape(n_nodes, nb, -1))
+        hist = jax.ops.segment_sum(dense, base, num_segments=size).T.reshape(-1, n_nodes, nb)
     if count is not None:
-        parts.append(jax.ops.segment_sum(count, base, num_segments=n_nodes * nb).reshape(n_nodes, nb, 1))
-    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
+        c = jax.ops.segment_sum(count, base, num_segments=size).reshape(1, n_nodes, nb)
+        hist = jnp.concatenate([hist, c], axis=0)
+    return hist
+
+
+def _first_max(gain: Array) -> tuple[Array, Array]:
+    """Max over the last axis and the first index reaching it (cheaper than argmax on CPU)."""
+    best = jnp.max(gain, axis=-1)
+    idx = jnp.arange(gain.shape[-1], dtype=jnp.int32)
+    return best, jnp.min(jnp.where(gain == best[..., None], idx, gain.shape[-1]), axis=-1)
 
 
 def _best_in_feature(spec: GrowSpec, hist: Array, parent_score: Array):
-    """Best (gain, bin, missing_left, next present bin) per node for one feature's histogram."""
+    """Best (gain, bin, NaN-goes-left, node-has-NaN) per node for one feature's histogram.
+
+    The missing-value bin is the last one, so the prefix sums over all ``B + 1`` bins are the
+    left children "bins <= b" without NaN, and the last prefix sum is the node total. Among
+    equal gains the first bin wins, which is the last non-empty bin of the left child.
+    """
     nb = spec.max_bins
-    vals, miss = hist[:, :nb], hist[:, nb]
-    cum = cumsum_bins(vals)
-    total = cum[:, -1] + miss
+    cum = cumsum_bins(hist)  # (Q, L, B + 1)
+    total = cum[:, :, nb:]
 
     def side(left):
-        right = total[:, None] - left
+        right = total - left
         gain = score(spec, left) + score(spec, right) - parent_score[:, None]
         ok = _child_ok(spec, left) & _child_ok(spec, right)
-        return jnp.where(ok, gain, -jnp.inf), weight_of(spec, left), weight_of(spec, right)
+        return jnp.where(ok, gain, -jnp.inf)
 
-    gain, wl, wr = side(cum)
-    b = jnp.argmax(gain, axis=1)
-    take = functools.partial(jnp.take_along_axis, indices=b[:, None], axis=1)
-    best = take(gain)[:, 0]
-    default_left = take(wl)[:, 0] >= take(wr)[:, 0]
-    missing_left = default_left
-    if spec.any_missing:
-        gain_l, wl_l, wr_l = side(cum + miss[:, None])
-        b_l = jnp.argmax(gain_l, axis=1)
-        best_l = jnp.take_along_axis(gain_l, b_l[:, None], axis=1)[:, 0]
-        use_l = best_l > best
-        has_miss = _present(spec, miss)
-        b = jnp.where(use_l, b_l, b)
-        best = jnp.where(use_l, best_l, best)
-        missing_left = jnp.where(has_miss, use_l, default_left)
-    idx = jnp.arange(nb)
-    if spec.midpoint:
-        present = _present(spec, vals) & (idx[None, :] > b[:, None])
-        hi = jnp.where(jnp.any(present, axis=1), jnp.argmax(present, axis=1), nb)
-    else:
-        hi = b + 1
-    return best, b, missing_left, hi
+    best, b = _first_max(side(cum))
+    if not spec.any_missing:
+        no = jnp.zeros(best.shape, bool)
+        return best, b, no, no
+    miss = hist[:, :, nb]
+    best_l, b_l = _first_max(side(cum + miss[:, :, None]))
+    use_l = best_l > best
+    return jnp.maximum(best, best_l), jnp.where(use_l, b_l, b), use_l, _present(spec, miss)
 
 
 def _merge(best: _Best, new: _Best) -> _Best:
@@ -249,15 +256,25 @@ def _merge(best: _Best, new: _Best) -> _Best:
     return _Best(*(jnp.where(better, n, o) for n, o in zip(new, best, strict=True)))
 
 
+def _merge_shards(best: _Best) -> _Best:
+    """The winner per node across feature shards (lowest shard on ties, like one device)."""
+    gathered = _Best(*(jax.lax.all_gather(x, FEATURE_AXIS) for x in best))  # (S, L)
+    _, shard = _first_max(gathered.gain.T)
+    return _Best(*(jnp.take_along_axis(x, shard[None, :], axis=0)[0] for x in gathered))
+
+
 def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score, key):
     """Best split of every node of a level: a loop over features (or sampled slots)."""
     d, n = XbT.shape
     q = (spec.n_classes if spec.classification else dense.shape[1]) + (count is not None)
     n_items = d if spec.max_features is None else spec.max_features
+    per_shard = -(-n_items // spec.feature_shards)
+    first = 0 if spec.feature_shards == 1 else jax.lax.axis_index(FEATURE_AXIS) * per_shard
     per_item = n_nodes * (spec.max_bins + 1) * q
-    block = max(1, min(4, n_items, _BLOCK_BUDGET // per_item)) if spec.unrolled_levels else 1
-    init = _Best(jnp.full(n_nodes, -jnp.inf), jnp.zeros(n_nodes, jnp.int32),
-                 jnp.zeros(n_nodes, jnp.int32), jnp.ones(n_nodes, bool), jnp.zeros(n_nodes, jnp.int32))
+    block = max(1, min(4, per_shard, _BLOCK_BUDGET // per_item)) if spec.unrolled_levels else 1
+    no = jnp.zeros(n_nodes, bool)
+    init = _Best(jnp.full(n_nodes, -jnp.inf), jnp.zeros(n_nodes, jnp.int32), jnp.zeros(n_nodes, jnp.int32),
+                 no, no)
     if spec.max_features is not None:
         # Per node, max_features features without replacement: the top-k of uniform scores.
         # Node ids key the draw, so padded (scan) and exact (unrolled) levels agree.
@@ -275,14 +292,15 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score, 
 
     def body(i, best):
         for t in range(block):
-            k = jnp.minimum(i * block + t, n_items - 1)
+            k = jnp.minimum(first + jnp.minimum(i * block + t, per_shard - 1), n_items - 1)
             f_node, col = item(k)
             hist = _feature_hist(spec, col.astype(jnp.int32), node, n_nodes, cls, w, dense, count)
-            g, b, ml, hi = _best_in_feature(spec, hist, parent_score)
-            best = _merge(best, _Best(g, f_node, b.astype(jnp.int32), ml, hi.astype(jnp.int32)))
+            gain, b, nan_left, has_nan = _best_in_feature(spec, hist, parent_score)
+            best = _merge(best, _Best(gain, f_node, b, nan_left, has_nan))
         return best
 
-    return jax.lax.fori_loop(0, -(-n_items // block), body, init)
+    best = jax.lax.fori_loop(0, -(-per_shard // block), body, init)
+    return _merge_shards(best) if spec.feature_shards > 1 else best
 
 
 # ----------------------------------------------------------------------------- growth
@@ -306,21 +324,34 @@ def _level(spec, n_nodes, level, node, alive, data):
     """Split the nodes of one level; returns the per-node records and the samples' children."""
     XbT, ch, cls, w, dense, count, sq, lower, upper, key = data
     n = XbT.shape[1]
-    tot = jax.ops.segment_sum(ch, node, num_segments=n_nodes)
+    tot = jax.ops.segment_sum(ch, node, num_segments=n_nodes).T  # (Q, L)
     tot_sq = None if sq is None else jax.ops.segment_sum(sq, node, num_segments=n_nodes)
     best = _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, score(spec, tot),
                          jax.random.fold_in(key, level))
     split = alive & jnp.isfinite(best.gain) & _splittable(spec, tot, tot_sq, best.gain)
-    thr = split_threshold(upper[best.feature, best.bin], lower[best.feature, best.hi])
+    # Route the samples; then settle what needs only the chosen split, from the samples:
+    # where NaN goes when the node had none (the heavier child, as HistGradientBoosting does)
+    # and, for midpoint thresholds, the first bin right of the split the node's samples use.
+    col = XbT[best.feature[node], jnp.arange(n)].astype(jnp.int32)
+    valued = col != spec.max_bins
+    right_value = col > best.bin[node]
+    w_right = jax.ops.segment_sum(jnp.where(valued & right_value, w, 0.0), node, num_segments=n_nodes)
+    w_left = jax.ops.segment_sum(jnp.where(valued & ~right_value, w, 0.0), node, num_segments=n_nodes)
+    nan_left = jnp.where(best.has_nan, best.nan_left, w_left >= w_right)
+    if spec.midpoint:
+        later = jnp.where(valued & right_value & (w > 0), col, spec.max_bins)
+        hi = jax.ops.segment_min(later, node, num_segments=n_nodes)
+    else:
+        hi = best.bin + 1
+    thr = split_threshold(upper[best.feature, best.bin], lower[best.feature, jnp.minimum(hi, spec.max_bins)])
     record = dict(feature=jnp.where(split, best.feature, -1),
                   split_bin=jnp.where(split, best.bin, spec.max_bins),
                   threshold=jnp.where(split, thr, jnp.inf),
-                  missing_left=jnp.where(split, best.missing_left, True),
+                  missing_left=jnp.where(split, nan_left, True),
                   gain=jnp.where(split, best.gain, 0.0),
                   impurity=node_impurity(spec, tot, tot_sq),
                   weight=weight_of(spec, tot))
-    col = XbT[best.feature[node], jnp.arange(n)].astype(jnp.int32)
-    right = jnp.where(col == spec.max_bins, ~best.missing_left[node], col > best.bin[node])
+    right = jnp.where(valued, right_value, ~nan_left[node])
     node = 2 * node + (split[node] & right).astype(jnp.int32)
     return record, node, jnp.repeat(split, 2)
 
@@ -374,3 +405,20 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
     out = {k: jnp.concatenate(v) for k, v in parts.items()}
     leaf_stats = jax.ops.segment_sum(ch, node, num_segments=2**spec.depth)
     return Grown(**out, leaf_stats=leaf_stats, leaf=node)
+
+
+def feature_parallel(spec: GrowSpec) -> GrowSpec:
+    """``spec`` set to split its feature loop over every device (a no-op with one device)."""
+    return spec._replace(feature_shards=jax.device_count())
+
+
+def run_feature_parallel(spec: GrowSpec, fn, *args):
+    """Call ``fn(*args)`` — which grows trees with ``spec`` — on every device at once, each
+    device searching its share of the features (inputs and outputs replicated)."""
+    if spec.feature_shards == 1:
+        return fn(*args)
+    devices = jax.devices()[: spec.feature_shards]
+    mesh = jax.sharding.Mesh(np.array(devices), (FEATURE_AXIS,))
+    replicated = jax.sharding.PartitionSpec()
+    in_specs = jax.tree.map(lambda _: replicated, args)
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=replicated, check_vma=False)(*args)

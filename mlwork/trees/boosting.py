@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlwork.trees import _checks
-from mlwork.trees._grow import GrowSpec, grow
+from mlwork.trees._grow import GrowSpec, feature_parallel, grow, run_feature_parallel
 from mlwork.trees.tree import Tree, check_X_any, leaf_values, prepare, to_tree, tree_spec, tree_value
 
 Array = jax.Array
@@ -72,6 +72,11 @@ def samme_alpha(error, n_classes: int, learning_rate: float = 1.0):
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _fit_adaboost(spec: GrowSpec, n_estimators: int, learning_rate: float, XbT, y, w0, lower, upper):
+    return run_feature_parallel(spec, functools.partial(_adaboost_rounds, spec, n_estimators, learning_rate),
+                                XbT, y, w0, lower, upper)
+
+
+def _adaboost_rounds(spec: GrowSpec, n_estimators: int, learning_rate: float, XbT, y, w0, lower, upper):
     k = spec.n_classes
 
     def round_(carry, _):
@@ -109,7 +114,7 @@ def fit_adaboost(X, y, n_estimators: int = 50, *, max_depth: int = 1, learning_r
     spec, target, w = tree_spec(data, y, task="classification", criterion=criterion,
                                 max_depth=max_depth, min_samples_split=2, min_samples_leaf=1,
                                 max_features=None, sample_weight=sample_weight, n_classes=n_classes)
-    spec = spec._replace(counted=True)  # the boosting weights are not integers
+    spec = feature_parallel(spec._replace(counted=True))  # the boosting weights are not integers
     trees, alpha = _fit_adaboost(spec, n_estimators, learning_rate, data.XbT, target, w,
                                  data.lower, data.upper)
     return AdaBoost(trees=trees, alpha=alpha, n_classes=spec.n_classes)
@@ -214,6 +219,13 @@ def _initial_score(loss, y: Array, w: Array, k: int) -> Array:
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
 def _fit_boosting(spec: GrowSpec, loss, k: int, n_estimators: int, learning_rate: float,
                   subsample: float, line_search: bool, XbT, y, w, lower, upper, key):
+    rounds = functools.partial(_boosting_rounds, spec, loss, k, n_estimators, learning_rate, subsample,
+                               line_search)
+    return run_feature_parallel(spec, rounds, XbT, y, w, lower, upper, key)
+
+
+def _boosting_rounds(spec: GrowSpec, loss, k: int, n_estimators: int, learning_rate: float,
+                     subsample: float, line_search: bool, XbT, y, w, lower, upper, key):
     n = XbT.shape[1]
     F0 = _initial_score(loss, y, w, k)
     newton = spec.criterion == "newton"
@@ -313,6 +325,7 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
     if second_order:
         spec = spec._replace(criterion="newton", reg_lambda=reg_lambda, gamma=gamma,
                              min_child_weight=min_child_weight, counted=min_samples_leaf > 1)
+    spec = feature_parallel(spec)
     key = jax.random.key(0) if key is None else key
     trees, F0 = _fit_boosting(spec, loss, k, n_estimators, learning_rate, subsample, bool(line_search),
                               data.XbT, target, w, data.lower, data.upper, key)

@@ -81,7 +81,7 @@ def _map_trees(fn, keys, consts, batch_size: int):
         return jax.lax.map(lambda kk: fn(kk, c), k, batch_size=batch_size)
 
     out = jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec("trees"), spec_c),
-                        out_specs=PartitionSpec("trees"))(keys, consts)
+                        out_specs=PartitionSpec("trees"), check_vma=False)(keys, consts)
     return jax.tree.map(lambda a: a[:n], out)
 
 

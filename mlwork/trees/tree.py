@@ -32,7 +32,7 @@ import numpy as np
 
 from mlwork._validate import concrete
 from mlwork.trees import _checks
-from mlwork.trees._grow import Grown, GrowSpec, grow, weight_of
+from mlwork.trees._grow import Grown, GrowSpec, feature_parallel, grow, run_feature_parallel, weight_of
 from mlwork.trees.binning import Bins, apply_bins, fit_bins
 
 Array = jax.Array
@@ -112,7 +112,7 @@ def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None) -> A
 def to_tree(spec: GrowSpec, grown: Grown, value: Array, kind: str, n_features: int) -> Tree:
     return Tree(feature=grown.feature, threshold=grown.threshold, missing_left=grown.missing_left,
                 gain=grown.gain, impurity=grown.impurity, weight=grown.weight, value=value,
-                leaf_weight=weight_of(spec, grown.leaf_stats), kind=kind, criterion=spec.criterion,
+                leaf_weight=weight_of(spec, grown.leaf_stats.T), kind=kind, criterion=spec.criterion,
                 n_features=n_features)
 
 
@@ -154,9 +154,15 @@ def fit_tree(X, y, *, task: str = "classification", criterion: str | None = None
     if spec.max_features is not None and key is None:
         raise ValueError("key is required when max_features samples features per node")
     key = jax.random.key(0) if key is None else key
-    grown = grow(spec, data.XbT, target, w, data.lower, data.upper, key)
+    spec = feature_parallel(spec)
+    grown = _grow_tree(spec, data.XbT, target, w, data.lower, data.upper, key)
     mean = None if spec.classification else jnp.sum(w * target) / jnp.sum(w)
     return to_tree(spec, grown, leaf_values(spec, grown, mean), task, data.X.shape[1])
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _grow_tree(spec: GrowSpec, *args) -> Grown:
+    return run_feature_parallel(spec, functools.partial(grow, spec), *args)
 
 
 def tree_spec(data: Prepared, y, *, task, criterion, max_depth, min_samples_split, min_samples_leaf,
