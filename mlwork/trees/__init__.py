@@ -20,7 +20,7 @@ from mlwork.trees.boosting import (
 )
 from mlwork.trees.ensemble import Forest, bootstrap_counts, fit_bagging, fit_random_forest
 from mlwork.trees.impurity import entropy, gini, information_gain, variance
-from mlwork.trees.models import feature_importances, predict, predict_proba
+from mlwork.trees.models import feature_importances, predict, predict_proba, staged_predict
 from mlwork.trees.tree import Tree, export_text, fit_tree, tree_leaf
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     "apply_bins", "bootstrap_counts", "entropy", "export_text", "feature_importances",
     "fit_adaboost", "fit_bagging", "fit_bins", "fit_gradient_boosting", "fit_random_forest",
     "fit_tree", "gini", "grad_hess", "information_gain", "logistic_loss", "predict",
-    "predict_proba", "samme_alpha", "softmax_loss", "squared_loss", "tree_leaf", "variance",
+    "predict_proba", "samme_alpha", "softmax_loss", "squared_loss", "staged_predict", "tree_leaf",
+    "variance",
 ]

@@ -14,7 +14,7 @@ from mlwork.trees.boosting import (
     boosting_predict_proba,
 )
 from mlwork.trees.ensemble import Forest, forest_predict, forest_predict_proba
-from mlwork.trees.tree import Tree, tree_importances, tree_predict, tree_predict_proba
+from mlwork.trees.tree import Tree, check_X_any, tree_importances, tree_predict, tree_predict_proba, tree_value
 
 Array = jax.Array
 Model = Tree | Forest | AdaBoost | GradientBoosting
@@ -75,3 +75,34 @@ def feature_importances(model: Model) -> Array:
     out = jnp.sum(w[:, None] * imp, axis=0)
     total = jnp.sum(out)
     return jnp.where(total > 0, out / jnp.where(total > 0, total, 1.0), 0.0)
+
+
+@jax.jit
+def _per_tree_values(trees: Tree, X: Array) -> Array:
+    """Leaf values of every tree in a stack, ``(T, ..., n, K)``."""
+    fn = tree_value
+    for _ in range(trees.feature.ndim - 1):
+        fn = jax.vmap(fn, in_axes=(0, None))
+    return fn(trees, X)
+
+
+def staged_predict(model: Forest | AdaBoost | GradientBoosting, X) -> Array:
+    """Predictions of the first ``t = 1..T`` trees/rounds, ``(T, n)`` (or ``(T, n, K)`` raw scores
+    for a multi-output custom loss): the curve "test accuracy vs number of estimators" in one pass.
+    """
+    if isinstance(model, Tree) or not isinstance(model, Forest | AdaBoost | GradientBoosting):
+        raise ValueError(f"staged_predict needs an ensemble, got {type(model).__name__}")
+    X = check_X_any(X, model.trees.n_features)
+    values = _per_tree_values(model.trees, X)
+    if isinstance(model, Forest):
+        mean = jnp.cumsum(values, axis=0) / jnp.arange(1, values.shape[0] + 1)[:, None, None]
+        return jnp.argmax(mean, -1).astype(jnp.int32) if model.kind == "classification" else mean[..., 0]
+    if isinstance(model, AdaBoost):
+        votes = jax.nn.one_hot(jnp.argmax(values, -1), model.n_classes) * model.alpha[:, None, None]
+        return jnp.argmax(jnp.cumsum(votes, axis=0), -1).astype(jnp.int32)
+    scores = model.init + model.learning_rate * jnp.cumsum(jnp.moveaxis(values[..., 0], 1, -1), axis=0)
+    if model.loss == "logistic":
+        return (scores[..., 0] > 0).astype(jnp.int32)
+    if model.loss == "softmax":
+        return jnp.argmax(scores, -1).astype(jnp.int32)
+    return scores[..., 0] if scores.shape[-1] == 1 else scores
