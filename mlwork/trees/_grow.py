@@ -152,10 +152,10 @@ def node_impurity(spec: GrowSpec, s: Array, sq: Array | None) -> Array:
     """Impurity of nodes from channel-first totals (``sq``: summed w·y² for variance)."""
     w = _safe(weight_of(spec, s))
     if spec.criterion == "gini":
-        p = s[: spec.n_classes] / w
+        p = s[: spec.n_classes] / w[None]
         return 1.0 - _csum(p * p)
     if spec.criterion == "entropy":
-        p = s[: spec.n_classes] / w
+        p = s[: spec.n_classes] / w[None]
         return -_csum(xlogy(p, p)) / math.log(2.0)
     if spec.criterion == "variance":
         return jnp.maximum(sq / w - jnp.square(s[0] / w), 0.0)
@@ -277,8 +277,9 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score, 
                  no, no)
     if spec.max_features is not None:
         # Per node, max_features features without replacement: the top-k of uniform scores.
-        # Node ids key the draw, so padded (scan) and exact (unrolled) levels agree.
-        u = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i), (d,)))(jnp.arange(n_nodes))
+        # Every level draws scores for the widest level and uses its first L rows, so padded
+        # (scan) and exact (unrolled) levels draw the same features.
+        u = jax.random.uniform(key, (2 ** (spec.depth - 1), d))[:n_nodes]
         sel = jax.lax.top_k(u, spec.max_features)[1].astype(jnp.int32)  # (L, m)
         rows = jnp.arange(n)
 

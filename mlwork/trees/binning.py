@@ -60,9 +60,9 @@ class Bins:
     has_missing: bool = flax.struct.field(pytree_node=False)
 
     @property
-    def edges(self) -> Array:
-        """``(d, B − 1)`` thresholds between consecutive bins (``+inf`` past the last bin)."""
-        return split_threshold(self.upper[:, :-1], self.lower[:, 1:])
+    def edges(self) -> np.ndarray:
+        """``(d, B − 1)`` thresholds between consecutive bins (``+inf`` past the last bin), NumPy."""
+        return split_threshold(np.asarray(self.upper)[:, :-1], np.asarray(self.lower)[:, 1:])
 
     @property
     def missing_bin(self) -> int:
@@ -126,7 +126,7 @@ def bin_dtype(max_bins: int):
 def apply_bins(bins: Bins, X) -> np.ndarray:
     """The binned matrix, feature-major: ``(d, n)`` with bin ``B`` for NaN (host NumPy)."""
     X = np.asarray(X, dtype=np.float32)
-    edges = np.asarray(bins.edges)
+    edges = bins.edges
     out = np.empty((X.shape[1], X.shape[0]), bin_dtype(bins.max_bins))
     for j in range(X.shape[1]):
         col = X[:, j]

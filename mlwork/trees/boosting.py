@@ -138,14 +138,15 @@ def adaboost_predict(model: AdaBoost, X) -> Array:
 
 
 def adaboost_predict_proba(model: AdaBoost, X) -> Array:
-    r"""Class probabilities :math:`\mathrm{softmax}(d(x)/(K-1))` of the normalised vote
-    :math:`d` coded as in SAMME (for :math:`K = 2`, :math:`d_1 - d_0` on a logistic scale)."""
+    r"""Class probabilities :math:`\mathrm{softmax}(f(x)/(K-1))` with SAMME's coded vote
+    :math:`f_k = v_k - (1 - v_k)/(K-1)` of the normalised vote :math:`v` (Zhu et al. 2009,
+    eq. 15; for :math:`K = 2` a logistic of :math:`f_1 - f_0`), as scikit-learn computes it."""
     vote = adaboost_decision(model, check_X_any(X, model.trees.n_features))
     k = model.n_classes
-    if k == 2:
-        margin = vote[:, 1] - vote[:, 0]
-        return jax.nn.softmax(jnp.stack([-margin, margin], axis=1) / 2, axis=1)
     coded = vote - (1.0 - vote) / (k - 1)  # SAMME's symmetric coding: 1 for a vote, −1/(K−1) else
+    if k == 2:
+        margin = coded[:, 1] - coded[:, 0]
+        return jax.nn.softmax(jnp.stack([-margin, margin], axis=1) / 2, axis=1)
     return jax.nn.softmax(coded / (k - 1), axis=1)
 
 

@@ -85,9 +85,10 @@ def _map_trees(fn, keys, consts, batch_size: int):
     return jax.tree.map(lambda a: a[:n], out)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _fit_forest(spec: GrowSpec, kind: str, bootstrap: bool, batch_size: int, keys, XbT, target, w,
-                lower, upper) -> Tree:
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _fit_forest(spec: GrowSpec, kind: str, bootstrap: bool, batch_size: int, with_oob: bool, keys, XbT,
+                target, w, lower, upper, X):
+    """The trees, and when asked the summed out-of-bag predictions with their counts."""
     n = XbT.shape[1]
 
     def fit_one(key_pair, consts):
@@ -98,10 +99,10 @@ def _fit_forest(spec: GrowSpec, kind: str, bootstrap: bool, batch_size: int, key
         mean = None if spec.classification else jnp.sum(wt * target) / jnp.maximum(jnp.sum(wt), 1e-30)
         return to_tree(spec, grown, leaf_values(spec, grown, mean), kind, lower.shape[0])
 
-    return _map_trees(fit_one, keys, (XbT, target, w, lower, upper), batch_size)
+    trees = _map_trees(fit_one, keys, (XbT, target, w, lower, upper), batch_size)
+    return trees, (_oob_sums(trees, keys[0], X) if with_oob else None)
 
 
-@jax.jit
 def _oob_sums(trees: Tree, boot_keys: Array, X: Array) -> tuple[Array, Array]:
     """Summed out-of-bag predictions ``(n, K)`` and the number of trees each sample was OOB for."""
     n = X.shape[0]
@@ -116,13 +117,13 @@ def _oob_sums(trees: Tree, boot_keys: Array, X: Array) -> tuple[Array, Array]:
     return jax.lax.scan(body, init, (trees, boot_keys))[0]
 
 
-def oob_score(trees: Tree, boot_keys: Array, X: np.ndarray, y: np.ndarray) -> Array:
+def oob_score(kind: str, sums: tuple[Array, Array], y: np.ndarray) -> Array:
     """Accuracy (classification) or :math:`R^2` of out-of-bag predictions; NaN if none."""
-    total, count = (np.asarray(a) for a in _oob_sums(trees, boot_keys, jnp.asarray(X)))
+    total, count = (np.asarray(a) for a in sums)
     seen = count > 0
     if not seen.any():
         return jnp.asarray(np.nan, jnp.float32)
-    if trees.kind == "classification":
+    if kind == "classification":
         score = np.mean(np.argmax(total[seen], axis=1) == y[seen])
     else:
         pred = total[seen, 0] / count[seen]
@@ -158,12 +159,11 @@ def fit_random_forest(key: Array, X, y, n_estimators: int = 100, *, task: str = 
                                 min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
                                 max_features=max_features, sample_weight=sample_weight,
                                 n_classes=n_classes)
-    boot, feat = _tree_keys(key, n_estimators)
-    trees = _fit_forest(spec, task, bootstrap, min(batch_size, n_estimators), (boot, feat),
-                        data.XbT, target, w, data.lower, data.upper)
-    score = jnp.asarray(np.nan, jnp.float32)
-    if bootstrap and compute_oob:
-        score = oob_score(trees, boot, data.X, np.asarray(target))
+    with_oob = bool(bootstrap and compute_oob)
+    trees, sums = _fit_forest(spec, task, bootstrap, min(batch_size, n_estimators), with_oob,
+                              _tree_keys(key, n_estimators), data.XbT, target, w, data.lower, data.upper,
+                              jnp.asarray(data.X) if with_oob else None)
+    score = oob_score(task, sums, np.asarray(target)) if with_oob else jnp.asarray(np.nan, jnp.float32)
     return Forest(trees=trees, oob_score=score)
 
 

@@ -21,6 +21,8 @@ Reference: Quinlan, "Induction of decision trees", Machine Learning 1 (1986); Br
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,7 +32,7 @@ from mlwork._validate import concrete
 Array = jax.Array
 
 
-def _proportions(counts, name: str = "counts") -> Array:
+def _checked_counts(counts, name: str = "counts") -> Array:
     counts = jnp.asarray(counts)
     if counts.ndim == 0:
         raise ValueError(f"{name} must have a class axis (last axis), got a scalar")
@@ -42,21 +44,31 @@ def _proportions(counts, name: str = "counts") -> Array:
             raise ValueError(f"{name} must be finite and non-negative")
         if np.any(values.sum(axis=-1) <= 0):
             raise ValueError(f"{name} must have a positive total over the class axis")
-    return counts / jnp.sum(counts, axis=-1, keepdims=True)
+    return counts
+
+
+@jax.jit
+def _gini(counts: Array) -> Array:
+    p = counts / jnp.sum(counts, axis=-1, keepdims=True)
+    return 1.0 - jnp.sum(p * p, axis=-1)
+
+
+@jax.jit
+def _entropy(counts: Array) -> Array:
+    p = counts / jnp.sum(counts, axis=-1, keepdims=True)
+    positive = p > 0
+    safe = jnp.where(positive, p, 1.0)
+    return -jnp.sum(jnp.where(positive, p * jnp.log2(safe), 0.0), axis=-1)
 
 
 def gini(counts) -> Array:
     r"""Gini impurity :math:`1 - \sum_c p_c^2` over the last axis."""
-    p = _proportions(counts)
-    return 1.0 - jnp.sum(p * p, axis=-1)
+    return _gini(_checked_counts(counts))
 
 
 def entropy(counts) -> Array:
     r"""Shannon entropy in bits :math:`-\sum_c p_c \log_2 p_c` over the last axis (:math:`0\log 0 = 0`)."""
-    p = _proportions(counts)
-    positive = p > 0
-    safe = jnp.where(positive, p, 1.0)
-    return -jnp.sum(jnp.where(positive, p * jnp.log2(safe), 0.0), axis=-1)
+    return _entropy(_checked_counts(counts))
 
 
 def variance(values, sample_weight=None) -> Array:
@@ -69,6 +81,11 @@ def variance(values, sample_weight=None) -> Array:
     w = jnp.ones_like(y) if sample_weight is None else jnp.asarray(sample_weight, y.dtype)
     if w.shape != y.shape:
         raise ValueError(f"sample_weight has shape {w.shape} but values has shape {y.shape}")
+    return _variance(y, w)
+
+
+@jax.jit
+def _variance(y: Array, w: Array) -> Array:
     mean = jnp.sum(w * y) / jnp.sum(w)
     return jnp.sum(w * jnp.square(y - mean)) / jnp.sum(w)
 
@@ -91,7 +108,14 @@ def information_gain(parent_counts, child_counts, criterion: str = "entropy") ->
     pv, cv = concrete(parent), concrete(children)
     if pv is not None and cv is not None and not np.allclose(cv.sum(0), pv, rtol=1e-5, atol=1e-6):
         raise ValueError("child_counts must add up to parent_counts over the children")
-    impurity = entropy if criterion == "entropy" else gini
+    _checked_counts(parent, "parent_counts")
+    _checked_counts(jnp.where(jnp.sum(children, axis=1, keepdims=True) > 0, children, 1.0), "child_counts")
+    return _information_gain(parent, children, criterion)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _information_gain(parent: Array, children: Array, criterion: str) -> Array:
+    impurity = _entropy if criterion == "entropy" else _gini
     sizes = jnp.sum(children, axis=1)
     keep = sizes > 0  # an empty child contributes nothing
     child_imp = impurity(jnp.where(keep[:, None], children, 1.0))

@@ -95,12 +95,14 @@ def staged_predict(model: Forest | AdaBoost | GradientBoosting, X) -> Array:
     X = check_X_any(X, model.trees.n_features)
     values = _per_tree_values(model.trees, X)
     if isinstance(model, Forest):
-        mean = jnp.cumsum(values, axis=0) / jnp.arange(1, values.shape[0] + 1)[:, None, None]
+        sizes = jnp.arange(1, values.shape[0] + 1, dtype=values.dtype)
+        mean = jnp.cumsum(values, axis=0) / sizes[:, None, None]
         return jnp.argmax(mean, -1).astype(jnp.int32) if model.kind == "classification" else mean[..., 0]
     if isinstance(model, AdaBoost):
         votes = jax.nn.one_hot(jnp.argmax(values, -1), model.n_classes) * model.alpha[:, None, None]
         return jnp.argmax(jnp.cumsum(votes, axis=0), -1).astype(jnp.int32)
-    scores = model.init + model.learning_rate * jnp.cumsum(jnp.moveaxis(values[..., 0], 1, -1), axis=0)
+    steps = jnp.cumsum(jnp.moveaxis(values[..., 0], 1, -1), axis=0)  # (T, n, K)
+    scores = model.init[None, None, :] + model.learning_rate * steps
     if model.loss == "logistic":
         return (scores[..., 0] > 0).astype(jnp.int32)
     if model.loss == "softmax":

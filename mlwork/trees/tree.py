@@ -88,9 +88,10 @@ def prepare(X, max_bins: int | None) -> Prepared:
     """Check ``X``, bin it on the host and move the binned matrix to the device."""
     X = _checks.check_X(X)
     bins = fit_bins(X, _checks.check_max_bins(max_bins))
-    pad = jnp.full((X.shape[1], 1), jnp.inf, jnp.float32)
-    return Prepared(X, bins, jnp.asarray(apply_bins(bins, X)),
-                    jnp.concatenate([bins.lower, pad], 1), jnp.concatenate([bins.upper, pad], 1))
+    pad = np.full((X.shape[1], 1), np.inf, np.float32)
+    lower = np.concatenate([np.asarray(bins.lower), pad], 1)
+    upper = np.concatenate([np.asarray(bins.upper), pad], 1)
+    return Prepared(X, bins, jnp.asarray(apply_bins(bins, X)), jnp.asarray(lower), jnp.asarray(upper))
 
 
 def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None) -> Array:
@@ -154,15 +155,14 @@ def fit_tree(X, y, *, task: str = "classification", criterion: str | None = None
     if spec.max_features is not None and key is None:
         raise ValueError("key is required when max_features samples features per node")
     key = jax.random.key(0) if key is None else key
-    spec = feature_parallel(spec)
-    grown = _grow_tree(spec, data.XbT, target, w, data.lower, data.upper, key)
+    return _fit_tree(feature_parallel(spec), task, data.XbT, target, w, data.lower, data.upper, key)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _fit_tree(spec: GrowSpec, kind: str, XbT, target, w, lower, upper, key) -> Tree:
+    grown = run_feature_parallel(spec, functools.partial(grow, spec), XbT, target, w, lower, upper, key)
     mean = None if spec.classification else jnp.sum(w * target) / jnp.sum(w)
-    return to_tree(spec, grown, leaf_values(spec, grown, mean), task, data.X.shape[1])
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _grow_tree(spec: GrowSpec, *args) -> Grown:
-    return run_feature_parallel(spec, functools.partial(grow, spec), *args)
+    return to_tree(spec, grown, leaf_values(spec, grown, mean), kind, XbT.shape[0])
 
 
 def tree_spec(data: Prepared, y, *, task, criterion, max_depth, min_samples_split, min_samples_leaf,
