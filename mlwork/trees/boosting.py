@@ -183,6 +183,7 @@ def loss_fn(loss) -> Callable:
     return LOSSES[loss] if isinstance(loss, str) else loss
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def grad_hess(loss, y: Array, F: Array) -> tuple[Array, Array]:
     r"""Per-sample gradient and Hessian diagonal ``(n, K)`` of ``loss(y_i, f_i)`` by autodiff."""
     fn = loss_fn(loss)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -63,6 +65,11 @@ def feature_importances(model: Model) -> Array:
         trees, weights, normalise_each = model.trees, None, False
     else:
         _dispatch(model, {}, "feature_importances")
+    return _importances(trees, weights, normalise_each)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _importances(trees: Tree, weights: Array | None, normalise_each: bool) -> Array:
     d = trees.n_features
     flat = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[trees.feature.ndim - 1:]), trees)
     if flat.feature.ndim == 1:
@@ -92,7 +99,11 @@ def staged_predict(model: Forest | AdaBoost | GradientBoosting, X) -> Array:
     """
     if isinstance(model, Tree) or not isinstance(model, Forest | AdaBoost | GradientBoosting):
         raise ValueError(f"staged_predict needs an ensemble, got {type(model).__name__}")
-    X = check_X_any(X, model.trees.n_features)
+    return _staged(model, check_X_any(X, model.trees.n_features))
+
+
+@jax.jit
+def _staged(model: Forest | AdaBoost | GradientBoosting, X: Array) -> Array:
     values = _per_tree_values(model.trees, X)
     if isinstance(model, Forest):
         sizes = jnp.arange(1, values.shape[0] + 1, dtype=values.dtype)

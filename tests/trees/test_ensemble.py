@@ -71,9 +71,9 @@ def test_bagging_uses_every_feature_and_forest_samples_features_per_node():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 5)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int)
-    bag = trees.fit_bagging(jax.random.key(0), X, y, 32, max_depth=2)
+    bag = trees.fit_bagging(jax.random.key(0), X, y, 32, max_depth=2, compute_oob=False)
     assert np.all(np.asarray(bag.trees.feature)[:, 0] == 0)
-    rf = trees.fit_random_forest(jax.random.key(0), X, y, 32, max_depth=2, max_features=1)
+    rf = trees.fit_random_forest(jax.random.key(0), X, y, 32, max_depth=2, max_features=1, compute_oob=False)
     roots = np.asarray(rf.trees.feature)[:, 0]
     assert len(set(roots)) >= 4 and 0.05 < np.mean(roots == 0) < 0.5
     # Soft vote: predict_proba is the mean of the trees' leaf distributions (NumPy oracle).
@@ -83,35 +83,37 @@ def test_bagging_uses_every_feature_and_forest_samples_features_per_node():
     np.testing.assert_array_equal(stages[-1], np.asarray(trees.predict(rf, X)))
 
 
-def test_batch_size_vmaps_trees_without_changing_them():
-    X, y = datasets.load_wine(return_X_y=True)
-    one = trees.fit_random_forest(jax.random.key(1), X, y, 4, max_depth=2)
-    batched = trees.fit_random_forest(jax.random.key(1), X, y, 4, max_depth=2, batch_size=4)
-    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(batched), strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+def fit_pair(Xtr, ytr):
+    """A forest and a boosted model whose programs other tests compile too (shared jit cache)."""
+    rf = trees.fit_random_forest(jax.random.key(0), Xtr, ytr, 40, max_depth=8)
+    gb = trees.fit_gradient_boosting(Xtr, ytr, loss="logistic", n_estimators=30, max_depth=3, second_order=True,
+                                     reg_lambda=1.0, min_child_weight=1e-3)
+    return rf, gb
 
 
-def test_two_devices_give_the_same_models(tmp_path):
+def test_two_devices_and_vmapped_trees_give_the_same_models(tmp_path):
     # Forests split their trees across devices, boosting splits each tree's feature search.
     script = textwrap.dedent("""
         import sys, jax, numpy as np
-        from sklearn.datasets import load_wine
-        from mlwork import trees
-        X, y = load_wine(return_X_y=True)
+        sys.path.insert(0, sys.argv[2])
+        from test_ensemble import fit_pair, split
         assert len(jax.devices()) == 2
-        rf = trees.fit_random_forest(jax.random.key(1), X, y, 4, max_depth=2)
-        gb = trees.fit_gradient_boosting(X, y, loss="softmax", n_estimators=2, max_depth=2, second_order=True)
-        np.savez(sys.argv[1], *[np.asarray(a) for a in jax.tree.leaves((rf, gb))])
+        Xtr, _, ytr, _ = split("breast_cancer")
+        np.savez(sys.argv[1], *[np.asarray(a) for a in jax.tree.leaves(fit_pair(Xtr, ytr))])
     """)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
     path = tmp_path / "two.npz"
-    subprocess.run([sys.executable, "-c", script, str(path)], check=True, env=env, timeout=300)
-    X, y = datasets.load_wine(return_X_y=True)
-    rf = trees.fit_random_forest(jax.random.key(1), X, y, 4, max_depth=2)
-    gb = trees.fit_gradient_boosting(X, y, loss="softmax", n_estimators=2, max_depth=2, second_order=True)
+    subprocess.run([sys.executable, "-c", script, str(path), os.path.dirname(__file__)], check=True, env=env,
+                   timeout=300)
+    Xtr, _, ytr, _ = split("breast_cancer")
+    rf, gb = fit_pair(Xtr, ytr)
     two = np.load(path)
     for i, a in enumerate(jax.tree.leaves((rf, gb))):
-        np.testing.assert_allclose(two[f"arr_{i}"], np.asarray(a), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(two[f"arr_{i}"], np.asarray(a), rtol=1e-5, atol=1e-5)
+    # One device, 8 trees per vmap instead of one tree at a time: the same forest.
+    batched = trees.fit_random_forest(jax.random.key(0), Xtr, ytr, 40, max_depth=8, batch_size=8)
+    for a, b in zip(jax.tree.leaves(rf), jax.tree.leaves(batched), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs, match", [
