@@ -51,6 +51,7 @@ def check_labels(y, n_samples: int, n_classes: int | None = None) -> tuple[np.nd
 
 
 def check_targets(y, n_samples: int) -> np.ndarray:
+    """Finite real regression targets ``(n,)`` as float32."""
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n_samples:
         raise ValueError(f"y must have shape ({n_samples},) to match X, got {y.shape}")
@@ -63,6 +64,7 @@ def check_targets(y, n_samples: int) -> np.ndarray:
 
 
 def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
+    """Finite non-negative weights ``(n,)`` with a positive sum (ones when ``None``)."""
     if sample_weight is None:
         return np.ones(n_samples, np.float32)
     w = np.asarray(sample_weight, dtype=np.float32)
@@ -76,6 +78,7 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
 
 
 def check_int(value, name: str, low: int, high: int | None = None) -> int:
+    """An integer (not a bool) in ``[low, high]``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < low or (high is not None and value > high):
@@ -85,14 +88,17 @@ def check_int(value, name: str, low: int, high: int | None = None) -> int:
 
 
 def check_depth(max_depth) -> int:
+    """``max_depth`` in ``[1, MAX_DEPTH]``."""
     return check_int(max_depth, "max_depth", 1, MAX_DEPTH)
 
 
 def check_max_bins(max_bins) -> int | None:
+    """``None`` (exact) or 2 to 255 value bins (one more bin holds NaN: uint8 storage)."""
     return None if max_bins is None else check_int(max_bins, "max_bins", 2, 255)
 
 
 def check_fraction(value, name: str, *, allow_zero: bool = False) -> float:
+    """A number in ``(0, 1]`` (``[0, 1]`` with ``allow_zero``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r}")
     v = float(value)
@@ -102,6 +108,7 @@ def check_fraction(value, name: str, *, allow_zero: bool = False) -> float:
 
 
 def check_positive(value, name: str, *, allow_zero: bool = False) -> float:
+    """A finite number ``> 0`` (``>= 0`` with ``allow_zero``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
@@ -129,6 +136,7 @@ def resolve_max_features(max_features, n_features: int) -> int | None:
 
 
 def check_task(task: str, criterion: str | None) -> str:
+    """The criterion for ``task`` (default Gini / variance), checked against the task."""
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
     allowed = ("gini", "entropy") if task == "classification" else ("variance",)

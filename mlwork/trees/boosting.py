@@ -133,6 +133,7 @@ def adaboost_decision(model: AdaBoost, X: Array) -> Array:
 
 
 def adaboost_predict(model: AdaBoost, X) -> Array:
+    r"""The weighted vote :math:`\arg\max_k \sum_t \alpha_t [h_t(x) = k]`."""
     vote = adaboost_decision(model, check_X_any(X, model.trees.n_features))
     return jnp.argmax(vote, axis=1).astype(jnp.int32)
 
@@ -180,6 +181,7 @@ class GradientBoosting:
 
 
 def loss_fn(loss) -> Callable:
+    """The per-sample loss function for a built-in name or a callable."""
     return LOSSES[loss] if isinstance(loss, str) else loss
 
 
@@ -345,6 +347,7 @@ def boosting_scores(model: GradientBoosting, X: Array) -> Array:
 
 
 def boosting_predict(model: GradientBoosting, X) -> Array:
+    """Classes (logistic: :math:`F > 0`; softmax: argmax), else the raw scores :math:`F(x)`."""
     F = boosting_scores(model, check_X_any(X, model.trees.n_features))
     if model.loss == "logistic":
         return (F[:, 0] > 0).astype(jnp.int32)
@@ -354,6 +357,7 @@ def boosting_predict(model: GradientBoosting, X) -> Array:
 
 
 def boosting_predict_proba(model: GradientBoosting, X) -> Array:
+    r"""Probabilities :math:`\sigma(F)` (logistic) or :math:`\mathrm{softmax}(F)`."""
     F = boosting_scores(model, check_X_any(X, model.trees.n_features))
     if model.loss == "logistic":
         p = jax.nn.sigmoid(F[:, 0])

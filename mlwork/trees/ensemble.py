@@ -189,12 +189,14 @@ def forest_value(forest: Forest, X: Array) -> Array:
 
 
 def forest_predict_proba(forest: Forest, X) -> Array:
+    r"""Soft vote :math:`\frac1T\sum_t p_t(y \mid x)` ``(n, K)``."""
     if forest.kind != "classification":
         raise ValueError("predict_proba needs a classification forest")
     return forest_value(forest, check_X_any(X, forest.trees.n_features))
 
 
 def forest_predict(forest: Forest, X) -> Array:
+    """Argmax of the soft vote (classification) or the mean of the trees (regression)."""
     value = forest_value(forest, check_X_any(X, forest.trees.n_features))
     if forest.kind == "classification":
         return jnp.argmax(value, axis=-1).astype(jnp.int32)

@@ -111,6 +111,7 @@ def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None) -> A
 
 
 def to_tree(spec: GrowSpec, grown: Grown, value: Array, kind: str, n_features: int) -> Tree:
+    """A :class:`Tree` from the grower's arrays and its leaf values."""
     return Tree(feature=grown.feature, threshold=grown.threshold, missing_left=grown.missing_left,
                 gain=grown.gain, impurity=grown.impurity, weight=grown.weight, value=value,
                 leaf_weight=weight_of(spec, grown.leaf_stats.T), kind=kind, criterion=spec.criterion,
@@ -194,6 +195,7 @@ UNROLLED_LEVELS = 4
 
 
 def unrolled_levels(n_samples: int, n_features: int) -> int:
+    """How many of the deepest levels to compile one by one for data of this size."""
     return UNROLLED_LEVELS if n_samples * n_features >= UNROLL_MIN_VALUES else 0
 
 
@@ -224,11 +226,13 @@ def tree_value(tree: Tree, X: Array) -> Array:
 
 
 def tree_predict_proba(tree: Tree, X) -> Array:
+    """Class proportions of the leaf each row reaches, ``(n, K)``."""
     _require_kind(tree, "classification", "predict_proba")
     return tree_value(tree, check_X_any(X, tree.n_features))
 
 
 def tree_predict(tree: Tree, X) -> Array:
+    """The majority class of the leaf (classification) or its mean / raw value."""
     value = tree_value(tree, check_X_any(X, tree.n_features))
     if tree.kind == "classification":
         return jnp.argmax(value, axis=-1).astype(jnp.int32)
