@@ -1,0 +1,33 @@
+"""Decision trees, forests and boosting compiled with JAX (deck sections 16-17).
+
+Every fitted model is a pytree of fixed-size arrays: ``fit_*`` bin the features on the host and
+run one compiled program; ``predict``/``predict_proba`` are ``jit``-compiled and work for every
+model.
+"""
+
+from mlwork.trees.binning import Bins, apply_bins, fit_bins
+from mlwork.trees.boosting import (
+    LOSSES,
+    AdaBoost,
+    GradientBoosting,
+    fit_adaboost,
+    fit_gradient_boosting,
+    grad_hess,
+    logistic_loss,
+    samme_alpha,
+    softmax_loss,
+    squared_loss,
+)
+from mlwork.trees.ensemble import Forest, bootstrap_counts, fit_bagging, fit_random_forest
+from mlwork.trees.impurity import entropy, gini, information_gain, variance
+from mlwork.trees.models import feature_importances, predict, predict_proba, staged_predict
+from mlwork.trees.tree import Tree, export_text, fit_tree, tree_leaf
+
+__all__ = [
+    "LOSSES", "AdaBoost", "Bins", "Forest", "GradientBoosting", "Tree",
+    "apply_bins", "bootstrap_counts", "entropy", "export_text", "feature_importances",
+    "fit_adaboost", "fit_bagging", "fit_bins", "fit_gradient_boosting", "fit_random_forest",
+    "fit_tree", "gini", "grad_hess", "information_gain", "logistic_loss", "predict",
+    "predict_proba", "samme_alpha", "softmax_loss", "squared_loss", "staged_predict", "tree_leaf",
+    "variance",
+]

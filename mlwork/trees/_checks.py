@@ -1,0 +1,146 @@
+"""Input checks for the tree models (host side: fitting needs concrete data for binning)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+#: Deepest tree allowed: a depth-D tree holds 2^D leaves in fixed-size arrays.
+MAX_DEPTH = 20
+
+
+def check_X(X, name: str = "X", n_features: int | None = None) -> np.ndarray:
+    """``X`` as a float32 ``(n, d)`` array; NaN (missing) is allowed, ±inf is not."""
+    try:
+        arr = np.asarray(X)
+    except Exception as e:  # e.g. ragged lists
+        raise ValueError(f"{name} must be a 2-D numeric array, got {type(X).__name__}") from e
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one sample and one feature, got shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(np.float32)
+    if np.isinf(arr).any():
+        raise ValueError(f"{name} contains ±inf; only finite values and NaN (missing) are supported")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features but the model was fit on {n_features}")
+    return arr
+
+
+def check_labels(y, n_samples: int, n_classes: int | None = None) -> tuple[np.ndarray, int]:
+    """Integer class indices ``0..C−1`` with at least two classes present."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n_samples:
+        raise ValueError(f"y must have shape ({n_samples},) to match X, got {y.shape}")
+    if not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
+        if not (np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+            raise ValueError(f"y must hold integer class indices for classification, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.min() < 0:
+        raise ValueError(f"class labels must be non-negative integers 0..C-1, got minimum {y.min()}")
+    c = int(y.max()) + 1 if n_classes is None else int(n_classes)
+    if y.max() >= c:
+        raise ValueError(f"class labels must lie in [0, {c - 1}] for n_classes={c}, got {y.max()}")
+    if np.unique(y).size < 2:
+        raise ValueError(f"y has a single class ({y[0]}); a classifier needs at least two")
+    return y.astype(np.int32), c
+
+
+def check_targets(y, n_samples: int) -> np.ndarray:
+    """Finite real regression targets ``(n,)`` as float32."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n_samples:
+        raise ValueError(f"y must have shape ({n_samples},) to match X, got {y.shape}")
+    if not np.issubdtype(y.dtype, np.number):
+        raise ValueError(f"y must be numeric for regression, got dtype {y.dtype}")
+    y = y.astype(np.float32)
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or ±inf; regression targets must be finite")
+    return y
+
+
+def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
+    """Finite non-negative weights ``(n,)`` with a positive sum (ones when ``None``)."""
+    if sample_weight is None:
+        return np.ones(n_samples, np.float32)
+    w = np.asarray(sample_weight, dtype=np.float32)
+    if w.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight must be finite and non-negative")
+    if not w.sum() > 0:
+        raise ValueError("sample_weight must have a positive sum")
+    return w
+
+
+def check_int(value, name: str, low: int, high: int | None = None) -> int:
+    """An integer (not a bool) in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return int(value)
+
+
+def check_depth(max_depth) -> int:
+    """``max_depth`` in ``[1, MAX_DEPTH]``."""
+    return check_int(max_depth, "max_depth", 1, MAX_DEPTH)
+
+
+def check_max_bins(max_bins) -> int | None:
+    """``None`` (exact) or 2 to 255 value bins (one more bin holds NaN: uint8 storage)."""
+    return None if max_bins is None else check_int(max_bins, "max_bins", 2, 255)
+
+
+def check_fraction(value, name: str, *, allow_zero: bool = False) -> float:
+    """A number in ``(0, 1]`` (``[0, 1]`` with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and (v >= 0 if allow_zero else v > 0) and v <= 1):
+        raise ValueError(f"{name} must be in {'[0' if allow_zero else '(0'}, 1], got {value}")
+    return v
+
+
+def check_positive(value, name: str, *, allow_zero: bool = False) -> float:
+    """A finite number ``> 0`` (``>= 0`` with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    return float(value)
+
+
+def resolve_max_features(max_features, n_features: int) -> int | None:
+    """Features tried per node: None (all), "sqrt", "log2", an int, or a fraction in (0, 1]."""
+    if max_features is None:
+        return None
+    if max_features == "sqrt":
+        m = int(math.sqrt(n_features))
+    elif max_features == "log2":
+        m = int(math.log2(n_features))
+    elif isinstance(max_features, numbers.Integral) and not isinstance(max_features, bool):
+        m = check_int(max_features, "max_features", 1, n_features)
+    elif isinstance(max_features, numbers.Real) and not isinstance(max_features, bool):
+        m = int(check_fraction(max_features, "max_features") * n_features)
+    else:
+        raise ValueError(f"max_features must be None, 'sqrt', 'log2', an int or a fraction, "
+                         f"got {max_features!r}")
+    m = max(1, m)
+    return None if m >= n_features else m
+
+
+def check_task(task: str, criterion: str | None) -> str:
+    """The criterion for ``task`` (default Gini / variance), checked against the task."""
+    if task not in ("classification", "regression"):
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    allowed = ("gini", "entropy") if task == "classification" else ("variance",)
+    criterion = allowed[0] if criterion is None else criterion
+    if criterion not in allowed:
+        raise ValueError(f"criterion must be one of {allowed} for {task}, got {criterion!r}")
+    return criterion

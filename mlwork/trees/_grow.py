@@ -1,0 +1,353 @@
+r"""The compiled core: grow one tree level by level on binned data.
+
+A tree of depth :math:`D` is grown breadth-first. At level :math:`l` the :math:`L = 2^l` nodes
+of that level are split together: for every feature (or, with feature sampling, every sampled
+slot) a histogram of the per-sample statistics over ``(node, bin)`` is built with one
+``segment_sum`` of :math:`n` updates, its prefix sums over bins give every candidate left child,
+and the best candidate per node is kept. The histogram of a whole level is never materialised:
+features are visited in a ``fori_loop`` carrying only the best split so far per node, so memory
+stays at :math:`O(Q L B)` per feature instead of :math:`O(Q L d B)`, and every scatter is
+one-dimensional (XLA's CPU scatter is several times slower on batched indices).
+
+Statistics ("channels", :math:`Q` per sample, stored channel-first so the bin axis is
+contiguous):
+
+* ``gini`` / ``entropy``: the sample weight in the slot of its class (the scatter index carries
+  the class, so a sample costs one update whatever the number of classes);
+* ``variance``: :math:`(w y, w)` with :math:`y` centred on its weighted mean (float32 precision);
+* ``newton``: :math:`(w g, w h)`, gradient and Hessian of the boosting loss;
+* plus a count of samples with non-zero weight when needed (see :class:`GrowSpec`).
+
+Every split maximises a proxy score whose difference is the weighted impurity decrease
+
+.. math:: \Delta = W_t\, i(t) - W_L\, i(L) - W_R\, i(R),
+
+with :math:`\mathrm{score}(S) = \sum_c c^2/W` (Gini), :math:`\sum_c c \log_2 c - W\log_2 W`
+(entropy, bits), :math:`(\sum w y)^2/W` (variance) and :math:`\tfrac12 G^2/(H+\lambda)`
+(XGBoost, Chen & Guestrin 2016, eq. 7). A node that does not split sends all its samples to the
+left child and its subtree is marked unused, so the arrays keep their fixed size.
+
+With ``feature_shards > 1`` the grower runs inside a ``shard_map`` over the mesh axis
+``"features"``: each device scans its share of the features and the per-node winners are
+merged with one ``all_gather`` per level (feature-parallel split finding, as in LightGBM).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mlwork.trees._criteria import (
+    child_ok,
+    node_impurity,
+    present,
+    score,
+    splittable,
+    weight_of,
+)
+from mlwork.trees.binning import split_threshold
+
+Array = jax.Array
+CRITERIA = ("gini", "entropy", "variance", "newton")
+FEATURE_AXIS = "features"
+#: Soft cap on the floats one unrolled block of features may hold (Q * L * (B + 1) each).
+_BLOCK_BUDGET = 1 << 21
+
+
+class GrowSpec(NamedTuple):
+    """Static settings of the grower (hashable: it is a ``jit`` static argument).
+
+    ``counted`` adds a channel counting samples with non-zero weight: needed for
+    ``min_samples_leaf > 1``, ``min_samples_split > 2`` or non-integer weights (with integer
+    weights the weight channels are exact counts already). The last ``unrolled_levels`` levels
+    are compiled one by one with their exact node counts (fastest to run; each costs a
+    compilation); the levels above them share one body, padded to the widest of them, in a
+    ``scan`` (one compilation; the padding wastes little while levels are narrow).
+    """
+
+    depth: int
+    max_bins: int
+    criterion: str
+    n_classes: int = 0
+    max_features: int | None = None
+    min_samples_leaf: int = 1
+    min_samples_split: int = 2
+    min_child_weight: float = 0.0
+    reg_lambda: float = 0.0
+    gamma: float = 0.0
+    midpoint: bool = True
+    any_missing: bool = False
+    counted: bool = False
+    unrolled_levels: int = 0
+    feature_shards: int = 1
+
+    @property
+    def classification(self) -> bool:
+        return self.criterion in ("gini", "entropy")
+
+
+class Grown(NamedTuple):
+    """A grown tree in heap order (node ``i`` has children ``2i+1``, ``2i+2``)."""
+
+    feature: Array       # (2^D − 1,) int32, −1 where the node does not split
+    split_bin: Array     # (2^D − 1,) int32: bins <= split_bin go left
+    threshold: Array     # (2^D − 1,) float32: x <= threshold goes left (+inf: no split)
+    missing_left: Array  # (2^D − 1,) bool: where NaN goes
+    gain: Array          # (2^D − 1,) float32 weighted impurity decrease (0: no split)
+    impurity: Array      # (2^D − 1,) float32 impurity of the node
+    weight: Array        # (2^D − 1,) float32 total sample weight in the node
+    leaf_stats: Array    # (2^D, Q) summed channels per leaf
+    leaf: Array          # (n,) int32 leaf of every training sample
+
+
+# ----------------------------------------------------------------------------- split search
+class _Best(NamedTuple):
+    gain: Array
+    feature: Array
+    bin: Array
+    nan_left: Array   # NaN goes left (better gain); only meaningful where has_nan
+    has_nan: Array    # the node has NaN in this feature (weighted samples)
+
+
+def cumsum_bins(x: Array, block: int = 16) -> Array:
+    """Inclusive prefix sum over the last axis as two small matrix products.
+
+    XLA's CPU backend lowers ``jnp.cumsum`` to a ``reduce_window`` that costs :math:`O(B)` per
+    element; blocks of 16 cost 2·16 multiply-adds per element and compile to two dots.
+    """
+    *lead, nb = x.shape
+    pad = -nb % block
+    k = (nb + pad) // block
+    rows = jnp.pad(x, [(0, 0)] * len(lead) + [(0, pad)]).reshape(-1, k, block)
+    inner = rows @ jnp.triu(jnp.ones((block, block), x.dtype))             # within blocks
+    offset = inner[:, :, -1] @ jnp.triu(jnp.ones((k, k), x.dtype), 1)      # sums of earlier blocks
+    return (inner + offset[:, :, None]).reshape(*lead, k * block)[..., :nb]
+
+
+def _feature_hist(spec: GrowSpec, col: Array, node: Array, n_nodes: int, cls: Array | None,
+                  w: Array, dense: Array | None, count: Array | None) -> Array:
+    """Channel-first histogram ``(Q, L, B + 1)`` of one feature's bins over the level's nodes."""
+    nb = spec.max_bins + 1
+    base = node * nb + col
+    size = n_nodes * nb
+    if spec.classification:
+        flat = jax.ops.segment_sum(w, cls * size + base, num_segments=spec.n_classes * size)
+        hist = flat.reshape(spec.n_classes, n_nodes, nb)
+    else:
+        hist = jax.ops.segment_sum(dense, base, num_segments=size).T.reshape(-1, n_nodes, nb)
+    if count is not None:
+        c = jax.ops.segment_sum(count, base, num_segments=size).reshape(1, n_nodes, nb)
+        hist = jnp.concatenate([hist, c], axis=0)
+    return hist
+
+
+def _first_max(gain: Array) -> tuple[Array, Array]:
+    """Max over the last axis and the first index reaching it (cheaper than argmax on CPU)."""
+    best = jnp.max(gain, axis=-1)
+    idx = jnp.arange(gain.shape[-1], dtype=jnp.int32)
+    return best, jnp.min(jnp.where(gain == best[..., None], idx, gain.shape[-1]), axis=-1)
+
+
+def _best_in_feature(spec: GrowSpec, hist: Array, parent_score: Array):
+    """Best (gain, bin, NaN-goes-left, node-has-NaN) per node for one feature's histogram.
+
+    The missing-value bin is the last one, so the prefix sums over all ``B + 1`` bins are the
+    left children "bins <= b" without NaN, and the last prefix sum is the node total. Among
+    equal gains the first bin wins, which is the last non-empty bin of the left child.
+    """
+    nb = spec.max_bins
+    cum = cumsum_bins(hist)  # (Q, L, B + 1)
+    total = cum[:, :, nb:]
+
+    def side(left):
+        right = total - left
+        gain = score(spec, left) + score(spec, right) - parent_score[:, None]
+        ok = child_ok(spec, left) & child_ok(spec, right)
+        return jnp.where(ok, gain, -jnp.inf)
+
+    best, b = _first_max(side(cum))
+    if not spec.any_missing:
+        no = jnp.zeros(best.shape, bool)
+        return best, b, no, no
+    miss = hist[:, :, nb]
+    best_l, b_l = _first_max(side(cum + miss[:, :, None]))
+    use_l = best_l > best
+    return jnp.maximum(best, best_l), jnp.where(use_l, b_l, b), use_l, present(spec, miss)
+
+
+def _merge(best: _Best, new: _Best) -> _Best:
+    better = new.gain > best.gain  # strict: the first feature wins ties
+    return _Best(*(jnp.where(better, n, o) for n, o in zip(new, best, strict=True)))
+
+
+def _merge_shards(best: _Best) -> _Best:
+    """The winner per node across feature shards (lowest shard on ties, like one device)."""
+    gathered = _Best(*(jax.lax.all_gather(x, FEATURE_AXIS) for x in best))  # (S, L)
+    _, shard = _first_max(gathered.gain.T)
+    return _Best(*(jnp.take_along_axis(x, shard[None, :], axis=0)[0] for x in gathered))
+
+
+def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score, key):
+    """Best split of every node of a level: a loop over features (or sampled slots)."""
+    d, n = XbT.shape
+    q = (spec.n_classes if spec.classification else dense.shape[1]) + (count is not None)
+    n_items = d if spec.max_features is None else spec.max_features
+    per_shard = -(-n_items // spec.feature_shards)
+    first = 0 if spec.feature_shards == 1 else jax.lax.axis_index(FEATURE_AXIS) * per_shard
+    per_item = n_nodes * (spec.max_bins + 1) * q
+    block = max(1, min(4, per_shard, _BLOCK_BUDGET // per_item)) if spec.unrolled_levels else 1
+    no = jnp.zeros(n_nodes, bool)
+    init = _Best(jnp.full(n_nodes, -jnp.inf), jnp.zeros(n_nodes, jnp.int32), jnp.zeros(n_nodes, jnp.int32),
+                 no, no)
+    if spec.max_features is not None:
+        # Per node, max_features features without replacement: the top-k of uniform scores.
+        # Every level draws scores for the widest level and uses its first L rows, so padded
+        # (scan) and exact (unrolled) levels draw the same features.
+        u = jax.random.uniform(key, (2 ** (spec.depth - 1), d))[:n_nodes]
+        sel = jax.lax.top_k(u, spec.max_features)[1].astype(jnp.int32)  # (L, m)
+        rows = jnp.arange(n)
+
+        def item(k):
+            f_node = jax.lax.dynamic_index_in_dim(sel, k, axis=1, keepdims=False)
+            return f_node, XbT[f_node[node], rows]
+    else:
+
+        def item(k):
+            return jnp.full(n_nodes, k, jnp.int32), jax.lax.dynamic_index_in_dim(XbT, k, keepdims=False)
+
+    def body(i, best):
+        for t in range(block):
+            k = jnp.minimum(first + jnp.minimum(i * block + t, per_shard - 1), n_items - 1)
+            f_node, col = item(k)
+            hist = _feature_hist(spec, col.astype(jnp.int32), node, n_nodes, cls, w, dense, count)
+            gain, b, nan_left, has_nan = _best_in_feature(spec, hist, parent_score)
+            best = _merge(best, _Best(gain, f_node, b, nan_left, has_nan))
+        return best
+
+    best = jax.lax.fori_loop(0, -(-per_shard // block), body, init)
+    return _merge_shards(best) if spec.feature_shards > 1 else best
+
+
+# ----------------------------------------------------------------------------- growth
+def channels(spec: GrowSpec, target: Array, w: Array) -> Array:
+    """Per-sample statistics ``(n, Q)`` summed into node totals and leaves."""
+    if spec.classification:
+        ch = w[:, None] * jax.nn.one_hot(target, spec.n_classes, dtype=jnp.float32)
+    elif spec.criterion == "variance":
+        ch = jnp.stack([w * target, w], axis=1)
+    else:
+        ch = w[:, None] * target
+    if spec.counted:
+        ch = jnp.concatenate([ch, (w > 0).astype(jnp.float32)[:, None]], axis=1)
+    return ch
+
+
+_RECORDS = ("feature", "split_bin", "threshold", "missing_left", "gain", "impurity", "weight")
+
+
+def _level(spec, n_nodes, level, node, alive, data):
+    """Split the nodes of one level; returns the per-node records and the samples' children."""
+    XbT, ch, cls, w, dense, count, sq, lower, upper, key = data
+    n = XbT.shape[1]
+    tot = jax.ops.segment_sum(ch, node, num_segments=n_nodes).T  # (Q, L)
+    tot_sq = None if sq is None else jax.ops.segment_sum(sq, node, num_segments=n_nodes)
+    best = _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, score(spec, tot),
+                         jax.random.fold_in(key, level))
+    split = alive & jnp.isfinite(best.gain) & splittable(spec, tot, tot_sq, best.gain)
+    # Route the samples; then settle what needs only the chosen split, from the samples:
+    # where NaN goes when the node had none (the heavier child, as HistGradientBoosting does)
+    # and, for midpoint thresholds, the first bin right of the split the node's samples use.
+    col = XbT[best.feature[node], jnp.arange(n)].astype(jnp.int32)
+    valued = col != spec.max_bins
+    right_value = col > best.bin[node]
+    w_right = jax.ops.segment_sum(jnp.where(valued & right_value, w, 0.0), node, num_segments=n_nodes)
+    w_left = jax.ops.segment_sum(jnp.where(valued & ~right_value, w, 0.0), node, num_segments=n_nodes)
+    nan_left = jnp.where(best.has_nan, best.nan_left, w_left >= w_right)
+    if spec.midpoint:
+        later = jnp.where(valued & right_value & (w > 0), col, spec.max_bins)
+        hi = jax.ops.segment_min(later, node, num_segments=n_nodes)
+    else:
+        hi = best.bin + 1
+    thr = split_threshold(upper[best.feature, best.bin], lower[best.feature, jnp.minimum(hi, spec.max_bins)])
+    record = dict(feature=jnp.where(split, best.feature, -1),
+                  split_bin=jnp.where(split, best.bin, spec.max_bins),
+                  threshold=jnp.where(split, thr, jnp.inf),
+                  missing_left=jnp.where(split, nan_left, True),
+                  gain=jnp.where(split, best.gain, 0.0),
+                  impurity=node_impurity(spec, tot, tot_sq),
+                  weight=weight_of(spec, tot))
+    right = jnp.where(valued, right_value, ~nan_left[node])
+    node = 2 * node + (split[node] & right).astype(jnp.int32)
+    return record, node, jnp.repeat(split, 2)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, upper: Array,
+         key: Array) -> Grown:
+    """Grow one tree.
+
+    Args:
+      spec: static settings.
+      XbT: ``(d, n)`` binned features (bin ``max_bins`` = missing).
+      target: class indices ``(n,)`` (gini/entropy), values ``(n,)`` (variance), or gradient
+        and Hessian ``(n, 2)`` (newton).
+      w: ``(n,)`` non-negative sample weights (0 excludes a sample: bootstrap, subsampling).
+      lower, upper: ``(d, B + 1)`` smallest/largest value per bin, padded with ``+inf``.
+      key: PRNG key for per-node feature sampling (unused without ``max_features``).
+    """
+    n = XbT.shape[1]
+    w = w.astype(jnp.float32)
+    if spec.criterion == "variance":
+        target = target.astype(jnp.float32)
+        target = target - jnp.sum(w * target) / jnp.maximum(jnp.sum(w), 1e-30)
+    ch = channels(spec, target, w)
+    data = (XbT, ch, target.astype(jnp.int32) if spec.classification else None, w,
+            None if spec.classification else ch[:, :2], ch[:, -1] if spec.counted else None,
+            w * jnp.square(target) if spec.criterion == "variance" else None, lower, upper, key)
+    node = jnp.zeros(n, jnp.int32)
+    n_scan = spec.depth - min(spec.unrolled_levels, spec.depth)
+    parts = {k: [] for k in _RECORDS}
+    alive = jnp.ones(1, bool)
+    if n_scan:
+        # Levels 0 .. n_scan−1 share one compiled body padded to the widest of them.
+        width = 2 ** (n_scan - 1)
+
+        def body(carry, level):
+            node, alive = carry
+            record, node, alive = _level(spec, width, level, node, alive[:width], data)
+            return (node, alive), record
+
+        alive = jnp.zeros(2 * width, bool).at[0].set(True)
+        (node, alive), stacked = jax.lax.scan(body, (node, alive), jnp.arange(n_scan))
+        lvl = np.concatenate([np.full(2**i, i) for i in range(n_scan)])
+        pos = np.concatenate([np.arange(2**i) for i in range(n_scan)])
+        for k in _RECORDS:
+            parts[k].append(stacked[k][lvl, pos])
+    for level in range(n_scan, spec.depth):
+        record, node, alive = _level(spec, 2**level, level, node, alive, data)
+        for k in _RECORDS:
+            parts[k].append(record[k])
+    out = {k: jnp.concatenate(v) for k, v in parts.items()}
+    leaf_stats = jax.ops.segment_sum(ch, node, num_segments=2**spec.depth)
+    return Grown(**out, leaf_stats=leaf_stats, leaf=node)
+
+
+def feature_parallel(spec: GrowSpec) -> GrowSpec:
+    """``spec`` set to split its feature loop over every device (a no-op with one device)."""
+    return spec._replace(feature_shards=jax.device_count())
+
+
+def run_feature_parallel(spec: GrowSpec, fn, *args):
+    """Call ``fn(*args)`` — which grows trees with ``spec`` — on every device at once, each
+    device searching its share of the features (inputs and outputs replicated)."""
+    if spec.feature_shards == 1:
+        return fn(*args)
+    devices = jax.devices()[: spec.feature_shards]
+    mesh = jax.sharding.Mesh(np.array(devices), (FEATURE_AXIS,))
+    replicated = jax.sharding.PartitionSpec()
+    in_specs = jax.tree.map(lambda _: replicated, args)
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=replicated, check_vma=False)(*args)

@@ -1,0 +1,302 @@
+r"""Decision trees (deck section 16) as fixed-size array pytrees.
+
+A tree of depth :math:`D` is stored in heap order: internal node :math:`i` has children
+:math:`2i+1` (the "yes" branch, :math:`x_f \le t`) and :math:`2i+2`, there are :math:`2^D - 1`
+internal slots and :math:`2^D` leaf slots. A node that does not split has ``feature = -1`` and
+``threshold = +inf`` and sends everything left, so prediction is always exactly :math:`D`
+gathers and compares — a branch-free loop that ``jit`` compiles once per shape and ``vmap``
+batches over whole forests.
+
+Splits maximise the deck's criteria: information gain with entropy in bits
+:math:`H(S) = -\sum_c p_c \log_2 p_c`, Gini impurity :math:`1 - \sum_c p_c^2`, or variance
+reduction for regression; leaves predict class proportions or the mean. Fitting bins the
+features once on the host (:mod:`mlwork.trees.binning`) and runs one compiled program
+(:func:`mlwork.trees._grow.grow`).
+
+Missing values: NaN in ``X`` is supported. Each split learns which side NaN goes to (the side
+with the better gain when the node has NaNs in training, else the side with more weight), as in
+scikit-learn's ``HistGradientBoosting*`` and ``DecisionTree*`` (≥ 1.3).
+
+Reference: Breiman, Friedman, Olshen & Stone, *Classification and Regression Trees* (1984).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mlwork._validate import concrete
+from mlwork.trees import _checks
+from mlwork.trees._grow import Grown, GrowSpec, feature_parallel, grow, run_feature_parallel, weight_of
+from mlwork.trees.binning import Bins, apply_bins, fit_bins
+
+Array = jax.Array
+
+
+@flax.struct.dataclass
+class Tree:
+    """A fitted tree (or a stack of trees with leading batch axes, as inside an ensemble).
+
+    Attributes:
+      feature: ``(..., 2^D − 1)`` int32 split feature, −1 where the node does not split.
+      threshold: ``(..., 2^D − 1)`` float32; ``x[feature] <= threshold`` goes left.
+      missing_left: ``(..., 2^D − 1)`` bool; where NaN goes.
+      gain: ``(..., 2^D − 1)`` weighted impurity decrease :math:`W_t i(t) - W_L i(L) - W_R i(R)`.
+      impurity: ``(..., 2^D − 1)`` node impurity (Gini, entropy in bits, or variance).
+      weight: ``(..., 2^D − 1)`` total sample weight reaching the node.
+      value: ``(..., 2^D, K)`` leaf values: class probabilities (classification), the mean
+        (regression) or the raw leaf score (boosting).
+      leaf_weight: ``(..., 2^D)`` sample weight reaching each leaf.
+      kind: ``"classification"``, ``"regression"`` or ``"boosting"`` (static).
+      criterion: the split criterion (static).
+      n_features: number of input features (static).
+    """
+
+    feature: Array
+    threshold: Array
+    missing_left: Array
+    gain: Array
+    impurity: Array
+    weight: Array
+    value: Array
+    leaf_weight: Array
+    kind: str = flax.struct.field(pytree_node=False, default="classification")
+    criterion: str = flax.struct.field(pytree_node=False, default="gini")
+    n_features: int = flax.struct.field(pytree_node=False, default=0)
+
+    @property
+    def depth(self) -> int:
+        return int(np.log2(self.feature.shape[-1] + 1))
+
+
+class Prepared(NamedTuple):
+    """Training data ready for the grower: binned, feature-major, on the device."""
+
+    X: np.ndarray     # (n, d) float32, NaN = missing
+    bins: Bins
+    XbT: Array        # (d, n) uint8/uint16 bins
+    lower: Array      # (d, B + 1) padded with +inf
+    upper: Array
+
+
+def prepare(X, max_bins: int | None) -> Prepared:
+    """Check ``X``, bin it on the host and move the binned matrix to the device."""
+    X = _checks.check_X(X)
+    bins = fit_bins(X, _checks.check_max_bins(max_bins))
+    pad = np.full((X.shape[1], 1), np.inf, np.float32)
+    lower = np.concatenate([np.asarray(bins.lower), pad], 1)
+    upper = np.concatenate([np.asarray(bins.upper), pad], 1)
+    return Prepared(X, bins, jnp.asarray(apply_bins(bins, X)), jnp.asarray(lower), jnp.asarray(upper))
+
+
+def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None) -> Array:
+    """Leaf values ``(2^D, K)`` from summed leaf statistics."""
+    s = grown.leaf_stats
+    if spec.classification:
+        c = s[:, : spec.n_classes]
+        w = jnp.sum(c, axis=1, keepdims=True)
+        root = jnp.sum(c, axis=0) / jnp.sum(c)
+        return jnp.where(w > 0, c / jnp.where(w > 0, w, 1.0), root[None, :])
+    if spec.criterion == "variance":
+        w = s[:, 1:2]
+        mean = s[:, 0:1] / jnp.where(w > 0, w, 1.0)
+        return mean if default is None else mean + default
+    denom = s[:, 1:2] + spec.reg_lambda
+    return jnp.where(denom > 0, -s[:, 0:1] / jnp.where(denom > 0, denom, 1.0), 0.0)
+
+
+def to_tree(spec: GrowSpec, grown: Grown, value: Array, kind: str, n_features: int) -> Tree:
+    """A :class:`Tree` from the grower's arrays and its leaf values."""
+    return Tree(feature=grown.feature, threshold=grown.threshold, missing_left=grown.missing_left,
+                gain=grown.gain, impurity=grown.impurity, weight=grown.weight, value=value,
+                leaf_weight=weight_of(spec, grown.leaf_stats.T), kind=kind, criterion=spec.criterion,
+                n_features=n_features)
+
+
+def fit_tree(X, y, *, task: str = "classification", criterion: str | None = None, max_depth: int,
+             min_samples_split: int = 2, min_samples_leaf: int = 1, max_features=None,
+             max_bins: int | None = 255, key: Array | None = None, sample_weight=None,
+             n_classes: int | None = None) -> Tree:
+    r"""Fit one decision tree, growing level by level to ``max_depth``.
+
+    At every node the split :math:`(f, t)` maximises the weighted impurity decrease
+    :math:`W_t i(t) - W_L i(L) - W_R i(R)` (the deck's information gain times :math:`W_t`)
+    over all features, or over ``max_features`` features drawn per node without replacement.
+    A node stays a leaf when it is pure, has fewer than ``min_samples_split`` samples, or no
+    split leaves ``min_samples_leaf`` samples on both sides.
+
+    Args:
+      X: ``(n, d)`` features; NaN marks a missing value.
+      y: class indices ``0..C−1`` (classification) or real targets (regression).
+      task: ``"classification"`` or ``"regression"``.
+      criterion: ``"gini"`` (default) or ``"entropy"`` for classification; ``"variance"``.
+      max_depth: depth :math:`D \ge 1`; the tree has :math:`2^D` leaf slots.
+      max_features: None (all), ``"sqrt"``, ``"log2"``, an int or a fraction of ``d``.
+      max_bins: value bins per feature (≤ 255); ``None`` for the exact search over every
+        midpoint between distinct values (scikit-learn's splitter; for small data).
+      key: PRNG key, needed only with ``max_features``.
+      sample_weight: ``(n,)`` non-negative weights.
+      n_classes: number of classes (default ``max(y) + 1``).
+
+    Returns:
+      A :class:`Tree`. Raises ``ValueError`` for bad input (shapes, a single class, ±inf in
+      ``X``, ``max_depth < 1``). Fitting needs concrete arrays (the bins come from the data);
+      the growing itself is one compiled program per input shape.
+    """
+    data = prepare(X, max_bins)
+    spec, target, w = tree_spec(data, y, task=task, criterion=criterion, max_depth=max_depth,
+                                min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
+                                max_features=max_features, sample_weight=sample_weight,
+                                n_classes=n_classes)
+    if spec.max_features is not None and key is None:
+        raise ValueError("key is required when max_features samples features per node")
+    key = jax.random.key(0) if key is None else key
+    return _fit_tree(feature_parallel(spec), task, data.XbT, target, w, data.lower, data.upper, key)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _fit_tree(spec: GrowSpec, kind: str, XbT, target, w, lower, upper, key) -> Tree:
+    grown = run_feature_parallel(spec, functools.partial(grow, spec), XbT, target, w, lower, upper, key)
+    mean = None if spec.classification else jnp.sum(w * target) / jnp.sum(w)
+    return to_tree(spec, grown, leaf_values(spec, grown, mean), kind, XbT.shape[0])
+
+
+def tree_spec(data: Prepared, y, *, task, criterion, max_depth, min_samples_split, min_samples_leaf,
+              max_features, sample_weight, n_classes) -> tuple[GrowSpec, Array, Array]:
+    """Checked settings and device arrays (target, weights) for growing trees on ``data``."""
+    n, d = data.X.shape
+    criterion = _checks.check_task(task, criterion)
+    if task == "classification":
+        target, n_classes = _checks.check_labels(y, n, n_classes)
+    else:
+        target, n_classes = _checks.check_targets(y, n), 0
+    spec = GrowSpec(depth=_checks.check_depth(max_depth), max_bins=data.bins.max_bins,
+                    criterion=criterion, n_classes=n_classes,
+                    max_features=_checks.resolve_max_features(max_features, d),
+                    min_samples_leaf=_checks.check_int(min_samples_leaf, "min_samples_leaf", 1),
+                    min_samples_split=_checks.check_int(min_samples_split, "min_samples_split", 2),
+                    midpoint=True, any_missing=data.bins.has_missing,
+                    unrolled_levels=unrolled_levels(n, d))
+    w = _checks.check_sample_weight(sample_weight, n)
+    spec = spec._replace(counted=needs_count(spec, w))
+    return spec, jnp.asarray(target), jnp.asarray(w)
+
+
+#: Data with at least this many values (n · d) compiles its deepest ``UNROLLED_LEVELS`` levels
+#: one by one with exact node counts (faster to run); smaller data runs every level in one
+#: scanned body (one compilation, which dominates at that size).
+UNROLL_MIN_VALUES = 1 << 20
+UNROLLED_LEVELS = 4
+
+
+def unrolled_levels(n_samples: int, n_features: int) -> int:
+    """How many of the deepest levels to compile one by one for data of this size."""
+    return UNROLLED_LEVELS if n_samples * n_features >= UNROLL_MIN_VALUES else 0
+
+
+def needs_count(spec: GrowSpec, w: np.ndarray) -> bool:
+    """Whether the grower needs an exact sample-count channel (see :class:`GrowSpec`)."""
+    integral = bool(np.all(w == np.round(w)))
+    return spec.min_samples_leaf > 1 or spec.min_samples_split > 2 or not integral
+
+
+# ----------------------------------------------------------------------------- prediction
+@jax.jit
+def tree_leaf(tree: Tree, X: Array) -> Array:
+    """Index of the leaf each row of ``X`` ``(n, d)`` reaches, in ``[0, 2^D)``."""
+    depth = tree.depth
+    rows = jnp.arange(X.shape[0])
+    node = jnp.zeros(X.shape[0], jnp.int32)
+    for _ in range(depth):
+        x = X[rows, jnp.maximum(tree.feature[node], 0)]
+        right = jnp.where(jnp.isnan(x), ~tree.missing_left[node], x > tree.threshold[node])
+        node = 2 * node + 1 + right.astype(jnp.int32)
+    return node - (2**depth - 1)
+
+
+@jax.jit
+def tree_value(tree: Tree, X: Array) -> Array:
+    """Leaf values ``(n, K)`` for the rows of ``X``."""
+    return tree.value[tree_leaf(tree, X)]
+
+
+def tree_predict_proba(tree: Tree, X) -> Array:
+    """Class proportions of the leaf each row reaches, ``(n, K)``."""
+    _require_kind(tree, "classification", "predict_proba")
+    return tree_value(tree, check_X_any(X, tree.n_features))
+
+
+def tree_predict(tree: Tree, X) -> Array:
+    """The majority class of the leaf (classification) or its mean / raw value."""
+    value = tree_value(tree, check_X_any(X, tree.n_features))
+    if tree.kind == "classification":
+        return jnp.argmax(value, axis=-1).astype(jnp.int32)
+    return value[:, 0]
+
+
+def check_X_any(X, n_features: int) -> Array:
+    """Prediction input as a float32 device array; the shape is always checked, ±inf only when
+    ``X`` is concrete (under ``jit`` a ±inf simply compares as a very large value)."""
+    values = concrete(X)
+    if values is not None:
+        return jnp.asarray(_checks.check_X(values, n_features=n_features))
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise ValueError(f"X must have shape (n, {n_features}), got {X.shape}")
+    return X.astype(jnp.float32)
+
+
+def _require_kind(tree: Tree, kind: str, what: str) -> None:
+    if tree.kind != kind:
+        raise ValueError(f"{what} needs a {kind} model, got a {tree.kind} tree")
+
+
+# ----------------------------------------------------------------------------- inspection
+@functools.partial(jax.jit, static_argnums=1)
+def tree_importances(tree: Tree, n_features: int) -> Array:
+    """Unnormalised impurity-decrease importances ``(d,)``: :math:`\\sum_{t: f_t = j} \\Delta_t / W_{root}`."""
+    idx = jnp.where(tree.feature >= 0, tree.feature, n_features)
+    total = jax.ops.segment_sum(tree.gain, idx, num_segments=n_features + 1)[:n_features]
+    return total / jnp.maximum(tree.weight[0], 1e-30)
+
+
+def export_text(tree: Tree, feature_names=None, class_names=None, decimals: int = 3) -> str:
+    """A text rendering of a single tree, one node per line (like scikit-learn's ``export_text``)."""
+    t = jax.tree.map(np.asarray, tree)
+    if t.feature.ndim != 1:
+        raise ValueError("export_text renders one tree; index a single tree out of an ensemble first")
+    depth = tree.depth
+    name = (lambda f: feature_names[f]) if feature_names is not None else (lambda f: f"x[{f}]")
+    label = {"classification": tree.criterion, "regression": "variance", "boosting": "cover"}[tree.kind]
+
+    def leaf_text(i, level):
+        leaf = (i - (2**level - 1)) * 2 ** (depth - level) if level < depth else i - (2**depth - 1)
+        v = t.value[leaf]
+        if tree.kind == "classification":
+            k = int(np.argmax(v))
+            cls = class_names[k] if class_names is not None else k
+            probs = ", ".join(f"{p:.2f}" for p in v)
+            return f"class: {cls}  (p = [{probs}], weight {t.leaf_weight[leaf]:.4g})"
+        return f"value: {v[0]:.{decimals}f}  (weight {t.leaf_weight[leaf]:.4g})"
+
+    lines = []
+
+    def walk(i, level, prefix):
+        if level == depth or t.feature[i] < 0:
+            lines.append(f"{prefix}{leaf_text(i, level)}")
+            return
+        f, thr = int(t.feature[i]), float(t.threshold[i])
+        info = f"  [{label} {t.impurity[i]:.{decimals}f}, weight {t.weight[i]:.4g}]"
+        nan = " or NaN" if t.missing_left[i] else ""
+        lines.append(f"{prefix}|--- {name(f)} <= {thr:.{decimals}f}{nan}{info}")
+        walk(2 * i + 1, level + 1, prefix + "|   ")
+        nan = "" if t.missing_left[i] else " or NaN"
+        lines.append(f"{prefix}|--- {name(f)} >  {thr:.{decimals}f}{nan}")
+        walk(2 * i + 2, level + 1, prefix + "|   ")
+
+    walk(0, 0, "")
+    return "\n".join(lines)

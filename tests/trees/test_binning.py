@@ -1,0 +1,50 @@
+"""Binning: exact bins, quantile cut points (NumPy oracle), NaN bin, thresholds consistent with bins."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from mlwork import trees
+from mlwork.trees.binning import split_threshold
+
+
+def test_exact_bins_are_distinct_values_with_midpoint_edges():
+    X = np.array([[1.0, 5.0], [3.0, 5.0], [1.0, 5.0], [2.0, 5.0]], np.float32)
+    bins = trees.fit_bins(X, max_bins=None)
+    assert bins.max_bins == 3 and list(np.asarray(bins.n_bins)) == [3, 1]
+    np.testing.assert_array_equal(np.asarray(bins.edges)[0], [1.5, 2.5])
+    assert np.all(np.isinf(np.asarray(bins.edges)[1]))  # a constant feature has no edge
+    np.testing.assert_array_equal(trees.apply_bins(bins, X), [[0, 2, 0, 1], [0, 0, 0, 0]])
+
+
+def test_quantile_bins_follow_numpy_percentiles_and_nan_gets_its_own_bin():
+    x = np.arange(1000, dtype=np.float32)
+    bins = trees.fit_bins(x[:, None], max_bins=4)
+    cuts = np.percentile(x, [25, 50, 75], method="midpoint")
+    edges = np.asarray(bins.edges)[0]
+    # Each edge lies in the gap of the data around the percentile cut.
+    for e, c in zip(edges, cuts, strict=True):
+        assert abs(e - c) <= 1.0
+    Xn = np.array([[0.0], [np.nan], [999.0]], np.float32)
+    binned = trees.apply_bins(bins, Xn)
+    assert binned.dtype == np.uint8 and list(binned[0]) == [0, 4, 3]  # 4 = the missing bin
+
+
+def test_midpoint_threshold_never_reaches_the_right_value():
+    a, b = np.float32(1.0), np.nextafter(np.float32(1.0), np.float32(2.0))
+    t = split_threshold(a, b)
+    assert a <= t < b
+    assert np.isinf(split_threshold(np.float32(3.0), np.float32(np.inf)))
+
+
+@settings(max_examples=20)
+@given(hnp.arrays(np.float32, (40, 2), elements=st.floats(-1e3, 1e3, width=32)),
+       st.sampled_from([None, 3, 16]))
+def test_raw_thresholds_route_training_data_like_bins(X, max_bins):
+    bins = trees.fit_bins(X, max_bins=max_bins)
+    binned = trees.apply_bins(bins, X)
+    edges = np.asarray(bins.edges)
+    for j in range(X.shape[1]):
+        for b in range(int(bins.n_bins[j]) - 1):
+            np.testing.assert_array_equal(X[:, j] <= edges[j, b], binned[j] <= b)
