@@ -69,3 +69,9 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(
         f"fuzz: {calls} calls of {len(totals)} public functions — {errors} raised ValueError, "
         f"{calls - errors} returned results without NaN; no other outcome occurred")
+    only_errors = sorted(name for name, (c, e) in totals.items() if c == e)
+    if only_errors:
+        terminalreporter.write_line(f"fuzz: these only ever raised (no valid input drawn): {', '.join(only_errors)}")
+    if terminalreporter.verbosity > 0:
+        for name, (c, e) in sorted(totals.items()):
+            terminalreporter.write_line(f"  {name:<40} {c:5d} calls {e:5d} ValueError")

@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlwork import foundations as fd
-from mlwork import nn, optim, theory
+from mlwork import nn, optim, theory, trees
 
 #: case name -> [calls, ValueErrors]
 COUNTS: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
@@ -273,6 +273,120 @@ def test_complex(z, theta):
     check("foundations.argument", fd.argument, z)
     check("foundations.rotate", fd.rotate, z, theta)
     check("foundations.euler", fd.euler, theta)
+
+
+# ------------------------------------------------------------------------------------------
+# mlwork.trees
+# ------------------------------------------------------------------------------------------
+
+COUNT = st.floats(0, 10, width=32)
+POSITIVE = st.floats(0.5, 10, width=32)
+COUNTS_ELEMENTS = st.one_of(COUNT, COUNT, COUNT, JUNK, st.just(-1.0))
+
+
+@st.composite
+def parent_and_children(draw):
+    """Parent class counts and two child rows that add up to it, sometimes corrupted."""
+    parent = draw(st.one_of(arrays(1, 1, 4, elements=POSITIVE, min_side=1), arrays(1, 1, 4, elements=COUNTS_ELEMENTS)))
+    frac = draw(hnp.arrays(np.float32, parent.shape, elements=st.floats(0, 1, width=32)))
+    with np.errstate(invalid="ignore"):  # inf - inf in a corrupted parent
+        children = np.stack([parent * frac, parent - parent * frac])
+    if draw(st.integers(0, 3)) == 0:  # break the sum, the shape or a value
+        children = draw(st.sampled_from([children + 1, children[:, :-1], np.where(children > 1, np.nan, children)]))
+    return parent, children
+
+
+@FUZZ
+@given(counts=st.one_of(arrays(1, 2, 4, elements=POSITIVE, min_side=1), arrays(0, 2, 4, elements=COUNTS_ELEMENTS)),
+       split=parent_and_children())
+def test_impurities(counts, split):
+    check("trees.gini", trees.gini, counts)
+    check("trees.entropy", trees.entropy, counts)
+    check("trees.variance", trees.variance, counts)
+    for criterion in ("entropy", "gini", "x"):
+        check("trees.information_gain", trees.information_gain, *split, criterion=criterion)
+
+
+TREE_FUZZ = settings(max_examples=40, deadline=None)  # every new shape compiles a tree program
+FEATURE = st.floats(-10, 10, width=32)
+CLASS_INDEX = st.sampled_from([0, 1, 2])
+
+
+@st.composite
+def xy(draw, labels=CLASS_INDEX):
+    """A small well-formed (X, y) with NaN (missing) features, corrupted one time in two: ±inf or
+    huge values in X, junk labels, a length mismatch, an empty or 1-D X, a single class."""
+    n, d = draw(st.integers(1, 9)), draw(st.integers(1, 3))
+    X = draw(hnp.arrays(np.float32, (n, d), elements=st.one_of(FEATURE, FEATURE, FEATURE, st.just(np.nan))))
+    y = draw(hnp.arrays(np.float32, (n,), elements=labels))
+    corruption = draw(st.integers(0, 9))
+    if corruption != 4 and n > 1:  # two classes at least, unless that is the corruption
+        y[0], y[-1] = 0, 1
+    if corruption == 0:
+        X = X.copy()
+        X[draw(st.integers(0, n - 1)), draw(st.integers(0, d - 1))] = draw(JUNK)
+    elif corruption == 1:
+        y = y.copy()
+        y[draw(st.integers(0, n - 1))] = draw(JUNK)
+    elif corruption == 2:
+        y = np.append(y, 0.0)
+    elif corruption == 3:
+        X = draw(st.sampled_from([X[:0], X[:, 0], X[:, :0]]))
+    return X, y
+
+
+def one_bad(draw, good: dict, bad: dict) -> dict:
+    """``good`` keyword arguments with, half the time, one of them replaced by a value from ``bad``."""
+    kw = dict(good)
+    if draw(st.booleans()):
+        name = draw(st.sampled_from(sorted(bad)))
+        kw[name] = draw(st.sampled_from(bad[name]))
+    return kw
+
+
+@TREE_FUZZ
+@given(data=xy(), task=st.sampled_from(["classification", "classification", "regression"]), draw=st.data())
+def test_fit_tree(data, task, draw):
+    X, y = data
+    criterion = "variance" if task == "regression" else draw.draw(st.sampled_from(["gini", "entropy"]))
+    kw = one_bad(draw.draw, dict(task=task, criterion=criterion, max_depth=draw.draw(st.integers(1, 3)),
+                                 max_bins=draw.draw(st.sampled_from([None, 4, 255])), min_samples_leaf=1),
+                 dict(task=["x"], criterion=["variance" if task != "regression" else "gini", "x"],
+                      max_depth=[0, -1, 2.5, 99, "2"], max_bins=[1, 300, 2.5], min_samples_leaf=[0, -1, 1.5]))
+    model = check("trees.fit_tree", trees.fit_tree, X, y, **kw)
+    if model is not None:
+        check("trees.predict", trees.predict, model, X)
+        if kw["task"] == "classification":
+            check("trees.predict_proba", trees.predict_proba, model, X)
+
+
+@TREE_FUZZ
+@given(data=xy(), kind=st.sampled_from(["forest", "bagging", "adaboost", "logistic", "squared", "softmax"]),
+       draw=st.data())
+def test_fit_ensembles(data, kind, draw):
+    X, y = data
+    key = jax.random.key(0)
+    n = draw.draw(st.integers(1, 3))
+    bad_n = [0, -1, 1.5, "3"]
+    if kind in ("forest", "bagging"):
+        fit = trees.fit_random_forest if kind == "forest" else trees.fit_bagging
+        kw = one_bad(draw.draw, dict(n_estimators=n, max_depth=2), dict(n_estimators=bad_n, max_depth=[0, 1.5]))
+        model = check(f"trees.{fit.__name__}", fit, key, X, y, **kw)
+    elif kind == "adaboost":
+        kw = one_bad(draw.draw, dict(n_estimators=n, learning_rate=0.5),
+                     dict(n_estimators=bad_n, learning_rate=[0.0, -1.0, np.nan, np.inf]))
+        model = check("trees.fit_adaboost", trees.fit_adaboost, X, y, **kw)
+    else:
+        if kind == "logistic" and np.ndim(y) == 1:
+            y = np.minimum(y, 1)
+        kw = one_bad(draw.draw, dict(loss=kind, n_estimators=n, learning_rate=0.3, max_depth=2,
+                                     second_order=draw.draw(st.booleans())),
+                     dict(loss=["x"], n_estimators=bad_n, learning_rate=[0.0, -1.0, np.nan, np.inf],
+                          subsample=[0.0, 1.5], reg_lambda=[-1.0, np.nan], min_child_weight=[-1.0]))
+        model = check("trees.fit_gradient_boosting", trees.fit_gradient_boosting, X, y, **kw)
+    if model is not None:
+        check("trees.predict", trees.predict, model, X)
+        check("trees.feature_importances", trees.feature_importances, model)
 
 
 @pytest.fixture(scope="module", autouse=True)

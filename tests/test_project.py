@@ -45,6 +45,6 @@ def test_importing_mlwork_does_not_import_tensorflow():
     import sys
 
     code = ("import sys, mlwork, mlwork.nn, mlwork.optim, mlwork.foundations, mlwork.theory, mlwork.data, "
-            "mlwork.train; print('tensorflow' in sys.modules)")
+            "mlwork.train, mlwork.trees; print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

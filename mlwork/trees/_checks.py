@@ -39,6 +39,8 @@ def check_labels(y, n_samples: int, n_classes: int | None = None) -> tuple[np.nd
     if not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
         if not (np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
             raise ValueError(f"y must hold integer class indices for classification, got dtype {y.dtype}")
+        if np.any(np.abs(y) > np.iinfo(np.int32).max):
+            raise ValueError(f"class labels must be integers 0..C-1, got {y[np.argmax(np.abs(y))]}")
     y = y.astype(np.int64)
     if y.min() < 0:
         raise ValueError(f"class labels must be non-negative integers 0..C-1, got minimum {y.min()}")

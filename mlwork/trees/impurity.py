@@ -42,20 +42,28 @@ def _checked_counts(counts, name: str = "counts") -> Array:
     if values is not None:
         if not np.all(np.isfinite(values)) or np.any(values < 0):
             raise ValueError(f"{name} must be finite and non-negative")
-        if np.any(values.sum(axis=-1) <= 0):
-            raise ValueError(f"{name} must have a positive total over the class axis")
+        if np.any(values.max(axis=-1, initial=0.0) < np.finfo(np.float32).tiny):
+            raise ValueError(f"{name} must have a positive total over the class axis (subnormal totals "
+                             "count as zero: XLA flushes them)")
     return counts
+
+
+def _proportions(counts: Array) -> Array:
+    """``counts`` normalised over the last axis; scaled by the largest count first so that totals
+    near the float32 maximum do not overflow."""
+    scaled = counts / jnp.max(counts, axis=-1, keepdims=True)
+    return scaled / jnp.sum(scaled, axis=-1, keepdims=True)
 
 
 @jax.jit
 def _gini(counts: Array) -> Array:
-    p = counts / jnp.sum(counts, axis=-1, keepdims=True)
+    p = _proportions(counts)
     return 1.0 - jnp.sum(p * p, axis=-1)
 
 
 @jax.jit
 def _entropy(counts: Array) -> Array:
-    p = counts / jnp.sum(counts, axis=-1, keepdims=True)
+    p = _proportions(counts)
     positive = p > 0
     safe = jnp.where(positive, p, 1.0)
     return -jnp.sum(jnp.where(positive, p * jnp.log2(safe), 0.0), axis=-1)
@@ -81,6 +89,11 @@ def variance(values, sample_weight=None) -> Array:
     w = jnp.ones_like(y) if sample_weight is None else jnp.asarray(sample_weight, y.dtype)
     if w.shape != y.shape:
         raise ValueError(f"sample_weight has shape {w.shape} but values has shape {y.shape}")
+    yv, wv = concrete(y), concrete(w)
+    if yv is not None and not np.all(np.isfinite(yv)):
+        raise ValueError("values must be finite")
+    if wv is not None and (not np.all(np.isfinite(wv)) or np.any(wv < 0) or not wv.sum() > 0):
+        raise ValueError("sample_weight must be finite and non-negative with a positive sum")
     return _variance(y, w)
 
 
