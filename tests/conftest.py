@@ -31,12 +31,13 @@ def key():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """One persistent compilation cache for the session (and the subprocesses it starts, through
-    MLWORK_CACHE_DIR): the trainer compiles the same programs in many tests."""
+def compilation_cache():
+    """One persistent compilation cache for the session, shared by the xdist workers and the
+    subprocesses the tests start (through MLWORK_CACHE_DIR): the trainer compiles the same
+    programs in many tests. JAX writes cache entries atomically, so workers may share it."""
     from mlwork.train.compile_cache import enable_compilation_cache
 
-    path = tmp_path_factory.mktemp("jax-cache")
+    path = Path(os.environ["MLWORK_TEST_JAX_CACHE"])
     os.environ["MLWORK_CACHE_DIR"] = str(path)
     enable_compilation_cache()
     yield path
@@ -48,6 +49,16 @@ def pytest_configure(config):
     # xdist worker starts, so workers inherit it.
     if "MLWORK_FUZZ_COUNTS" not in os.environ:
         os.environ["MLWORK_FUZZ_COUNTS"] = tempfile.mkdtemp(prefix="mlwork-fuzz-")
+    if "MLWORK_TEST_JAX_CACHE" not in os.environ:  # the controller makes it; workers inherit it
+        os.environ["MLWORK_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="mlwork-jax-cache-")
+        config._mlwork_cache_owner = True
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "_mlwork_cache_owner", False):
+        import shutil
+
+        shutil.rmtree(os.environ.pop("MLWORK_TEST_JAX_CACHE"), ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter):
