@@ -1,4 +1,5 @@
 import math
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +35,11 @@ def _targets(key, loss, batch, n_out):
 @pytest.mark.parametrize("hidden, output, loss", COMBOS)
 @pytest.mark.parametrize("sizes", [(4, 7, 3), (5, 8, 6, 4, 3)])
 def test_hand_written_backprop_equals_jax_grad(hidden, output, loss, sizes):
-    k1, k2, k3 = jax.random.split(jax.random.key(hash((hidden, output, loss, sizes)) % 2**31), 3)
+    # A fixed draw per case (zlib, not hash(): str hashes change per process). Probability-space
+    # BCE is ill-conditioned where the sigmoid saturates (dL/da = 1/(1 − a) with 1 − a a few ulps),
+    # so an unlucky draw there would compare rounding, not backprop.
+    seed = zlib.crc32(repr((hidden, output, loss, sizes)).encode())
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
     model = nn.mlp(sizes, activation=hidden, output_activation=output)
     params = model.init(k1, (sizes[0],))["params"]
     x = jax.random.normal(k2, (16, sizes[0]))
