@@ -6,7 +6,9 @@ JSON record (the per-epoch history, the config, and the SHA-256 of every array s
 under ``<workdir>/checkpoints/<step>`` — numbered by optimizer step, so a checkpoint written
 mid-epoch (on preemption) has its own number. Orbax writes each one to a temporary folder and
 renames it when complete, so a killed save leaves no half checkpoint among the finished ones
-(the leftovers are cleaned up when the next run opens the folder).
+(the leftovers are cleaned up when the next run opens the folder). Deleting an old checkpoint
+is atomic too: Orbax renames it into ``checkpoints/_deleted/`` and mlwork empties that folder
+before the next save, so a run killed mid-deletion leaves no half-deleted checkpoint behind.
 
 Preservation: ``LatestN(keep)`` *or* ``BestN(1)`` by validation accuracy (ties: the earliest),
 so saving the best never evicts the latest and breaks resume, and vice versa. Mid-epoch
@@ -47,7 +49,10 @@ def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = 
     if keep < 1:
         raise ValueError(f"keep must be >= 1 (checkpoints to keep), got {keep}")
     directory = Path(workdir).absolute() / "checkpoints"
+    if not read_only:
+        _purge_deleted(directory)
     options = ocp.CheckpointManagerOptions(
+        todelete_subdir=None if read_only else TODELETE,
         preservation_policy=policies.AnyPreservationPolicy([
             policies.LatestN(n=keep),
             policies.BestN(get_metric_fn=_rank, reverse=False, n=1, keep_checkpoints_without_metrics=False),
@@ -62,6 +67,21 @@ def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = 
     return ocp.CheckpointManager(directory, options=options, item_names=("state", "record"))
 
 
+#: Where Orbax moves checkpoints it evicts (an atomic rename), emptied by mlwork before each save.
+TODELETE = "_deleted"
+
+
+def _purge_deleted(directory: Path) -> None:
+    """Remove the evicted checkpoints Orbax renamed into ``directory/_deleted`` (an interrupted
+    removal here leaves only more of them, never a half checkpoint among the steps)."""
+    import shutil
+
+    folder = Path(directory) / TODELETE
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def save(manager: ocp.CheckpointManager, step: int, state: Any, record: dict[str, Any],
          val_accuracy: float | None = None, epoch: int | None = None) -> None:
     """Save ``state`` (any pytree of arrays) and the JSON ``record`` as checkpoint ``step``, with
@@ -70,6 +90,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, record: dict[str
     Raises :class:`CheckpointError` naming the folder when the write fails (a full or read-only
     disk), including the failure of an earlier asynchronous save that surfaces now.
     """
+    _purge_deleted(Path(str(manager.directory)))
     record = {**record, "state_sha256": params_sha256(state)}
     metrics = None if val_accuracy is None else {"val_accuracy": float(val_accuracy), "epoch": int(epoch)}
     try:
