@@ -360,6 +360,7 @@ def test_fit_tree(data, task, draw):
             check("trees.predict_proba", trees.predict_proba, model, X)
 
 
+@pytest.mark.slow
 @TREE_FUZZ
 @given(data=xy(), kind=st.sampled_from(["forest", "bagging", "adaboost", "logistic", "squared", "softmax"]),
        draw=st.data())

@@ -25,6 +25,7 @@ def four_devices():
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_four_devices_match_one_to_float32_tolerance(four_devices):
     r = four_devices
     assert r["n_devices"] == 4

@@ -64,6 +64,7 @@ def test_a_second_run_on_a_workdir_refuses_while_the_first_lives(tmp_path, capsy
             WorkdirLock(workdir).__enter__()
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_the_resumed_run_is_exact(tmp_path, sample):
     workdir = tmp_path / "run"
     cmd = [sys.executable, "-m", "experiments.mnist", "--epochs", "4", "--steps-per-call", "1",
@@ -218,6 +219,7 @@ def test_exploding_learning_rate_exits_3_without_a_checkpoint(tmp_path, capsys, 
     assert not any(p.name.isdigit() for p in (workdir / "checkpoints").iterdir())
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_is_exact(tmp_path, sample):
     """The reduced version of bench/torture_resume.py: SIGKILL once the first epoch's checkpoint
     exists (so inside the second epoch, or during its save), then resume to the end."""

@@ -92,6 +92,7 @@ def fit_pair(Xtr, ytr):
     return rf, gb
 
 
+@pytest.mark.slow
 def test_two_devices_and_vmapped_trees_give_the_same_models(tmp_path):
     # Forests split their trees across devices, boosting splits each tree's feature search.
     script = textwrap.dedent("""
