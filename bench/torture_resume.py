@@ -151,11 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     identical = sum(r["identical"] for r in results)
     kills = sum(r["kills"] for r in results)
     unrestorable_total = sum(len(r["unrestorable"]) for r in results)
-    row = {"trials": len(results), "identical": identical, "kills": kills,
+    killed = sum(r["kills"] > 0 for r in results)
+    row = {"trials": len(results), "identical": identical, "kills": kills, "trials_killed": killed,
            "unrestorable_checkpoints": unrestorable_total, "epochs": args.epochs,
            "reference_s": round(ref_time, 2)}
-    print(f"\n| trials | identical | SIGKILLs | unrestorable checkpoints |\n|---|---|---|---|\n"
-          f"| {len(results)} | {identical}/{len(results)} | {kills} | {unrestorable_total} |")
+    print(f"\n| trials | identical | trials killed at least once | SIGKILLs | unrestorable checkpoints |\n"
+          f"|---|---|---|---|---|\n"
+          f"| {len(results)} | {identical}/{len(results)} | {killed} | {kills} | {unrestorable_total} |")
     if not args.no_record:
         from bench.common import append_results
 
