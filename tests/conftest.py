@@ -62,6 +62,8 @@ def pytest_unconfigure(config):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if hasattr(terminalreporter.config, "workerinput"):  # an xdist worker: the controller reports
+        return
     folder = Path(os.environ.get("MLWORK_FUZZ_COUNTS", ""))
     files = list(folder.glob("*.json")) if folder.is_dir() else []
     if not files:

@@ -397,5 +397,6 @@ def _report():
     yield
     folder = os.environ.get("MLWORK_FUZZ_COUNTS")
     if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
         path = Path(folder) / f"{os.getpid()}.json"
         path.write_text(json.dumps({k: v for k, v in COUNTS.items()}))

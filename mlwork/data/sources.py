@@ -97,7 +97,7 @@ def _url_answers(url: str, seconds: float) -> bool:
             result.append(True)
         except urllib.error.HTTPError:
             result.append(True)  # the server answered, if only with an error status
-        except (OSError, ValueError):
+        except Exception:  # no network, a bad URL, anything else: the probe says "no answer"
             result.append(False)
 
     thread = threading.Thread(target=probe, daemon=True)

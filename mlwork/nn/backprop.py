@@ -25,7 +25,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mlwork._validate import check_no_nan
+from mlwork._validate import check_int_labels, check_no_nan
 from mlwork.nn.activations import (
     DERIVATIVES,
     check_activation,
@@ -126,7 +126,7 @@ def backprop(params, x: Array, y: Array, *, activation: str = "relu",
         y = y.astype(jnp.float32)
     if y.shape != acts[-1].shape:
         if loss == "softmax_cross_entropy" and y.size == acts[-1].shape[0]:
-            pass  # integer class labels
+            check_int_labels(y, acts[-1].shape[-1], "y")  # integer class labels
         elif y.size == acts[-1].size:
             y = y.reshape(acts[-1].shape)  # a single example given without its batch axis
         else:

@@ -189,8 +189,14 @@ def _check_probabilities(x, name: str) -> Array:
     values = concrete(x)
     if values is not None and values.size:
         if not np.all(np.isfinite(values)) or values.min() < 0.0 or values.max() > 1.0:
-            raise ValueError(f"{name} must be probabilities in [0, 1]; got values in "
-                             f"[{np.nanmin(values):.4g}, {np.nanmax(values):.4g}]")
+            finite = values[np.isfinite(values)]
+            if finite.size == 0:
+                span = "non-finite values only"
+            elif finite.size < values.size:
+                span = f"[{finite.min():.4g}, {finite.max():.4g}] and non-finite values"
+            else:
+                span = f"[{values.min():.4g}, {values.max():.4g}]"
+            raise ValueError(f"{name} must be probabilities in [0, 1]; got {span}")
     return x
 
 
