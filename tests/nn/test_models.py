@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mlwork import nn
+from mlwork.nn.cnn import Conv
 
 # The deck's worked 3 -> 2 -> 1 network (section 11).
 DECK_PARAMS = [
@@ -171,3 +172,24 @@ def test_mlwork_cnn_parameter_count():
     default = nn.cnn().init(jax.random.key(0), (28, 28, 1))
     assert nn.count_params(default) == (9 * 32 + bn(32) + 9 * 32 * 64 + bn(64) + 7 * 7 * 64 * 128 + bn(128)
                                         + 128 * 10 + 10) == 421_866
+
+
+@pytest.mark.parametrize("kernel_size", [(3, 3), (2, 2), (1, 3)])
+def test_matmul_convolution_equals_flax_conv_with_the_same_parameters(kernel_size):
+    # The CPU path of the CNN (im2col matmul) against flax.linen.Conv: same parameter tree, same
+    # outputs and gradients (SAME padding, stride 1, no bias), odd and even kernels.
+    x = jax.random.normal(jax.random.key(1), (3, 7, 6, 4))
+    ours = Conv(5, kernel_size, impl="matmul")
+    flax_conv = linen.Conv(5, kernel_size, use_bias=False, padding="SAME")
+    params = flax_conv.init(jax.random.key(0), x)
+    assert jax.tree.structure(ours.init(jax.random.key(0), x)) == jax.tree.structure(params)
+    np.testing.assert_allclose(ours.apply(params, x), flax_conv.apply(params, x), rtol=1e-5, atol=1e-5)
+    loss = lambda m: lambda p, x: jnp.sum(jnp.tanh(m.apply(p, x)))  # noqa: E731
+    g_ours = jax.grad(loss(ours), argnums=(0, 1))(params, x)
+    g_flax = jax.grad(loss(flax_conv), argnums=(0, 1))(params, x)
+    for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_flax), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    xla = Conv(5, kernel_size, impl="xla")
+    np.testing.assert_allclose(xla.apply(params, x), flax_conv.apply(params, x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="impl"):
+        Conv(5, kernel_size, impl="fft").init(jax.random.key(0), x)
