@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mlwork import foundations as fd
@@ -33,6 +33,7 @@ COUNTS: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
 
 JUNK = st.sampled_from([np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -0.0, 1e-38])
 FLOATS = st.one_of(st.floats(-10, 10, width=32), JUNK)
+CLEAN = st.floats(-10, 10, width=32)
 
 
 def arrays(min_dims=0, max_dims=2, max_side=3, elements=FLOATS, min_side=0):
@@ -77,7 +78,7 @@ ELEMENTWISE = ["sigmoid", "relu", "tanh", "sigmoid_grad", "relu_grad", "tanh_gra
 
 
 @FUZZ
-@given(name=st.sampled_from(ELEMENTWISE), x=arrays(max_dims=2))
+@given(name=st.sampled_from(ELEMENTWISE), x=st.one_of(arrays(max_dims=2), arrays(1, 2, min_side=1, elements=CLEAN)))
 def test_activations(name, x):
     check(f"nn.{name}", getattr(nn, name), x, allow_inf=False)
 
@@ -86,17 +87,42 @@ LOSSES = ["mse", "mae", "binary_cross_entropy", "binary_cross_entropy_with_logit
           "softmax_cross_entropy"]
 
 
+@st.composite
+def loss_inputs(draw, name):
+    """Predictions and targets of matching shapes with values valid for ``name``."""
+    n, k = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    unit = st.floats(0.0009765625, 0.9990234375, width=32)
+    if name in ("binary_cross_entropy", "categorical_cross_entropy"):
+        a = draw(hnp.arrays(np.float32, (n, k), elements=unit))
+    else:
+        a = draw(hnp.arrays(np.float32, (n, k), elements=CLEAN))
+    if name == "softmax_cross_entropy":
+        b = draw(hnp.arrays(np.int32, (n,), elements=st.integers(0, k - 1)))
+    elif name == "categorical_cross_entropy":
+        b = np.eye(k, dtype=np.float32)[draw(hnp.arrays(np.int32, (n,), elements=st.integers(0, k - 1)))]
+    elif "binary" in name:
+        b = draw(hnp.arrays(np.float32, (n, k), elements=st.sampled_from([0.0, 1.0])))
+    else:
+        b = draw(hnp.arrays(np.float32, (n, k), elements=CLEAN))
+    return a, b
+
+
 @FUZZ
 @given(name=st.sampled_from(LOSSES), a=arrays(1, 2), b=st.one_of(arrays(1, 2), hnp.arrays(np.int32, st.integers(0, 3),
-                                                                                          elements=st.integers(-2, 4))))
-def test_losses(name, a, b):
+                                                                                          elements=st.integers(-2, 4))),
+       valid=st.booleans(), data=st.data())
+def test_losses(name, a, b, valid, data):
+    if valid:
+        a, b = data.draw(loss_inputs(name))
     check(f"nn.{name}", getattr(nn, name), a, b)
 
 
 @FUZZ
-@given(sizes=st.lists(st.one_of(st.integers(-2, 4), st.just(2.5), st.just("3")), min_size=0, max_size=4),
+@given(sizes=st.one_of(st.lists(st.one_of(st.integers(-2, 4), st.just(2.5), st.just("3")), min_size=0, max_size=4),
+                       st.lists(st.integers(1, 4), min_size=2, max_size=4)),
        activation=st.sampled_from(["relu", "tanh", "sigmoid", "softmax", "swish", None]),
        dropout=st.sampled_from([0.0, 0.5, 1.0, -0.1, float("nan")]), x=arrays(0, 3, 4))
+@example(sizes=[3, 4, 2], activation="relu", dropout=0.5, x=np.ones((2, 3), np.float32))
 def test_mlp(sizes, activation, dropout, x):
     model = check("nn.mlp", nn.mlp, sizes, activation=activation, dropout=dropout)
     if model is None:
@@ -115,9 +141,15 @@ def test_perceptron(n, x, activation):
 
 
 @FUZZ
-@given(x=arrays(1, 2, 4), y=arrays(0, 2, 4), loss=st.sampled_from(["mse", "softmax_cross_entropy", "hinge"]))
-def test_backprop(x, y, loss):
+@given(x=arrays(1, 2, 4), y=arrays(0, 2, 4), loss=st.sampled_from(["mse", "softmax_cross_entropy", "hinge"]),
+       valid=st.booleans(), data=st.data())
+def test_backprop(x, y, loss, valid, data):
     params = nn.mlp([3, 4, 2]).init(jax.random.key(0))["params"]
+    if valid:
+        n = data.draw(st.integers(1, 4))
+        x = data.draw(hnp.arrays(np.float32, (n, 3), elements=CLEAN))
+        y = (data.draw(hnp.arrays(np.int32, (n,), elements=st.integers(0, 1))) if loss == "softmax_cross_entropy"
+             else data.draw(hnp.arrays(np.float32, (n, 2), elements=CLEAN)))
     check("nn.backprop", nn.backprop, params, x, y, loss=loss)
 
 
@@ -192,10 +224,18 @@ def test_early_stopping(patience, delta, mode, value):
 PROBS = st.one_of(st.floats(0, 1, width=32), JUNK, st.just(-0.2))
 
 
+def distributions(shape):
+    """Rows that are probability distributions (zeros allowed) of ``shape``."""
+    weights = hnp.arrays(np.float32, shape, elements=st.one_of(st.floats(0.0078125, 1, width=32), st.just(0.0)))
+    normalise = lambda w: (w / w.sum(-1, keepdims=True)).astype(np.float32)  # noqa: E731
+    return weights.filter(lambda w: np.all(w.sum(-1) > 0)).map(normalise)
+
+
 @FUZZ
 @given(name=st.sampled_from(["entropy", "self_information", "entropy_from_logits", "joint_entropy",
                              "conditional_entropy", "mutual_information"]),
-       p=arrays(0, 2, 3, elements=PROBS), normalize=st.booleans())
+       p=st.one_of(arrays(0, 2, 3, elements=PROBS), distributions((3,)), distributions((2, 3))),
+       normalize=st.booleans())
 def test_information_one(name, p, normalize):
     fn = getattr(theory, name)
     kwargs = {} if name in ("self_information", "entropy_from_logits") else {"normalize": normalize}
@@ -205,8 +245,12 @@ def test_information_one(name, p, normalize):
 @FUZZ
 @given(name=st.sampled_from(["cross_entropy", "kl_divergence", "js_divergence", "kl_from_logits"]),
        p=arrays(1, 2, 3, elements=PROBS), q=arrays(1, 2, 3, elements=PROBS), base=st.sampled_from([2.0, math.e, 1.0,
-                                                                                                   -2.0]))
-def test_information_two(name, p, q, base):
+                                                                                                   -2.0]),
+       valid=st.booleans(), data=st.data())
+def test_information_two(name, p, q, base, valid, data):
+    if valid:
+        shape = data.draw(st.sampled_from([(2,), (3,), (2, 3)]))
+        p, q = data.draw(distributions(shape)), data.draw(distributions(shape))
     check(f"theory.{name}", getattr(theory, name), p, q, base=base,
           allow_inf=name in ("cross_entropy", "kl_divergence"))
 
@@ -220,8 +264,12 @@ def test_gaussians(mu, sigma):
 
 @FUZZ
 @given(r=scalars(), d=scalars(), n=scalars(), delta=scalars(), kl=scalars(),
-       form=st.sampled_from(["mcallester", "kl", "other"]))
-def test_bounds(r, d, n, delta, kl, form):
+       form=st.sampled_from(["mcallester", "kl", "other"]), valid=st.booleans(), data=st.data())
+def test_bounds(r, d, n, delta, kl, form, valid, data):
+    if valid:
+        r, delta = data.draw(st.floats(0, 1)), data.draw(st.floats(1e-6, 0.999))
+        d, n = data.draw(st.integers(1, 100)), data.draw(st.integers(1, 10**6))
+        kl = data.draw(st.floats(0, 100))
     check("theory.vc_bound", theory.vc_bound, r, d, n, delta, allow_inf=True)
     check("theory.finite_class_bound", theory.finite_class_bound, r, d, n, delta)
     check("theory.vc_sample_complexity", theory.vc_sample_complexity, r, delta, d)

@@ -302,11 +302,15 @@ def argument(z: Any) -> Array:
     .. math:: \arg z = \operatorname{atan2}(b, a)
 
     The deck writes :math:`\tan^{-1}(b/a)`; ``atan2`` is that formula with the quadrant fixed
-    (:math:`\arg(-1) = \pi`, not :math:`0`). :math:`\arg 0` is returned as 0.
+    (:math:`\arg(-1) = \pi`, not :math:`0`). :math:`\arg 0` is returned as 0. Subnormal
+    components count as 0 (XLA flushes them, and ``atan2`` of two flushed values is NaN).
     """
     z = _as_complex(z)
     _check_no_nan(z)
-    return jnp.arctan2(jnp.imag(z), jnp.real(z))
+    a, b = jnp.real(z), jnp.imag(z)
+    tiny = jnp.finfo(a.dtype).tiny
+    a, b = jnp.where(jnp.abs(a) < tiny, 0.0, a), jnp.where(jnp.abs(b) < tiny, 0.0, b)
+    return jnp.arctan2(b, a)
 
 
 def euler(theta: Any) -> Array:
