@@ -26,6 +26,7 @@ from bench.common import append_results, print_table
 from bench.mnist_epoch import MEAN, MLP_SIZES, STD, load_images
 from mlwork import nn, optim
 from mlwork.train.diagnostics import MONITOR_EVERY, make_epoch_monitor
+from mlwork.train.hardware import compiler_options
 from mlwork.train.state import create_train_state
 from mlwork.train.step import make_train_epoch, make_train_step
 
@@ -35,7 +36,7 @@ def compiled_epoch(model: nn.Model, tx, state, x, y, batch: int, monitor: bool):
     hook = make_epoch_monitor(model, mean=MEAN, std=STD, tx=tx) if monitor else None
     fn = jax.jit(make_train_epoch(step, batch, monitor=hook))
     t0 = time.perf_counter()
-    compiled = fn.lower(state, x, y).compile()
+    compiled = fn.lower(state, x, y).compile(compiler_options=compiler_options())
     return compiled, time.perf_counter() - t0
 
 

@@ -3,7 +3,9 @@
     uv run python -m bench.population [--members 1,4,16] [--epochs 3] [--batch 128]
 
 Each configuration compiles the population's epoch (``jax.vmap`` of the trainer's compiled
-epoch over K train states) and times ``--epochs`` epochs on 60,000 MNIST-shaped images
+epoch over K train states; on a CPU in cache-sized blocks of members run one after another,
+see :func:`mlwork.train.hardware.member_block`, and for comparison with every member in
+lockstep) and times ``--epochs`` epochs on 60,000 MNIST-shaped images
 (Fashion-MNIST when installed, else random uint8). Reported: the median epoch time, the time
 per member, and ``time(K) / (K · time(1))`` — below 1 means a member trained in a population
 costs less than one trained alone (target at K = 16: no more than 1).
@@ -24,18 +26,19 @@ from mlwork.train import TrainConfig, prepare
 from mlwork.train.population import _compile, init_population, members_from
 
 
-def time_population(dataset: Dataset, k: int, batch: int, epochs: int) -> tuple[float, float]:
+def time_population(dataset: Dataset, k: int, batch: int, epochs: int,
+                    block: int | None = None) -> tuple[float, float, int]:
     config = TrainConfig(epochs=epochs, batch_size=batch, schedule="constant", devices=1)
     run = prepare(config, dataset)
     state = init_population(run, members_from(config, k))
-    epoch_c, _, _, compile_s = _compile(run, state)
+    epoch_c, _, _, compile_s, block = _compile(run, state, block)
     times = []
     for _ in range(epochs + 1):
         t = time.perf_counter()
         state, m = epoch_c(state, *run.train)
         jax.block_until_ready(m["loss"])
         times.append(time.perf_counter() - t)
-    return compile_s, statistics.median(times[1:])
+    return compile_s, statistics.median(times[1:]), block
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,18 +46,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--members", default="1,4,16")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--block", default="auto",
+                   help="members per vmapped block: 'auto' (mlwork's default) or a number; lockstep (K) is "
+                        "always timed too")
     args = p.parse_args(argv)
     images, labels, source = load_images()
     dataset = Dataset("fashion_mnist", images, labels.astype("uint8"), images[:1000], labels[:1000].astype("uint8"),
                       source=source)
     rows, base = [], None
     for k in (int(v) for v in args.members.split(",")):
-        compile_s, epoch_s = time_population(dataset, k, args.batch, args.epochs)
-        base = epoch_s if k == 1 else base
-        rows.append({"members": k, "batch": args.batch, "compile_s": compile_s, "epoch_s": epoch_s,
-                     "epoch_s_per_member": epoch_s / k,
-                     "ratio_vs_K_alone": epoch_s / (k * base) if base else None})
-        print(f"  K={k}: compile {compile_s:.2f} s, epoch {epoch_s:.3f} s ({epoch_s / k:.3f} s per member)", flush=True)
+        # The default (cache-sized blocks on a CPU), then, for comparison, every member in lockstep.
+        block = None if args.block == "auto" else min(int(args.block), k)
+        while block is not False:
+            compile_s, epoch_s, used = time_population(dataset, k, args.batch, args.epochs, block)
+            base = epoch_s if base is None else base
+            rows.append({"members": k, "member_block": used, "batch": args.batch, "compile_s": compile_s,
+                         "epoch_s": epoch_s, "epoch_s_per_member": epoch_s / k,
+                         "ratio_vs_K_alone": epoch_s / (k * base)})
+            print(f"  K={k}, blocks of {used}: compile {compile_s:.2f} s, epoch {epoch_s:.3f} s "
+                  f"({epoch_s / k:.3f} s per member)", flush=True)
+            block = k if used != k else False
     print()
     print_table(rows)
     print(f"\n{source}; {len(labels) * 0.9:.0f} training images per epoch (10% held out); MLP 784-256-128-10, Adam")

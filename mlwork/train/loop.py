@@ -29,6 +29,7 @@ from mlwork.train import checkpoint as ckpt
 from mlwork.train import parallel, report
 from mlwork.train.diagnostics import MONITOR_EVERY, accumulate_monitor, make_epoch_monitor, monitor_row
 from mlwork.train.guard import Preempted, PreemptionGuard, WorkdirLock
+from mlwork.train.hardware import compiler_options
 from mlwork.train.state import TrainState, create_train_state
 from mlwork.train.step import make_evaluate, make_train_chunk, make_train_step
 
@@ -245,13 +246,15 @@ def compile_run(run: Run, state: TrainState, *, monitor: bool = True) -> Compile
     spe = run.steps_per_epoch
     per_call = min(run.config.steps_per_call or spe, spe)
     lengths = sorted({per_call, spe % per_call} - {0})
+    options = compiler_options(run.mesh.devices.flat[0].platform)
     t0 = time.perf_counter()
     chunks = {}
     for length in lengths:
         fn = jax.jit(make_train_chunk(train_step, run.config.batch_size, None if length == spe else length,
                                       monitor=hook), donate_argnums=0, in_shardings=repl, out_shardings=repl)
-        chunks[length] = fn.lower(state, *run.train).compile()
-    evaluate_val = make_evaluator(run).lower(state.params, state.model_state, *run.val).compile()
+        chunks[length] = fn.lower(state, *run.train).compile(compiler_options=options)
+    evaluate_val = make_evaluator(run).lower(state.params, state.model_state, *run.val).compile(
+        compiler_options=options)
     return Compiled(chunks, per_call, evaluate_val, time.perf_counter() - t0)
 
 

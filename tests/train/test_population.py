@@ -44,6 +44,21 @@ def test_each_member_equals_training_it_alone(small_mnist, pop):
                                    atol=1 / 70 + 1e-6)   # at most one of the 70 validation images flips
 
 
+def test_cache_sized_blocks_of_members_change_nothing_but_speed(small_mnist):
+    # Blocks of 2 over 3 members (a full block, then the remainder) end where lockstep ends.
+    members = [*MEMBERS, Member(4, 1e-3, 0.0)]
+    config = dataclasses.replace(CONFIG, epochs=1)
+    blocked = fit_population(config, small_mnist, members, member_block=2)
+    lockstep = fit_population(config, small_mnist, members, member_block=3)
+    assert (blocked.member_block, lockstep.member_block) == (2, 3)
+    for k in range(3):
+        a, b = _flat(lockstep.state.params, k), _flat(blocked.state.params, k)
+        np.testing.assert_allclose(b, a, atol=1e-5 * np.abs(a).max())
+    assert int(blocked.state.step[2]) == int(lockstep.state.step[2]) > 0
+    with pytest.raises(ValueError, match="member block must be between 1 and the population size 3"):
+        fit_population(config, small_mnist, members, member_block=4)
+
+
 def test_ensemble_is_the_mean_of_member_softmaxes(pop):
     x = pop.run.test[0][:50]
     probs = np.asarray(ensemble_predict(pop.run, pop.state.params, pop.state.model_state, x))
