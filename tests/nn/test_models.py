@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlwork import nn
-from mlwork.nn.cnn import Conv
+from mlwork.nn.cnn import Conv, max_pool_2x2
 
 # The deck's worked 3 -> 2 -> 1 network (section 11).
 DECK_PARAMS = [
@@ -193,3 +193,23 @@ def test_matmul_convolution_equals_flax_conv_with_the_same_parameters(kernel_siz
     np.testing.assert_allclose(xla.apply(params, x), flax_conv.apply(params, x), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="impl"):
         Conv(5, kernel_size, impl="fft").init(jax.random.key(0), x)
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 6, 4), (2, 7, 5, 3)])  # even, and odd (last row/column dropped)
+def test_reshape_max_pool_equals_flax_max_pool(shape):
+    x = jax.random.normal(jax.random.key(2), shape)  # continuous values: no ties
+    expected = linen.max_pool(x, (2, 2), strides=(2, 2))
+    for impl in ("reshape", "xla", "auto"):
+        np.testing.assert_array_equal(max_pool_2x2(x, impl), expected)
+    # The gradient goes to each window's maximum, as reduce_window's select_and_scatter sends it.
+    loss = lambda pool: lambda x: jnp.sum(jnp.sin(pool(x)) * jnp.arange(1.0, 1.0 + expected.size).reshape(  # noqa: E731
+        expected.shape))
+    g_ours = jax.grad(loss(lambda x: max_pool_2x2(x, "reshape")))(x)
+    g_flax = jax.grad(loss(lambda x: linen.max_pool(x, (2, 2), strides=(2, 2))))(x)
+    np.testing.assert_allclose(g_ours, g_flax, rtol=1e-6)
+    assert int(jnp.sum(g_ours != 0)) == expected.size  # one non-zero per window
+    # A tie (an all-zero window after a ReLU) splits the gradient evenly instead of picking one.
+    tie = jax.grad(lambda x: jnp.sum(max_pool_2x2(x, "reshape")))(jnp.zeros((1, 2, 2, 1)))
+    np.testing.assert_allclose(tie.ravel(), [0.25] * 4)
+    with pytest.raises(ValueError, match="impl"):
+        max_pool_2x2(x, "avg")
