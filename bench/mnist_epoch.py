@@ -14,7 +14,10 @@ table says so). For each model and batch size:
   ``shuffle=True``, the same architecture, Adam, ``zero_grad → forward → loss → backward →
   step`` with the deck's per-step ``loss.item()`` bookkeeping — median of ``--epochs`` epochs;
 * the FLOP floor from DESIGN.md: the MLP's forward+backward FLOPs per epoch divided by this
-  machine's float32 matmul peak, measured here (a 2048² product in XLA).
+  machine's float32 matmul peak, measured here (a 2048² product in XLA);
+* the MLP's matmuls alone: the step's eight products and an SGD update chained in one
+  ``lax.scan`` of an epoch's length (:func:`matmul_chain_epoch_s`) — what XLA needs for the
+  matrix work at this batch size, a floor that counts small-matrix efficiency.
 
 The data are the 60,000 Fashion-MNIST training images when ``dataset-fashion-mnist`` is
 installed (same shape as MNIST), else random uint8 images of that shape; the table says which.
@@ -38,6 +41,7 @@ from bench.common import append_results, median_time, print_table
 from mlwork.data.idx import load_split
 from mlwork.data.sources import SYSTEM_PATHS, Dataset
 from mlwork.train import TrainConfig, compile_run, init_state, prepare
+from mlwork.train.hardware import compiler_options
 
 MLP_SIZES = (784, 256, 128, 10)
 MEAN, STD = 0.1307, 0.3081
@@ -65,6 +69,33 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 7) -> float:
     f = jax.jit(jnp.dot)
     t, _ = median_time(lambda: f(a, b).block_until_ready(), repeats=repeats, warmup=2)
     return 2 * n**3 / t / 1e9
+
+
+def matmul_chain_epoch_s(batch: int, steps: int, repeats: int = 5) -> float:
+    """Seconds for ``steps`` steps of the MLP step's matrix products alone — 3 forward, 3 weight
+    gradients, 2 input gradients — plus a plain SGD update, chained in one ``lax.scan`` (each step
+    depends on the last, so nothing is hoisted): what XLA on this machine needs for the matmuls
+    of an epoch at this batch size, with no activation, dropout, loss, Adam or data handling."""
+    keys = jax.random.split(jax.random.key(0), 4)
+    ws = [0.01 * jax.random.normal(k, (n_out, n_in), jnp.float32)
+          for k, n_in, n_out in zip(keys, MLP_SIZES[:-1], MLP_SIZES[1:], strict=False)]
+    xs = jax.random.normal(keys[3], (16, batch, MLP_SIZES[0]), jnp.float32)
+
+    def step(ws, i):
+        acts = [jax.lax.dynamic_index_in_dim(xs, i % 16, keepdims=False)]
+        for w in ws:
+            acts.append(acts[-1] @ w.T)
+        delta, grads = acts[-1], []
+        for layer in reversed(range(len(ws))):
+            grads.append(delta.T @ acts[layer])
+            if layer:
+                delta = delta @ ws[layer]
+        return [w - 1e-6 * g for w, g in zip(ws, grads[::-1], strict=True)], None
+
+    run = jax.jit(lambda ws: jax.lax.scan(step, ws, jnp.arange(steps))[0]).lower(ws).compile(
+        compiler_options=compiler_options())
+    t, _ = median_time(lambda: jax.block_until_ready(run(ws)), repeats=repeats, warmup=1)
+    return t
 
 
 def jax_epoch(kind: str, dataset: Dataset, batch: int, epochs: int):
@@ -154,21 +185,24 @@ def main(argv: list[str] | None = None) -> int:
         train_x, train_y = np.asarray(run.train[0]), np.asarray(run.train[1])
         baseline = None if args.no_torch else torch_epoch(kind, train_x, train_y, batch, args.torch_epochs)
         floor_s = mlp_flops_per_example() * examples / (peak * 1e9) if kind == "mlp" else None
+        matmuls_s = matmul_chain_epoch_s(batch, examples // batch) if kind == "mlp" else None
         row = {"model": kind, "batch": batch, "examples_per_epoch": examples, "mlwork_compile_s": compile_s,
                "mlwork_epoch_s": epoch_s, "train_acc_last_epoch": acc,
                "pytorch_epoch_s": baseline[0] if baseline else None,
                "speedup_vs_pytorch": baseline[0] / epoch_s if baseline else None,
                "flop_floor_s": floor_s, "x_floor": epoch_s / floor_s if floor_s else None,
+               "matmuls_only_s": matmuls_s, "x_matmuls_only": epoch_s / matmuls_s if matmuls_s else None,
                "matmul_peak_gflops": peak}
         rows.append(row)
         print(f"  {kind} batch {batch}: compile {compile_s:.2f} s, epoch {epoch_s:.3f} s"
               + (f", PyTorch {baseline[0]:.3f} s ({baseline[0] / epoch_s:.1f}x)" if baseline else "")
-              + (f", {epoch_s / floor_s:.2f}x the FLOP floor" if floor_s else ""), flush=True)
+              + (f", {epoch_s / floor_s:.2f}x the FLOP floor, {epoch_s / matmuls_s:.2f}x its matmuls alone "
+                 f"({matmuls_s:.3f} s)" if floor_s else ""), flush=True)
     torch_note = "PyTorch not importable: no baseline" if args.no_torch or rows and rows[0]["pytorch_epoch_s"] is None \
         else "PyTorch baseline in the same process"
     print()
     print_table(rows, ["model", "batch", "mlwork_compile_s", "mlwork_epoch_s", "pytorch_epoch_s", "speedup_vs_pytorch",
-                       "flop_floor_s", "x_floor"])
+                       "flop_floor_s", "x_floor", "matmuls_only_s", "x_matmuls_only"])
     print(f"matmul peak {peak:.0f} GFLOP/s; FLOP floor = {mlp_flops_per_example() / 1e6:.2f} MFLOP per example "
           "× examples per epoch / peak")
     print(f"\n{source}; {torch_note}; threads: XLA default, torch {os.environ.get('OMP_NUM_THREADS', 'default')}")
