@@ -201,8 +201,13 @@ def test_penalties(strength, w):
 
 
 @FUZZ
-@given(x=arrays(0, 3, 4), n=st.integers(-1, 4), momentum=st.sampled_from([0.9, 1.0, -0.5]))
-def test_batch_norm(x, n, momentum):
+@given(x=arrays(0, 3, 4), n=st.integers(-1, 4), momentum=st.sampled_from([0.9, 1.0, -0.5]),
+       valid=st.booleans(), data=st.data())
+def test_batch_norm(x, n, momentum, valid, data):
+    if valid:  # a batch of finite rows with n features, and a momentum in [0, 1)
+        n = data.draw(st.integers(1, 4))
+        x = data.draw(hnp.arrays(np.float32, (data.draw(st.integers(1, 5)), n), elements=CLEAN))
+        momentum = data.draw(st.sampled_from([0.0, 0.5, 0.9]))
     made = check("optim.batch_norm_init", optim.batch_norm_init, n)
     if made is not None:
         check("optim.batch_norm", optim.batch_norm, x, *made, train=True, momentum=momentum)
