@@ -64,10 +64,13 @@ def _arg(value, name: str, rule: str) -> Array:
     values = concrete(x)
     if values is not None:
         ok, expected = _RULES[rule]
-        bad = ~(np.isfinite(values) & ok(values))
+        # XLA on CPU flushes subnormals to zero, so judge them as the computation will see them.
+        subnormal = (values != 0) & (np.abs(values) < np.finfo(values.dtype).tiny)
+        bad = ~(np.isfinite(values) & ok(np.where(subnormal, 0.0, values).astype(values.dtype)))
         if np.any(bad):
-            first = values[bad].flat[0] if values.ndim else values
-            raise ValueError(f"{name} must be {expected}; got {first!r}")
+            first = values[bad].astype(x.dtype).flat[0]  # shown in the dtype the computation uses
+            note = " (a subnormal float, which the computation sees as 0)" if np.any(subnormal & bad) else ""
+            raise ValueError(f"{name} must be {expected}; got {first!s}{note}")
     return x
 
 
@@ -330,11 +333,14 @@ def pac_bayes_bound(train_error, kl, n, delta=0.05, *, form: str = "mcallester")
 @partial(jax.jit, static_argnames="form")
 def _pac_bayes_bound(r, kl, n, delta, form):
     r, kl, n, delta = jnp.broadcast_arrays(r, kl, n, delta)
-    budget = kl + jnp.log(2.0 * jnp.sqrt(n) / delta)
+    # B < 0 only when 2·sqrt(n) < delta (n < 1/4: no sample at all); clamping B at 0 keeps the
+    # bound valid (it only loosens it) and finite in both forms.
+    budget = jnp.maximum(kl + jnp.log(2.0 * jnp.sqrt(n) / delta), 0.0)
     if form == "mcallester":
-        value = r + jnp.sqrt(budget / (2.0 * n))
+        positive = budget > 0  # sqrt's infinite slope at 0 stays out of the gradient
+        value = r + jnp.where(positive, jnp.sqrt(jnp.where(positive, budget, 1.0) / (2.0 * n)), 0.0)
     else:
-        value = _kl_inverse(r, jnp.maximum(budget / n, 0.0))
+        value = _kl_inverse(r, budget / n)
     return _finish(value, (r, "unit"), (kl, "non_negative"), (n, "positive"), (delta, "open_unit"))
 
 

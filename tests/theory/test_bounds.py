@@ -58,6 +58,22 @@ def test_pac_bayes_mcallester_hand_value():
     assert float(bounds.pac_bayes_bound(0.1, 10.0, 1000, 0.05)) == pytest.approx(0.1925818, abs=1e-6)
 
 
+def test_pac_bayes_with_a_negative_budget_is_the_training_error_with_finite_gradients():
+    # n = 1/32, delta = 0.5: ln(2 sqrt(n) / delta) < 0, so B is clamped at 0 (found by fuzzing: NaN).
+    for form in bounds.PAC_BAYES_FORMS:
+        assert float(bounds.pac_bayes_bound(0.2, 0.0, 0.03125, 0.5, form=form)) == pytest.approx(0.2, abs=1e-5)
+        g = jax.grad(bounds.pac_bayes_bound, argnums=(0, 1))(0.2, 0.0, 0.03125, 0.5, form=form)
+        assert all(np.isfinite(float(v)) for v in g)
+
+
+def test_subnormal_arguments_are_judged_as_the_computation_sees_them():
+    # 1e-38 is a float32 subnormal: XLA on CPU flushes it to 0, so a "positive" VC dimension of
+    # 1e-38 used to pass the check and come back as NaN (found by fuzzing).
+    with pytest.raises(ValueError, match=r"vc_dim must be .*got 1e-38 \(a subnormal float"):
+        bounds.vc_bound(0.0, 1e-38, 1.0, 0.5)
+    assert float(bounds.vc_bound(1e-38, 3.0, 1000.0)) == pytest.approx(float(bounds.vc_bound(0.0, 3.0, 1000.0)))
+
+
 def test_pac_bayes_kl_form_inverts_the_binary_kl():
     r, kl, n, delta = 0.1, 10.0, 1000, 0.05
     c = (kl + math.log(2 * math.sqrt(n) / delta)) / n
