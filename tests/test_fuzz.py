@@ -136,8 +136,12 @@ def test_mlp(sizes, activation, dropout, x):
 
 
 @FUZZ
-@given(n=st.integers(-1, 4), x=arrays(0, 2, 4), activation=st.sampled_from(["sigmoid", "identity", "softmax", "x"]))
-def test_perceptron(n, x, activation):
+@given(n=st.integers(-1, 4), x=arrays(0, 2, 4), activation=st.sampled_from(["sigmoid", "identity", "softmax", "x"]),
+       valid=st.booleans(), data=st.data())
+def test_perceptron(n, x, activation, valid, data):
+    if valid:  # n inputs, a batch of finite rows of width n
+        n, activation = data.draw(st.integers(1, 4)), data.draw(st.sampled_from(["sigmoid", "identity"]))
+        x = data.draw(hnp.arrays(np.float32, (data.draw(st.integers(1, 3)), n), elements=CLEAN))
     model = check("nn.perceptron", nn.perceptron, n, activation)
     if model is not None:
         check("nn.perceptron.apply", model.apply, model.init(jax.random.key(1)), x)
@@ -284,6 +288,7 @@ def test_bounds(r, d, n, delta, kl, form, valid, data):
         r, delta = data.draw(st.floats(0, 1)), data.draw(st.floats(1e-6, 0.999))
         d, n = data.draw(st.integers(1, 100)), data.draw(st.integers(1, 10**6))
         kl = data.draw(st.floats(0, 100))
+        form = data.draw(st.sampled_from(["mcallester", "kl"]))
     check("theory.vc_bound", theory.vc_bound, r, d, n, delta, allow_inf=True)
     check("theory.finite_class_bound", theory.finite_class_bound, r, d, n, delta)
     check("theory.vc_sample_complexity", theory.vc_sample_complexity, r, delta, d)
@@ -311,16 +316,25 @@ def test_derivative(x, h, method):
 
 @FUZZ
 @given(a=scalars(), b=scalars(), n=st.one_of(st.integers(-2, 8), st.just(2.5)),
-       rule=st.sampled_from(["left", "right", "midpoint", "simpson"]))
-def test_quadrature(a, b, n, rule):
+       rule=st.sampled_from(["left", "right", "midpoint", "simpson"]), valid=st.booleans(), data=st.data())
+def test_quadrature(a, b, n, rule, valid, data):
+    if valid:  # finite limits and an even, positive number of panels (what Simpson's rule needs)
+        a, b = data.draw(st.floats(-5, 5)), data.draw(st.floats(-5, 5))
+        n = 2 * data.draw(st.integers(1, 4))
     check("foundations.riemann_sum", fd.riemann_sum, jnp.cos, a, b, n, rule=rule)
     check("foundations.trapezoid", fd.trapezoid, jnp.cos, a, b, n)
     check("foundations.simpson", fd.simpson, jnp.cos, a, b, n)
 
 
 @FUZZ
-@given(adj=arrays(0, 2, 4, elements=st.one_of(st.sampled_from([0.0, 1.0]), JUNK)))
-def test_graphs(adj):
+@given(adj=arrays(0, 2, 4, elements=st.one_of(st.sampled_from([0.0, 1.0]), JUNK)), valid=st.booleans(),
+       data=st.data())
+def test_graphs(adj, valid, data):
+    if valid:  # a DAG: a strictly upper-triangular 0/1 matrix with its vertices relabelled
+        n = data.draw(st.integers(1, 5))
+        upper = np.triu(data.draw(hnp.arrays(np.float32, (n, n), elements=st.sampled_from([0.0, 1.0]))), k=1)
+        order = np.asarray(data.draw(st.permutations(range(n))))
+        adj = upper[np.ix_(order, order)]
     for name in ("degree", "in_degree", "out_degree", "is_connected", "is_dag", "is_bipartite",
                  "topological_order"):
         check(f"foundations.{name}", getattr(fd, name), adj)
