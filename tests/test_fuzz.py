@@ -67,7 +67,8 @@ def check(name: str, fn, *args, allow_inf: bool = True, **kwargs):
     return out
 
 
-FUZZ = settings(max_examples=40, deadline=None)
+# Draws per case; raise it for a longer hunt: MLWORK_FUZZ_EXAMPLES=1000 uv run pytest tests/test_fuzz.py
+FUZZ = settings(max_examples=int(os.environ.get("MLWORK_FUZZ_EXAMPLES", "40")), deadline=None)
 
 # ------------------------------------------------------------------------------------------
 # mlwork.nn

@@ -25,7 +25,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mlwork._validate import check_int_labels, check_no_nan
+from mlwork._validate import check_finite, check_int_labels
 from mlwork.nn.activations import (
     DERIVATIVES,
     check_activation,
@@ -110,7 +110,8 @@ def backprop(params, x: Array, y: Array, *, activation: str = "relu",
     ``params`` is an :func:`mlwork.nn.mlp` params list; the result has the same layout (a list of
     ``{"W", "b"}``), i.e. the layout ``jax.grad`` returns. ``x`` is one example or a batch; ``y``
     has the shape of the network's output for that batch (integer labels for
-    ``softmax_cross_entropy`` are also accepted).
+    ``softmax_cross_entropy`` are also accepted). ``params``, ``x`` and ``y`` must be finite
+    (``ValueError`` otherwise, when their values are concrete).
     """
     if loss not in BACKPROP_LOSSES:
         raise ValueError(f"loss={loss!r} is not supported; expected one of {BACKPROP_LOSSES}")
@@ -118,8 +119,11 @@ def backprop(params, x: Array, y: Array, *, activation: str = "relu",
     output = check_activation(output_activation, "output_activation")
     if hidden == "softmax":
         raise ValueError("activation='softmax' is only meaningful as an output_activation")
-    check_no_nan(x, "x")
-    check_no_nan(y, "y")
+    # A gradient at infinite inputs, targets or weights is undefined (inf − inf, 0·inf): refuse
+    # them rather than return NaN (found by fuzzing: MSE with y = +inf).
+    check_finite(x, "x")
+    check_finite(y, "y")
+    check_finite(params, "params")
     zs, acts = forward_cache(params, x, hidden, output)
     y = jnp.asarray(y)
     if not jnp.issubdtype(y.dtype, jnp.integer):

@@ -150,7 +150,12 @@ def softmax_cross_entropy(logits, labels) -> Array:
     n_classes = logits.shape[-1]
     if labels.shape == logits.shape and not jnp.issubdtype(labels.dtype, jnp.integer):
         _check_probabilities(labels, "labels")
-        return jnp.mean(optax.softmax_cross_entropy(logits, labels.astype(logits.dtype)))
+        # -Σ y_k log softmax(z)_k with 0·log 0 = 0: a −inf (masked) logit whose target is 0 adds
+        # nothing (optax's form gives 0·(−inf) = NaN there); a masked class with y_k > 0 costs +inf.
+        labels = labels.astype(logits.dtype)
+        log_p = jax.nn.log_softmax(logits)
+        terms = jnp.where(labels > 0, labels * jnp.where(labels > 0, log_p, 0.0), 0.0)
+        return jnp.mean(-jnp.sum(terms, axis=-1))
     if labels.shape != logits.shape[:-1]:
         raise ValueError(
             f"labels has shape {labels.shape}; expected integer class indices of shape "

@@ -111,7 +111,7 @@ def l2_penalty(params: Any, strength: float, mask: MaskArg = "weights") -> Array
                                                       jax.tree.leaves(_mask_tree(params, mask)),
                                                       strict=True) if m]
     total = sum(leaves, jnp.zeros((), jnp.float32))
-    return 0.5 * strength * total
+    return strength * (0.5 * total)  # not (0.5·λ)·Σ: half the smallest normal λ flushes to 0, and 0·inf is NaN
 
 
 def l1_penalty(params: Any, strength: float, mask: MaskArg = "weights") -> Array:

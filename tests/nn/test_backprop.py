@@ -86,3 +86,12 @@ def test_backprop_bad_input():
     with pytest.raises(ValueError, match="logits"):
         nn.backprop(params, jnp.zeros((4, 3)), jnp.zeros((4,), jnp.int32), output_activation="softmax",
                     loss="softmax_cross_entropy")
+    # A gradient at infinite targets, inputs or weights is undefined: refused, not NaN (fuzzing
+    # found MSE with y = +inf returning NaN gradients).
+    for x, y, p, name in ((jnp.zeros((1, 3)), jnp.full((1, 2), jnp.inf), params, "y"),
+                          (jnp.full((1, 3), -jnp.inf), jnp.zeros((1, 2)), params, "x"),
+                          (jnp.zeros((1, 3)), jnp.zeros((1, 2)), [{"W": params[0]["W"].at[0, 0].set(jnp.inf),
+                                                                   "b": params[0]["b"]}], "params"),
+                          (jnp.zeros((1, 3)), jnp.full((1, 2), jnp.nan), params, "y")):
+        with pytest.raises(ValueError, match=f"{name} contains NaN or infinite values"):
+            nn.backprop(p, x, y, loss="mse")

@@ -116,3 +116,23 @@ def test_out_of_range_label_under_jit_is_nan_not_silent():
     f = jax.jit(nn.softmax_cross_entropy)
     assert np.isnan(f(jnp.zeros((2, 3)), jnp.array([0, 7])))
     assert np.isfinite(f(jnp.zeros((2, 3)), jnp.array([0, 2])))
+
+
+def test_softmax_cross_entropy_with_masked_logits_and_soft_targets():
+    # A −inf logit (the masking idiom) whose target is 0 adds 0·log 0 = 0, not NaN (fuzzing found
+    # the NaN from 0·(−inf)); the row [0, 0] against [½, ½] costs log 2.
+    logits = jnp.array([[-jnp.inf, 0.0], [0.0, 0.0]])
+    targets = jnp.array([[0.0, 1.0], [0.5, 0.5]])
+    assert float(nn.softmax_cross_entropy(logits, targets)) == pytest.approx(math.log(2) / 2, rel=1e-6)
+    g = jax.grad(nn.softmax_cross_entropy)(logits, targets)
+    np.testing.assert_allclose(g, [[0.0, 0.0], [0.0, 0.0]], atol=1e-7)  # softmax(z) − y, halved by the mean
+    # A masked class that has target mass is infinitely wrong, honestly.
+    assert float(nn.softmax_cross_entropy(logits, jnp.array([[0.5, 0.5], [0.5, 0.5]]))) == math.inf
+    # Finite logits: the same as the integer-label form and as −Σ y log softmax written out.
+    z = jax.random.normal(jax.random.key(3), (5, 4))
+    y = jax.random.randint(jax.random.key(4), (5,), 0, 4)
+    np.testing.assert_allclose(nn.softmax_cross_entropy(z, jax.nn.one_hot(y, 4)), nn.softmax_cross_entropy(z, y),
+                               rtol=1e-6)
+    soft = jax.nn.softmax(jax.random.normal(jax.random.key(5), (5, 4)))
+    np.testing.assert_allclose(nn.softmax_cross_entropy(z, soft),
+                               np.mean(-np.sum(np.asarray(soft) * np.asarray(jax.nn.log_softmax(z)), -1)), rtol=1e-6)

@@ -33,6 +33,15 @@ def test_l2_penalty_value_and_gradient():
         expected + 0.5 * lam * (0.09 + 0.49 + 16), rel=1e-6)
 
 
+def test_l2_penalty_overflow_is_inf_not_nan():
+    # Σ‖W‖² overflows to inf; with λ the smallest normal float32, λ/2 is subnormal and flushes to
+    # 0, so (λ/2)·Σ was 0·inf = NaN (found by fuzzing). An overflowing penalty is +inf.
+    big = [{"W": jnp.full((1, 1), 1e30), "b": jnp.zeros(2)}]
+    for lam in (float(np.finfo(np.float32).tiny), 1e-3):
+        assert float(optim.l2_penalty(big, lam)) == np.inf
+    assert float(optim.l2_penalty(big, 0.0)) == 0.0
+
+
 def test_l1_penalty_value():
     p = _params()
     assert float(optim.l1_penalty(p, 0.2)) == pytest.approx(0.2 * (1 + 2 + 0.5 + 3 + 2 + 1), rel=1e-6)
