@@ -206,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"matmul peak {peak:.0f} GFLOP/s; FLOP floor = {mlp_flops_per_example() / 1e6:.2f} MFLOP per example "
           "× examples per epoch / peak")
     print(f"\n{source}; {torch_note}; threads: XLA default, torch {os.environ.get('OMP_NUM_THREADS', 'default')}")
-    append_results("mnist_epoch", rows, notes=f"{source}; {torch_note}; peak {peak:.0f} GFLOP/s")
+    options = compiler_options() or "XLA defaults"
+    print(f"mlwork compiler options: {options}")
+    append_results("mnist_epoch", rows, notes=f"{source}; {torch_note}; peak {peak:.0f} GFLOP/s; "
+                                               f"mlwork compiler options: {options}")
     return 0
 
 

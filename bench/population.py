@@ -55,9 +55,12 @@ def main(argv: list[str] | None = None) -> int:
                       source=source)
     rows, base = [], None
     for k in (int(v) for v in args.members.split(",")):
-        # The default (cache-sized blocks on a CPU), then, for comparison, every member in lockstep.
-        block = None if args.block == "auto" else min(int(args.block), k)
-        while block is not False:
+        # mlwork's default (cache-sized blocks on a CPU) and, when that differs, every member in lockstep.
+        first = None if args.block == "auto" else min(int(args.block), k)
+        used = None
+        for block in (first, k):
+            if block == k and used == k:
+                break
             compile_s, epoch_s, used = time_population(dataset, k, args.batch, args.epochs, block)
             base = epoch_s if base is None else base
             rows.append({"members": k, "member_block": used, "batch": args.batch, "compile_s": compile_s,
@@ -65,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
                          "ratio_vs_K_alone": epoch_s / (k * base)})
             print(f"  K={k}, blocks of {used}: compile {compile_s:.2f} s, epoch {epoch_s:.3f} s "
                   f"({epoch_s / k:.3f} s per member)", flush=True)
-            block = k if used != k else False
     print()
     print_table(rows)
     print(f"\n{source}; {len(labels) * 0.9:.0f} training images per epoch (10% held out); MLP 784-256-128-10, Adam")

@@ -154,8 +154,7 @@ def softmax_cross_entropy(logits, labels) -> Array:
         # nothing (optax's form gives 0·(−inf) = NaN there); a masked class with y_k > 0 costs +inf.
         labels = labels.astype(logits.dtype)
         log_p = jax.nn.log_softmax(logits)
-        terms = jnp.where(labels > 0, labels * jnp.where(labels > 0, log_p, 0.0), 0.0)
-        return jnp.mean(-jnp.sum(terms, axis=-1))
+        return jnp.mean(-jnp.sum(labels * jnp.where(labels > 0, log_p, 0.0), axis=-1))
     if labels.shape != logits.shape[:-1]:
         raise ValueError(
             f"labels has shape {labels.shape}; expected integer class indices of shape "

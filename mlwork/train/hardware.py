@@ -11,8 +11,8 @@ vectors, so :func:`compiler_options` asks for them there. The user's choice wins
 
 **Population blocks on XLA:CPU.** K models vmapped in lockstep touch K sets of parameters and
 Adam moments on every step; once those outgrow the last-level cache, every step streams them from
-memory and a member trained in a population costs more than one trained alone (measured: 1.14×
-at K = 16 for the MNIST MLP, 3.8 MB of state per member, 32 MiB L3). :func:`member_block` picks
+memory and a member trained in a population costs more than one trained alone (measured:
+1.05-1.14× at K = 16 for the MNIST MLP, 3.8 MB of state per member, 32 MiB L3). :func:`member_block` picks
 how many members one vmapped block holds so a block's state fits in half the last-level cache;
 the population program then runs the blocks one after another (``jax.lax.map`` with
 ``batch_size``), still one compiled program. GPUs and TPUs vmap every member at once.
