@@ -22,16 +22,19 @@ import jax
 from bench.common import append_results, print_table
 from bench.mnist_epoch import load_images
 from mlwork.data.sources import Dataset
-from mlwork.train import TrainConfig, prepare
-from mlwork.train.population import _compile, init_population, members_from
+from mlwork.train import TrainConfig, compile_run, init_state, prepare
 
 
-def time_population(dataset: Dataset, k: int, batch: int, epochs: int,
-                    block: int | None = None) -> tuple[float, float, int]:
-    config = TrainConfig(epochs=epochs, batch_size=batch, schedule="constant", devices=1)
+def time_population(dataset: Dataset, k: int, batch: int, epochs: int, block: int | None = None,
+                    monitor: bool = False) -> tuple[float, float, int]:
+    """The trainer's own compiled epoch for K members (K=1: a single model, no member axis)."""
+    config = TrainConfig(epochs=epochs, batch_size=batch, schedule="constant", devices=1, population=k,
+                         monitor=monitor)
     run = prepare(config, dataset)
-    state = init_population(run, members_from(config, k))
-    epoch_c, _, _, compile_s, block = _compile(run, state, block)
+    state = init_state(run)
+    compiled = compile_run(run, state, block=block)
+    epoch_c, compile_s, block = compiled.chunks[compiled.steps_per_call], compiled.compile_time_s, \
+        compiled.member_block or 1
     times = []
     for _ in range(epochs + 1):
         t = time.perf_counter()
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--block", default="auto",
                    help="members per vmapped block: 'auto' (mlwork's default) or a number; lockstep (K) is "
                         "always timed too")
+    p.add_argument("--monitor", action="store_true", help="with the training monitor (the trainer's default)")
     args = p.parse_args(argv)
     images, labels, source = load_images()
     dataset = Dataset("fashion_mnist", images, labels.astype("uint8"), images[:1000], labels[:1000].astype("uint8"),
@@ -61,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         for block in (first, k):
             if block == k and used == k:
                 break
-            compile_s, epoch_s, used = time_population(dataset, k, args.batch, args.epochs, block)
+            compile_s, epoch_s, used = time_population(dataset, k, args.batch, args.epochs, block,
+                                                               args.monitor)
             base = epoch_s if base is None else base
             rows.append({"members": k, "member_block": used, "batch": args.batch, "compile_s": compile_s,
                          "epoch_s": epoch_s, "epoch_s_per_member": epoch_s / k,

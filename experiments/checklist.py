@@ -141,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     from experiments._common import out_dir
     from experiments._data import load_or_report
     from mlwork.train import diagnostics as dg
+    from mlwork.train.errors import EXIT_BAD_INPUT
 
     dataset = load_or_report(args.dataset, args.data_dir)
     if dataset is None:
-        return 2
+        return EXIT_BAD_INPUT
     model, tx, loss_fn, x, y, key = build(args, dataset)
     print(f"checklist: {args.model} on {dataset.name} ({dataset.source}, {x.shape[0]} examples), "
           f"{args.optimizer} lr={args.lr:g}, fault: {args.fault}")

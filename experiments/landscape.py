@@ -131,17 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     from mlwork.data import preprocess
     from mlwork.train import TrainConfig, fit, init_state
     from mlwork.train.diagnostics import filter_normalized_direction, loss_along_line, loss_surface
+    from mlwork.train.errors import EXIT_BAD_INPUT
 
     dataset = load_or_report(args.dataset, args.data_dir)
     if dataset is None:
-        return 2
+        return EXIT_BAD_INPUT
     if args.examples is not None:
         dataset = dataclasses.replace(dataset, train_images=dataset.train_images[: args.examples],
                                       train_labels=dataset.train_labels[: args.examples])
     out = out_dir(args.out)
     stages = tqdm(total=3, desc="landscape", disable=None)
     config = TrainConfig(model="mlp", dataset=args.dataset, epochs=args.epochs, seed=args.seed)
-    result = fit(config, dataset, log=lambda msg: None)
+    result = fit(config, dataset)
     stages.update(1)
     model, mean, std = result.run.model, result.run.mean, result.run.std
     theta0, theta1 = init_state(result.run).params, result.state.params

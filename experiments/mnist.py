@@ -12,133 +12,92 @@ Writes to ``--workdir`` (default ``runs/<dataset>-<model>-<time>``): ``config.js
 ``metrics.jsonl`` (one line per epoch), ``summary.json``, ``checkpoints/`` (Orbax: latest N and
 best) and ``plots/``.
 
-Exit codes: 0 success; 2 bad input (flags, data files, a workdir holding another run or in use
-by one, ``--resume`` with nothing to resume); 3 non-finite loss (nothing saved for that epoch);
-4 a checkpoint could not be written (disk full or read-only; earlier checkpoints intact);
-75 preempted by SIGTERM after saving a checkpoint (rerun with ``--resume``).
+Exit codes (one table for every experiment, :mod:`mlwork.train.errors`): 0 success; 2 bad input
+(flags, data files, a workdir holding another run or in use by one, a ``--resume`` that does not
+match the run or has nothing to resume; nothing written); 3 non-finite loss (nothing saved for
+that epoch); 4 a checkpoint could not be written (earlier checkpoints intact); 75 preempted by
+SIGTERM after saving a checkpoint, 130 interrupted by SIGINT after saving (rerun with ``--resume``).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
 
-EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_CHECKPOINT = 2, 3, 4
+from mlwork.train.config import TrainConfig, add_config_arguments, config_from_args
+from mlwork.train.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, RunError, exit_code, exit_codes_epilog
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from mlwork.optim import OPTIMIZERS
-    from mlwork.train.loop import MODELS, SCHEDULES, TrainConfig
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
 
-    d = TrainConfig()
-    p = argparse.ArgumentParser(prog="python -m experiments.mnist", description=__doc__.split("\n")[0])
-    p.add_argument("--model", choices=MODELS, default=d.model)
-    p.add_argument("--dataset", choices=("mnist", "fashion_mnist"), default=d.dataset)
-    p.add_argument("--data-dir", default=None,
-                   help="folder with the four IDX files (.gz or raw); default $MLWORK_DATA_DIR, then TFDS, "
-                        "the system package, the embedded 5k sample")
-    p.add_argument("--test-dir", default=None,
-                   help="evaluate on the t10k IDX files in this folder instead (e.g. the real MNIST test set)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
-                   help="step = the deck's StepLR (halve every 5 epochs)")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="decoupled L2 (weights only)")
-    p.add_argument("--l1", type=float, default=d.l1, help="proximal L1 strength (weights only)")
-    p.add_argument("--clip-norm", type=float, default=d.clip_norm, help="clip gradients to this global norm")
-    p.add_argument("--dropout", type=float, default=d.dropout)
-    p.add_argument("--augment", action="store_true", help="random shifts (±2 px) and rotations (±10°)")
-    p.add_argument("--patience", type=int, default=d.patience, help="early stopping on validation accuracy")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
-    p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints)
-    p.add_argument("--devices", type=int, default=None,
-                   help="data-parallel over this many devices (default: all local devices)")
-    p.add_argument("--population", type=int, default=1,
-                   help="train K models (seeds seed..seed+K-1) in one vmapped program")
-    p.add_argument("--sweep", default=None,
-                   help="e.g. lr=1e-4,3e-4,1e-3 or 'lr=1e-3,3e-3;weight_decay=0,1e-4': one member per value "
-                        "(times --population seeds)")
-    p.add_argument("--workdir", default=None, help="default runs/<dataset>-<model>-<time>")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --workdir")
-    p.add_argument("--steps-per-call", type=int, default=None,
-                   help="optimizer steps per compiled call (default: a whole epoch); smaller answers SIGTERM sooner")
-    p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, TrainConfig]:
+    """Flags -> ``(invocation flags, TrainConfig)``; exits 2 with one line on a bad flag. Imports no JAX."""
+    p = argparse.ArgumentParser(prog="python -m experiments.mnist", description=__doc__.split("\n")[0],
+                                epilog=exit_codes_epilog(), formatter_class=_HelpFormatter)
+    add_config_arguments(p)
+    run = p.add_argument_group("this invocation")
+    run.add_argument("--workdir", default=None, help="the run's folder (default: runs/<dataset>-<model>-<time>)")
+    run.add_argument("--resume", action="store_true", help="continue the run in --workdir from its latest checkpoint")
+    run.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
     args = p.parse_args(argv)
     if args.resume and not args.workdir:
         p.error("--resume needs --workdir (the run to continue)")
-    if args.population < 1:
-        p.error("--population must be >= 1")
-    return args
+    if args.stop_after is not None and args.stop_after < 1:
+        p.error("--stop-after must be >= 1")
+    try:
+        config = config_from_args(args)
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    return args, config
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args, config = parse_args(argv)
+    workdir = Path(args.workdir or f"runs/{config.dataset}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from mlwork.data import DataError, load_dataset
-    from mlwork.nn.layers import check_rate
-    from mlwork.train import (
-        EXIT_PREEMPTED,
-        CheckpointError,
-        NonFiniteLossError,
-        Preempted,
-        RunError,
-        TrainConfig,
-        WorkdirInUse,
-        enable_compilation_cache,
-        train_and_evaluate,
-    )
+    from mlwork.data import load_dataset
+    from mlwork.train import enable_compilation_cache, train_and_evaluate
+    from mlwork.train.lifecycle import quiet_orbax_logs
     from mlwork.train.parallel import maybe_initialize_distributed
-    from mlwork.train.population import members_from, parse_sweep, train_population
 
-    maybe_initialize_distributed()
-
-    config = TrainConfig(model=args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
-                         optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
-                         weight_decay=args.weight_decay, l1=args.l1, dropout=args.dropout, augment=args.augment,
-                         patience=args.patience, seed=args.seed, val_fraction=args.val_fraction,
-                         keep_checkpoints=args.keep_checkpoints, clip_norm=args.clip_norm, devices=args.devices,
-                         steps_per_call=args.steps_per_call)
-    workdir = Path(args.workdir or f"runs/{args.dataset}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+    quiet_orbax_logs(workdir / "orbax.log")
     try:
-        config.validate()
-        check_rate(args.dropout, "--dropout")
+        maybe_initialize_distributed()
         if not args.no_compile_cache:
             enable_compilation_cache()
-        dataset = load_dataset(args.dataset, args.data_dir, test_dir=args.test_dir)
+        data_kwargs = {} if config.source == "auto" else {"source": config.source}
+        dataset = load_dataset(config.dataset, config.data_dir, test_dir=config.test_dir, **data_kwargs)
         if dataset.notice:
             sys.stdout.flush()
             print(dataset.notice, file=sys.stderr, flush=True)
         print(f"data: {dataset.source} — {len(dataset.train_labels)} train, {len(dataset.test_labels)} test; "
-              f"workdir: {workdir}")
-        if args.population > 1 or args.sweep:
-            members = members_from(config, args.population, parse_sweep(args.sweep) if args.sweep else None)
-            if args.devices is None:
-                config = dataclasses.replace(config, devices=1)
-            summary = train_population(config, workdir, dataset, members, resume=args.resume)
-            _print_population(summary, workdir)
-            return 0
+              f"workdir: {workdir}", flush=True)
         summary = train_and_evaluate(config, workdir, dataset, resume=args.resume, stop_after=args.stop_after)
-    except (DataError, RunError, WorkdirInUse, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except NonFiniteLossError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_NONFINITE
-    except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_CHECKPOINT
-    except Preempted as e:
-        print(str(e), file=sys.stderr)
-        return EXIT_PREEMPTED
+    except KeyboardInterrupt:  # SIGINT before training started (the run's guard answers it after)
+        print("interrupted (SIGINT) before training started; nothing was saved", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # every documented failure: one line, its exit code
+        try:
+            code = exit_code(e)
+        except TypeError:
+            raise e from None
+        print(("" if code in (75, 130) else "error: ") + str(e).splitlines()[0], file=sys.stderr, flush=True)
+        return code
+    if config.is_population:
+        _print_population(summary, workdir)
+    else:
+        _print_single(summary, workdir)
+    return EXIT_OK
 
+
+def _print_single(summary: dict, workdir: Path) -> None:
     print()
     print(f"{'dataset':<22}{summary['dataset']}  ({summary['data_source']})")
     print(f"{'model':<22}{summary['model']}  ({summary['n_params']:,} parameters)")
@@ -150,7 +109,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'epoch time (median)':<22}{summary['epoch_time_s_median']:.2f} s")
     print(f"{'params sha256':<22}{summary['params_sha256'][:16]}…")
     print(f"{'outputs':<22}{workdir}")
-    return 0
 
 
 def _print_population(summary: dict, workdir: Path) -> None:
@@ -165,5 +123,17 @@ def _print_population(summary: dict, workdir: Path) -> None:
           f"outputs: {workdir}")
 
 
+def run_main(argv: list[str] | None = None) -> None:
+    """Run :func:`main` and exit with its code. A failing run exits at once (``os._exit`` after
+    flushing): a failed Orbax write can leave non-daemon threads that would otherwise block the
+    interpreter's shutdown forever; everything the run keeps is already on disk by then."""
+    code = main(argv)
+    if code != EXIT_OK:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main()

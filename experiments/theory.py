@@ -215,7 +215,7 @@ def train_classifier(model: nn.Model, dataset: Dataset, *, seed: int, epochs: in
     :func:`mlwork.train.fit`). Returns ``(initial_params, trained_params, run, loss_per_epoch)``;
     the initial parameters are the data-independent PAC-Bayes prior mean."""
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=learning_rate, schedule="constant", seed=seed)
-    result = train.fit(config, dataset, model=model, log=lambda msg: None)
+    result = train.fit(config, dataset, model=model)
     initial = train.init_state(result.run).params
     return initial, result.state.params, result.run, [r["train_loss"] for r in result.history]
 

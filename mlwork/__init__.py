@@ -10,19 +10,17 @@ Subpackages, by deck section:
 * :mod:`mlwork.data` — the MNIST family, from IDX files, TFDS or the embedded sample (20)
 * :mod:`mlwork.train` — the compiled trainer with Orbax checkpoints, many devices, populations (21)
 
-``mlwork.nn`` is imported with the package; the others load on first use
-(``mlwork.optim.optimizer(...)`` or ``from mlwork import optim``), so ``import mlwork`` stays
-cheap and never pulls in TensorFlow.
+Subpackages load on first use (``mlwork.optim.optimizer(...)`` or ``from mlwork import optim``),
+so ``import mlwork`` is instant, loads no JAX until a subpackage is used (a command line can be
+parsed first), and never pulls in TensorFlow.
 """
 
 import importlib
 
 __version__ = "0.1.0"
 
-from mlwork import nn  # noqa: E402  (the core every other subpackage builds on)
-
-_LAZY = ("data", "foundations", "optim", "theory", "train", "trees")
-__all__ = ["nn", *_LAZY, "__version__"]
+_LAZY = ("data", "foundations", "nn", "optim", "theory", "train", "trees")
+__all__ = [*_LAZY, "__version__"]
 
 
 def __getattr__(name: str):

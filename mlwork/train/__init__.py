@@ -1,35 +1,58 @@
-"""Training: the state pytree, the compiled step/epoch/evaluation, Orbax checkpoints, the loop."""
+"""Training: config, the compiled programs, the epoch iterator, the run lifecycle, checkpoints.
 
-from mlwork.train.checkpoint import CheckpointError, best_step, checkpoint_manager
-from mlwork.train.compile_cache import enable_compilation_cache
-from mlwork.train.guard import EXIT_PREEMPTED, Preempted, PreemptionGuard, WorkdirInUse, WorkdirLock
-from mlwork.train.loop import (
-    MODELS,
-    Compiled,
-    FitResult,
-    NonFiniteLossError,
-    Run,
-    RunError,
-    TrainConfig,
-    build_model,
-    build_schedule,
-    compile_run,
-    fit,
-    init_state,
-    make_evaluator,
-    prepare,
-    run_epochs,
-    train_and_evaluate,
-)
-from mlwork.train.report import params_sha256
-from mlwork.train.state import TrainState, create_train_state
-from mlwork.train.step import make_evaluate, make_train_chunk, make_train_epoch, make_train_step
+The layout follows a run's data flow:
 
-__all__ = [
-    "FitResult", "Run", "compile_run", "fit", "init_state", "make_evaluator", "prepare", "run_epochs",
-    "CheckpointError", "EXIT_PREEMPTED", "Preempted", "PreemptionGuard", "WorkdirInUse", "WorkdirLock", "Compiled",
-    "make_train_chunk",
-    "MODELS", "NonFiniteLossError", "RunError", "TrainConfig", "TrainState", "best_step", "build_model",
-    "build_schedule", "checkpoint_manager", "create_train_state", "enable_compilation_cache",
-    "make_evaluate", "make_train_epoch", "make_train_step", "params_sha256", "train_and_evaluate",
-]
+* :mod:`~mlwork.train.config` — :class:`TrainConfig`, every knob, validated once; its JSON and CLI.
+* :mod:`~mlwork.train.errors` — the exceptions a run ends with and the one exit-code table.
+* :mod:`~mlwork.train.programs` — :func:`prepare` (config + data -> :class:`Run`), :func:`init_state`,
+  :func:`compile_run`: one model or a population (a leading member axis), same code.
+* :mod:`~mlwork.train.loop` — :func:`train_epochs`, the loop as an iterator; :func:`fit` collects it.
+* :mod:`~mlwork.train.lifecycle` — :func:`train_and_evaluate`: workdir, lock, resume, checkpoints,
+  preemption, summary.
+* :mod:`~mlwork.train.step`, :mod:`~mlwork.train.state`, :mod:`~mlwork.train.checkpoint`,
+  :mod:`~mlwork.train.guard`, :mod:`~mlwork.train.parallel`, :mod:`~mlwork.train.report` — the pieces.
+
+Names load on first use (PEP 562), so ``from mlwork.train.config import TrainConfig`` parses a
+command line without importing JAX.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "config": ("TrainConfig", "Member", "MODELS", "SCHEDULES", "parse_sweep"),
+    "errors": ("RunError", "NonFiniteLossError", "CheckpointError", "WorkdirInUse", "Preempted", "EXIT_CODES",
+               "EXIT_BAD_INPUT", "EXIT_NONFINITE", "EXIT_CHECKPOINT", "EXIT_PREEMPTED", "EXIT_INTERRUPTED",
+               "exit_code"),
+    "programs": ("Run", "Compiled", "build_model", "build_schedule", "prepare", "init_state", "compile_run",
+                 "make_evaluator", "ensemble_predict"),
+    "loop": ("EpochEnd", "Interrupted", "FitResult", "train_epochs", "fit"),
+    "lifecycle": ("train_and_evaluate",),
+    "checkpoint": ("best_step", "checkpoint_manager"),
+    "compile_cache": ("enable_compilation_cache",),
+    "guard": ("PreemptionGuard", "WorkdirLock"),
+    "report": ("params_sha256",),
+    "state": ("TrainState", "create_train_state"),
+    "step": ("make_evaluate", "make_train_chunk", "make_train_epoch", "make_train_step"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+_SUBMODULES = ("checkpoint", "compile_cache", "config", "diagnostics", "errors", "guard", "hardware", "lifecycle",
+               "loop", "parallel", "programs", "report", "state", "step")
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"mlwork.train.{_WHERE[name]}"), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"mlwork.train.{name}")
+    else:
+        raise AttributeError(f"module 'mlwork.train' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE) | set(_SUBMODULES))

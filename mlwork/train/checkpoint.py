@@ -30,11 +30,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
+from mlwork.train.errors import CheckpointError
 from mlwork.train.report import params_sha256
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be written, or no intact checkpoint could be read."""
 
 
 def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
@@ -64,7 +61,9 @@ def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = 
         create=not read_only,
         cleanup_tmp_directories=not read_only,
     )
-    return ocp.CheckpointManager(directory, options=options, item_names=("state", "record"))
+    return ocp.CheckpointManager(directory, options=options,
+                                 item_handlers={"state": ocp.StandardCheckpointHandler(),
+                                                "record": ocp.JsonCheckpointHandler()})
 
 
 #: Where Orbax moves checkpoints it evicts (an atomic rename), emptied by mlwork before each save.
@@ -143,6 +142,31 @@ def restore(manager: ocp.CheckpointManager, template: Any, step: int | None = No
         raise CheckpointError(f"checkpoint {step} in {manager.directory} is damaged: its arrays do not match the "
                               "SHA-256 recorded when it was saved")
     return state, record
+
+
+def structure_mismatch(manager: ocp.CheckpointManager, step: int, template: Any) -> str | None:
+    """How checkpoint ``step``'s saved arrays differ from ``template``'s (names, shapes, dtypes),
+    as one phrase, or ``None`` when they fit — or when the metadata cannot be read (that is damage,
+    for :func:`restore_latest_intact` to judge). A checkpoint of another kind of run (a population
+    against a single model, another member count or model) does not fit; it is not damaged."""
+    try:
+        saved = manager.item_metadata(step)["state"]
+        saved = {leaf.name: (tuple(leaf.shape), np.dtype(leaf.dtype)) for leaf in jax.tree.leaves(
+            getattr(saved, "tree", saved))}
+    except Exception:  # unreadable metadata: damage, not a mismatch
+        return None
+    if not saved:
+        return None
+    wanted = {jax.tree_util.keystr(path, simple=True, separator="."): (tuple(np.shape(x)), np.dtype(x.dtype))
+              for path, x in jax.tree_util.tree_flatten_with_path(template)[0]}
+    if saved == wanted:
+        return None
+    missing, extra = sorted(set(wanted) - set(saved)), sorted(set(saved) - set(wanted))
+    if missing or extra:
+        return (f"it holds {len(saved)} arrays, this run needs {len(wanted)}"
+                + (f"; e.g. it lacks {missing[0]}" if missing else f"; e.g. it has {extra[0]}"))
+    name = next(n for n in sorted(wanted) if wanted[n] != saved[n])
+    return f"{name} is {saved[name][0]} {saved[name][1]} there, {wanted[name][0]} {wanted[name][1]} here"
 
 
 def restore_latest_intact(manager: ocp.CheckpointManager, template: Any, warn: Callable[[str], None] = print,

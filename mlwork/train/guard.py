@@ -4,9 +4,9 @@
   run, so a second run on the same workdir refuses at once instead of both writing checkpoints.
   The kernel releases it when the process dies, even by SIGKILL: there is no stale lock to clean.
 * :class:`PreemptionGuard` — turns SIGTERM (what preemptible VMs, Kubernetes and SLURM send before
-  killing a job) into a flag the training loop checks between compiled calls: it finishes the
-  call in flight, writes a checkpoint, waits for asynchronous saves, and exits with
-  :data:`EXIT_PREEMPTED`.
+  killing a job) and SIGINT (Ctrl-C) into a flag the training loop checks between compiled calls:
+  it finishes the call in flight, writes a checkpoint, waits for asynchronous saves, and exits
+  with :data:`~mlwork.train.errors.EXIT_PREEMPTED` (75; 130 for SIGINT).
 """
 
 from __future__ import annotations
@@ -18,21 +18,7 @@ import signal
 import threading
 from pathlib import Path
 
-#: Exit status of a run stopped by SIGTERM after saving (EX_TEMPFAIL: "try again later").
-EXIT_PREEMPTED = 75
-
-
-class WorkdirInUse(RuntimeError):
-    """Another live process holds the workdir's lock."""
-
-
-class Preempted(Exception):
-    """Raised by the loop after it saved a checkpoint in answer to SIGTERM."""
-
-    def __init__(self, step: int, epoch: int, workdir: Path | None):
-        self.step, self.epoch = step, epoch
-        super().__init__(f"preempted (SIGTERM): checkpoint saved at step {step} (epoch {epoch}) in "
-                         f"{workdir}; continue with --resume")
+from mlwork.train.errors import WorkdirInUse
 
 
 class WorkdirLock:
@@ -64,6 +50,16 @@ class WorkdirLock:
         self._fd = fd
         return self
 
+    def held(self) -> bool:
+        """Whether the workdir still holds this lock's file (``False`` once someone removed or
+        replaced the workdir under the run)."""
+        if self._fd is None:
+            return False
+        try:
+            return os.stat(self.path).st_ino == os.fstat(self._fd).st_ino
+        except OSError:
+            return False
+
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -74,16 +70,20 @@ class WorkdirLock:
 class PreemptionGuard:
     """``with PreemptionGuard() as guard: ... if guard.requested: save and stop``.
 
-    Installs a SIGTERM handler that only records the request (nothing unsafe happens inside the
-    handler); restores the previous handler on exit. Outside the main thread it does nothing.
+    Installs handlers for SIGTERM and SIGINT that only record the request (nothing unsafe happens
+    inside a handler); ``guard.signal_name`` says which arrived first. Restores the previous
+    handlers on exit. Outside the main thread it does nothing.
     """
 
-    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM,)):
+    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
         self.signals = signals
         self.requested = False
+        self.signal_name: str | None = None
         self._previous: dict[int, object] = {}
 
     def _handler(self, signum, frame) -> None:  # noqa: ARG002
+        if not self.requested:
+            self.signal_name = signal.Signals(signum).name
         self.requested = True
 
     def __enter__(self) -> PreemptionGuard:

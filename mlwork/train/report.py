@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -23,11 +24,25 @@ def params_sha256(params: Any) -> str:
     return h.hexdigest()
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file renamed into place, so a reader never sees
+    half a file. A failed write (disk full, read-only, folder gone) raises
+    :class:`~mlwork.train.errors.CheckpointError` naming the path (exit 4), the old file intact."""
+    from mlwork.train.errors import CheckpointError
+
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"could not write {path}: {e.strerror or e}") from None
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (a temporary file renamed into place)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
-    tmp.replace(path)
+    _write_atomically(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
 def _jsonable(x: Any) -> Any:
@@ -40,9 +55,7 @@ def _jsonable(x: Any) -> Any:
 
 def write_metrics(path: Path, history: Sequence[dict[str, Any]]) -> None:
     """Rewrite ``metrics.jsonl`` from the history (one line per epoch)."""
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in history))
-    tmp.replace(path)
+    _write_atomically(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in history))
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
@@ -140,3 +153,71 @@ def plot_population(plots: Path, history: Sequence[dict[str, Any]], n_members: i
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def summarize(run: Any, dataset: Any, history: Sequence[dict[str, Any]], state: Any, test: dict[str, Any], *,
+              compile_time_s: float, best_epoch: int | None, best_val_accuracy: float | None,
+              stopped_early: bool, member_block: int | None) -> dict[str, Any]:
+    """The run's ``summary.json``: test figures of the best checkpoint, epochs run, timings and
+    the final parameters' SHA-256; for a population, each member's and the ensemble's."""
+    import statistics
+
+    from mlwork import nn
+
+    config = run.config
+    times = sorted({r["epoch"]: r["epoch_time_s"] for r in history}.values())
+    common = {"dataset": config.dataset, "data_source": dataset.source, "model": config.model,
+              "compile_time_s": compile_time_s, "epoch_time_s_median": statistics.median(times) if times else None}
+    if run.members is None:
+        epochs_run = int(state.epoch)
+        return {**common, "n_params": nn.count_params(state.params), "epochs_run": epochs_run,
+                "best_epoch": best_epoch, "best_val_accuracy": best_val_accuracy,
+                "test_accuracy": float(test["accuracy"]), "test_loss": float(test["loss"]),
+                "params_sha256": params_sha256(state.params), "stopped_early": stopped_early,
+                "finished": epochs_run >= config.epochs or stopped_early}
+    members = []
+    for k, member in enumerate(run.members):
+        rows = [r for r in history if r["member"] == k]
+        best = max(rows, key=lambda r: (r["val_accuracy"], -r["epoch"])) if rows else None
+        members.append({**member._asdict(), "best_epoch": best and best["epoch"],
+                        "best_val_accuracy": best and best["val_accuracy"],
+                        "test_accuracy": float(test["accuracy"][k]), "test_loss": float(test["loss"][k]),
+                        "params_sha256": params_sha256(jax.tree.map(lambda x, k=k: x[k], state.params))})
+    epochs_run = int(state.epoch[0])
+    return {**common, "n_params": nn.count_params(jax.tree.map(lambda x: x[0], state.params)),
+            "population": len(run.members), "epochs_run": epochs_run, "members": members,
+            "ensemble_test_accuracy": test["ensemble_accuracy"],
+            "best_member_test_accuracy": max(m["test_accuracy"] for m in members),
+            "params_sha256": params_sha256(state.params), "member_block": member_block,
+            "finished": epochs_run >= config.epochs}
+
+
+def plot(plots: Path, run: Any, dataset: Any, history: Sequence[dict[str, Any]], test: dict[str, Any]) -> list[Path]:
+    """The run's PNGs: :func:`plot_run` for a single model, :func:`plot_population` for a population.
+    A failed write raises :class:`~mlwork.train.errors.CheckpointError` naming the folder."""
+    from mlwork.train.errors import CheckpointError
+
+    try:
+        return _plot(plots, run, dataset, history, test)
+    except OSError as e:
+        raise CheckpointError(f"could not write the plots in {plots}: {e.strerror or e}") from None
+
+
+def _plot(plots: Path, run: Any, dataset: Any, history: Sequence[dict[str, Any]], test: dict[str, Any]) -> list[Path]:
+    import jax.numpy as jnp
+
+    if run.members is not None:
+        return [plot_population(plots, history, len(run.members))]
+    config, steps_per_epoch = run.config, run.steps_per_epoch
+    labels = np.asarray(dataset.test_labels)
+    preds = np.asarray(test["predictions"])
+    wrong = np.nonzero(preds != labels)[0][:32]
+    if run.custom_tx:  # the schedule is inside the user's transformation: plot what was logged
+        t_steps = np.array([r["epoch"] * steps_per_epoch for r in history])
+        lr_values = np.array([np.nan if r["learning_rate"] is None else r["learning_rate"] for r in history])
+    else:
+        t_steps = np.arange(0, config.epochs * steps_per_epoch + 1, max(1, steps_per_epoch // 20))
+        lr_values = np.asarray(jax.vmap(run.schedule)(jnp.asarray(t_steps)))
+    return plot_run(plots, history, t_steps, lr_values, confusion_matrix(labels, preds, run.num_classes),
+                    run.class_names, np.asarray(dataset.test_images)[wrong], labels[wrong], preds[wrong],
+                    f"{config.dataset} {config.model}")

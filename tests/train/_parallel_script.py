@@ -22,8 +22,8 @@ ds = Dataset("mnist", full.train_images[:700], full.train_labels[:700], full.tes
 quiet = {"log": lambda m: None}
 out = {"n_devices": len(jax.devices())}
 
-one = fit(TrainConfig(epochs=2, batch_size=64, devices=1, seed=3), ds, **quiet)
-four = fit(TrainConfig(epochs=2, batch_size=64, devices=4, seed=3), ds, **quiet)
+one = fit(TrainConfig(epochs=2, batch_size=64, devices=1, seed=3), ds)
+four = fit(TrainConfig(epochs=2, batch_size=64, devices=4, seed=3), ds)
 p1, p4 = flat(one.state.params), flat(four.state.params)
 out["max_abs_diff"] = float(np.max(np.abs(p1 - p4)))
 out["max_abs_param"] = float(np.max(np.abs(p1)))

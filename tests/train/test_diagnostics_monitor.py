@@ -138,7 +138,7 @@ def test_monitored_epoch_matches_independent_gradients(small_mnist):
 
 
 def test_fit_rows_carry_the_monitor_and_plot(small_mnist, tmp_path):
-    whole = fit(TrainConfig(epochs=2, batch_size=64, seed=2), small_mnist, log=lambda msg: None)
+    whole = fit(TrainConfig(epochs=2, batch_size=64, seed=2), small_mnist)
     steps_per_epoch = int(round(700 * 0.9)) // 64
     for row in whole.history:
         assert set(row["grad_norm_layers"]) == {"layer_1", "layer_2", "layer_3"}
@@ -147,8 +147,7 @@ def test_fit_rows_carry_the_monitor_and_plot(small_mnist, tmp_path):
         assert 1e-5 < row["update_ratio"] < 1e-1 and row["param_norm"] > 1.0
         assert 0.0 <= row["dead_relu_fraction"] < 0.5 and row["learning_rate"] == pytest.approx(1e-3)
     # Epochs split into three compiled calls of 3 steps report the same monitor.
-    chunked = fit(TrainConfig(epochs=2, batch_size=64, seed=2, steps_per_call=3), small_mnist,
-                  log=lambda msg: None)
+    chunked = fit(TrainConfig(epochs=2, batch_size=64, seed=2, steps_per_call=3), small_mnist)
     for a, b in zip(whole.history, chunked.history, strict=True):
         for key in ("grad_norm", "grad_norm_max", "monitored_steps", "param_norm", "update_ratio",
                     "dead_relu_fraction"):

@@ -94,13 +94,13 @@ def test_fit_in_memory_matches_train_and_evaluate(tmp_path, small_mnist):
     from mlwork.train import fit, make_evaluator, params_sha256
 
     config = TrainConfig(epochs=2, batch_size=64, seed=1)
-    result = fit(config, small_mnist, log=lambda m: None)
+    result = fit(config, small_mnist)
     assert [r["epoch"] for r in result.history] == [1, 2] and int(result.state.step) == 2 * (630 // 64)
     on_disk = train_and_evaluate(config, tmp_path / "run", small_mnist, **QUIET)
     assert params_sha256(result.state.params) == on_disk["params_sha256"]   # same compiled epochs
     test = make_evaluator(result.run)(result.state.params, result.state.model_state, *result.run.test)
     assert 0.7 < float(test["accuracy"]) <= 1.0
-    linear = fit(TrainConfig(epochs=1, batch_size=64), small_mnist, model=nn.mlp([784, 10]), log=lambda m: None)
+    linear = fit(TrainConfig(epochs=1, batch_size=64), small_mnist, model=nn.mlp([784, 10]))
     assert nn.count_params(linear.state.params) == 7850
 
 

@@ -23,7 +23,7 @@ from mlwork.train import (
     WorkdirLock,
     checkpoint,
     init_state,
-    loop,
+    lifecycle,
     prepare,
     train_and_evaluate,
 )
@@ -97,8 +97,9 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_is_exact(tmp_path, sampl
 
 
 class _GuardFiringAt(PreemptionGuard):
-    """A preemption guard whose request appears at its ``fire_at``-th poll (the loop polls once per
-    compiled call and once at each epoch's end), so the stop lands at a known place mid-epoch."""
+    """A preemption guard whose request appears at its ``fire_at``-th poll (the lifecycle polls after
+    each compiled call that does not end an epoch, and once at each epoch's end), so the stop
+    lands at a known place mid-epoch."""
 
     fire_at = 0
 
@@ -119,8 +120,9 @@ class _GuardFiringAt(PreemptionGuard):
 def test_preemption_mid_epoch_saves_partial_sums_and_resumes_exactly(tmp_path, small_mnist, monkeypatch):
     config = TrainConfig(epochs=3, batch_size=64, seed=4, steps_per_call=1)  # 9 steps per epoch
     workdir = tmp_path / "run"
-    # Polls 1-9: epoch 1's steps, 10: its end, 11-13: epoch 2's steps 10-12 -> stop after step 12.
-    monkeypatch.setattr(loop, "PreemptionGuard", type("Guard", (_GuardFiringAt,), {"fire_at": 13}))
+    # Polls 1-8: after epoch 1's steps 1-8 (not after the call that ends the epoch), 9: its end,
+    # 10-12: after epoch 2's steps 10-12 -> stop after step 12.
+    monkeypatch.setattr(lifecycle, "PreemptionGuard", type("Guard", (_GuardFiringAt,), {"fire_at": 12}))
     with pytest.raises(Preempted) as stopped:
         train_and_evaluate(config, workdir, small_mnist, **QUIET)
     assert (stopped.value.step, stopped.value.epoch) == (12, 1)

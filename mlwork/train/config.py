@@ -1,0 +1,283 @@
+"""Every knob of a run in one validated record, its JSON form, and the command line made from it.
+
+:class:`TrainConfig` is what ``config.json`` records and what a resumed run is checked against.
+It imports neither JAX nor NumPy, so a command line can be parsed (and ``--help`` answered)
+before the accelerator runtime loads.
+
+Example::
+
+    from mlwork.train.config import TrainConfig
+    config = TrainConfig(model="cnn", epochs=12, batch_size=128, population=4)
+    config.members()            # four seeds: 0, 1, 2, 3 at lr 1e-3
+    TrainConfig.from_json("runs/a/config.json") == config   # after a run in runs/a
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from mlwork.train.errors import RunError
+
+MODELS = ("mlp", "cnn")
+DATASETS = ("mnist", "fashion_mnist")
+#: Kept in step with :data:`mlwork.optim.OPTIMIZERS` (a test checks), so parsing needs no JAX.
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup_cosine", "onecycle")
+#: Schedules whose shape depends on the run's total length: a resumed run must keep ``epochs``.
+RUN_LENGTH_SCHEDULES = ("exponential", "cosine", "warmup_cosine", "onecycle")
+SOURCES = ("auto", "idx", "cache", "tfds", "download", "system", "sample")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+#: Hyperparameters a population may sweep (each member's value lives in its optimizer state).
+SWEEPABLE = ("lr", "weight_decay")
+#: Fields that must agree between a run and its resumption (``epochs`` too for RUN_LENGTH_SCHEDULES).
+RESUME_KEYS = ("model", "dataset", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "l1",
+               "dropout", "augment", "seed", "val_fraction", "split_seed", "clip_norm", "compute_dtype",
+               "population", "sweep")
+
+
+#: What ``config.json`` records beside the config: what the run found (see
+#: :func:`mlwork.train.lifecycle.run_record`).
+RUN_RECORD_KEYS = ("data_source", "n_params", "steps_per_epoch", "input_shape", "num_classes", "class_names",
+                   "mean", "std", "members", "environment")
+
+
+def _knob(default: Any, help: str, *, choices: tuple[str, ...] | None = None, flag: str | None = None) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
+
+
+class Member(NamedTuple):
+    """One population member: its seed and hyperparameters."""
+
+    seed: int
+    lr: float
+    weight_decay: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a run; validated when constructed (a bad value raises :class:`RunError`).
+
+    A population (``population > 1`` or a ``sweep``) is the same run with a leading member axis
+    on its state: members are every combination of ``population`` seeds (``seed``, ``seed + 1``,
+    ...) and the swept values (see :meth:`members`).
+
+    Raises:
+      RunError: a field outside its documented range, naming the field and what was expected.
+    """
+
+    model: str = _knob("mlp", "network: the deck's 784-256-128-10 ReLU MLP, or the BatchNorm CNN", choices=MODELS)
+    dataset: str = _knob("mnist", "data set (the MNIST family, 28x28 grey images, 10 classes)", choices=DATASETS)
+    data_dir: str | None = _knob(None, "folder with the four IDX files (.gz or raw); none: $MLWORK_DATA_DIR, "
+                                       "then the download cache, TFDS, a download, the system package, the "
+                                       "embedded 5k sample")
+    test_dir: str | None = _knob(None, "evaluate on the t10k IDX files in this folder instead (e.g. the real "
+                                       "MNIST test set)")
+    source: str = _knob("auto", "force one data source (auto: the first available, in the order of --data-dir's "
+                                "help)", choices=SOURCES)
+    epochs: int = _knob(10, "epochs to train (a resumed run trains up to this many in total)")
+    batch_size: int = _knob(64, "examples per optimizer step (the global batch, split over --devices)")
+    optimizer: str = _knob("adam", "Optax optimizer (the deck's section 14)", choices=OPTIMIZERS)
+    lr: float = _knob(1e-3, "peak learning rate (swept members' rates replace it)", flag="--lr")
+    schedule: str = _knob("step", "learning-rate schedule; step = the deck's StepLR (halve every 5 epochs); "
+                                  "the cosine family, exponential and onecycle span --epochs", choices=SCHEDULES)
+    weight_decay: float = _knob(0.0, "decoupled L2 strength (weights only, never biases or norm scales)")
+    l1: float = _knob(0.0, "proximal L1 strength (weights only)")
+    clip_norm: float | None = _knob(None, "clip gradients to this global norm (none: no clipping)")
+    dropout: float = _knob(0.2, "dropout probability, in [0, 1)")
+    augment: bool = _knob(False, "random shifts (±2 px) and rotations (±10°) on the device")
+    compute_dtype: str = _knob("float32", "dtype of the forward/backward pass; parameters and optimizer state "
+                                          "stay float32 (bfloat16 is for accelerators)", choices=COMPUTE_DTYPES)
+    patience: int | None = _knob(None, "early stopping: epochs without a better validation accuracy "
+                                       "(single models; none: off)")
+    seed: int = _knob(0, "seed of initialisation, data order, dropout and augmentation")
+    val_fraction: float = _knob(0.1, "fraction of the training set held out for validation, in (0, 1)")
+    split_seed: int = _knob(0, "seed of the validation split (part of the data protocol, not the model)")
+    keep_checkpoints: int = _knob(3, "latest checkpoints kept (the best one is kept as well)")
+    eval_batch_size: int = _knob(1000, "examples per evaluation batch")
+    devices: int | None = _knob(None, "data-parallel over this many devices (none: all; populations: 1)")
+    steps_per_call: int | None = _knob(None, "optimizer steps per compiled call (none: a whole epoch); "
+                                             "smaller answers SIGTERM sooner")
+    population: int = _knob(1, "train K models (seeds seed..seed+K-1) in one vmapped program")
+    sweep: str | None = _knob(None, "one member per value, times --population seeds: e.g. lr=1e-4,3e-4,1e-3 "
+                                    "or 'lr=1e-3,3e-3;weight_decay=0,1e-4'")
+    monitor: bool = _knob(True, "training monitor: per-layer gradient norms, update ratios, dead ReLUs")
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # -- derived -----------------------------------------------------------------------------
+    @property
+    def is_population(self) -> bool:
+        """Whether the run's state has a member axis (``population > 1`` or a sweep)."""
+        return self.population > 1 or self.sweep is not None
+
+    def sweep_values(self) -> dict[str, list[float]]:
+        """The parsed ``sweep``: ``{"lr": [...], "weight_decay": [...]}`` (empty without one)."""
+        return parse_sweep(self.sweep) if self.sweep else {}
+
+    def members(self) -> list[Member]:
+        """Every combination of the ``population`` seeds and the swept values (default: the
+        config's own): one :class:`Member` for a single model."""
+        sweep = self.sweep_values()
+        return [Member(s, float(lr), float(wd)) for s, lr, wd in itertools.product(
+            range(self.seed, self.seed + self.population), sweep.get("lr", [self.lr]),
+            sweep.get("weight_decay", [self.weight_decay]))]
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- JSON ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> TrainConfig:
+        """The config among ``record``'s keys (``config.json`` also records what the run found,
+        under :data:`RUN_RECORD_KEYS`: data source, shapes, members, versions); other unknown keys
+        are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(record) - names - set(RUN_RECORD_KEYS)
+        if unknown:
+            raise RunError(f"config has unknown fields {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**{k: v for k, v in record.items() if k in names})
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainConfig:
+        """Read a run's ``config.json`` back: ``TrainConfig.from_json(workdir / "config.json")``."""
+        try:
+            record = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise RunError(f"cannot read config {path}: {e}") from None
+        if not isinstance(record, dict):
+            raise RunError(f"config {path} must hold a JSON object")
+        return cls.from_dict(record)
+
+    def resume_mismatch(self, recorded: dict[str, Any]) -> str | None:
+        """What differs between this (a ``--resume`` request) and a run's recorded config, as
+        one phrase, or ``None`` when the run can continue under this config."""
+        keys = RESUME_KEYS + (("epochs",) if self.schedule in RUN_LENGTH_SCHEDULES else ())
+        for key in keys:
+            old = recorded.get(key, _DEFAULTS[key])
+            if old != getattr(self, key):
+                why = (f" (the {self.schedule} schedule spans the run's epochs; a longer run needs a new workdir)"
+                       if key == "epochs" else "")
+                return f"{key}={old!r}, not {getattr(self, key)!r}{why}"
+        return None
+
+
+def _validate(c: TrainConfig) -> None:
+    for f in dataclasses.fields(c):
+        value = getattr(c, f.name)
+        kinds = _kinds(f.type)
+        if value is None and type(None) in kinds:
+            continue
+        if isinstance(value, bool) and bool not in kinds:
+            raise RunError(f"{f.name} must be {_describe(kinds)}, got {value!r}")
+        if not isinstance(value, kinds) or (float in kinds and isinstance(value, float) and not math.isfinite(value)):
+            if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(c, f.name, float(value))
+                continue
+            raise RunError(f"{f.name} must be {'a finite ' if float in kinds else ''}{_describe(kinds)}, "
+                           f"got {value!r}")
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise RunError(f"unknown {f.name} {value!r}; expected one of: {', '.join(choices)}")
+    positive = ("epochs", "batch_size", "keep_checkpoints", "eval_batch_size", "population")
+    for name in positive + ("steps_per_call", "devices"):
+        value = getattr(c, name)
+        if value is not None and value < 1:
+            raise RunError(f"{name} must be >= 1, got {value}")
+    if c.lr <= 0:
+        raise RunError(f"lr must be > 0 (a learning rate), got {c.lr}")
+    for name in ("weight_decay", "l1"):
+        if getattr(c, name) < 0:
+            raise RunError(f"{name} must be >= 0, got {getattr(c, name)}")
+    if c.clip_norm is not None and c.clip_norm <= 0:
+        raise RunError(f"clip_norm must be > 0, got {c.clip_norm}")
+    if not 0.0 <= c.dropout < 1.0:
+        raise RunError(f"dropout must be in [0, 1) (the probability of dropping a unit), got {c.dropout}")
+    if c.patience is not None and c.patience < 0:
+        raise RunError(f"patience must be >= 0, got {c.patience}")
+    if not 0.0 < c.val_fraction < 1.0:
+        raise RunError(f"val_fraction must be in (0, 1), got {c.val_fraction}")
+    if c.sweep is not None:
+        parse_sweep(c.sweep)
+    if c.is_population:
+        if c.devices not in (None, 1):
+            raise RunError(f"a population runs on one device (devices 1); got devices={c.devices} — data "
+                           "parallelism is for single models")
+        if c.patience is not None:
+            raise RunError("patience (early stopping) is for single models: every population member trains for "
+                           "epochs, and each member's best epoch is kept")
+
+
+def _kinds(annotation: Any) -> tuple[type, ...]:
+    hint = eval(annotation, {}) if isinstance(annotation, str) else annotation  # noqa: S307 (our own annotations)
+    args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    return tuple(args)
+
+
+def _describe(kinds: tuple[type, ...]) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "None"}
+    return " or ".join(names[k] for k in kinds)
+
+
+def parse_sweep(text: str) -> dict[str, list[float]]:
+    """``"lr=1e-4,3e-4;weight_decay=0,1e-4"`` -> ``{"lr": [1e-4, 3e-4], "weight_decay": [0.0, 1e-4]}``.
+
+    Raises:
+      RunError: an unknown name, a non-number, a negative or non-finite value, a learning rate <= 0.
+    """
+    sweep: dict[str, list[float]] = {}
+    if not isinstance(text, str) or not text.strip():
+        raise RunError(f"sweep takes NAME=V1,V2,... with NAME in {SWEEPABLE}; got {text!r}")
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, sep, values = part.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in SWEEPABLE:
+            raise RunError(f"sweep takes NAME=V1,V2,... with NAME in {SWEEPABLE}; got {part!r}")
+        try:
+            sweep[name] = [float(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise RunError(f"sweep {name} values must be numbers, got {values!r}") from None
+        if not sweep[name] or any(not math.isfinite(v) or v < 0 for v in sweep[name]):
+            raise RunError(f"sweep {name} needs non-negative finite values, got {values!r}")
+        if name == "lr" and any(v == 0 for v in sweep[name]):
+            raise RunError(f"sweep lr values must be > 0 (learning rates), got {values!r}")
+    return sweep
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+# -- the command line ------------------------------------------------------------------------------
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`TrainConfig` field (``--batch-size`` for ``batch_size``, ``--lr``),
+    with its type, choices, default and help; booleans get ``--x/--no-x``."""
+    group = parser.add_argument_group("run configuration (recorded in config.json)")
+    for f in dataclasses.fields(TrainConfig):
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        kinds = [k for k in _kinds(f.type) if k is not type(None)]
+        kw: dict[str, Any] = {"dest": f.name, "default": f.default, "help": f.metadata["help"]}
+        if kinds == [bool]:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = kinds[0]
+            kw["metavar"] = f.name.upper() if not f.metadata.get("choices") else None
+            if f.metadata.get("choices"):
+                kw["choices"] = f.metadata["choices"]
+        group.add_argument(flag, **{k: v for k, v in kw.items() if v is not None or k == "default"})
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed flags (raises :class:`RunError` on a bad value)."""
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})

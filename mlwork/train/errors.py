@@ -1,0 +1,105 @@
+"""The ways a run ends other than success, and the one table of exit codes every experiment uses.
+
+Each exception carries a one-line message that names what went wrong and what to do; the
+experiments print ``error: <message>`` and exit with :func:`exit_code` of it. This module
+imports nothing heavy, so a command line can map errors before JAX loads.
+
+======  ===========================================================================================
+code    meaning
+======  ===========================================================================================
+0       success
+2       bad input: flags, data files, a workdir that holds another run or is in use, a ``--resume``
+        that does not match the run in the workdir or has nothing to resume (nothing was written)
+3       the training loss became NaN or infinite (nothing saved for that epoch)
+4       a checkpoint or another output could not be written or read (disk full, read-only, or
+        the workdir gone); earlier checkpoints intact
+75      preempted (SIGTERM) after saving a checkpoint: rerun with ``--resume`` (EX_TEMPFAIL)
+130     interrupted (SIGINT, Ctrl-C) after saving a checkpoint: rerun with ``--resume``
+======  ===========================================================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_NONFINITE = 3
+EXIT_CHECKPOINT = 4
+EXIT_PREEMPTED = 75
+EXIT_INTERRUPTED = 130
+
+#: code -> meaning, for ``--help`` epilogs and the README.
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_BAD_INPUT: "bad input (flags, data, a workdir holding another run or in use, a mismatched --resume); "
+                    "nothing written",
+    EXIT_NONFINITE: "non-finite training loss (nothing saved for that epoch)",
+    EXIT_CHECKPOINT: "a checkpoint or output could not be written or read (earlier checkpoints intact)",
+    EXIT_PREEMPTED: "preempted by SIGTERM after saving a checkpoint: rerun with --resume",
+    EXIT_INTERRUPTED: "interrupted by SIGINT (Ctrl-C) after saving a checkpoint: rerun with --resume",
+}
+
+
+class RunError(ValueError):
+    """A problem with the run's inputs (config, workdir, resume): one line, nothing touched."""
+
+
+class WorkdirInUse(RuntimeError):
+    """Another live process holds the workdir's lock."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written, or no intact checkpoint could be read."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; nothing was saved for that epoch.
+
+    Attributes:
+      epoch: the epoch (1-based) the loss broke in.
+      step: the global optimizer step of the first non-finite loss.
+      member: the population member it happened to (``None`` for a single model).
+    """
+
+    def __init__(self, epoch: int, step: int, *, member: int | None = None, detail: str = "",
+                 checkpoint_dir: Path | None = None, has_checkpoint: bool = False):
+        self.epoch, self.step, self.member = epoch, step, member
+        who = "" if member is None else f" of member {member}{f' ({detail})' if detail else ''}"
+        if checkpoint_dir is None:
+            where = "lower the learning rate"
+        elif has_checkpoint:
+            where = (f"nothing was saved for it; the last good checkpoint in {checkpoint_dir} is intact (lower the "
+                     "learning rate, or --resume to continue from it)")
+        else:
+            where = ("no checkpoint had been written yet (lower the learning rate; --resume in this workdir starts "
+                     "over with any config)")
+        super().__init__(f"non-finite training loss{who} at epoch {epoch}, step {step}; {where}")
+
+
+class Preempted(Exception):
+    """Raised after a checkpoint was saved in answer to SIGTERM (or SIGINT)."""
+
+    def __init__(self, step: int, epoch: int, workdir: Path | None, signal_name: str = "SIGTERM"):
+        self.step, self.epoch, self.signal_name = step, epoch, signal_name
+        verb = "interrupted" if signal_name == "SIGINT" else "preempted"
+        super().__init__(f"{verb} ({signal_name}): checkpoint saved at step {step} (epoch {epoch}) in "
+                         f"{workdir}; continue with --resume")
+
+
+def exit_code(error: BaseException) -> int:
+    """The documented exit status for an exception a run raised (see the module's table)."""
+    if isinstance(error, Preempted):
+        return EXIT_INTERRUPTED if error.signal_name == "SIGINT" else EXIT_PREEMPTED
+    if isinstance(error, NonFiniteLossError):
+        return EXIT_NONFINITE
+    if isinstance(error, CheckpointError):
+        return EXIT_CHECKPOINT
+    if isinstance(error, (ValueError, WorkdirInUse)):  # RunError, DataError, argument checks
+        return EXIT_BAD_INPUT
+    raise TypeError(f"no exit code is documented for {type(error).__name__}") from error
+
+
+def exit_codes_epilog() -> str:
+    """The exit-code table as ``--help`` text."""
+    return "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())

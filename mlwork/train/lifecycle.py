@@ -1,0 +1,304 @@
+"""``train_and_evaluate(config, workdir)``: a run's whole life in a workdir, one model or many.
+
+The same code serves a single model and a population (see :mod:`mlwork.train.programs`):
+
+1. **Refuse before writing.** The config was validated when it was built; :func:`prepare`
+   checks it against the devices and the data; the workdir is checked read-only (another run
+   in it, nothing to resume, a ``--resume`` whose config differs from the recorded one).
+2. **Lock** the workdir (one writer; the kernel frees the lock when the process dies).
+3. **Resume** from the newest intact checkpoint: one that does not fit the request is refused
+   (nothing is moved); damaged ones (unreadable, wrong bytes) are named, moved to
+   ``damaged_checkpoints/`` and skipped; a run stopped before its first checkpoint starts over.
+4. **Train** with :func:`~mlwork.train.loop.train_epochs` under a
+   :class:`~mlwork.train.guard.PreemptionGuard`: each epoch's checkpoint (latest N + best by
+   validation) and ``metrics.jsonl`` row are written in this module's loop body; SIGTERM/SIGINT
+   mid-epoch saves the step reached with the epoch's partial sums.
+5. **Report**: the best checkpoint (each member's best epoch, for a population) is evaluated on
+   the test split; ``summary.json`` and the plots are written.
+
+Outputs: ``config.json`` (the :class:`TrainConfig` fields plus what the run found: data source,
+shapes, parameter count, members; ``TrainConfig.from_json`` reads it back), ``metrics.jsonl``,
+``summary.json``, ``checkpoints/``, ``plots/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from mlwork import nn
+from mlwork.data.sources import Dataset
+from mlwork.train import checkpoint as ckpt
+from mlwork.train import report
+from mlwork.train.config import TrainConfig
+from mlwork.train.errors import CheckpointError, NonFiniteLossError, Preempted, RunError
+from mlwork.train.guard import PreemptionGuard, WorkdirLock
+from mlwork.train.loop import EpochEnd, Interrupted, stopped_before, train_epochs
+from mlwork.train.programs import (
+    Run,
+    checkpoint_tree,
+    compile_run,
+    ensemble_predict,
+    init_state,
+    make_evaluator,
+    prepare,
+    split_tree,
+)
+
+
+def _has_checkpoints(workdir: Path) -> bool:
+    folder = workdir / "checkpoints"
+    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
+
+
+def check_workdir(workdir: Path, config: TrainConfig, data_source: str, resume: bool) -> bool:
+    """Refuse a workdir that holds another run, or nothing to resume, or a run that differs from
+    ``config`` (read-only). Returns ``True`` when a ``resume`` must start from scratch: the run
+    was stopped before its first checkpoint.
+
+    Raises:
+      RunError: naming what differs or what is missing.
+    """
+    existing = workdir / "config.json"
+    has_checkpoints = _has_checkpoints(workdir)
+    if not resume:
+        if existing.exists() or has_checkpoints:
+            raise RunError(f"workdir {workdir} already holds a run; pass --resume to continue it or "
+                           "choose another --workdir")
+        return False
+    if not has_checkpoints and not existing.exists():
+        raise RunError(f"--resume: no checkpoint in {workdir / 'checkpoints'}")
+    if not has_checkpoints:  # stopped before its first checkpoint: nothing to continue, any config starts over
+        return True
+    if existing.exists():
+        try:
+            old = json.loads(existing.read_text())
+        except (OSError, ValueError) as e:
+            raise RunError(f"--resume: cannot read {existing}: {e}") from None
+        if "members" in old and "population" not in old:  # a population recorded before config v2
+            raise RunError(f"workdir {workdir} holds a population recorded by an older mlwork; use another --workdir")
+        differs = config.resume_mismatch(old)
+        if differs:
+            raise RunError(f"--resume: workdir {workdir} holds a run with {differs}; change the flag back or use "
+                           "another --workdir (nothing was changed)")
+        old_source = old.get("data_source")
+        if old_source not in (None, data_source):
+            raise RunError(f"--resume: workdir {workdir} was trained on {old_source}, not {data_source}")
+    return not has_checkpoints
+
+
+def _restore(manager, run: Run, template: Any, log: Callable[[str], None]) -> tuple[Any, dict, int]:
+    """The newest intact checkpoint; a checkpoint that does not fit ``template`` is a mismatched
+    request (RunError, nothing moved), not damage."""
+    latest = manager.latest_step()
+    if latest is not None:
+        differs = ckpt.structure_mismatch(manager, latest, template)
+        if differs:
+            what = "a population" if run.members is not None else "a single model"
+            raise RunError(f"--resume: checkpoint {latest} in {manager.directory} does not fit {what} of this "
+                           f"config ({differs}); nothing was changed")
+    return ckpt.restore_latest_intact(manager, template, warn=log, quarantine=True)
+
+
+def run_record(run: Run, dataset: Dataset, state: Any) -> dict[str, Any]:
+    """What ``config.json`` records beside the config: what the run found (the keys of
+    :data:`~mlwork.train.config.RUN_RECORD_KEYS`)."""
+    params = state.params if run.members is None else jax.tree.map(lambda x: x[0], state.params)
+    return {"data_source": dataset.source, "n_params": nn.count_params(params),
+            "steps_per_epoch": run.steps_per_epoch, "input_shape": list(run.input_shape),
+            "num_classes": run.num_classes, "class_names": list(run.class_names), "mean": run.mean, "std": run.std,
+            "members": None if run.members is None else [m._asdict() for m in run.members]}
+
+
+def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Dataset, *, resume: bool = False,
+                       stop_after: int | None = None, progress: bool = True,
+                       log: Callable[[str], None] = print, plots: bool = True, model: nn.Model | None = None,
+                       tx: optax.GradientTransformation | None = None,
+                       member_block: int | None = None) -> dict[str, Any]:
+    """Train ``config`` on ``dataset`` in ``workdir`` and evaluate its best checkpoint on the test
+    split; return the summary (also written to ``summary.json``). One model, or a population when
+    ``config.population > 1`` or ``config.sweep`` is set — with the same guarantees.
+
+    Args:
+      config: the run's knobs (validated when built).
+      workdir: the run's folder (created; one run per folder).
+      dataset: uint8 images and integer labels (see :func:`mlwork.data.load_dataset`).
+      resume: continue from the newest intact checkpoint with the same data order, RNG stream,
+        schedule position and early-stopping counters: the final parameters equal an
+        uninterrupted run's bit for bit (CPU). A run stopped before its first checkpoint starts
+        over.
+      stop_after: end this invocation after that many epochs, as if interrupted.
+      progress: a tqdm bar per epoch.
+      log: where one-line messages go (resume, fallbacks, early stopping).
+      plots: write the PNGs in ``workdir/plots``.
+      model, tx: replace the model / optimizer ``config`` names (single models for ``tx``); the rest of
+        the pipeline (data, checkpoints, metrics, plots) is unchanged.
+      member_block: a population's members per vmapped block (speed only).
+
+    Returns:
+      The summary: test accuracy and loss of the best checkpoint, epochs run, timings,
+      ``params_sha256`` of the final parameters; for a population, every member's and the ensemble's.
+
+    Raises:
+      RunError: a config the devices or data cannot run, a workdir holding another run, a
+        ``resume`` with nothing to resume or a config or checkpoint that differs (nothing written).
+      WorkdirInUse: another process is training in ``workdir``.
+      NonFiniteLossError: the loss became NaN/inf (nothing saved for that epoch; names the member).
+      Preempted: SIGTERM or SIGINT; a checkpoint was written first.
+      CheckpointError: a checkpoint could not be written (earlier ones intact), or none is intact.
+
+    Example::
+
+        from mlwork.data import load_dataset
+        from mlwork.train import TrainConfig, train_and_evaluate
+        summary = train_and_evaluate(TrainConfig(epochs=2), "runs/demo", load_dataset("mnist"))
+        summary["test_accuracy"]
+    """
+    workdir = Path(workdir)
+    check_workdir(workdir, config, dataset.source, resume)  # read-only checks, before any write
+    run = prepare(config, dataset, model=model, tx=tx)
+    with WorkdirLock(workdir) as lock, PreemptionGuard() as guard, \
+            contextlib.closing(ckpt.checkpoint_manager(workdir, keep=config.keep_checkpoints)) as manager:
+        fresh = check_workdir(workdir, config, dataset.source, resume)  # again, now that we hold the lock
+        tree, history, partial = _start(run, manager, workdir, resume and not fresh, log)
+        if resume and fresh:
+            log(f"no checkpoint in {workdir} yet (stopped before its first): starting from scratch")
+        meta = {**config.to_dict(), **run_record(run, dataset, split_tree(run, tree)[0])}
+        report.write_json(workdir / "config.json", meta)
+        report.write_metrics(workdir / "metrics.jsonl", history)
+        state, best = split_tree(run, tree)
+        compiled = compile_run(run, state, block=member_block)
+        stopped_early = False
+        with _progress_bar(run, _epoch(run, tree), progress) as bar:
+            try:
+                for event in train_epochs(run, state, compiled, best=best, partial=partial, stop_after=stop_after,
+                                          interrupt=lambda: guard.requested):
+                    state, best = event.state, event.best
+                    _check_workdir_still_there(lock, _step(run, state))
+                    if isinstance(event, Interrupted):  # SIGTERM/SIGINT mid-epoch: save the step reached
+                        ckpt.save(manager, _step(run, state), checkpoint_tree(run, state, best),
+                                  {"history": history, "config": meta, "partial": event.partial})
+                        raise Preempted(_step(run, state), event.epoch, workdir, guard.signal_name or "SIGTERM")
+                    history.extend(event.rows)
+                    ckpt.save(manager, _step(run, state), checkpoint_tree(run, state, best),
+                              {"history": history, "config": meta}, event.val_metric, event.epoch)
+                    report.write_metrics(workdir / "metrics.jsonl", history)
+                    _show(bar, event)
+                    if event.stop:
+                        stopped_early = True
+                        log(f"early stopping after epoch {event.epoch}: no improvement in validation accuracy for "
+                            f"{config.patience} epochs")
+                    elif guard.requested and event.epoch < config.epochs:
+                        raise Preempted(_step(run, state), event.epoch, workdir, guard.signal_name or "SIGTERM")
+            except NonFiniteLossError as e:  # say what is on disk
+                raise NonFiniteLossError(e.epoch, e.step, member=e.member, detail=_detail(run, e.member),
+                                         checkpoint_dir=Path(str(manager.directory)),
+                                         has_checkpoint=bool(manager.all_steps())) from None
+            finally:
+                ckpt.wait(manager)  # a checkpoint being written is finished (or its failure reported)
+        test, best_epoch, best_val = _evaluate_best(run, manager, state, best)
+    summary = report.summarize(run, dataset, history, state, test, compile_time_s=compiled.compile_time_s,
+                               best_epoch=best_epoch, best_val_accuracy=best_val,
+                               stopped_early=stopped_early or stopped_before(run, state),
+                               member_block=compiled.member_block)
+    report.write_json(workdir / "summary.json", summary)
+    if plots:
+        report.plot(workdir / "plots", run, dataset, history, test)
+    return summary
+
+
+def _check_workdir_still_there(lock: WorkdirLock, step: int) -> None:
+    """Writing into a workdir someone removed (or replaced) would recreate half a run there."""
+    if not lock.held():
+        raise CheckpointError(f"could not write checkpoint {step}: the workdir {lock.path.parent} was removed or "
+                              "replaced during the run")
+
+
+def _start(run: Run, manager, workdir: Path, restore: bool, log: Callable[[str], None]
+           ) -> tuple[Any, list[dict[str, Any]], dict[str, Any] | None]:
+    """``(checkpoint tree, history, partial sums)`` to start from: fresh, or the newest intact checkpoint."""
+    tree = checkpoint_tree(run, init_state(run))
+    if not restore:
+        return tree, [], None
+    tree, saved, step = _restore(manager, run, tree, log)
+    log(f"resumed from step {step} (epoch {_epoch(run, tree)}) in {manager.directory}")
+    return tree, [r for r in saved.get("history", []) if r["epoch"] <= _epoch(run, tree)], saved.get("partial")
+
+
+def _evaluate_best(run: Run, manager, state: Any, best: tuple[Any, Any] | None
+                   ) -> tuple[dict[str, Any], int | None, float | None]:
+    """Test figures of the best checkpoint (a single model) or of each member's best epoch and
+    their ensemble (a population): ``(test metrics, best epoch, best validation accuracy)``."""
+    evaluate = make_evaluator(run)
+    if run.members is not None:
+        test = jax.device_get(evaluate(*best, *run.test))
+        probs = ensemble_predict(run, *best, run.test[0])
+        test["ensemble_accuracy"] = float(np.mean(np.asarray(probs).argmax(-1) == np.asarray(run.test[1])))
+        return test, None, None
+    step = ckpt.best_step(manager)
+    best_state, _ = ckpt.restore(manager, checkpoint_tree(run, state), step)
+    test = jax.device_get(evaluate(best_state.params, best_state.model_state, *run.test))
+    return test, ckpt.epoch_of(manager, step), float(best_state.early_stopping.best)
+
+
+def _progress_bar(run: Run, initial: int, progress: bool):
+    config = run.config
+    return tqdm(total=config.epochs, initial=initial, unit="epoch", disable=None if progress else True,
+                desc=f"{config.dataset}-{config.model}" + (f" x{run.population}" if run.population else ""))
+
+
+def _epoch(run: Run, tree: Any) -> int:
+    state = split_tree(run, tree)[0]
+    return int(state.epoch) if run.members is None else int(state.epoch[0])
+
+
+def _step(run: Run, state: Any) -> int:
+    return int(state.step) if run.members is None else int(state.step[0])
+
+
+def _detail(run: Run, member: int | None) -> str:
+    return "" if member is None else "seed {}, lr {:g}, weight_decay {:g}".format(*run.members[member])
+
+
+def _show(bar, event: EpochEnd) -> None:
+    bar.update(1)
+    rows = event.rows
+    bar.set_postfix(loss=f"{statistics.fmean(r['train_loss'] for r in rows):.4f}",
+                    val_acc=f"{statistics.fmean(r['val_accuracy'] for r in rows):.4f}")
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """A log file that never complains: on a full, read-only or vanished disk its records are
+    dropped rather than printed as logging tracebacks on stderr."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: ARG002, N802
+        pass
+
+
+def quiet_orbax_logs(log_file: Path | None = None) -> None:
+    """Send absl/Orbax log records to ``log_file`` (opened at the first record; nothing is
+    created before) instead of stderr, so a failed write shows the one-line error, not hundreds
+    of lines of Orbax's own logging."""
+    for name in ("absl", "orbax", "jax._src.distributed"):
+        logger = logging.getLogger(name)
+        logger.propagate = False
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.addHandler(_QuietFileHandler(log_file, delay=True) if log_file is not None else logging.NullHandler())
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_stderrthreshold("fatal")
+        absl_logging.use_python_logging(quiet=True)
+    except ImportError:
+        pass
