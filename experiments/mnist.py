@@ -7,6 +7,8 @@
     python -m experiments.mnist --population 8                      # 8 seeds in one vmapped program
     python -m experiments.mnist --sweep lr=1e-4,3e-4,1e-3,3e-3      # a learning-rate sweep, likewise
     python -m experiments.mnist --devices 4                         # data parallel over 4 devices
+    JAX_COORDINATOR_ADDRESS=host0:1234 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=0 python -m experiments.mnist ...
+                                        # one of 2 cooperating processes (the same command on each host)
 
 Writes to ``--workdir`` (default ``runs/<dataset>-<model>-<time>``): ``config.json``,
 ``metrics.jsonl`` (one line per epoch), ``summary.json``, ``checkpoints/`` (Orbax: latest N and
@@ -28,7 +30,15 @@ import time
 from pathlib import Path
 
 from mlwork.train.config import TrainConfig, add_config_arguments, config_from_args
-from mlwork.train.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, RunError, exit_code, exit_codes_epilog
+from mlwork.train.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PREEMPTED,
+    RunError,
+    exit_code,
+    exit_codes_epilog,
+)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -45,7 +55,17 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, TrainConfig]
     run.add_argument("--resume", action="store_true", help="continue the run in --workdir from its latest checkpoint")
     run.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     run.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
+    run.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
+                     help="multi-process job: process 0's address (default: $JAX_COORDINATOR_ADDRESS)")
+    run.add_argument("--num-processes", type=int, default=None,
+                     help="multi-process job: processes in it (default: $JAX_NUM_PROCESSES)")
+    run.add_argument("--process-id", type=int, default=None,
+                     help="multi-process job: this process's index (default: $JAX_PROCESS_ID)")
+    run.add_argument("--heartbeat-timeout", type=int, default=30, metavar="SECONDS",
+                     help="multi-process job: a process silent this long is declared dead and the others stop")
     args = p.parse_args(argv)
+    if args.heartbeat_timeout < 1:
+        p.error("--heartbeat-timeout must be >= 1")
     if args.resume and not args.workdir:
         p.error("--resume needs --workdir (the run to continue)")
     if args.stop_after is not None and args.stop_after < 1:
@@ -65,11 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     from mlwork.data import load_dataset
     from mlwork.train import enable_compilation_cache, train_and_evaluate
     from mlwork.train.lifecycle import quiet_orbax_logs
-    from mlwork.train.parallel import maybe_initialize_distributed
+    from mlwork.train.parallel import is_primary, maybe_initialize_distributed, process_prefix
 
-    quiet_orbax_logs(workdir / "orbax.log")
+    quiet_orbax_logs(None)
+    prefix = ""
     try:
-        maybe_initialize_distributed()
+        maybe_initialize_distributed(args.coordinator_address, args.num_processes, args.process_id,
+                                     heartbeat_timeout_s=args.heartbeat_timeout)
+        quiet_orbax_logs(workdir / "orbax.log" if is_primary() else None)  # log files: the primary's only
+        prefix = "" if is_primary() else process_prefix()  # the other processes' lines say which they are
+        if prefix and not args.workdir:  # the default name has the time in it: processes would disagree
+            raise RunError("a multi-process job needs --workdir (the same folder on every process)")
         if not args.no_compile_cache:
             enable_compilation_cache()
         data_kwargs = {} if config.source == "auto" else {"source": config.source}
@@ -77,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         if dataset.notice:
             sys.stdout.flush()
             print(dataset.notice, file=sys.stderr, flush=True)
-        print(f"data: {dataset.source} — {len(dataset.train_labels)} train, {len(dataset.test_labels)} test; "
+        print(f"{prefix}data: {dataset.source} — {len(dataset.train_labels)} train, {len(dataset.test_labels)} test; "
               f"workdir: {workdir}", flush=True)
         summary = train_and_evaluate(config, workdir, dataset, resume=args.resume, stop_after=args.stop_after)
     except KeyboardInterrupt:  # SIGINT before training started (the run's guard answers it after)
@@ -88,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             code = exit_code(e)
         except TypeError:
             raise e from None
-        print(("" if code in (75, 130) else "error: ") + str(e).splitlines()[0], file=sys.stderr, flush=True)
+        print(prefix + ("" if code in (75, 130) else "error: ") + str(e).splitlines()[0], file=sys.stderr, flush=True)
         return code
+    if prefix:
+        print(f"{prefix}done (the primary process reports the run)", flush=True)
+        return EXIT_OK
     if config.is_population:
         _print_population(summary, workdir)
     else:
@@ -131,6 +160,10 @@ def run_main(argv: list[str] | None = None) -> None:
     if code != EXIT_OK:
         sys.stdout.flush()
         sys.stderr.flush()
+        if code in (EXIT_PREEMPTED, EXIT_INTERRUPTED) and "jax" in sys.modules:  # every process of a job stops
+            from mlwork.train.parallel import leave_distributed
+
+            leave_distributed()
         os._exit(code)
     raise SystemExit(code)
 

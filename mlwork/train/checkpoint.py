@@ -76,7 +76,7 @@ def _purge_deleted(directory: Path) -> None:
     import shutil
 
     folder = Path(directory) / TODELETE
-    if folder.is_dir():
+    if folder.is_dir() and jax.process_index() == 0:  # the primary manages the folder (multi-process)
         for entry in folder.iterdir():
             shutil.rmtree(entry, ignore_errors=True)
 
@@ -198,11 +198,16 @@ def _quarantine(manager: ocp.CheckpointManager, steps: list[int], warn: Callable
 
     directory = Path(str(manager.directory))
     aside = directory.parent / "damaged_checkpoints"
-    aside.mkdir(exist_ok=True)
-    for step in steps:
-        target = aside / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
-        (directory / str(step)).rename(target)
-        warn(f"warning: moved damaged checkpoint {step} to {target}")
+    if jax.process_index() == 0:  # the primary moves them; the others wait for it
+        aside.mkdir(exist_ok=True)
+        for step in steps:
+            target = aside / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+            (directory / str(step)).rename(target)
+            warn(f"warning: moved damaged checkpoint {step} to {target}")
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("mlwork:quarantine")
     manager.reload()
 
 

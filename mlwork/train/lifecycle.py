@@ -39,9 +39,9 @@ from tqdm.auto import tqdm
 from mlwork import nn
 from mlwork.data.sources import Dataset
 from mlwork.train import checkpoint as ckpt
-from mlwork.train import report
+from mlwork.train import parallel, report
 from mlwork.train.config import TrainConfig
-from mlwork.train.errors import CheckpointError, NonFiniteLossError, Preempted, RunError
+from mlwork.train.errors import CheckpointError, NonFiniteLossError, Preempted, RunError, WorkdirInUse
 from mlwork.train.guard import PreemptionGuard, WorkdirLock
 from mlwork.train.loop import EpochEnd, Interrupted, stopped_before, train_epochs
 from mlwork.train.programs import (
@@ -165,24 +165,28 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
         summary["test_accuracy"]
     """
     workdir = Path(workdir)
+    log, progress, primary = _process_log(log), progress and parallel.is_primary(), parallel.is_primary()
     check_workdir(workdir, config, dataset.source, resume)  # read-only checks, before any write
     run = prepare(config, dataset, model=model, tx=tx)
-    with WorkdirLock(workdir) as lock, PreemptionGuard() as guard, \
+    with _workdir_lock(workdir) as lock, PreemptionGuard() as guard, \
             contextlib.closing(ckpt.checkpoint_manager(workdir, keep=config.keep_checkpoints)) as manager:
         fresh = check_workdir(workdir, config, dataset.source, resume)  # again, now that we hold the lock
+        parallel.all_processes(True)  # every process has checked before the primary writes
+        requested = lambda: parallel.any_process(guard.requested)  # noqa: E731 (one signalled process stops all)
         tree, history, partial = _start(run, manager, workdir, resume and not fresh, log)
         if resume and fresh:
             log(f"no checkpoint in {workdir} yet (stopped before its first): starting from scratch")
         meta = {**config.to_dict(), **run_record(run, dataset, split_tree(run, tree)[0])}
-        report.write_json(workdir / "config.json", meta)
-        report.write_metrics(workdir / "metrics.jsonl", history)
+        if primary:
+            report.write_json(workdir / "config.json", meta)
+            report.write_metrics(workdir / "metrics.jsonl", history)
         state, best = split_tree(run, tree)
         compiled = compile_run(run, state, block=member_block)
         stopped_early = False
         with _progress_bar(run, _epoch(run, tree), progress) as bar:
             try:
                 for event in train_epochs(run, state, compiled, best=best, partial=partial, stop_after=stop_after,
-                                          interrupt=lambda: guard.requested):
+                                          interrupt=requested):
                     state, best = event.state, event.best
                     _check_workdir_still_there(lock, _step(run, state))
                     if isinstance(event, Interrupted):  # SIGTERM/SIGINT mid-epoch: save the step reached
@@ -192,13 +196,14 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
                     history.extend(event.rows)
                     ckpt.save(manager, _step(run, state), checkpoint_tree(run, state, best),
                               {"history": history, "config": meta}, event.val_metric, event.epoch)
-                    report.write_metrics(workdir / "metrics.jsonl", history)
+                    if primary:
+                        report.write_metrics(workdir / "metrics.jsonl", history)
                     _show(bar, event)
                     if event.stop:
                         stopped_early = True
                         log(f"early stopping after epoch {event.epoch}: no improvement in validation accuracy for "
                             f"{config.patience} epochs")
-                    elif guard.requested and event.epoch < config.epochs:
+                    elif requested() and event.epoch < config.epochs:
                         raise Preempted(_step(run, state), event.epoch, workdir, guard.signal_name or "SIGTERM")
             except NonFiniteLossError as e:  # say what is on disk
                 raise NonFiniteLossError(e.epoch, e.step, member=e.member, detail=_detail(run, e.member),
@@ -211,17 +216,51 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
                                best_epoch=best_epoch, best_val_accuracy=best_val,
                                stopped_early=stopped_early or stopped_before(run, state),
                                member_block=compiled.member_block)
-    report.write_json(workdir / "summary.json", summary)
-    if plots:
+    if primary:
+        report.write_json(workdir / "summary.json", summary)
+    if plots and primary:
         report.plot(workdir / "plots", run, dataset, history, test)
     return summary
 
 
 def _check_workdir_still_there(lock: WorkdirLock, step: int) -> None:
-    """Writing into a workdir someone removed (or replaced) would recreate half a run there."""
-    if not lock.held():
+    """Writing into a workdir someone removed (or replaced) would recreate half a run there.
+    The primary holds the lock; every process learns its answer."""
+    if not parallel.all_processes(lock.held() if parallel.is_primary() else True):
         raise CheckpointError(f"could not write checkpoint {step}: the workdir {lock.path.parent} was removed or "
                               "replaced during the run")
+
+
+@contextlib.contextmanager
+def _workdir_lock(workdir: Path):
+    """The workdir's :class:`WorkdirLock`, held by the primary process; in a multi-process job
+    every process learns whether the primary got it, and all refuse together if not."""
+    lock = WorkdirLock(workdir)
+    if jax.process_count() == 1:
+        with lock:
+            yield lock
+        return
+    refused = None
+    if parallel.is_primary():
+        try:
+            lock.__enter__()
+        except WorkdirInUse as e:
+            refused = e
+    if not parallel.all_processes(refused is None):
+        raise refused or WorkdirInUse(f"workdir {workdir} is in use by another run (process 0 could not lock it); "
+                                      "wait for it or use another --workdir")
+    try:
+        yield lock
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _process_log(log: Callable[[str], None]) -> Callable[[str], None]:
+    """``log`` as is on the primary process; the others prefix ``[process i/n]``."""
+    prefix = parallel.process_prefix()
+    if not prefix or parallel.is_primary():
+        return log
+    return lambda message: log(prefix + message)
 
 
 def _start(run: Run, manager, workdir: Path, restore: bool, log: Callable[[str], None]

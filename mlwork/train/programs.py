@@ -125,6 +125,9 @@ def prepare(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = N
     if population and tx is not None:
         raise RunError("a population trains mlwork's optimizer (its members' learning rates and weight decays "
                        "live in its state); a custom tx is for single models")
+    if population and jax.process_count() > 1:
+        raise RunError(f"a population trains in one process; this job has {jax.process_count()} (data "
+                       "parallelism over processes is for single models)")
     try:
         mesh = parallel.make_mesh(1 if population else config.devices)
         parallel.check_batch(config.batch_size, mesh)
