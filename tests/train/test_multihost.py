@@ -29,6 +29,7 @@ import pytest
 from mlwork.data import load_dataset
 from mlwork.train import checkpoint, lifecycle, parallel
 from mlwork.train.config import TrainConfig
+from mlwork.train.guard import WorkdirLock
 from mlwork.train.programs import init_state, prepare
 from tests.train import test_run_paths
 
@@ -241,3 +242,15 @@ def test_only_the_primary_writes_outputs(small_mnist, tmp_path, monkeypatch):
     lifecycle.train_and_evaluate(config, workdir, small_mnist, progress=False, log=lines.append, resume=True)
     assert sorted(p.name for p in workdir.iterdir() if not p.name.startswith(".")) == ["checkpoints"]
     assert lines and all(line.startswith("[process 1/2] ") for line in lines), lines
+
+
+@pytest.mark.slow
+def test_a_workdir_in_use_refuses_every_process(data_dir, tmp_path):
+    """The primary holds the workdir lock for the job; when it cannot, every process refuses."""
+    workdir = tmp_path / "run"
+    with WorkdirLock(workdir):
+        codes, outs = _finish(_start_two(data_dir, workdir), timeout=300)
+    assert codes == [2, 2], [_tail(e) for _, e in outs]
+    assert "is in use by another run" in outs[0][1]
+    assert "[process 1/2] error: workdir" in outs[1][1] and "in use" in outs[1][1]
+    assert not (workdir / "config.json").exists()
