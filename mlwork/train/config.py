@@ -29,7 +29,7 @@ from mlwork.train.errors import RunError
 MODELS = ("mlp", "cnn")
 DATASETS = ("mnist", "fashion_mnist")
 #: Kept in step with :data:`mlwork.optim.OPTIMIZERS` (a test checks), so parsing needs no JAX.
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "lamb", "lion")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup_cosine", "onecycle")
 #: Schedules whose shape depends on the run's total length: a resumed run must keep ``epochs``.
 RUN_LENGTH_SCHEDULES = ("exponential", "cosine", "warmup_cosine", "onecycle")
