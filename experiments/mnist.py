@@ -70,6 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps-per-call", type=int, default=None,
                    help="optimizer steps per compiled call (default: a whole epoch); smaller answers SIGTERM sooner")
     p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--compute-dtype", choices=("float32", "bfloat16"), default=d.compute_dtype,
+                   help="the forward pass's dtype; bfloat16 is for accelerators (parameters stay float32)")
     p.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
     args = p.parse_args(argv)
     if args.resume and not args.workdir:
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                          weight_decay=args.weight_decay, l1=args.l1, dropout=args.dropout, augment=args.augment,
                          patience=args.patience, seed=args.seed, val_fraction=args.val_fraction,
                          keep_checkpoints=args.keep_checkpoints, clip_norm=args.clip_norm, devices=args.devices,
-                         steps_per_call=args.steps_per_call)
+                         steps_per_call=args.steps_per_call, compute_dtype=args.compute_dtype)
     workdir = Path(args.workdir or f"runs/{args.dataset}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         config.validate()

@@ -37,7 +37,7 @@ MODELS = ("mlp", "cnn")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup_cosine", "onecycle")
 #: Config fields that must agree between a run and its resumption.
 RESUME_KEYS = ("model", "dataset", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "l1",
-               "dropout", "augment", "seed", "val_fraction", "split_seed", "clip_norm")
+               "dropout", "augment", "seed", "val_fraction", "split_seed", "clip_norm", "compute_dtype")
 
 
 class RunError(ValueError):
@@ -79,6 +79,7 @@ class TrainConfig:
     eval_batch_size: int = 1000
     devices: int | None = None  # data-parallel over this many devices (None: all local devices)
     steps_per_call: int | None = None  # optimizer steps per compiled call (None: a whole epoch)
+    compute_dtype: str = "float32"  # the forward pass's dtype: float32 or bfloat16 (params stay float32)
 
     def validate(self) -> TrainConfig:
         if self.model not in MODELS:
@@ -87,6 +88,9 @@ class TrainConfig:
             raise RunError(f"unknown schedule {self.schedule!r}; expected one of: {', '.join(SCHEDULES)}")
         if self.optimizer not in optim.OPTIMIZERS:
             raise RunError(f"unknown optimizer {self.optimizer!r}; expected one of: {', '.join(optim.OPTIMIZERS)}")
+        if self.compute_dtype not in nn.COMPUTE_DTYPES:
+            raise RunError(f"unknown compute_dtype {self.compute_dtype!r}; expected one of: "
+                           f"{', '.join(nn.COMPUTE_DTYPES)}")
         for name in ("epochs", "batch_size", "keep_checkpoints", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise RunError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -104,8 +108,9 @@ class TrainConfig:
 def build_model(config: TrainConfig) -> nn.Model:
     """The deck's 784-256-128-10 ReLU MLP with dropout, or the BatchNorm CNN."""
     if config.model == "mlp":
-        return nn.mlp([784, 256, 128, 10], activation="relu", dropout=config.dropout)
-    return nn.cnn(dropout=config.dropout)
+        return nn.mlp([784, 256, 128, 10], activation="relu", dropout=config.dropout,
+                      compute_dtype=config.compute_dtype)
+    return nn.cnn(dropout=config.dropout, compute_dtype=config.compute_dtype)
 
 
 def build_schedule(config: TrainConfig, steps_per_epoch: int):
