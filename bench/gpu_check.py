@@ -314,7 +314,7 @@ def write_report(out: Path, report: dict[str, Any]) -> str:
              "| section | status | seconds | figures |", "|---|---|---|---|"]
     for name, s in report["sections"].items():
         figures = _headline(name, s.get("result") or {}) if s["status"] in ("ok", "timeout", "error") else ""
-        note = s.get("reason") or (s.get("error", "").splitlines()[-1] if s.get("error") else "")
+        note = s.get("reason") or (s.get("error", "").splitlines()[-1][:200] if s.get("error") else "")
         cell = "; ".join(x for x in (figures, note) if x).replace("|", "/").replace("\n", " ")
         lines.append(f"| {name} | {s['status']} | {s['seconds']:.1f} | {cell} |")
     for name, s in report["sections"].items():

@@ -26,13 +26,14 @@ BLOCKER = """import importlib.machinery
 _find_spec = importlib.machinery.PathFinder.find_spec
 
 
-def _find_spec_unless_blocked(name, path=None, target=None):
+def _find_spec_unless_blocked(cls, name, path=None, target=None):
     if name.split(".")[0] in {blocked!r}:
         return None
     return _find_spec(name, path, target)
 
 
-importlib.machinery.PathFinder.find_spec = staticmethod(_find_spec_unless_blocked)
+# A classmethod, as the original: pytest keeps PathFinder.find_spec as a class attribute.
+importlib.machinery.PathFinder.find_spec = classmethod(_find_spec_unless_blocked)
 """
 
 
