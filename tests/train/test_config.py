@@ -14,10 +14,12 @@ from mlwork.train.errors import EXIT_CODES, RunError, exit_code
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_optimizer_names_agree_with_mlwork_optim():
-    from mlwork import optim
+def test_names_agree_with_the_modules_that_define_them():
+    from mlwork import nn, optim
+    from mlwork.train.config import COMPUTE_DTYPES
 
     assert OPTIMIZERS == tuple(optim.OPTIMIZERS)
+    assert COMPUTE_DTYPES == tuple(nn.COMPUTE_DTYPES)
 
 
 def test_json_round_trip_including_population_sweep_and_steps_per_call(tmp_path):
