@@ -27,6 +27,8 @@ import contextlib
 import json
 import logging
 import statistics
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -281,20 +283,37 @@ class _QuietFileHandler(logging.FileHandler):
     """A log file that never complains: on a full, read-only or vanished disk its records are
     dropped rather than printed as logging tracebacks on stderr."""
 
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(OSError):  # opening the file (at the first record) can fail too
+            super().emit(record)
+
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: ARG002, N802
         pass
 
 
 def quiet_orbax_logs(log_file: Path | None = None) -> None:
-    """Send absl/Orbax log records to ``log_file`` (opened at the first record; nothing is
-    created before) instead of stderr, so a failed write shows the one-line error, not hundreds
-    of lines of Orbax's own logging."""
+    """Send absl/Orbax log records, exceptions that end background threads (Orbax's writers
+    failing on a bad disk) and unraisable exceptions, to ``log_file`` (opened at the first record; nothing is created
+    before) instead of stderr, so a failed write shows the one-line error, not hundreds of lines
+    of Orbax's own logging. For command lines: it changes the process's logging."""
     for name in ("absl", "orbax", "jax._src.distributed"):
         logger = logging.getLogger(name)
         logger.propagate = False
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
         logger.addHandler(_QuietFileHandler(log_file, delay=True) if log_file is not None else logging.NullHandler())
+    orbax_log = logging.getLogger("orbax")
+
+    def thread_exception(args: threading.ExceptHookArgs) -> None:  # Orbax's writer threads, failing on a bad disk
+        name = args.thread.name if args.thread is not None else "?"
+        orbax_log.error("exception in thread %s", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    def unraisable(info: sys.UnraisableHookArgs) -> None:  # e.g. Orbax's event loop closing under a failed save
+        orbax_log.error("unraisable exception in %r", info.object,
+                        exc_info=(info.exc_type, info.exc_value, info.exc_traceback))
+
+    threading.excepthook = thread_exception
+    sys.unraisablehook = unraisable
     try:
         from absl import logging as absl_logging
 
