@@ -21,7 +21,13 @@ from mlwork.train.loop import (
     run_epochs,
     train_and_evaluate,
 )
+from mlwork.train.export import export_run, load_exported
+from mlwork.train.inference import predict
+from mlwork.train.load import LoadedRun, load_run
+from mlwork.train.logs import epoch_line, use_progress_bar
+from mlwork.train.provenance import reproducibility_record
 from mlwork.train.report import params_sha256
+from mlwork.train.tensorboard import TensorBoardWriter
 from mlwork.train.state import TrainState, create_train_state
 from mlwork.train.step import make_evaluate, make_train_chunk, make_train_epoch, make_train_step
 
@@ -32,4 +38,6 @@ __all__ = [
     "MODELS", "NonFiniteLossError", "RunError", "TrainConfig", "TrainState", "best_step", "build_model",
     "build_schedule", "checkpoint_manager", "create_train_state", "enable_compilation_cache",
     "make_evaluate", "make_train_epoch", "make_train_step", "params_sha256", "train_and_evaluate",
+    "LoadedRun", "TensorBoardWriter", "epoch_line", "export_run", "load_exported", "load_run", "predict",
+    "reproducibility_record", "use_progress_bar",
 ]

@@ -30,6 +30,7 @@ from mlwork.train import parallel, report
 from mlwork.train.diagnostics import MONITOR_EVERY, accumulate_monitor, make_epoch_monitor, monitor_row
 from mlwork.train.guard import Preempted, PreemptionGuard, WorkdirLock
 from mlwork.train.hardware import compiler_options
+from mlwork.train.provenance import reproducibility_record, run_metadata
 from mlwork.train.state import TrainState, create_train_state
 from mlwork.train.step import make_evaluate, make_train_chunk, make_train_step
 
@@ -400,7 +401,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
                 partial = record.get("partial")
                 log(f"resumed from step {step} (epoch {int(state.epoch)}) in {manager.directory}")
             meta = {**dataclasses.asdict(config), "data_source": dataset.source,
-                    "n_params": nn.count_params(state.params), "steps_per_epoch": run.steps_per_epoch}
+                    "n_params": nn.count_params(state.params), "steps_per_epoch": run.steps_per_epoch,
+                    **run_metadata(dataset, run.mean, run.std), "reproducibility": reproducibility_record(run.mesh)}
             report.write_json(workdir / "config.json", meta)
             report.write_metrics(workdir / "metrics.jsonl", history)
             compiled = compile_run(run, state)

@@ -37,6 +37,7 @@ from mlwork.data.sources import Dataset
 from mlwork.train import checkpoint as ckpt
 from mlwork.train import report
 from mlwork.train.hardware import compiler_options, member_block
+from mlwork.train.provenance import reproducibility_record, run_metadata
 from mlwork.train.loop import Run, RunError, TrainConfig, _check_workdir, prepare
 from mlwork.train.state import TrainState, create_train_state
 from mlwork.train.step import make_evaluate, make_train_epoch, make_train_step
@@ -226,7 +227,8 @@ def train_population(config: TrainConfig, workdir: str | Path, dataset: Dataset,
     _check_workdir(workdir, config, dataset.source, resume)
     workdir.mkdir(parents=True, exist_ok=True)
     meta = {**dataclasses.asdict(config), "data_source": dataset.source,
-            "members": [m._asdict() for m in members]}
+            "members": [m._asdict() for m in members], **run_metadata(dataset, *dataset.mean_std),
+            "reproducibility": reproducibility_record()}
     manager = ckpt.checkpoint_manager(workdir, keep=config.keep_checkpoints)
     try:
         start = None
