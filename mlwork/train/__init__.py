@@ -2,7 +2,11 @@
 
 from mlwork.train.checkpoint import CheckpointError, best_step, checkpoint_manager
 from mlwork.train.compile_cache import enable_compilation_cache
+from mlwork.train.export import export_run, load_exported
 from mlwork.train.guard import EXIT_PREEMPTED, Preempted, PreemptionGuard, WorkdirInUse, WorkdirLock
+from mlwork.train.inference import predict
+from mlwork.train.load import LoadedRun, load_run
+from mlwork.train.logs import epoch_line, use_progress_bar
 from mlwork.train.loop import (
     MODELS,
     Compiled,
@@ -21,15 +25,11 @@ from mlwork.train.loop import (
     run_epochs,
     train_and_evaluate,
 )
-from mlwork.train.export import export_run, load_exported
-from mlwork.train.inference import predict
-from mlwork.train.load import LoadedRun, load_run
-from mlwork.train.logs import epoch_line, use_progress_bar
 from mlwork.train.provenance import reproducibility_record
 from mlwork.train.report import params_sha256
-from mlwork.train.tensorboard import TensorBoardWriter
 from mlwork.train.state import TrainState, create_train_state
 from mlwork.train.step import make_evaluate, make_train_chunk, make_train_epoch, make_train_step
+from mlwork.train.tensorboard import TensorBoardWriter
 
 __all__ = [
     "FitResult", "Run", "compile_run", "fit", "init_state", "make_evaluator", "prepare", "run_epochs",

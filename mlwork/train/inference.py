@@ -132,9 +132,9 @@ def predict(loaded: Any, images: Any, *, per_member: bool = False) -> np.ndarray
         ((loaded.members,) if loaded.is_ensemble else ()) + (0, loaded.num_classes), np.float32)
     probs = probs[:, :n] if loaded.is_ensemble else probs[:n]
     if loaded.is_ensemble and not per_member:
-        return probs.mean(axis=0).reshape(*batch, -1)
+        return probs.mean(axis=0).reshape(*batch, probs.shape[-1])
     lead = (probs.shape[0],) if loaded.is_ensemble else ()
-    return probs.reshape(*lead, *batch, -1)
+    return probs.reshape(*lead, *batch, probs.shape[-1])
 
 
 @functools.lru_cache(maxsize=8)

@@ -265,12 +265,32 @@ def load_run(workdir: str | Path, which: str | int = "best", *, model: nn.Model 
     else:
         variables = _variables(restored["params"], restored.get("model_state"))
         members = None
-    if model is None:
+    named = model is None
+    if named:
         try:
             model = build_model(train_config(config))
         except (TypeError, RunError) as e:
             raise RunError(f"cannot rebuild the model from {workdir / 'config.json'}: {e}; pass model=") from None
-    return LoadedRun(model, variables, config, summary, int(step), which, members)
+    loaded = LoadedRun(model, variables, config, summary, int(step), which, members)
+    _check_fits(loaded, workdir, named)
+    return loaded
+
+
+def _check_fits(loaded: LoadedRun, workdir: Path, named: bool) -> None:
+    """The checkpoint's parameters must have the structure and shapes the model initialises."""
+    expected = jax.eval_shape(lambda: loaded.model.init(jax.random.key(0), loaded.input_shape))["params"]
+    params = loaded.variables["params"]
+    if loaded.is_ensemble:
+        params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), params)
+    shapes = lambda tree: jax.tree.map(lambda x: tuple(x.shape), tree)  # noqa: E731
+    try:
+        same = shapes(params) == shapes(expected)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        whose = f"the {loaded.config.get('model')!r} model config.json names" if named else "the model passed"
+        raise RunError(f"the parameters in {workdir} do not fit {whose}"
+                       + ("; pass model= (the model the run trained)" if named else ""))
 
 
 __all__ = ["LoadedRun", "load_run", "train_config"]

@@ -462,4 +462,4 @@ def _plot(workdir: Path, run: Run, dataset: Dataset, history: list[dict[str, Any
     report.plot_run(workdir / "plots", history, t_steps, lr_values,
                     report.confusion_matrix(labels, preds, 10), dataset.class_names,
                     np.asarray(dataset.test_images)[wrong], labels[wrong], preds[wrong],
-                    f"{config.dataset} {config.model}")
+                    f"{config.dataset} {config.model}", data_source=dataset.source, steps_per_epoch=steps_per_epoch)

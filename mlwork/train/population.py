@@ -37,8 +37,8 @@ from mlwork.data.sources import Dataset
 from mlwork.train import checkpoint as ckpt
 from mlwork.train import report
 from mlwork.train.hardware import compiler_options, member_block
-from mlwork.train.provenance import reproducibility_record, run_metadata
 from mlwork.train.loop import Run, RunError, TrainConfig, _check_workdir, prepare
+from mlwork.train.provenance import reproducibility_record, run_metadata
 from mlwork.train.state import TrainState, create_train_state
 from mlwork.train.step import make_evaluate, make_train_epoch, make_train_step
 
@@ -280,5 +280,5 @@ def train_population(config: TrainConfig, workdir: str | Path, dataset: Dataset,
                "epoch_time_s_median": statistics.median(times) if times else None}
     report.write_json(workdir / "summary.json", summary)
     if plots:
-        report.plot_population(workdir / "plots", result.history, len(members))
+        report.plot_population(workdir / "plots", result.history, len(members), data_source=dataset.source)
     return summary
