@@ -17,7 +17,7 @@ from tests.train import trained_runs as runs
 
 def _masked(data: bytes) -> int:  # TFRecord's masked CRC-32C
     crc = crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282ED8) & 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def read_scalars(folder: Path) -> dict[str, dict[int, float]]:
