@@ -132,12 +132,13 @@ def plot_run(plots: Path, history: Sequence[dict[str, Any]], lr_steps: np.ndarra
     ax.plot(x, lr_values)
     finite = lr_values[np.isfinite(lr_values)]
     kind = "constant" if finite.size and np.ptp(finite) <= 1e-9 * abs(finite.max()) else "schedule"
-    label = f"constant {finite[0]:.3g}" if kind == "constant" else "learning-rate schedule"
+    label = (f"constant {finite[0]:.3g}" if kind == "constant" else f"peak {finite.max():.3g}" if finite.size
+             else "not recorded")
     if not finite.size:
         ax.text(0.5, 0.5, "learning rate not recorded", ha="center", va="center", transform=ax.transAxes)
     lr_axis(ax, lr_values)
-    ax.set(xlabel="epoch" if steps_per_epoch else "optimizer step", ylabel="learning rate",
-           title=_with_source(f"{title}: learning rate, {label}", data_source))
+    ax.set(xlabel="epoch" if steps_per_epoch else "optimizer step", ylabel="learning rate")
+    ax.set_title(_with_source(f"{title}: learning rate, {label}", data_source), pad=16)  # clear of "×10⁻³"
     if steps_per_epoch:
         integer_epochs(ax)
     save(fig, "learning_rate.png")
