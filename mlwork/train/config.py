@@ -46,7 +46,7 @@ RESUME_KEYS = ("model", "dataset", "batch_size", "optimizer", "lr", "schedule", 
 #: What ``config.json`` records beside the config: what the run found (see
 #: :func:`mlwork.train.lifecycle.run_record`).
 RUN_RECORD_KEYS = ("data_source", "n_params", "steps_per_epoch", "input_shape", "num_classes", "class_names",
-                   "mean", "std", "members", "environment")
+                   "mean", "std", "members", "reproducibility")
 
 
 def _knob(default: Any, help: str, *, choices: tuple[str, ...] | None = None, flag: str | None = None) -> Any:

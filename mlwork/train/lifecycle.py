@@ -45,6 +45,7 @@ from mlwork.train import report
 from mlwork.train.config import TrainConfig
 from mlwork.train.errors import CheckpointError, NonFiniteLossError, Preempted, RunError
 from mlwork.train.guard import PreemptionGuard, WorkdirLock
+from mlwork.train.logs import epoch_line, use_progress_bar
 from mlwork.train.loop import EpochEnd, Interrupted, stopped_before, train_epochs
 from mlwork.train.programs import (
     Run,
@@ -56,6 +57,8 @@ from mlwork.train.programs import (
     prepare,
     split_tree,
 )
+from mlwork.train.provenance import reproducibility_record, run_metadata
+from mlwork.train.tensorboard import TensorBoardWriter
 
 
 def _has_checkpoints(workdir: Path) -> bool:
@@ -114,12 +117,16 @@ def _restore(manager, run: Run, template: Any, log: Callable[[str], None]) -> tu
 
 def run_record(run: Run, dataset: Dataset, state: Any) -> dict[str, Any]:
     """What ``config.json`` records beside the config: what the run found (the keys of
-    :data:`~mlwork.train.config.RUN_RECORD_KEYS`)."""
+    :data:`~mlwork.train.config.RUN_RECORD_KEYS`): the data source and what its model expects
+    (:func:`~mlwork.train.provenance.run_metadata`), the parameter count, steps per epoch, a
+    population's members, and the :func:`~mlwork.train.provenance.reproducibility_record`."""
     params = state.params if run.members is None else jax.tree.map(lambda x: x[0], state.params)
-    return {"data_source": dataset.source, "n_params": nn.count_params(params),
-            "steps_per_epoch": run.steps_per_epoch, "input_shape": list(run.input_shape),
-            "num_classes": run.num_classes, "class_names": list(run.class_names), "mean": run.mean, "std": run.std,
-            "members": None if run.members is None else [m._asdict() for m in run.members]}
+    record = {"data_source": dataset.source, "n_params": nn.count_params(params),
+              "steps_per_epoch": run.steps_per_epoch, **run_metadata(dataset, run.mean, run.std),
+              "reproducibility": reproducibility_record(run.mesh)}
+    if run.members is not None:
+        record["members"] = [m._asdict() for m in run.members]
+    return record
 
 
 def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Dataset, *, resume: bool = False,
@@ -179,9 +186,14 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
         report.write_json(workdir / "config.json", meta)
         report.write_metrics(workdir / "metrics.jsonl", history)
         state, best = split_tree(run, tree)
+        if progress:
+            log(f"compiling the training programs ({config.model}" + (
+                f", {run.population} members" if run.population else "") + ") ...")
         compiled = compile_run(run, state, block=member_block)
         stopped_early = False
-        with _progress_bar(run, _epoch(run, tree), progress) as bar:
+        bar_wanted = progress and use_progress_bar()
+        with _progress_bar(run, _epoch(run, tree), bar_wanted) as bar, \
+                contextlib.closing(TensorBoardWriter(workdir)) as board:
             try:
                 for event in train_epochs(run, state, compiled, best=best, partial=partial, stop_after=stop_after,
                                           interrupt=lambda: guard.requested):
@@ -195,7 +207,11 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
                     ckpt.save(manager, _step(run, state), checkpoint_tree(run, state, best),
                               {"history": history, "config": meta}, event.val_metric, event.epoch)
                     report.write_metrics(workdir / "metrics.jsonl", history)
+                    for row in event.rows:
+                        board.write_row(row)
                     _show(bar, event)
+                    if progress and not bar_wanted:  # not a terminal: one line per epoch (Keras' verbose=2)
+                        log(epoch_line(event.rows if run.members is not None else event.rows[0], config.epochs))
                     if event.stop:
                         stopped_early = True
                         log(f"early stopping after epoch {event.epoch}: no improvement in validation accuracy for "
@@ -208,12 +224,17 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
                                          has_checkpoint=bool(manager.all_steps())) from None
             finally:
                 ckpt.wait(manager)  # a checkpoint being written is finished (or its failure reported)
-        test, best_epoch, best_val = _evaluate_best(run, manager, state, best)
-    summary = report.summarize(run, dataset, history, state, test, compile_time_s=compiled.compile_time_s,
-                               best_epoch=best_epoch, best_val_accuracy=best_val,
-                               stopped_early=stopped_early or stopped_before(run, state),
-                               member_block=compiled.member_block)
-    report.write_json(workdir / "summary.json", summary)
+            if progress:
+                log("evaluating the best checkpoint on the test split" + (
+                    " (each member's best epoch, and the ensemble)" if run.members is not None else ""))
+            test, best_epoch, best_val = _evaluate_best(run, manager, state, best)
+            summary = report.summarize(run, dataset, history, state, test, compile_time_s=compiled.compile_time_s,
+                                       best_epoch=best_epoch, best_val_accuracy=best_val,
+                                       stopped_early=stopped_early or stopped_before(run, state),
+                                       member_block=compiled.member_block)
+            summary["reproducibility"] = meta["reproducibility"]
+            report.write_json(workdir / "summary.json", summary)
+            board.write_summary(summary)
     if plots:
         report.plot(workdir / "plots", run, dataset, history, test)
     return summary
