@@ -41,7 +41,7 @@ import numpy as np
 import optax
 
 from mlwork._validate import check_finite, check_finite_number
-from mlwork.optim.regularizers import _mask_tree, l1_proximal, resolve_mask
+from mlwork.optim.regularizers import _selected, l1_proximal, resolve_mask
 
 ScalarOrSchedule = float | Callable[[Any], Any]
 
@@ -180,7 +180,7 @@ def optimizer(name: str, learning_rate: ScalarOrSchedule = 1e-3, **hyperparams) 
         return tx
 
     def init_fn(params):  # regularization was asked for: a mask selecting nothing is an error
-        _mask_tree(params, h["mask"])
+        _selected(params, h["mask"])
         return tx.init(params)
 
     return tx._replace(init=init_fn)

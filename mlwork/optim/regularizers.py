@@ -92,9 +92,14 @@ def resolve_mask(mask: MaskArg) -> Any:
 
 
 def _mask_tree(params: Any, mask: MaskArg) -> Any:
+    """The mask as one boolean per leaf of finite ``params``; raises ``ValueError`` otherwise."""
+    check_finite(params, "params")
+    return _selected(params, mask)
+
+
+def _selected(params: Any, mask: MaskArg) -> Any:
     """The mask as one boolean per leaf of ``params`` (a prefix mask is broadcast); raises
     ``ValueError`` if it selects no leaf of a non-empty ``params``."""
-    check_finite(params, "params")
     resolved = resolve_mask(mask)
     if resolved is None:
         return jax.tree.map(lambda _: True, params)
@@ -153,7 +158,7 @@ def weight_decay(strength: float, mask: MaskArg = None) -> optax.GradientTransfo
     inner = optax.add_decayed_weights(_strength(strength), mask=resolve_mask(mask))
 
     def init_fn(params):
-        _mask_tree(params, mask)
+        _selected(params, mask)
         return inner.init(params)
 
     return optax.GradientTransformation(init_fn, inner.update)
@@ -197,7 +202,7 @@ def l1_proximal(strength: float, learning_rate: float | Callable[[Array], Array]
     resolve_mask(mask)  # an unknown name raises here
 
     def init_fn(params):
-        _mask_tree(params, mask)
+        _selected(params, mask)
         return L1ProximalState(count=jnp.zeros((), jnp.int32))
 
     def update_fn(updates, state, params=None):

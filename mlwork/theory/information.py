@@ -163,7 +163,7 @@ def _sum(x: Array, axis=-1) -> Array:
     axes = tuple(sorted(a % x.ndim for a in axes))
     rest = [a for a in range(x.ndim) if a not in axes]
     x = jnp.transpose(x, (*rest, *axes))
-    x = x.reshape(*x.shape[:len(rest)], -1)
+    x = x.reshape(*x.shape[:len(rest)], math.prod(x.shape[len(rest):]))
     n = x.shape[-1]
     width = 1 << max(n - 1, 0).bit_length()
     if width != n:
@@ -524,7 +524,9 @@ def mutual_information(p_xy, *, base: float = 2.0, normalize: bool = False) -> A
 
 
 def _mutual_information_nats(p_xy):
+    # Marginals renormalised: a 1-row table then has p(x) = 1 exactly and I = 0 exactly.
     p_x, p_y = _marginals(p_xy)
+    p_x, p_y = p_x / _sum(p_x)[..., None], p_y / _sum(p_y)[..., None]
     mi = _sum(_kl_terms(p_xy, p_x[..., :, None] * p_y[..., None, :]), axis=(-2, -1))
     return _clamp(mi, lo=0.0, hi=jnp.minimum(_entropy_nats(p_x), _entropy_nats(p_y)))
 
