@@ -22,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from experiments.mnist import EXIT_BAD_INPUT, EXIT_CHECKPOINT
+from mlwork.train.errors import EXIT_BAD_INPUT, EXIT_CHECKPOINT
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
