@@ -49,6 +49,9 @@ def compilation_cache():
 
 
 def pytest_configure(config):
+    # The suite never downloads: the data chain skips its download and TFDS sources unless a test
+    # turns them back on against its own 127.0.0.1 server (tests/data/test_download.py).
+    os.environ.setdefault("MLWORK_OFFLINE", "1")
     # Where the fuzz tests (tests/test_fuzz.py) leave their per-process counts; set before any
     # xdist worker starts, so workers inherit it.
     if "MLWORK_FUZZ_COUNTS" not in os.environ:

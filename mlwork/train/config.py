@@ -75,13 +75,13 @@ class TrainConfig:
 
     model: str = _knob("mlp", "network: the deck's 784-256-128-10 ReLU MLP, or the BatchNorm CNN", choices=MODELS)
     dataset: str = _knob("mnist", "data set (the MNIST family, 28x28 grey images, 10 classes)", choices=DATASETS)
-    data_dir: str | None = _knob(None, "folder with the four IDX files (.gz or raw); none: $MLWORK_DATA_DIR, "
-                                       "then the download cache, TFDS, a download, the system package, the "
-                                       "embedded 5k sample")
+    data_dir: str | None = _knob(None, "folder with the four IDX files (.gz or raw); none: $MLWORK_DATA_DIR, or "
+                                       "the chain of --source auto")
     test_dir: str | None = _knob(None, "evaluate on the t10k IDX files in this folder instead (e.g. the real "
                                        "MNIST test set)")
-    source: str = _knob("auto", "force one data source (auto: the first available, in the order of --data-dir's "
-                                "help)", choices=SOURCES)
+    source: str = _knob("auto", "data source (auto: --data-dir/$MLWORK_DATA_DIR, the download cache, TFDS when "
+                                "TensorFlow is installed, a download, the system package, the embedded MNIST "
+                                "sample; any other forces that one)", choices=SOURCES)
     epochs: int = _knob(10, "epochs to train (a resumed run trains up to this many in total)")
     batch_size: int = _knob(64, "examples per optimizer step (the global batch, split over --devices)")
     optimizer: str = _knob("adam", "Optax optimizer (the deck's section 14)", choices=OPTIMIZERS)

@@ -141,6 +141,7 @@ def test_tfds_is_skipped_within_seconds_when_offline(monkeypatch, tmp_path):
 
 
 def test_tfds_path_with_mock_data():
+    pytest.importorskip("tensorflow", reason="the TFDS source needs the `tfds` extra (.ci/run installs it)")
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=20):

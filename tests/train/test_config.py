@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_names_agree_with_the_modules_that_define_them():
     from mlwork import nn, optim
-    from mlwork.train.config import COMPUTE_DTYPES
+    from mlwork.data.sources import SOURCES as DATA_SOURCES
+    from mlwork.train.config import COMPUTE_DTYPES, SOURCES
 
-    assert OPTIMIZERS == tuple(optim.OPTIMIZERS)
+    assert OPTIMIZERS == tuple(optim.OPTIMIZERS) and SOURCES == DATA_SOURCES
     assert COMPUTE_DTYPES == tuple(nn.COMPUTE_DTYPES)
 
 
