@@ -5,7 +5,6 @@ nearly equal and equal distributions in float32 and float64, batched and unbatch
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.spatial.distance
