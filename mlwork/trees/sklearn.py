@@ -46,6 +46,7 @@ from mlwork.trees.ensemble import fit_random_forest
 from mlwork.trees.tree import fit_tree
 
 __all__ = [
+    "EXPECTED_FAILED_CHECKS",
     "AdaBoostClassifier",
     "DecisionTreeClassifier",
     "DecisionTreeRegressor",
@@ -53,6 +54,7 @@ __all__ = [
     "GradientBoostingRegressor",
     "RandomForestClassifier",
     "RandomForestRegressor",
+    "expected_failed_checks",
 ]
 
 #: Deepest tree that ``max_depth=None`` resolves to (4096 leaf slots).
@@ -518,3 +520,34 @@ class AdaBoostClassifier(_Classifier):
         vote = _on_padded_rows(lambda Z: _boosting.adaboost_decision(self.model_, Z), X).astype(np.float64)
         coded = vote - (1.0 - vote) / (self.n_classes_ - 1)
         return coded[:, 1] - coded[:, 0] if self.n_classes_ == 2 else coded
+
+
+# ============================================================================= the check suite
+_BOOTSTRAP = ("a forest draws each tree's bootstrap sample from the n distinct rows with their weights, a fit "
+              "on repeated rows draws it from sum(w) rows, so the trees differ (scikit-learn declares the same "
+              "for its RandomForest*)")
+_BOOSTING_BINS = ("gradient boosting places a split threshold half-way between the edges of the bins the split "
+                  "separates, and the bins come from every row, zero-weight rows included, so a zero weight can "
+                  "move a threshold where removing the row would not (mlwork.trees.boosting; the trees place it "
+                  "between positive-weight values and pass)")
+
+#: scikit-learn estimator checks each estimator is expected to fail, with the reason; pass
+#: :func:`expected_failed_checks` to ``check_estimator`` / ``parametrize_with_checks``.
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
+    "RandomForestClassifier": {"check_sample_weight_equivalence_on_dense_data": _BOOTSTRAP},
+    "RandomForestRegressor": {"check_sample_weight_equivalence_on_dense_data": _BOOTSTRAP},
+    "GradientBoostingClassifier": {"check_sample_weight_equivalence_on_dense_data": _BOOSTING_BINS},
+    "GradientBoostingRegressor": {"check_sample_weight_equivalence_on_dense_data": _BOOSTING_BINS},
+    "AdaBoostClassifier": {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "float32 arithmetic: weighted and repeated fits agree to float32 round-off (about 1e-7 "
+            "relative, tested at rtol 1e-5), the check compares at rtol 1e-7"),
+    },
+}
+
+
+def expected_failed_checks(estimator) -> dict[str, str]:
+    """``{check name: reason}`` for ``estimator``: the ``expected_failed_checks`` callable of
+    :func:`sklearn.utils.estimator_checks.check_estimator` and ``parametrize_with_checks``
+    (scikit-learn ≥ 1.6 declares expected failures there, no longer in the estimator's tags)."""
+    return dict(EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {}))
