@@ -192,8 +192,11 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
         compiled = compile_run(run, state, block=member_block)
         stopped_early = False
         bar_wanted = progress and use_progress_bar()
+        board = TensorBoardWriter(workdir) if TensorBoardWriter.available() else None
+        if board is None:
+            log("tensorboardX is not installed: no TensorBoard events for this run")
         with _progress_bar(run, _epoch(run, tree), bar_wanted) as bar, \
-                contextlib.closing(TensorBoardWriter(workdir)) as board:
+                contextlib.closing(board) if board is not None else contextlib.nullcontext():
             try:
                 for event in train_epochs(run, state, compiled, best=best, partial=partial, stop_after=stop_after,
                                           interrupt=lambda: guard.requested):
@@ -207,7 +210,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
                     ckpt.save(manager, _step(run, state), checkpoint_tree(run, state, best),
                               {"history": history, "config": meta}, event.val_metric, event.epoch)
                     report.write_metrics(workdir / "metrics.jsonl", history)
-                    for row in event.rows:
+                    for row in event.rows if board is not None else ():
                         board.write_row(row)
                     _show(bar, event)
                     if progress and not bar_wanted:  # not a terminal: one line per epoch (Keras' verbose=2)
@@ -234,7 +237,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
                                        member_block=compiled.member_block)
             summary["reproducibility"] = meta["reproducibility"]
             report.write_json(workdir / "summary.json", summary)
-            board.write_summary(summary)
+            if board is not None:
+                board.write_summary(summary)
     if plots:
         report.plot(workdir / "plots", run, dataset, history, test)
     return summary

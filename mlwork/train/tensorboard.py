@@ -62,6 +62,14 @@ class TensorBoardWriter:
         self.flush_secs = flush_secs
         self._writers: dict[str, Any] = {}
 
+    @staticmethod
+    def available() -> bool:
+        """Whether tensorboardX is installed (a declared dependency; a bare machine may lack it,
+        and then a run writes no events — :func:`~mlwork.train.train_and_evaluate` says so once)."""
+        import importlib.util
+
+        return importlib.util.find_spec("tensorboardX") is not None
+
     def _writer(self, run: str = ""):
         if run not in self._writers:
             from tensorboardX import SummaryWriter
