@@ -76,7 +76,7 @@ def unrestorable(workdir: Path, epochs: int) -> list[int]:
 
     if not (workdir / "checkpoints").is_dir():
         return []
-    run = prepare(TrainConfig(epochs=epochs, batch_size=64, devices=1), load_dataset("mnist", use_tfds=False))
+    run = prepare(TrainConfig(epochs=epochs, batch_size=64, devices=1), load_dataset("mnist", source="sample"))
     template = init_state(run)
     manager = checkpoint.checkpoint_manager(workdir, read_only=True)
     bad = []

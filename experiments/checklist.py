@@ -25,12 +25,14 @@ FAULTS = ("none", "detached", "unnormalised", "shuffled-labels", "mse-softmax", 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from experiments._common import add_out_arg
+    from experiments._data import add_source_argument
     from mlwork.optim import OPTIMIZERS
 
     p = argparse.ArgumentParser(prog="python -m experiments.checklist", description=__doc__.split("\n")[0])
     p.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
     p.add_argument("--dataset", choices=("mnist", "fashion_mnist"), default="mnist")
     p.add_argument("--data-dir", default=None, help="folder with the four IDX files (default: the mnist source chain)")
+    add_source_argument(p)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--dropout", type=float, default=0.2)
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlwork.train import diagnostics as dg
     from mlwork.train.errors import EXIT_BAD_INPUT
 
-    dataset = load_or_report(args.dataset, args.data_dir)
+    dataset = load_or_report(args.dataset, args.data_dir, args.source)
     if dataset is None:
         return EXIT_BAD_INPUT
     model, tx, loss_fn, x, y, key = build(args, dataset)

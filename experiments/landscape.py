@@ -25,10 +25,12 @@ import json
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from experiments._common import add_out_arg
+    from experiments._data import add_source_argument
 
     p = argparse.ArgumentParser(prog="python -m experiments.landscape", description=__doc__.split("\n")[0])
     p.add_argument("--dataset", choices=("mnist", "fashion_mnist"), default="mnist")
     p.add_argument("--data-dir", default=None, help="folder with the four IDX files (default: the source chain)")
+    add_source_argument(p)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--examples", type=int, default=None, help="train on the first N training images (default all)")
     p.add_argument("--eval-examples", type=int, default=1000, help="images the loss is evaluated on, per split")
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlwork.train.diagnostics import filter_normalized_direction, loss_along_line, loss_surface
     from mlwork.train.errors import EXIT_BAD_INPUT
 
-    dataset = load_or_report(args.dataset, args.data_dir)
+    dataset = load_or_report(args.dataset, args.data_dir, args.source)
     if dataset is None:
         return EXIT_BAD_INPUT
     if args.examples is not None:

@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RunError("a multi-process job needs --workdir (the same folder on every process)")
         if not args.no_compile_cache:
             enable_compilation_cache()
-        data_kwargs = {} if config.source == "auto" else {"source": config.source}
-        dataset = load_dataset(config.dataset, config.data_dir, test_dir=config.test_dir, **data_kwargs)
+        dataset = load_dataset(config.dataset, config.data_dir, test_dir=config.test_dir, source=config.source)
         if dataset.notice:
             sys.stdout.flush()
             print(dataset.notice, file=sys.stderr, flush=True)

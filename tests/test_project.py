@@ -30,14 +30,27 @@ def test_top_level_layout_and_dependencies():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert meta["project"]["name"] == "mlwork"
     deps = " ".join(meta["project"]["dependencies"])
-    for dep in ("jax", "flax", "optax", "chex", "orbax-checkpoint", "tensorflow-datasets",
-                "tensorflow-cpu", "numpy", "matplotlib", "tqdm", "mlxtend"):
+    # What the code imports at run time is declared (scikit-learn: experiments.trees, mlwork.trees).
+    for dep in ("jax", "flax", "optax", "chex", "orbax-checkpoint", "tensorflow-datasets", "pooch", "numpy",
+                "scipy", "scikit-learn", "matplotlib", "tqdm", "tensorboardX", "pillow", "mlxtend"):
         assert dep in deps, dep
+    # TensorFlow (~1.2 GiB) is the `tfds` extra, never a default dependency.
+    assert "tensorflow-cpu" not in deps and "tensorflow>" not in deps
     extras = meta["project"]["optional-dependencies"]
-    assert {"cuda12", "cuda13", "tpu"} <= set(extras)
+    assert {"tfds", "cuda12", "cuda13", "tpu"} <= set(extras)
+    assert any(d.startswith("tensorflow-cpu") for d in extras["tfds"])
     dev = " ".join(meta["dependency-groups"]["dev"])
-    for dep in ("pytest", "hypothesis", "scipy", "scikit-learn", "ruff"):
+    for dep in ("pytest", "hypothesis", "ruff"):
         assert dep in dev, dep
+
+
+def test_lock_admits_jax_0_10_on_python_3_11_and_the_current_jax_on_3_12():
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    jax = {p["version"]: p.get("resolution-markers", []) for p in lock["package"] if p["name"] == "jax"}
+    assert len(jax) == 2, jax  # one fork per Python line
+    old, new = sorted(jax, key=lambda v: tuple(int(x) for x in v.split(".")))
+    assert old.startswith("0.10.") and all("< '3.12'" in m for m in jax[old])
+    assert int(new.split(".")[1]) >= 12 and all("< '3.12'" not in m for m in jax[new])
 
 
 def test_importing_mlwork_does_not_import_tensorflow():

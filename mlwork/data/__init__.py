@@ -1,22 +1,25 @@
-"""MNIST-family data: IDX files, the source chain, validation splits, on-device preprocessing."""
+"""MNIST-family data: IDX files, the source chain, downloads, validation splits, on-device preprocessing."""
 
 from mlwork.data.device import augment, normalize, preprocess
+from mlwork.data.download import cache_dir
 from mlwork.data.idx import DataError, load_split, read_idx, read_images, read_labels
 from mlwork.data.sources import (
     DATASETS,
     MNIST_MEAN,
     MNIST_STD,
+    SOURCES,
     Dataset,
     from_idx_dir,
     from_sample,
     from_tfds,
     load_dataset,
     split_validation,
+    tensorflow_importable,
     tfds_status,
 )
 
 __all__ = [
-    "DATASETS", "MNIST_MEAN", "MNIST_STD", "DataError", "Dataset", "augment", "from_idx_dir",
-    "from_sample", "from_tfds", "load_dataset", "load_split", "normalize", "preprocess", "read_idx",
-    "read_images", "read_labels", "split_validation", "tfds_status",
+    "DATASETS", "MNIST_MEAN", "MNIST_STD", "SOURCES", "DataError", "Dataset", "augment", "cache_dir",
+    "from_idx_dir", "from_sample", "from_tfds", "load_dataset", "load_split", "normalize", "preprocess",
+    "read_idx", "read_images", "read_labels", "split_validation", "tensorflow_importable", "tfds_status",
 ]

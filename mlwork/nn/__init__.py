@@ -27,10 +27,10 @@ from mlwork.nn.losses import (
     mse,
     softmax_cross_entropy,
 )
-from mlwork.nn.models import Model, count_params, dense, from_flax, mlp, perceptron
+from mlwork.nn.models import COMPUTE_DTYPES, Model, count_params, dense, from_flax, mlp, perceptron
 
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "CNN", "Model",
+    "ACTIVATIONS", "COMPUTE_DTYPES", "LOSSES", "CNN", "Model",
     "backprop", "batch_norm", "batch_norm_init", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "categorical_cross_entropy", "cnn", "count_params", "dense", "dropout", "forward_cache",
     "from_flax", "get_activation", "identity", "log_softmax", "mae", "mlp", "mse", "perceptron",

@@ -10,7 +10,10 @@ run through :func:`mlwork.nn.from_flax`. Architecture (channels last, NHWC)::
 Every ReLU output is sown into the ``"hidden"`` collection, so ``Model.hidden`` returns them
 (``relu_0``, ``relu_1``, ...) for the training diagnostics.
 
-(``convs_per_block=2`` stacks two convolutions per block, as VGG does.) The default is the
+(``convs_per_block=2`` stacks two convolutions per block, as VGG does.) ``compute_dtype="bfloat16"``
+runs the forward pass in bfloat16 (mixed precision, for accelerators): the parameters stay
+float32 and are cast where they are used, BatchNorm keeps float32 statistics, the logits come
+back as float32 so the loss is computed in float32, and the gradients are float32. The default is the
 Flax MNIST example's shape (which reaches 99.17% on MNIST) plus BatchNorm; it is kept that small
 because convolutions are XLA:CPU's slow path — about 4× the cost per FLOP of the MLP's matmuls
 here — and the deck's pipeline must run on a laptop CPU.
@@ -27,29 +30,33 @@ on the CPU is a reduction over a reshaped view (:func:`max_pool_2x2`) rather tha
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mlwork.nn.models import HIDDEN_COLLECTION, Model, from_flax
+from mlwork.nn.models import HIDDEN_COLLECTION, Model, check_compute_dtype, from_flax
 
 
 class Conv(nn.Module):
     """A stride-1, SAME-padded 2-D convolution without bias, with ``flax.linen.Conv``'s parameter
     (``kernel``, HWIO, LeCun-normal init) and outputs. ``impl="matmul"`` computes it as one matmul
     over the ``kh·kw`` shifted copies of the zero-padded input (im2col), ``"xla"`` with
-    ``lax.conv_general_dilated``, ``"auto"`` picks ``"matmul"`` on the CPU."""
+    ``lax.conv_general_dilated``, ``"auto"`` picks ``"matmul"`` on the CPU. The input and the
+    (float32) kernel are cast to ``dtype`` for the product."""
 
     features: int
     kernel_size: tuple[int, int] = (3, 3)
     impl: str = "auto"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         kh, kw = self.kernel_size
         cin = x.shape[-1]
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (kh, kw, cin, self.features), jnp.float32)
+        x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
         impl = self.impl
         if impl == "auto":
             impl = "matmul" if jax.default_backend() == "cpu" else "xla"
@@ -99,13 +106,18 @@ class CNN(nn.Module):
     bn_momentum: float = 0.9
     conv_impl: str = "auto"  # see Conv
     pool_impl: str = "auto"  # see max_pool_2x2
+    dtype: Any = jnp.float32  # the compute dtype; parameters are float32 either way
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         if x.ndim == 3:  # (batch, H, W) grayscale -> add the channel axis
             x = x[..., None]
-        x = x.astype(jnp.float32)
-        norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)  # noqa: E731
+        x = x.astype(self.dtype)
+
+        def norm(z):  # BatchNorm in float32 (its statistics and parameters are float32)
+            return nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(
+                z.astype(jnp.float32)).astype(self.dtype)
+
         n_relu = 0
 
         def relu(z):  # post-activation features, sown for Model.hidden (a no-op unless asked for)
@@ -117,23 +129,25 @@ class CNN(nn.Module):
 
         for c in self.channels:
             for _ in range(self.convs_per_block):
-                x = Conv(c, (3, 3), impl=self.conv_impl)(x)
-                x = relu(norm()(x))
+                x = Conv(c, (3, 3), impl=self.conv_impl, dtype=self.dtype)(x)
+                x = relu(norm(x))
             x = max_pool_2x2(x, self.pool_impl)
         x = x.reshape((x.shape[0], -1))
-        x = nn.Dense(self.hidden, use_bias=False)(x)
-        x = relu(norm()(x))
+        x = nn.Dense(self.hidden, use_bias=False, dtype=self.dtype)(x)
+        x = relu(norm(x))
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.n_classes)(x)
+        return nn.Dense(self.n_classes, dtype=self.dtype)(x).astype(jnp.float32)
 
 
 def cnn(n_classes: int = 10, channels: Sequence[int] = (32, 64), convs_per_block: int = 1,
-        hidden: int = 128, dropout: float = 0.2) -> Model:
-    """The :class:`CNN` as a ``Model(init, apply)`` producing logits."""
+        hidden: int = 128, dropout: float = 0.2, compute_dtype: Any = jnp.float32) -> Model:
+    """The :class:`CNN` as a ``Model(init, apply)`` producing float32 logits; ``compute_dtype``
+    ("float32" or "bfloat16") is the forward pass's dtype (parameters stay float32)."""
     if n_classes <= 0 or hidden <= 0 or any(c <= 0 for c in channels) or convs_per_block <= 0:
         raise ValueError("cnn sizes (n_classes, channels, convs_per_block, hidden) must be positive")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    dtype = check_compute_dtype(compute_dtype)
     module = CNN(n_classes=n_classes, channels=tuple(channels), convs_per_block=convs_per_block,
-                 hidden=hidden, dropout=dropout)
+                 hidden=hidden, dropout=dropout, dtype=dtype)
     return from_flax(module)

@@ -106,6 +106,21 @@ def _flatten_features(x: Array, n_inputs: int, argument: str = "x") -> Array:
     )
 
 
+#: The compute dtypes a network's forward pass may use (parameters stay float32 either way).
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def check_compute_dtype(compute_dtype: Any, name: str = "compute_dtype") -> jnp.dtype:
+    """``compute_dtype`` as a NumPy dtype, or a ValueError naming ``name``: float32 or bfloat16."""
+    try:
+        dtype = jnp.dtype(compute_dtype)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.name not in COMPUTE_DTYPES:
+        raise ValueError(f"{name} must be one of {', '.join(COMPUTE_DTYPES)}, got {compute_dtype!r}")
+    return dtype
+
+
 def _as_float_input(x) -> Array:
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
@@ -136,6 +151,7 @@ def mlp(
     output_activation: str | None = None,
     dropout: float = 0.0,
     batch_norm: bool = False,
+    compute_dtype: Any = jnp.float32,
 ) -> Model:
     r"""A multi-layer perceptron in the deck's notation.
 
@@ -153,6 +169,11 @@ def mlp(
     ``beta``; running ``mean``/``var`` in ``variables["state"]["batch_norm"]``) → activation, the
     deck's "after linear, before ReLU" placement; the bias is dropped there since β replaces it.
 
+    ``compute_dtype="bfloat16"`` is mixed precision for accelerators: the parameters (and so the
+    optimizer state and the gradients) stay float32; the forward pass casts them and the input
+    to bfloat16, BatchNorm runs in float32, and the outputs come back as float32, so the loss is
+    computed in float32. On a CPU bfloat16 is emulated and slower.
+
     Example::
 
         model = mlp([3, 2, 1], activation="relu", output_activation="sigmoid")
@@ -165,6 +186,7 @@ def mlp(
         raise ValueError("activation='softmax' is only meaningful as an output_activation")
     output = check_activation(output_activation, "output_activation")
     rate = check_rate(dropout, "dropout")
+    dtype = check_compute_dtype(compute_dtype)
     sigma, sigma_out = get_activation(hidden), get_activation(output)
     n_layers = len(sizes) - 1
 
@@ -190,23 +212,24 @@ def mlp(
             raise ValueError(f"params has {len(params)} layers; this mlp expects {n_layers}")
         a = _flatten_features(_as_float_input(x), sizes[0])
         check_no_nan(a, "x")
+        a = a.astype(dtype)
         if train and rate > 0.0 and key is None:
             raise ValueError("mlp with dropout > 0 needs key=... when train=True")
         state = variables.get("state", {})
         new_stats, hidden_acts = [], {}
         for l, layer in enumerate(params):
-            z = dense(layer, a)
+            z = dense({k: layer[k].astype(dtype) for k in ("W", "b") if k in layer}, a)
             if l < n_layers - 1:
-                if batch_norm:
-                    z, stats = batch_norm_fn(z.reshape(-1, z.shape[-1]), layer,
+                if batch_norm:  # in float32: its statistics and parameters stay float32
+                    z, stats = batch_norm_fn(z.reshape(-1, z.shape[-1]).astype(jnp.float32), layer,
                                              state["batch_norm"][l], train=train)
-                    z = z.reshape(a.shape[:-1] + z.shape[-1:])
+                    z = z.reshape(a.shape[:-1] + z.shape[-1:]).astype(dtype)
                     new_stats.append(stats)
                 a = hidden_acts[f"layer_{l + 1}"] = sigma(z)
                 if rate > 0.0 and train:
                     a = dropout_fn(a, rate, key=jax.random.fold_in(key, l), train=True)
             else:
-                a = sigma_out(z)
+                a = sigma_out(z.astype(jnp.float32))
         return a, ({**state, "batch_norm": new_stats} if batch_norm else state), hidden_acts
 
     def apply(variables: Variables, x, *, train: bool = False, key: Array | None = None):

@@ -41,7 +41,7 @@ import numpy as np
 import optax
 
 from mlwork._validate import check_finite, check_finite_number
-from mlwork.optim.regularizers import l1_proximal, resolve_mask
+from mlwork.optim.regularizers import _selected, l1_proximal, resolve_mask
 
 ScalarOrSchedule = float | Callable[[Any], Any]
 
@@ -112,12 +112,19 @@ def optimizer(name: str, learning_rate: ScalarOrSchedule = 1e-3, **hyperparams) 
       learning_rate: a float ≥ 0 or a schedule (e.g. from :func:`mlwork.optim.schedule`).
       **hyperparams: ``beta`` (momentum, nesterov, rmsprop), ``eps``, ``eps_in_sqrt`` (rmsprop),
         ``b1``, ``b2`` (adam, adamw, lamb, lion), and for every optimizer ``weight_decay``
-        (decoupled), ``l1`` (proximal), ``mask`` (which leaves those act on; default weights
-        only) and ``clip_norm`` (global-norm clipping of the gradient).
+        (decoupled), ``l1`` (proximal), ``mask`` (which leaves those act on; default
+        ``"weights"``: weight matrices/kernels, never biases or normalisation scales — the
+        trainer's convention, passed explicitly to the regularizers, whose own default is Optax's
+        every leaf) and ``clip_norm`` (global-norm clipping of the gradient).
 
     Returns:
       ``optax.inject_hyperparams`` around ``optax.chain(clip?, direction, decay?, -η, l1-prox?)``;
       the state records the learning rate of the latest step (:func:`current_learning_rate`).
+
+    Raises:
+      ValueError: for a bad argument; at ``init``, when ``weight_decay`` or ``l1`` is positive
+      and ``mask`` selects no leaf of the parameters (e.g. the default ``"weights"`` on a bare
+      1-D vector: pass ``mask=None``).
 
     Example::
 
@@ -167,8 +174,16 @@ def optimizer(name: str, learning_rate: ScalarOrSchedule = 1e-3, **hyperparams) 
             parts.append(l1_proximal(h["l1"], rate, mask=mask))
         return optax.chain(*parts)
 
-    return _standard_promotion(optax.inject_hyperparams(build)(
+    tx = _standard_promotion(optax.inject_hyperparams(build)(
         learning_rate=learning_rate, lr_scale=1.0, weight_decay=h["weight_decay"]))
+    if not (h["weight_decay"] or h["l1"]):
+        return tx
+
+    def init_fn(params):  # regularization was asked for: a mask selecting nothing is an error
+        _selected(params, h["mask"])
+        return tx.init(params)
+
+    return tx._replace(init=init_fn)
 
 
 def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:

@@ -19,9 +19,15 @@ L1, two ways:
   (ISTA; Beck & Teboulle, 2009), which sets weights to exactly zero — the sparsity the deck
   promises. Optax has no such transformation, so it is written here as one.
 
-Masks: by default only weight matrices/kernels are penalised or decayed, not biases or
-normalisation scales (:func:`decay_mask`). Pass ``mask=None`` to include everything, or any
-pytree of booleans / callable ``params -> pytree of booleans``.
+Masks follow Optax: ``mask=None`` (the default) means every leaf, so
+``optax.chain(optax.sgd(0.1), l1_proximal(0.5, 0.1))`` on a linear model's 1-D ``w`` (the
+deck's Lasso) shrinks ``w``. ``mask="weights"`` selects weight matrices/kernels only, never
+biases or normalisation scales (:func:`decay_mask`); :func:`mlwork.optim.optimizer` — what the
+trainer builds — passes that mask explicitly (its ``mask=`` default is ``"weights"``). Any
+pytree of booleans (or a prefix of ``params``) or callable ``params -> pytree of booleans`` also
+works. A mask that selects no leaf of a non-empty ``params`` is a ``ValueError`` naming
+``mask`` (at ``init`` for the transformations, at the call for the penalties), never a silent
+no-op.
 """
 
 from __future__ import annotations
@@ -86,11 +92,25 @@ def resolve_mask(mask: MaskArg) -> Any:
 
 
 def _mask_tree(params: Any, mask: MaskArg) -> Any:
+    """The mask as one boolean per leaf of finite ``params``; raises ``ValueError`` otherwise."""
     check_finite(params, "params")
-    mask = resolve_mask(mask)
-    if mask is None:
+    return _selected(params, mask)
+
+
+def _selected(params: Any, mask: MaskArg) -> Any:
+    """The mask as one boolean per leaf of ``params`` (a prefix mask is broadcast); raises
+    ``ValueError`` if it selects no leaf of a non-empty ``params``."""
+    resolved = resolve_mask(mask)
+    if resolved is None:
         return jax.tree.map(lambda _: True, params)
-    return mask(params) if callable(mask) else mask
+    tree = resolved(params) if callable(resolved) else resolved
+    full = jax.tree.map(lambda m, sub: jax.tree.map(lambda _: bool(m), sub), tree, params)
+    selected = jax.tree.leaves(full)
+    if selected and not any(selected):
+        what = "'weights' (leaves named W/w/kernel/embedding or with 2+ axes)" if isinstance(mask, str) else repr(mask)
+        raise ValueError(f"mask={what} selects no leaf of params, so the regularizer would do nothing; "
+                         "pass mask=None for every leaf, or a mask that selects some")
+    return full
 
 
 def _strength(value, name: str = "strength") -> float:
@@ -100,9 +120,13 @@ def _strength(value, name: str = "strength") -> float:
     return v
 
 
-def l2_penalty(params: Any, strength: float, mask: MaskArg = "weights") -> Array:
+def l2_penalty(params: Any, strength: float, mask: MaskArg = None) -> Array:
     r"""Coupled L2 penalty :math:`\frac{\lambda}{2}\sum \|W\|_F^2` over the masked leaves; its
-    gradient is :math:`\lambda W`. Add it to the loss."""
+    gradient is :math:`\lambda W`. Add it to the loss.
+
+    ``mask``: ``None`` (every leaf, as Optax), ``"weights"`` (:func:`decay_mask`), a pytree of
+    booleans or a callable. Raises ``ValueError`` if it selects no leaf.
+    """
     strength = _strength(strength)
     if strength < _TINY:  # 0 (subnormals flush to 0), also when Σ‖W‖² overflows: 0 · inf would be NaN
         _mask_tree(params, mask)
@@ -114,9 +138,9 @@ def l2_penalty(params: Any, strength: float, mask: MaskArg = "weights") -> Array
     return strength * (0.5 * total)  # not (0.5·λ)·Σ: half the smallest normal λ flushes to 0, and 0·inf is NaN
 
 
-def l1_penalty(params: Any, strength: float, mask: MaskArg = "weights") -> Array:
+def l1_penalty(params: Any, strength: float, mask: MaskArg = None) -> Array:
     r"""L1 penalty :math:`\lambda\sum |W|` over the masked leaves (subgradient
-    :math:`\lambda\,\mathrm{sign}(W)`). Add it to the loss."""
+    :math:`\lambda\,\mathrm{sign}(W)`). Add it to the loss. ``mask`` as in :func:`l2_penalty`."""
     strength = _strength(strength)
     if strength < _TINY:
         _mask_tree(params, mask)
@@ -127,10 +151,17 @@ def l1_penalty(params: Any, strength: float, mask: MaskArg = "weights") -> Array
     return strength * sum(leaves, jnp.zeros((), jnp.float32))
 
 
-def weight_decay(strength: float, mask: MaskArg = "weights") -> optax.GradientTransformation:
+def weight_decay(strength: float, mask: MaskArg = None) -> optax.GradientTransformation:
     r"""Decoupled weight decay in the chain: adds :math:`\lambda W` to the update before the
-    learning-rate scaling (``optax.add_decayed_weights``), masked like the penalties."""
-    return optax.add_decayed_weights(_strength(strength), mask=resolve_mask(mask))
+    learning-rate scaling (``optax.add_decayed_weights``), masked like the penalties
+    (``None``: every leaf). ``init`` raises ``ValueError`` if the mask selects no leaf."""
+    inner = optax.add_decayed_weights(_strength(strength), mask=resolve_mask(mask))
+
+    def init_fn(params):
+        _selected(params, mask)
+        return inner.init(params)
+
+    return optax.GradientTransformation(init_fn, inner.update)
 
 
 class L1ProximalState(NamedTuple):
@@ -140,7 +171,7 @@ class L1ProximalState(NamedTuple):
 
 
 def l1_proximal(strength: float, learning_rate: float | Callable[[Array], Array],
-                mask: MaskArg = "weights") -> optax.GradientTransformation:
+                mask: MaskArg = None) -> optax.GradientTransformation:
     r"""Proximal L1 step (soft-thresholding), to go *last* in a chain whose updates are already
     scaled by the learning rate.
 
@@ -152,17 +183,26 @@ def l1_proximal(strength: float, learning_rate: float | Callable[[Array], Array]
 
     and the transformation returns :math:`\theta_{new} - \theta`. Coordinates whose magnitude
     falls below :math:`\eta_t\lambda` become exactly zero. ``learning_rate`` must be the one the
-    chain scales by (a float or a schedule of the step count).
+    chain scales by (a float or a schedule of the step count). ``mask``: ``None`` (every leaf,
+    as Optax), ``"weights"``, a pytree of booleans or a callable; ``init`` raises
+    ``ValueError`` if it selects no leaf.
+
+    Example (the deck's Lasso: a 1-D weight vector is shrunk)::
+
+        tx = optax.chain(optax.sgd(0.1), l1_proximal(0.5, 0.1))
+        w = jnp.array([0.5, 0.01, -0.3])
+        u, _ = tx.update(jnp.zeros(3), tx.init(w), w)
+        optax.apply_updates(w, u)                    # [0.45, 0.0, -0.25]
 
     References: Beck & Teboulle (2009), "A fast iterative shrinkage-thresholding algorithm".
     """
     strength = _strength(strength)
     if not callable(learning_rate) and concrete(learning_rate) is not None:
         learning_rate = _strength(learning_rate, "learning_rate")
-    mask = resolve_mask(mask)
+    resolve_mask(mask)  # an unknown name raises here
 
     def init_fn(params):
-        del params
+        _selected(params, mask)
         return L1ProximalState(count=jnp.zeros((), jnp.int32))
 
     def update_fn(updates, state, params=None):

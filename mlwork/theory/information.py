@@ -15,10 +15,25 @@ Conventions shared by every function here:
   :func:`jax.scipy.special.rel_entr` and ``tf.math.xlogy``), via the double-``where`` trick.
 * **Validation.** Inputs that are not distributions (negative or non-finite entries, a
   distribution not summing to 1 within ``max(1e-4, K·eps)``, mismatched shapes) raise
-  ``ValueError`` when the values are concrete. ``normalize=True`` divides by the sum instead
+  ``ValueError`` when the values are concrete. ``normalize=True`` accepts any positive sum
   (negative entries still raise). Shapes are static, so shape errors raise under ``jit`` too.
   **Under** ``jit`` / ``grad`` / ``vmap`` the values are abstract and cannot raise: a
   distribution that fails the checks gives ``NaN`` for its result instead of a silent number.
+* **Accepted inputs are normalised.** A distribution accepted "within tolerance" is divided by
+  its sum before use (as :func:`scipy.stats.entropy` does), so ``[.5, .5]`` against
+  ``[.50004, .50004]`` is KL ``0``, not ``-8e-5``. With ``normalize=False`` the sum is held
+  constant for gradients (they are the formula's at the normalised point, e.g. exactly
+  :math:`-\log q` for cross-entropy in :math:`p`); ``normalize=True`` differentiates through it.
+* **Signs and identities hold exactly**, in float32 and float64, batched or not: KL, JS, mutual
+  information, entropies, Gaussian and Bernoulli KL are ``>= 0``; KL, JS and the logit KL are
+  exactly ``0`` for equal arguments; :math:`\mathrm{JS} \le \ln 2`; :math:`I(X;Y) \le
+  \min(H(X), H(Y))`; :math:`H(Y \mid X) \le H(Y)`; :math:`H(P, Q) \ge H(P)`. Each divergence
+  is summed from terms that are non-negative one by one — :math:`p \ln(p/q) - p + q` (the
+  :math:`-p + q` parts sum to 0 for distributions), with :math:`\ln(p/q)` taken as
+  ``log1p((p - q)/q)`` near 1, which is exactly 0 for ``p == q`` — so rounding cannot flip a
+  sign or make a row depend on its batch neighbours. Only the last ulp of cancellation (a term
+  of size ``~eps·|p − q|``) is clamped, to ``0`` below and to the bound above; gradients are the
+  formula's.
 """
 
 from __future__ import annotations
@@ -123,17 +138,52 @@ def _check_pair(p, q, normalize: bool, n_axes: int = 1) -> tuple[Array, Array]:
 def _prepare(p: Array, normalize: bool, n_axes: int = 1) -> tuple[Array, Array]:
     """Traceable: ``(p, valid)`` with ``p`` normalised if asked and ``valid`` of the batch shape."""
     axes = tuple(range(-n_axes, 0))
-    sums = jnp.sum(p, axis=axes)
+    sums = _sum(p, axis=axes)
     valid = jnp.all((p >= 0.0) & jnp.isfinite(p), axis=axes)
     if normalize:
         return p / jnp.expand_dims(sums, axes), valid & (sums > 0.0)
     tol = _sum_tolerance(math.prod(p.shape[-n_axes:]), p.dtype)
-    return p, valid & (jnp.abs(sums - 1.0) <= tol)
+    valid = valid & (jnp.abs(sums - 1.0) <= tol)
+    # Accepted within tolerance, so normalised; the sum is a constant for gradients.
+    return p / jax.lax.stop_gradient(jnp.expand_dims(sums, axes)), valid
+
+
+def _sum(x: Array, axis=-1) -> Array:
+    """Pairwise sum over ``axis`` (an int or a tuple of trailing axes) in a fixed order.
+
+    ``jnp.sum`` lets XLA pick the reduction order per shape, so a row summed alone and the same
+    row summed inside a batch can differ in the last ulp. Here the order depends only on the
+    row length: pad to a power of two with zeros, then add halves elementwise (IEEE additions,
+    identical on every row and every batch size). Pairwise summation is also more accurate.
+    The terms are materialised first (an optimisation barrier): fused into the sum, a product
+    feeding an addition may be contracted to an FMA in one vectorisation and not in another.
+    """
+    x = jax.lax.optimization_barrier(x)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(sorted(a % x.ndim for a in axes))
+    rest = [a for a in range(x.ndim) if a not in axes]
+    x = jnp.transpose(x, (*rest, *axes))
+    x = x.reshape(*x.shape[:len(rest)], math.prod(x.shape[len(rest):]))
+    n = x.shape[-1]
+    width = 1 << max(n - 1, 0).bit_length()
+    if width != n:
+        x = jnp.concatenate([x, jnp.zeros((*x.shape[:-1], width - n), x.dtype)], axis=-1)
+    while x.shape[-1] > 1:
+        half = x.shape[-1] // 2
+        x = x[..., :half] + x[..., half:]
+    return x[..., 0]
+
+
+def _in_units(nats: Array, ln_b) -> Array:
+    """Nats in the unit of ``ln_b``. A product with ``1/ln_b``, not a quotient: XLA turns a
+    division by a broadcast scalar into such a product for batches but not for a single row,
+    which made a row's last ulp depend on whether it was batched."""
+    return nats * (1.0 / ln_b)
 
 
 def _units(nats: Array, valid: Array, ln_b) -> Array:
     """Nats in the requested unit, NaN where the input was invalid."""
-    return jnp.where(valid, nats / ln_b, jnp.nan)
+    return jnp.where(valid, _in_units(nats, ln_b), jnp.nan)
 
 
 @partial(jax.jit, static_argnames=("nats_fn", "normalize", "n_axes"))
@@ -152,7 +202,9 @@ def _two(nats_fn, p, q, ln_b, normalize):
 
 def _neg_plogp(p: Array) -> Array:
     """:math:`-p \\ln p` with ``0 ln 0 = 0`` and a zero gradient at ``p = 0``."""
-    return -rel_entr(p, jnp.ones_like(p))
+    # p <= 1 after normalisation, but a marginal of a normalised joint can be 1 + ulp: clamp
+    # that last ulp so the term (and every entropy) is >= 0.
+    return _clamp(-rel_entr(p, jnp.ones_like(p)), lo=0.0)
 
 
 def _plogq(p: Array, q: Array) -> Array:
@@ -164,6 +216,69 @@ def _plogq(p: Array, q: Array) -> Array:
     both_zero = (p == 0.0) & (q == 0.0)
     safe_q = jnp.where(both_zero, jnp.ones_like(q), q)
     return p * jnp.log(safe_q)
+
+
+def _clamp(x: Array, lo=None, hi=None) -> Array:
+    """``x`` clipped to ``[lo, hi]`` in value, with the gradient of ``x``.
+
+    Used only to absorb the last ulp of rounding where the formula is already right: then
+    ``x`` and the bound are within a factor 2, ``bound - x`` is exact (Sterbenz) and the
+    result is exactly the bound.
+    """
+    c = jnp.clip(x, lo, hi)
+    return jnp.where(c == x, x, jnp.where(jnp.isfinite(x), x + jax.lax.stop_gradient(c - x), c))
+
+
+def _log_ratio(a: Array, b: Array) -> Array:
+    r""":math:`\ln(a/b)` for ``a, b > 0``: ``log1p((a - b)/b)`` where ``a/b`` is in ``[1/2, 2]``
+    (``a - b`` is then exact, and ``a == b`` gives exactly 0 whatever the division's rounding),
+    else ``log(a/b)``, or ``log a - log b`` where the ratio over/underflows."""
+    r = a / b
+    near = (r >= 0.5) & (r <= 2.0)
+    ratio_ok = jnp.isfinite(r) & (r > 0.0)
+    safe_r = jnp.where(near | ~ratio_ok, 1.0, r)
+    far = jnp.where(ratio_ok, jnp.log(safe_r), jnp.log(a) - jnp.log(b))
+    return jnp.where(near, jnp.log1p(jnp.where(near, (a - b) / b, 0.0)), far)
+
+
+def _kl_terms(p: Array, q: Array) -> Array:
+    r""":math:`p \ln(p/q) - p + q` elementwise: ``>= 0`` term by term, exactly 0 where
+    ``p == q``; ``q`` where ``p = 0`` and ``+inf`` where ``p > 0 = q``.
+
+    Summed over distributions the :math:`-p + q` parts cancel, so the sum is the KL divergence;
+    they also cancel to first order the ulp by which float sums miss 1. Near ``p = q`` the
+    term is :math:`q\,[(1 + d)\,\mathrm{log1p}(d) - d]`, ``d = (p - q)/q`` (size ``~d²/2``,
+    rounding ``~eps·|d|``), clamped at 0 for the last ulp. Gradients (``p, q > 0``):
+    :math:`(\ln(p/q),\ 1 - p/q)`; at ``p = 0``: ``(0, 1)``.
+    """
+    pos = (p > 0.0) & (q > 0.0)
+    sp, sq = jnp.where(pos, p, 1.0), jnp.where(pos, q, 1.0)
+    r = sp / sq
+    near = (r >= 0.5) & (r <= 2.0)
+    d = jnp.where(near, (sp - sq) / sq, 0.0)
+    near_term = sq * ((1.0 + d) * jnp.log1p(d) - d)
+    far_term = sp * _log_ratio(sp, sq) - sp + sq
+    term = _clamp(jnp.where(near, near_term, far_term), lo=0.0)
+    return jnp.where(pos, term, jnp.where(p == 0.0, q, jnp.inf))
+
+
+def _js_terms(p: Array, q: Array) -> Array:
+    r""":math:`\tfrac12[p \ln(2p/(p+q)) + q \ln(2q/(p+q))]` elementwise, in
+    ``[0, (p + q) ln 2 / 2]``, exactly 0 where ``p == q``.
+
+    With ``s = p + q`` and ``d = (p - q)/s``, the term is :math:`\tfrac{s}{4}\varphi(d)`,
+    :math:`\varphi(d) = (1+d)\ln(1+d) + (1-d)\ln(1-d) = 2d\,\mathrm{atanh}(d) + \ln(1 - d^2)`,
+    whose two parts differ by a factor ~2 near 0 (no cancellation to lose the sign).
+    """
+    s = p + q
+    interior = (p > 0.0) & (q > 0.0)
+    d = jnp.where(interior, (p - q) / jnp.where(interior, s, 1.0), 0.0)
+    interior = interior & (jnp.abs(d) < 1.0)  # p ≫ q can round d to ±1
+    d = jnp.where(interior, d, 0.0)
+    small = jnp.abs(d) < 0.5
+    log_1md2 = jnp.where(small, jnp.log1p(-d * d), jnp.log1p(d) + jnp.log1p(-d))
+    phi = _clamp(2.0 * d * jnp.arctanh(d) + log_1md2, lo=0.0, hi=2.0 * math.log(2.0))
+    return jnp.where(interior, 0.25 * s * phi, 0.5 * s * math.log(2.0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,7 +341,7 @@ def entropy(p, *, base: float = 2.0, normalize: bool = False) -> Array:
 
 
 def _entropy_nats(p):
-    return jnp.sum(_neg_plogp(p), axis=-1)
+    return _sum(_neg_plogp(p))
 
 
 def cross_entropy(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
@@ -244,7 +359,9 @@ def cross_entropy(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
 
 
 def _cross_entropy_nats(p, q):
-    return -jnp.sum(_plogq(p, q), axis=-1)
+    # -Σ p ln q is linear in p (its gradient is exactly -ln q); H(P, Q) - H(P) = KL >= 0, so
+    # only the last ulp below H(P) is clamped.
+    return _clamp(-_sum(_plogq(p, q)), lo=_entropy_nats(p))
 
 
 def kl_divergence(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
@@ -268,7 +385,7 @@ def kl_divergence(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
 
 
 def _kl_nats(p, q):
-    return jnp.sum(rel_entr(p, q), axis=-1)
+    return _sum(_kl_terms(p, q))
 
 
 def js_divergence(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
@@ -287,23 +404,30 @@ def js_divergence(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
 
 
 def _js_nats(p, q):
-    m = 0.5 * (p + q)
-    return 0.5 * _kl_nats(p, m) + 0.5 * _kl_nats(q, m)
+    return _clamp(_sum(_js_terms(p, q)), lo=0.0, hi=math.log(2.0))
 
 
 def _bernoulli_kl_nats(q: Array, p: Array) -> Array:
-    """kl(q || p) in nats, accurate when p is close to q.
+    r"""kl(q || p) in nats, accurate when p is close to q.
 
-    Written as ``-q log1p((p - q)/q) - (1 - q) log1p((q - p)/(1 - q))``: the two first-order terms
-    cancel in size ``|p - q|`` rather than in size ``~1`` (as in ``q log(q/p) + ...``), so the
-    small values near ``p = q`` that PAC-Bayes bisection compares against keep their precision.
+    Written as :math:`q\,h(d/q) + (1-q)\,h(-d/(1-q))` with ``d = p - q`` and
+    :math:`h(x) = x - \mathrm{log1p}(x) \ge 0`: the two first-order terms ``±d`` are moved
+    inside the logarithms' terms, so each term is non-negative on its own (exactly 0 at
+    ``p = q``) and cancels only in size ``|p - q|`` rather than ``~1`` (as ``q log(q/p) + ...``
+    would), so the small values near ``p = q`` that PAC-Bayes bisection compares against keep
+    their precision. The last ulp of cancellation is clamped at 0.
     """
     d = p - q
     has_q, has_not_q = q > 0.0, q < 1.0
     safe_q = jnp.where(has_q, q, 1.0)
     safe_nq = jnp.where(has_not_q, 1.0 - q, 1.0)
-    first = jnp.where(has_q, -safe_q * jnp.log1p(d / safe_q), 0.0)
-    second = jnp.where(has_not_q, -safe_nq * jnp.log1p(-d / safe_nq), 0.0)
+
+    def h(x):  # x - log1p(x) >= 0; +inf at x = -1
+        return _clamp(x - jnp.log1p(x), lo=0.0)
+
+    # The limits at q = 0 and q = 1 are the moved first-order terms, d and -d.
+    first = jnp.where(has_q, safe_q * h(d / safe_q), d)
+    second = jnp.where(has_not_q, safe_nq * h(-d / safe_nq), -d)
     return first + second
 
 
@@ -335,7 +459,7 @@ def _bernoulli_kl(q, p, ln_b):
 # --------------------------------------------------------------------------------------------
 
 def _marginals(p_xy: Array) -> tuple[Array, Array]:
-    return jnp.sum(p_xy, axis=-1), jnp.sum(p_xy, axis=-2)
+    return _sum(p_xy, axis=-1), _sum(p_xy, axis=-2)
 
 
 def joint_entropy(p_xy, *, base: float = 2.0, normalize: bool = False) -> Array:
@@ -350,7 +474,7 @@ def joint_entropy(p_xy, *, base: float = 2.0, normalize: bool = False) -> Array:
 
 
 def _joint_entropy_nats(p_xy):
-    return jnp.sum(_neg_plogp(p_xy), axis=(-2, -1))
+    return _sum(_neg_plogp(p_xy), axis=(-2, -1))
 
 
 def conditional_entropy(p_xy, *, base: float = 2.0, normalize: bool = False) -> Array:
@@ -368,8 +492,14 @@ def conditional_entropy(p_xy, *, base: float = 2.0, normalize: bool = False) -> 
 
 
 def _conditional_entropy_nats(p_xy):
-    p_x, _ = _marginals(p_xy)
-    return -jnp.sum(rel_entr(p_xy, jnp.broadcast_to(p_x[..., :, None], p_xy.shape)), axis=(-2, -1))
+    # Each term -p(x,y) ln(p(x,y)/p(x)) >= 0: p(x,y) <= p(x) also after rounding (a float sum of
+    # non-negative terms is at least each term), and log1p makes p(x,y) == p(x) exactly 0.
+    p_x, p_y = _marginals(p_xy)
+    joint = p_xy > 0.0
+    safe = jnp.where(joint, p_xy, 1.0)
+    safe_x = jnp.broadcast_to(jnp.where(joint, p_x[..., :, None], 1.0), p_xy.shape)
+    terms = jnp.where(joint, -safe * _log_ratio(safe, safe_x), 0.0)
+    return _clamp(_sum(terms, axis=(-2, -1)), lo=0.0, hi=_entropy_nats(p_y))
 
 
 def mutual_information(p_xy, *, base: float = 2.0, normalize: bool = False) -> Array:
@@ -394,8 +524,11 @@ def mutual_information(p_xy, *, base: float = 2.0, normalize: bool = False) -> A
 
 
 def _mutual_information_nats(p_xy):
+    # Marginals renormalised: a 1-row table then has p(x) = 1 exactly and I = 0 exactly.
     p_x, p_y = _marginals(p_xy)
-    return jnp.sum(rel_entr(p_xy, p_x[..., :, None] * p_y[..., None, :]), axis=(-2, -1))
+    p_x, p_y = p_x / _sum(p_x)[..., None], p_y / _sum(p_y)[..., None]
+    mi = _sum(_kl_terms(p_xy, p_x[..., :, None] * p_y[..., None, :]), axis=(-2, -1))
+    return _clamp(mi, lo=0.0, hi=jnp.minimum(_entropy_nats(p_x), _entropy_nats(p_y)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,7 +550,10 @@ def _check_logits(z, name: str) -> Array:
 
 def _p_and_logp(z: Array) -> tuple[Array, Array, Array]:
     """``softmax(z)``, ``log_softmax(z)`` with ``-inf`` replaced by 0, and the mask ``p > 0``."""
-    logp = jax.nn.log_softmax(z, axis=-1)
+    # log_softmax with the fixed-order sum (so a row's value does not depend on its batch).
+    top = jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
+    shifted = z - jnp.where(jnp.isfinite(top), top, 0.0)
+    logp = shifted - jnp.log(_sum(jnp.exp(shifted)))[..., None]
     support = logp > -jnp.inf
     safe_logp = jnp.where(support, logp, 0.0)
     return jnp.where(support, jnp.exp(safe_logp), 0.0), safe_logp, support
@@ -440,7 +576,7 @@ def entropy_from_logits(logits, *, base: float = 2.0) -> Array:
 @jax.jit
 def _entropy_from_logits(z, ln_b):
     p, logp, support = _p_and_logp(z)
-    return -jnp.sum(jnp.where(support, p * logp, 0.0), axis=-1) / ln_b
+    return _in_units(-_sum(jnp.where(support, p * logp, 0.0)), ln_b)
 
 
 def kl_from_logits(logits_p, logits_q, *, base: float = 2.0) -> Array:
@@ -466,12 +602,18 @@ def kl_from_logits(logits_p, logits_q, *, base: float = 2.0) -> Array:
 
 @jax.jit
 def _kl_from_logits(zp, zq, ln_b):
+    # Terms p δ − p + q with δ = log p − log q, each >= 0 (the −p + q parts sum to 0): near
+    # δ = 0 as p (δ + expm1(−δ)), exactly 0 for equal logits; the last ulp is clamped at 0.
     p, logp, support_p = _p_and_logp(zp)
-    logq = jax.nn.log_softmax(zq, axis=-1)
-    missing = support_p & (logq == -jnp.inf)
-    safe_logq = jnp.where(support_p & ~missing, logq, 0.0)
-    terms = jnp.where(support_p & ~missing, p * (logp - safe_logq), 0.0)
-    return jnp.where(jnp.any(missing, axis=-1), jnp.inf, jnp.sum(terms, axis=-1)) / ln_b
+    q, logq, support_q = _p_and_logp(zq)
+    missing = support_p & ~support_q
+    both = support_p & support_q
+    delta = jnp.where(both, logp - logq, 0.0)
+    near = jnp.abs(delta) < 0.5
+    near_term = p * (jnp.where(near, delta, 0.0) + jnp.expm1(-jnp.where(near, delta, 0.0)))
+    term = _clamp(jnp.where(near, near_term, p * delta - p + q), lo=0.0)
+    terms = jnp.where(both, term, jnp.where(support_q, q, 0.0))
+    return _in_units(jnp.where(jnp.any(missing, axis=-1), jnp.inf, _sum(terms)), ln_b)
 
 
 # --------------------------------------------------------------------------------------------
@@ -535,12 +677,19 @@ def gaussian_kl(mu_p, sigma_p, mu_q=0.0, sigma_q=1.0, *, base: float = 2.0) -> A
 @jax.jit
 def _gaussian_kl(mu_p, sigma_p, mu_q, sigma_q, ln_b):
     mu_p, sigma_p, mu_q, sigma_q = jnp.broadcast_arrays(mu_p, sigma_p, mu_q, sigma_q)
-    # log σp/σq as a difference of logs: finite even where the ratio itself over/underflows, so an
-    # extreme ratio gives +inf (the true value's float) rather than inf − inf.
-    log_ratio = jnp.log(sigma_p) - jnp.log(sigma_q)
-    terms = 0.5 * (jnp.square(sigma_p / sigma_q) + jnp.square((mu_p - mu_q) / sigma_q) - 1.0) - log_ratio
-    terms = jnp.where((sigma_p > 0) & (sigma_q > 0), terms, jnp.nan)
-    return (jnp.sum(terms, axis=-1) if terms.ndim else terms) / ln_b
+    # Per dimension ½(r² − 1 − 2 ln r) + ½((μp − μq)/σq)² with r = σp/σq, both parts >= 0. Near
+    # r = 1 the first is ½(expm1(2s) − 2s), s = ln r from log1p (exactly 0 for σp == σq), and its
+    # last ulp is clamped at 0. ln r falls back to a difference of logs where r over/underflows,
+    # so an extreme ratio gives +inf (the true value's float) rather than inf − inf.
+    ok = (sigma_p > 0) & (sigma_q > 0)
+    sp, sq = jnp.where(ok, sigma_p, 1.0), jnp.where(ok, sigma_q, 1.0)
+    r = sp / sq
+    s = _log_ratio(sp, sq)
+    near = (r >= 0.5) & (r <= 2.0)
+    spread = jnp.where(near, 0.5 * (jnp.expm1(2.0 * s) - 2.0 * s), 0.5 * (jnp.square(r) - 1.0) - s)
+    terms = _clamp(spread, lo=0.0) + 0.5 * jnp.square((mu_p - mu_q) / sq)
+    terms = jnp.where(ok, terms, jnp.nan)
+    return _in_units(_sum(terms) if terms.ndim else terms, ln_b)
 
 
 def gaussian_entropy(sigma, *, base: float = 2.0) -> Array:
@@ -561,4 +710,4 @@ def gaussian_entropy(sigma, *, base: float = 2.0) -> Array:
 def _gaussian_entropy(sigma, ln_b):
     terms = 0.5 * math.log(2.0 * math.pi * math.e) + jnp.log(sigma)
     terms = jnp.where(sigma > 0, terms, jnp.nan)
-    return (jnp.sum(terms, axis=-1) if terms.ndim else terms) / ln_b
+    return _in_units(_sum(terms) if terms.ndim else terms, ln_b)

@@ -9,6 +9,8 @@ The layout follows a run's data flow:
 * :mod:`~mlwork.train.loop` — :func:`train_epochs`, the loop as an iterator; :func:`fit` collects it.
 * :mod:`~mlwork.train.lifecycle` — :func:`train_and_evaluate`: workdir, lock, resume, checkpoints,
   preemption, summary.
+* :mod:`~mlwork.train.load`, :mod:`~mlwork.train.inference`, :mod:`~mlwork.train.export` — after
+  training: :func:`load_run`, :func:`predict`, :func:`export_run` / :func:`load_exported`.
 * :mod:`~mlwork.train.step`, :mod:`~mlwork.train.state`, :mod:`~mlwork.train.checkpoint`,
   :mod:`~mlwork.train.guard`, :mod:`~mlwork.train.parallel`, :mod:`~mlwork.train.report` — the pieces.
 
@@ -35,10 +37,17 @@ _EXPORTS = {
     "report": ("params_sha256",),
     "state": ("TrainState", "create_train_state"),
     "step": ("make_evaluate", "make_train_chunk", "make_train_epoch", "make_train_step"),
+    "load": ("LoadedRun", "load_run"),
+    "inference": ("predict",),
+    "export": ("export_run", "load_exported"),
+    "logs": ("epoch_line", "use_progress_bar"),
+    "provenance": ("reproducibility_record",),
+    "tensorboard": ("TensorBoardWriter",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = ("checkpoint", "compile_cache", "config", "diagnostics", "errors", "guard", "hardware", "lifecycle",
-               "loop", "parallel", "programs", "report", "state", "step")
+_SUBMODULES = ("checkpoint", "compile_cache", "config", "diagnostics", "errors", "export", "guard", "hardware",
+               "inference", "lifecycle", "load", "logs", "loop", "parallel", "programs", "provenance", "report",
+               "state", "step", "tensorboard")
 
 __all__ = sorted(_WHERE)
 

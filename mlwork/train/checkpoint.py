@@ -87,8 +87,16 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, record: dict[str
     the validation accuracy of ``epoch`` when there is one (a mid-epoch checkpoint has none).
 
     Raises :class:`CheckpointError` naming the folder when the write fails (a full or read-only
-    disk), including the failure of an earlier asynchronous save that surfaces now.
+    disk), including the failure of an earlier asynchronous save that surfaces now, and
+    ``ValueError``, before anything is written, when ``state`` holds a typed PRNG key
+    (``jax.random.key``): store ``jax.random.key_data(key)`` and rebuild the key with
+    ``jax.random.wrap_key_data`` after restoring (as :class:`~mlwork.train.state.TrainState` does).
     """
+    typed = [jax.tree_util.keystr(path) for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]
+             if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key)]
+    if typed:
+        raise ValueError(f"state holds typed PRNG keys at {', '.join(typed)}; checkpoints store arrays: save "
+                         "jax.random.key_data(key) and restore it with jax.random.wrap_key_data")
     _purge_deleted(Path(str(manager.directory)))
     record = {**record, "state_sha256": params_sha256(state)}
     metrics = None if val_accuracy is None else {"val_accuracy": float(val_accuracy), "epoch": int(epoch)}

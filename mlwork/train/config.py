@@ -29,7 +29,7 @@ from mlwork.train.errors import RunError
 MODELS = ("mlp", "cnn")
 DATASETS = ("mnist", "fashion_mnist")
 #: Kept in step with :data:`mlwork.optim.OPTIMIZERS` (a test checks), so parsing needs no JAX.
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "lamb", "lion")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup_cosine", "onecycle")
 #: Schedules whose shape depends on the run's total length: a resumed run must keep ``epochs``.
 RUN_LENGTH_SCHEDULES = ("exponential", "cosine", "warmup_cosine", "onecycle")
@@ -46,7 +46,7 @@ RESUME_KEYS = ("model", "dataset", "batch_size", "optimizer", "lr", "schedule", 
 #: What ``config.json`` records beside the config: what the run found (see
 #: :func:`mlwork.train.lifecycle.run_record`).
 RUN_RECORD_KEYS = ("data_source", "n_params", "steps_per_epoch", "input_shape", "num_classes", "class_names",
-                   "mean", "std", "members", "environment")
+                   "mean", "std", "members", "reproducibility")
 
 
 def _knob(default: Any, help: str, *, choices: tuple[str, ...] | None = None, flag: str | None = None) -> Any:
@@ -75,13 +75,13 @@ class TrainConfig:
 
     model: str = _knob("mlp", "network: the deck's 784-256-128-10 ReLU MLP, or the BatchNorm CNN", choices=MODELS)
     dataset: str = _knob("mnist", "data set (the MNIST family, 28x28 grey images, 10 classes)", choices=DATASETS)
-    data_dir: str | None = _knob(None, "folder with the four IDX files (.gz or raw); none: $MLWORK_DATA_DIR, "
-                                       "then the download cache, TFDS, a download, the system package, the "
-                                       "embedded 5k sample")
+    data_dir: str | None = _knob(None, "folder with the four IDX files (.gz or raw); none: $MLWORK_DATA_DIR, or "
+                                       "the chain of --source auto")
     test_dir: str | None = _knob(None, "evaluate on the t10k IDX files in this folder instead (e.g. the real "
                                        "MNIST test set)")
-    source: str = _knob("auto", "force one data source (auto: the first available, in the order of --data-dir's "
-                                "help)", choices=SOURCES)
+    source: str = _knob("auto", "data source (auto: --data-dir/$MLWORK_DATA_DIR, the download cache, TFDS when "
+                                "TensorFlow is installed, a download, the system package, the embedded MNIST "
+                                "sample; any other forces that one)", choices=SOURCES)
     epochs: int = _knob(10, "epochs to train (a resumed run trains up to this many in total)")
     batch_size: int = _knob(64, "examples per optimizer step (the global batch, split over --devices)")
     optimizer: str = _knob("adam", "Optax optimizer (the deck's section 14)", choices=OPTIMIZERS)

@@ -27,6 +27,8 @@ import contextlib
 import json
 import logging
 import statistics
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from mlwork.train import parallel, report
 from mlwork.train.config import TrainConfig
 from mlwork.train.errors import CheckpointError, NonFiniteLossError, Preempted, RunError, WorkdirInUse
 from mlwork.train.guard import PreemptionGuard, WorkdirLock
+from mlwork.train.logs import epoch_line, use_progress_bar
 from mlwork.train.loop import EpochEnd, Interrupted, stopped_before, train_epochs
 from mlwork.train.programs import (
     Run,
@@ -54,6 +57,8 @@ from mlwork.train.programs import (
     prepare,
     split_tree,
 )
+from mlwork.train.provenance import reproducibility_record, run_metadata
+from mlwork.train.tensorboard import TensorBoardWriter
 
 
 def _has_checkpoints(workdir: Path) -> bool:
@@ -112,12 +117,16 @@ def _restore(manager, run: Run, template: Any, log: Callable[[str], None]) -> tu
 
 def run_record(run: Run, dataset: Dataset, state: Any) -> dict[str, Any]:
     """What ``config.json`` records beside the config: what the run found (the keys of
-    :data:`~mlwork.train.config.RUN_RECORD_KEYS`)."""
+    :data:`~mlwork.train.config.RUN_RECORD_KEYS`): the data source and what its model expects
+    (:func:`~mlwork.train.provenance.run_metadata`), the parameter count, steps per epoch, a
+    population's members, and the :func:`~mlwork.train.provenance.reproducibility_record`."""
     params = state.params if run.members is None else jax.tree.map(lambda x: x[0], state.params)
-    return {"data_source": dataset.source, "n_params": nn.count_params(params),
-            "steps_per_epoch": run.steps_per_epoch, "input_shape": list(run.input_shape),
-            "num_classes": run.num_classes, "class_names": list(run.class_names), "mean": run.mean, "std": run.std,
-            "members": None if run.members is None else [m._asdict() for m in run.members]}
+    record = {"data_source": dataset.source, "n_params": nn.count_params(params),
+              "steps_per_epoch": run.steps_per_epoch, **run_metadata(dataset, run.mean, run.std),
+              "reproducibility": reproducibility_record(run.mesh)}
+    if run.members is not None:
+        record["members"] = [m._asdict() for m in run.members]
+    return record
 
 
 def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Dataset, *, resume: bool = False,
@@ -181,9 +190,17 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
             report.write_json(workdir / "config.json", meta)
             report.write_metrics(workdir / "metrics.jsonl", history)
         state, best = split_tree(run, tree)
+        if progress:
+            log(f"compiling the training programs ({config.model}" + (
+                f", {run.population} members" if run.population else "") + ") ...")
         compiled = compile_run(run, state, block=member_block)
         stopped_early = False
-        with _progress_bar(run, _epoch(run, tree), progress) as bar:
+        bar_wanted = progress and use_progress_bar()
+        board = TensorBoardWriter(workdir) if primary and TensorBoardWriter.available() else None
+        if primary and board is None:
+            log("tensorboardX is not installed: no TensorBoard events for this run")
+        with _progress_bar(run, _epoch(run, tree), bar_wanted) as bar, \
+                contextlib.closing(board) if board is not None else contextlib.nullcontext():
             try:
                 for event in train_epochs(run, state, compiled, best=best, partial=partial, stop_after=stop_after,
                                           interrupt=requested):
@@ -198,7 +215,11 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
                               {"history": history, "config": meta}, event.val_metric, event.epoch)
                     if primary:
                         report.write_metrics(workdir / "metrics.jsonl", history)
+                    for row in event.rows if board is not None else ():
+                        board.write_row(row)
                     _show(bar, event)
+                    if progress and not bar_wanted:  # not a terminal: one line per epoch (Keras' verbose=2)
+                        log(epoch_line(event.rows if run.members is not None else event.rows[0], config.epochs))
                     if event.stop:
                         stopped_early = True
                         log(f"early stopping after epoch {event.epoch}: no improvement in validation accuracy for "
@@ -211,13 +232,19 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
                                          has_checkpoint=bool(manager.all_steps())) from None
             finally:
                 ckpt.wait(manager)  # a checkpoint being written is finished (or its failure reported)
-        test, best_epoch, best_val = _evaluate_best(run, manager, state, best)
-    summary = report.summarize(run, dataset, history, state, test, compile_time_s=compiled.compile_time_s,
-                               best_epoch=best_epoch, best_val_accuracy=best_val,
-                               stopped_early=stopped_early or stopped_before(run, state),
-                               member_block=compiled.member_block)
-    if primary:
-        report.write_json(workdir / "summary.json", summary)
+            if progress:
+                log("evaluating the best checkpoint on the test split" + (
+                    " (each member's best epoch, and the ensemble)" if run.members is not None else ""))
+            test, best_epoch, best_val = _evaluate_best(run, manager, state, best)
+            summary = report.summarize(run, dataset, history, state, test, compile_time_s=compiled.compile_time_s,
+                                       best_epoch=best_epoch, best_val_accuracy=best_val,
+                                       stopped_early=stopped_early or stopped_before(run, state),
+                                       member_block=compiled.member_block)
+            summary["reproducibility"] = meta["reproducibility"]
+            if primary:
+                report.write_json(workdir / "summary.json", summary)
+            if board is not None:
+                board.write_summary(summary)
     if plots and primary:
         report.plot(workdir / "plots", run, dataset, history, test)
     return summary
@@ -320,20 +347,37 @@ class _QuietFileHandler(logging.FileHandler):
     """A log file that never complains: on a full, read-only or vanished disk its records are
     dropped rather than printed as logging tracebacks on stderr."""
 
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(OSError):  # opening the file (at the first record) can fail too
+            super().emit(record)
+
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: ARG002, N802
         pass
 
 
 def quiet_orbax_logs(log_file: Path | None = None) -> None:
-    """Send absl/Orbax log records to ``log_file`` (opened at the first record; nothing is
-    created before) instead of stderr, so a failed write shows the one-line error, not hundreds
-    of lines of Orbax's own logging."""
+    """Send absl/Orbax log records, exceptions that end background threads (Orbax's writers
+    failing on a bad disk) and unraisable exceptions, to ``log_file`` (opened at the first record; nothing is created
+    before) instead of stderr, so a failed write shows the one-line error, not hundreds of lines
+    of Orbax's own logging. For command lines: it changes the process's logging."""
     for name in ("absl", "orbax", "jax._src.distributed"):
         logger = logging.getLogger(name)
         logger.propagate = False
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
         logger.addHandler(_QuietFileHandler(log_file, delay=True) if log_file is not None else logging.NullHandler())
+    orbax_log = logging.getLogger("orbax")
+
+    def thread_exception(args: threading.ExceptHookArgs) -> None:  # Orbax's writer threads, failing on a bad disk
+        name = args.thread.name if args.thread is not None else "?"
+        orbax_log.error("exception in thread %s", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    def unraisable(info: sys.UnraisableHookArgs) -> None:  # e.g. Orbax's event loop closing under a failed save
+        orbax_log.error("unraisable exception in %r", info.object,
+                        exc_info=(info.exc_type, info.exc_value, info.exc_traceback))
+
+    threading.excepthook = thread_exception
+    sys.unraisablehook = unraisable
     try:
         from absl import logging as absl_logging
 

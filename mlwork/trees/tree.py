@@ -86,21 +86,39 @@ class Prepared(NamedTuple):
 
 def prepare(X, max_bins: int | None) -> Prepared:
     """Check ``X``, bin it on the host and move the binned matrix to the device."""
+    raw = np.asarray(X) if isinstance(X, np.ndarray) else None  # uint8 pixels bin fastest as they are
     X = _checks.check_X(X)
-    bins = fit_bins(X, _checks.check_max_bins(max_bins))
+    src = raw if raw is not None and raw.dtype.kind in "biu" and raw.shape == X.shape else X
+    bins = fit_bins(src, _checks.check_max_bins(max_bins))
     pad = np.full((X.shape[1], 1), np.inf, np.float32)
     lower = np.concatenate([np.asarray(bins.lower), pad], 1)
     upper = np.concatenate([np.asarray(bins.upper), pad], 1)
-    return Prepared(X, bins, jnp.asarray(apply_bins(bins, X)), jnp.asarray(lower), jnp.asarray(upper))
+    return Prepared(X, bins, jnp.asarray(apply_bins(bins, src)), jnp.asarray(lower), jnp.asarray(upper))
 
 
-def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None) -> Array:
-    """Leaf values ``(2^D, K)`` from summed leaf statistics."""
+def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None,
+                prior: Array | None = None) -> Array:
+    r"""Leaf values ``(2^D, K)`` from summed leaf statistics.
+
+    Args:
+      default: regression (``variance``) only: the tree's weighted target mean, added back to
+        the leaf means of the centred targets.
+      prior: classification only: ``(K,)`` class distribution for a tree with zero total weight
+        (e.g. a bootstrap sample of zero-weight rows only); default uniform.
+
+    A leaf with zero weight takes the value of the tree's root (its class distribution, or the
+    tree mean ``default``): the tree's own prior, never ``0/0``. Boosting (``newton``) leaves
+    are :math:`-G/(H+\lambda)`, and 0 (no step) where :math:`H + \lambda = 0`.
+    """
     s = grown.leaf_stats
     if spec.classification:
         c = s[:, : spec.n_classes]
         w = jnp.sum(c, axis=1, keepdims=True)
-        root = jnp.sum(c, axis=0) / jnp.sum(c)
+        total = jnp.sum(c, axis=0)
+        if prior is None:
+            prior = jnp.full(spec.n_classes, 1.0 / spec.n_classes, jnp.float32)
+        mass = jnp.sum(total)
+        root = jnp.where(mass > 0, total / jnp.where(mass > 0, mass, 1.0), prior)
         return jnp.where(w > 0, c / jnp.where(w > 0, w, 1.0), root[None, :])
     if spec.criterion == "variance":
         w = s[:, 1:2]
@@ -108,6 +126,15 @@ def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None) -> A
         return mean if default is None else mean + default
     denom = s[:, 1:2] + spec.reg_lambda
     return jnp.where(denom > 0, -s[:, 0:1] / jnp.where(denom > 0, denom, 1.0), 0.0)
+
+
+def weighted_prior(spec: GrowSpec, target: Array, w: Array) -> Array:
+    """The ensemble's fallback value for an empty tree: the class distribution ``(K,)`` under
+    ``w`` (classification) or the weighted mean of ``target`` (regression, a scalar)."""
+    total = jnp.sum(w)
+    if spec.classification:
+        return jax.ops.segment_sum(w, target, num_segments=spec.n_classes) / total
+    return jnp.sum(w * target) / total
 
 
 def to_tree(spec: GrowSpec, grown: Grown, value: Array, kind: str, n_features: int) -> Tree:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mlwork import data
-from mlwork.data.idx import DataError
+from mlwork.data.idx import DataError, read_idx
 
 
 def write_idx(path, array, magic=None, gz=True, truncate=0):
@@ -141,6 +141,7 @@ def test_tfds_is_skipped_within_seconds_when_offline(monkeypatch, tmp_path):
 
 
 def test_tfds_path_with_mock_data():
+    pytest.importorskip("tensorflow", reason="the TFDS source needs the `tfds` extra (.ci/run installs it)")
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=20):
@@ -161,3 +162,11 @@ def test_split_validation_is_seeded_and_disjoint():
     assert not np.array_equal(data.split_validation(x, y, 0.1, seed=4)[2], vx)
     with pytest.raises(ValueError, match="fraction"):
         data.split_validation(x, y, 1.0)
+
+
+def test_gzip_data_without_a_gz_name_says_so(tmp_path):
+    gz = tmp_path / "t10k-images-idx3-ubyte.gz"
+    write_idx(gz, np.zeros((3, 28, 28)))
+    plain_name = gz.rename(tmp_path / "t10k-images-idx3-ubyte")
+    with pytest.raises(DataError, match=r"looks gzip-compressed .* rename it to t10k-images-idx3-ubyte\.gz"):
+        read_idx(plain_name)

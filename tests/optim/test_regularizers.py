@@ -25,8 +25,8 @@ def test_default_mask_decays_weights_not_biases_or_scales():
 def test_l2_penalty_value_and_gradient():
     p, lam = _params(), 0.1
     expected = 0.5 * lam * (1 + 4 + 0.25 + 9 + 4 + 1)
-    assert float(optim.l2_penalty(p, lam)) == pytest.approx(expected, rel=1e-6)
-    g = jax.grad(optim.l2_penalty)(p, lam)
+    assert float(optim.l2_penalty(p, lam, mask="weights")) == pytest.approx(expected, rel=1e-6)
+    g = jax.grad(optim.l2_penalty)(p, lam, "weights")
     np.testing.assert_allclose(g[0]["W"], lam * p[0]["W"], rtol=1e-6)   # + λW
     np.testing.assert_allclose(g[0]["b"], 0.0)                          # biases not penalised
     assert float(optim.l2_penalty(p, lam, mask=None)) == pytest.approx(
@@ -44,7 +44,7 @@ def test_l2_penalty_overflow_is_inf_not_nan():
 
 def test_l1_penalty_value():
     p = _params()
-    assert float(optim.l1_penalty(p, 0.2)) == pytest.approx(0.2 * (1 + 2 + 0.5 + 3 + 2 + 1), rel=1e-6)
+    assert float(optim.l1_penalty(p, 0.2, mask="weights")) == pytest.approx(0.2 * (1 + 2 + 0.5 + 3 + 2 + 1), rel=1e-6)
 
 
 def test_sgd_l2_two_ways_give_the_deck_update():
@@ -54,7 +54,7 @@ def test_sgd_l2_two_ways_give_the_deck_update():
     grads = jax.tree.map(lambda x: jnp.full_like(x, 0.25), p)  # ∇J of the data term
     expected = [{"W": l["W"] * (1 - eta * lam) - eta * 0.25, "b": l["b"] - eta * 0.25} for l in p]
 
-    coupled_g = jax.tree.map(jnp.add, grads, jax.grad(optim.l2_penalty)(p, lam))
+    coupled_g = jax.tree.map(jnp.add, grads, jax.grad(optim.l2_penalty)(p, lam, "weights"))
     tx = optim.optimizer("sgd", eta)
     u, _ = tx.update(coupled_g, tx.init(p), p)
     coupled = optax.apply_updates(p, u)
@@ -63,7 +63,7 @@ def test_sgd_l2_two_ways_give_the_deck_update():
     u, _ = tx.update(grads, tx.init(p), p)
     decoupled = optax.apply_updates(p, u)
 
-    chain = optax.chain(optim.weight_decay(lam), optax.sgd(eta))
+    chain = optax.chain(optim.weight_decay(lam, mask="weights"), optax.sgd(eta))
     u, _ = chain.update(grads, chain.init(p), p)
     for got in (coupled, decoupled, optax.apply_updates(p, u)):
         for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
@@ -171,3 +171,72 @@ def test_mlp_with_batch_norm_and_dropout_train_eval():
 def test_bad_regularizer_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ---------------------------------------------------------------------------------------------
+# Mask convention (issue 17): mask=None (the default) is every leaf, as in Optax; a mask that
+# selects no leaf is an error; optim.optimizer (the trainer's) keeps "weights" explicitly.
+# ---------------------------------------------------------------------------------------------
+
+def test_lasso_on_a_bare_weight_vector_shrinks_it():
+    # The deck's Lasso: a linear model's 1-D w. The old default mask kept only matrices and
+    # kernels, so this chain silently changed nothing.
+    w = jnp.array([0.5, 0.01, -0.3])
+    tx = optax.chain(optax.sgd(0.1), optim.l1_proximal(0.5, 0.1))
+    u, _ = tx.update(jnp.zeros(3), tx.init(w), w)
+    np.testing.assert_allclose(optax.apply_updates(w, u), [0.45, 0.0, -0.25], atol=1e-7)
+    tx = optax.chain(optim.weight_decay(0.5), optax.sgd(0.1))
+    u, _ = tx.update(jnp.zeros(3), tx.init(w), w)
+    np.testing.assert_allclose(optax.apply_updates(w, u), w * (1 - 0.05), rtol=1e-6)
+    assert float(optim.l2_penalty(w, 2.0)) == pytest.approx(0.25 + 0.0001 + 0.09, rel=1e-6)
+    assert float(optim.l1_penalty(w, 2.0)) == pytest.approx(2 * 0.81, rel=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda params: optim.l1_proximal(0.5, 0.1, mask="weights").init(params),
+    lambda params: optim.weight_decay(0.1, mask="weights").init(params),
+    lambda params: optim.l1_penalty(params, 0.1, mask="weights"),
+    lambda params: optim.l2_penalty(params, 0.1, mask="weights"),
+    lambda params: optim.l2_penalty(params, 0.0, mask="weights"),
+    lambda params: optim.weight_decay(0.1, mask=lambda p: jax.tree.map(lambda _: False, p)).init(params),
+    lambda params: optim.optimizer("sgd", 0.1, weight_decay=0.1).init(params),
+    lambda params: optim.optimizer("adam", 0.1, l1=0.1).init(params),
+], ids=["l1_proximal", "weight_decay", "l1_penalty", "l2_penalty", "l2_penalty_zero", "callable", "optimizer_wd",
+        "optimizer_l1"])
+def test_a_mask_selecting_no_leaf_is_an_error(make):
+    for params in (jnp.ones(3), {"b": jnp.ones(2), "scale": jnp.ones(2)}):
+        with pytest.raises(ValueError, match="mask=.* selects no leaf"):
+            make(params)
+
+
+def test_prefix_masks_and_empty_params():
+    params = {"enc": {"W": jnp.ones((2, 2)), "b": jnp.ones(2)}, "head": jnp.ones(2)}
+    tx = optim.weight_decay(1.0, mask={"enc": True, "head": False})
+    u, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+    np.testing.assert_array_equal(u["enc"]["b"], 1.0)
+    np.testing.assert_array_equal(u["head"], 0.0)
+    assert float(optim.l1_penalty(params, 1.0, mask={"enc": False, "head": True})) == 2.0
+    assert float(optim.l2_penalty({}, 1.0)) == 0.0                  # nothing to select: no error
+    optim.optimizer("sgd", 0.1).init(jnp.ones(3))                    # no regularization asked: fine
+
+
+def test_optimizer_keeps_the_weights_only_mask_bit_for_bit():
+    # What the trainer builds: optim.optimizer(...) with its default mask is exactly the chain
+    # with mask="weights" passed explicitly, and it never decays biases or normalisation scales.
+    variables = nn.cnn(channels=(4,), convs_per_block=1, hidden=8).init(jax.random.key(0), (28, 28, 1))
+    params = variables["params"]
+    grads = jax.tree.map(lambda x: jnp.full_like(x, 0.01), params)
+    outs = []
+    for kw in ({}, {"mask": "weights"}):
+        tx = optim.optimizer("adamw", 1e-2, weight_decay=0.5, l1=1e-3, **kw)
+        state = tx.init(params)
+        u, state = tx.update(grads, state, params)
+        u, state = tx.update(grads, state, optax.apply_updates(params, u))
+        outs.append(u)
+    for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    tx = optim.optimizer("sgd", 1.0, weight_decay=0.5)
+    u, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+    flat = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_flatten_with_path(u)[0]}
+    assert all(np.all(np.asarray(v) == 0) for k, v in flat.items() if k.endswith("['bias']") or k.endswith("['scale']"))
+    assert any(np.any(np.asarray(v) != 0) for k, v in flat.items() if k.endswith("['kernel']"))

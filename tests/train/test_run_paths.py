@@ -101,7 +101,7 @@ def test_finished_runs_record_the_config_and_monitor_every_member(path, finished
     assert all(r["grad_norm"] > 0 and r["param_norm"] > 0 and "grad_norm_layers" in r for r in rows)
     if members > 1:
         assert {r["member"] for r in rows} == {0, 1}
-        assert rows[0]["grad_norm"] != rows[1]["grad_norm"]  # each member's own monitor
+        assert rows[0]["param_norm"] != rows[1]["param_norm"]  # each member's own monitor
 
 
 BAD_FLAGS = [["--devices", "64"], ["--lr", "nan"], ["--lr", "0"], ["--batch-size", "100000"], ["--dropout", "1.5"],
@@ -248,7 +248,7 @@ def _wait_for_first_epoch(workdir, proc, seconds=240):
 @pytest.mark.parametrize("path", PATHS)
 def test_sigkill_anywhere_then_resume_is_exact(path, finished, data_dir, tmp_path):
     workdir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "experiments.mnist", *_args(data_dir, path, workdir, "--steps-per-call", "1")]
+    cmd = [sys.executable, "-m", "experiments.mnist", *_args(data_dir, path, workdir)]
     proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for_first_epoch(workdir, proc)
     proc.send_signal(signal.SIGKILL)
@@ -271,8 +271,20 @@ def _tmpfs(folder: Path, size: str = "64m"):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-def _remount(folder: Path, mode: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,{mode}", str(folder)], check=True, capture_output=True)
+def _make_read_only(folder: Path) -> bool:
+    """A read-only bind mount over ``folder``: from now on writes under it fail with EROFS, as on a
+    disk remounted read-only (open files, like the run's lock, stay open). ``False`` if not permitted."""
+    bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if bind.returncode != 0:
+        return False
+    if subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", str(folder)], check=False)
+        return False
+    return True
+
+
+def _make_writable(folder: Path) -> None:
+    subprocess.run(["umount", str(folder)], check=True, capture_output=True)
 
 
 def _fill(folder: Path) -> None:
@@ -288,39 +300,41 @@ def test_a_disk_fault_after_the_first_checkpoint_exits_4_and_keeps_it(path, faul
                                                                       capsys, monkeypatch):
     with _tmpfs(tmp_path / "disk") as mounted:
         workdir = tmp_path / "disk" / "run"
-        real_save, saves = checkpoint.save, []
+        real_save, saves, injected = checkpoint.save, [], []
 
         def save(manager, step, *args, **kwargs):
-            if saves and not mounted:  # no permission to mount: the writer fails as the disk would
+            if saves and not injected:  # no permission to mount: the writer fails as the disk would
                 raise checkpoint.CheckpointError(f"could not write checkpoint {step} to {manager.directory}: "
                                                  f"{'No space left on device' if fault == 'full' else 'gone'}")
             real_save(manager, step, *args, **kwargs)
             saves.append(step)
-            if len(saves) == 1 and mounted:
+            if len(saves) == 1:  # epoch 1's checkpoint is on disk: now the fault
                 checkpoint.wait(manager)
-                if fault == "full":
+                if fault == "full" and mounted:
                     _fill(tmp_path / "disk")
-                elif fault == "read_only":
-                    _remount(tmp_path / "disk", "ro")
-            if len(saves) == 1 and fault == "vanished":
-                checkpoint.wait(manager)
-                shutil.rmtree(workdir)
+                    injected.append(fault)
+                elif fault == "read_only" and _make_read_only(workdir):
+                    injected.append(fault)
+                elif fault == "vanished":
+                    shutil.rmtree(workdir)
+                    injected.append(fault)
 
         monkeypatch.setattr(checkpoint, "save", save)
-        code, err = _main(_args(data_dir, path, workdir), capsys)
-        monkeypatch.undo()
+        try:
+            code, err = _main(_args(data_dir, path, workdir), capsys)
+        finally:
+            monkeypatch.undo()
+            if "read_only" in injected:
+                _make_writable(workdir)
         line = _one_line(err)
         assert code == 4 and line.startswith("error: could not write"), err
-        if fault == "vanished":  # the user removed the run; the command starts a new one there
-            assert not (workdir / "checkpoints" / str(STEPS_PER_EPOCH)).exists()
+        if fault == "vanished":  # the user removed the run; nothing was recreated, and the command starts anew
+            assert not workdir.exists()
             code, err = _main(_args(data_dir, path, workdir, epochs=1), capsys)
             assert code == 0, err
             return
-        if mounted:
-            if fault == "full":
-                (tmp_path / "disk" / "filler").unlink()
-            else:
-                _remount(tmp_path / "disk", "rw")
+        if "full" in injected:
+            (tmp_path / "disk" / "filler").unlink()
         assert (workdir / "checkpoints" / str(STEPS_PER_EPOCH)).is_dir()  # epoch 1's checkpoint is kept
         code, err = _main(_args(data_dir, path, workdir, "--resume"), capsys)
         assert code == 0, err
@@ -330,22 +344,22 @@ def test_a_disk_fault_after_the_first_checkpoint_exits_4_and_keeps_it(path, faul
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS)
 def test_a_read_only_disk_ends_the_process_within_seconds(path, data_dir, tmp_path):
-    with _tmpfs(tmp_path / "disk") as mounted:
-        if not mounted:
-            pytest.skip("needs permission to mount a tmpfs")
-        workdir = tmp_path / "disk" / "run"
-        cmd = [sys.executable, "-m", "experiments.mnist",
-               *_args(data_dir, path, workdir, "--steps-per-call", "1", epochs=6)]
-        proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True)
-        _wait_for_first_epoch(workdir, proc)
-        _remount(tmp_path / "disk", "ro")
-        t0 = time.time()
-        try:
-            _, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail("the process did not end within 60 s of its disk turning read-only")
-        assert proc.returncode == 4, err[-2000:]
-        assert _one_line(err).startswith("error: could not write"), err
-        assert time.time() - t0 < 60
+    workdir = tmp_path / "run"
+    args = _args(data_dir, path, workdir, "--steps-per-call", "1", epochs=6)
+    cmd = [sys.executable, "-m", "experiments.mnist", *args]
+    proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for_first_epoch(workdir, proc)
+    if not _make_read_only(workdir):
+        proc.kill()
+        pytest.skip("needs permission to mount")
+    t0 = time.time()
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the process did not end within 60 s of its disk turning read-only")
+    finally:
+        _make_writable(workdir)
+    assert proc.returncode == 4, err[-2000:]
+    assert _one_line(err).startswith("error: could not write"), err
+    assert time.time() - t0 < 60

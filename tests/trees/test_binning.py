@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mlwork import trees
-from mlwork.trees.binning import split_threshold
+from mlwork.trees.binning import apply_bins, fit_bins, split_threshold
 
 
 def test_exact_bins_are_distinct_values_with_midpoint_edges():
@@ -48,3 +48,18 @@ def test_raw_thresholds_route_training_data_like_bins(X, max_bins):
     for j in range(X.shape[1]):
         for b in range(int(bins.n_bins[j]) - 1):
             np.testing.assert_array_equal(X[:, j] <= edges[j, b], binned[j] <= b)
+
+
+@settings(max_examples=20, deadline=None)
+@given(dtype=st.sampled_from([np.uint8, np.int8, np.int16, np.uint16, np.bool_]), seed=st.integers(0, 2**16),
+       max_bins=st.sampled_from([None, 4, 255]))
+def test_small_integer_input_bins_as_its_float32_values(dtype, seed, max_bins):
+    """The counting / lookup-table path for ≤16-bit integers equals the sorting path."""
+    rng = np.random.default_rng(seed)
+    info = (0, 2) if dtype == np.bool_ else (np.iinfo(dtype).min, np.iinfo(dtype).max + 1)
+    X = rng.integers(*info, size=(300, 3)).astype(dtype)
+    a, b = fit_bins(X, max_bins), fit_bins(X.astype(np.float32), max_bins)
+    for field in ("lower", "upper", "n_bins"):
+        np.testing.assert_array_equal(np.asarray(getattr(a, field)), np.asarray(getattr(b, field)))
+    assert a.max_bins == b.max_bins and not a.has_missing
+    np.testing.assert_array_equal(apply_bins(a, X), apply_bins(b, X.astype(np.float32)))

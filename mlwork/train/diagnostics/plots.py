@@ -43,10 +43,10 @@ def plot_gradient_norms(path: Path, history: Sequence[dict[str, Any]], title: st
         a2.plot(epochs, values, "o-", label=name)
     a2.axhline(UPDATE_RATIO_GUIDE, color="gray", ls=":", label="1e-3 guide")
     dead = [r.get("dead_relu_fraction") for r in history]
-    if any(d is not None for d in dead):
-        a2.plot([], [], " ", label=f"dead ReLU units (last epoch): {100 * (dead[-1] or 0):.1f}%")
+    dead_note = (f"\ndead ReLU units (last epoch): {100 * (dead[-1] or 0):.1f}%"  # in the title: a legend
+                 if any(d is not None for d in dead) else "")                   # entry would have no line
     a2.set(yscale="log", xlabel="epoch", ylabel=r"$\|\Delta\theta_l\| \,/\, \|\theta_l\|$",
-           title="update / parameter ratio per layer")
+           title="update / parameter ratio per layer" + dead_note)
     for ax in (a1, a2):
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     a2.legend(fontsize=7)

@@ -1,0 +1,98 @@
+"""Run a model exported by :func:`mlwork.train.export_run` with JAX and NumPy alone.
+
+This file imports nothing from mlwork: :func:`mlwork.train.export_run` copies it into every
+export folder as ``load_exported.py``, so a machine without mlwork can do::
+
+    import sys; sys.path.insert(0, "exported/")
+    from load_exported import load_exported
+    model = load_exported("exported/")
+    probs = model(images)            # uint8 (N, 28, 28) pixel levels, or floats in [0, 1]
+
+An export folder holds ``function.jax`` (the serialized :mod:`jax.export` StableHLO module,
+symbolic batch dimension ``b``), ``variables.npz`` (its weights, in argument order) and
+``meta.json`` (input shape, class names, the input convention, SHA-256 of the other two files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+FORMAT = "mlwork-export-1"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class ExportedRun:
+    """A loaded export: call it on images to get class probabilities ``(*batch, classes)``.
+
+    Attributes:
+      exported: the :class:`jax.export.Exported` function ``f(variables, x) -> probs`` (``x``
+        float32 ``(b, *input_shape)`` in ``[0, 1]``).
+      variables: its weights (a pytree of numpy arrays).
+      meta: ``meta.json``: ``input_shape``, ``class_names``, ``members``, ``mean``, ``std``...
+    """
+
+    def __init__(self, exported: Any, variables: Any, meta: dict[str, Any]):
+        self.exported, self.variables, self.meta = exported, variables, meta
+        self.input_shape = tuple(meta["input_shape"])
+        self.class_names = tuple(meta["class_names"])
+
+    def __call__(self, images: Any) -> np.ndarray:
+        """Probabilities for ``images`` ``(*batch, *input_shape)`` (a trailing channel axis of 1
+        is accepted): integer pixel levels in ``[0, 255]`` or floats in ``[0, 1]``."""
+        x = np.asarray(images)
+        if np.issubdtype(x.dtype, np.integer) and x.dtype != np.bool_:
+            if x.size and (x.min() < 0 or x.max() > 255):
+                raise ValueError("images: integer pixel levels must be in [0, 255]")
+            x = x.astype(np.float32) * np.float32(1.0 / 255.0)
+        elif np.issubdtype(x.dtype, np.floating):
+            if x.size and not (np.isfinite(x).all() and x.min() >= 0.0 and x.max() <= 1.0):
+                raise ValueError("images: float images must be finite intensities in [0, 1]")
+            x = x.astype(np.float32)
+        else:
+            raise ValueError(f"images must be integer pixel levels or floats in [0, 1], got dtype {x.dtype}")
+        n = len(self.input_shape)
+        if x.shape[len(x.shape) - n:] == self.input_shape:
+            batch = x.shape[:len(x.shape) - n]
+        elif x.ndim > n and x.shape[-1] == 1 and x.shape[len(x.shape) - n - 1:-1] == self.input_shape:
+            batch = x.shape[:len(x.shape) - n - 1]
+        else:
+            raise ValueError(f"images has shape {x.shape}; expected (..., {', '.join(map(str, self.input_shape))})")
+        flat = x.reshape((-1, *self.input_shape))
+        probs = np.asarray(self.exported.call(self.variables, flat))
+        return probs.reshape(*batch, probs.shape[-1])
+
+
+def load_exported(path: str | Path) -> ExportedRun:
+    """Load an export folder written by ``mlwork.train.export_run``.
+
+    Raises:
+      ValueError: ``path`` is not an export folder, or its files do not match the SHA-256
+        recorded in ``meta.json`` (damaged or edited).
+    """
+    path = Path(path)
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not an exported run (meta.json: {e})") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: unknown export format {meta.get('format')!r}, expected {FORMAT!r}")
+    for name, digest in meta["sha256"].items():
+        if not (path / name).exists() or _sha256(path / name) != digest:
+            raise ValueError(f"{path / name} is missing or damaged (SHA-256 differs from meta.json)")
+    exported = jax.export.deserialize(bytearray((path / "function.jax").read_bytes()))
+    with np.load(path / "variables.npz") as data:
+        leaves = [data[f"arr_{i}"] for i in range(len(data.files))]
+    # The exported function's arguments are (variables, x): its in_tree gives the variables' structure.
+    args_tree = exported.in_tree.children()[0]  # (args, kwargs) -> args
+    variables_tree = args_tree.children()[0]
+    variables = jax.tree.unflatten(variables_tree, leaves)
+    return ExportedRun(exported, variables, meta)

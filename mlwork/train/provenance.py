@@ -1,0 +1,108 @@
+"""What produced a run: software versions, platform, devices, compiler settings, git commit.
+
+:func:`reproducibility_record` goes into a run's ``config.json`` (and ``summary.json``) so a
+result can be traced to the code and machine that produced it; :func:`run_metadata` holds what
+:func:`mlwork.train.load_run` needs to rebuild the model and its input pipeline from
+``config.json`` alone.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+#: Distributions whose versions the record lists (their PyPI names).
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit(path: str | Path | None = None) -> dict[str, Any] | None:
+    """The git commit of the checkout holding ``path`` (default: mlwork's own source), and
+    whether its tracked files have uncommitted changes: ``{"commit": sha, "dirty": bool}``;
+    ``None`` outside a checkout or without git (never an error)."""
+    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": sha, "dirty": bool(status.strip())} if sha else None
+
+
+def reproducibility_record(mesh_or_devices: Any = None) -> dict[str, Any]:
+    """Versions, platform, devices, XLA flags, compiler options and git commit of this process.
+
+    Args:
+      mesh_or_devices: a :class:`jax.sharding.Mesh`, a sequence of :class:`jax.Device`, or
+        ``None`` for ``jax.devices()`` (the devices the run uses).
+
+    Returns:
+      A JSON-serialisable dict: ``python``, ``packages`` (``{name: version}`` for
+      :data:`PACKAGES`), ``platform`` (OS and machine), ``backend``, ``device_kind``,
+      ``device_count`` (the run's), ``process_count``, ``xla_flags`` (``$XLA_FLAGS`` or ``None``),
+      ``compiler_options`` (:func:`mlwork.train.hardware.compiler_options` for the backend) and
+      ``git`` (:func:`git_commit`, ``None`` outside a checkout).
+
+    Example::
+
+      >>> record = reproducibility_record()
+      >>> sorted(record["packages"])[:2]
+      ['flax', 'jax']
+    """
+    import jax
+
+    from mlwork.train.hardware import compiler_options
+
+    if mesh_or_devices is None:
+        devices: Sequence[Any] = jax.devices()
+    elif hasattr(mesh_or_devices, "devices") and not callable(mesh_or_devices.devices):
+        devices = list(mesh_or_devices.devices.flat)  # a Mesh
+    else:
+        devices = list(mesh_or_devices)
+    if not devices:
+        raise ValueError("mesh_or_devices must hold at least one device")
+    backend = devices[0].platform
+    return {
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "packages": {name: _version(name) for name in PACKAGES},
+        "platform": {"system": platform.system(), "release": platform.release(), "machine": platform.machine(),
+                     "platform": platform.platform()},
+        "backend": backend,
+        "device_kind": sorted({d.device_kind for d in devices}) if len({d.device_kind for d in devices}) > 1
+        else devices[0].device_kind,
+        "device_count": len(devices),
+        "process_count": jax.process_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS"),
+        "compiler_options": compiler_options(backend),
+        "git": git_commit(),
+        "argv": list(sys.argv),
+    }
+
+
+def run_metadata(dataset: Any, mean: float, std: float) -> dict[str, Any]:
+    """The ``config.json`` keys that describe the data a run's model expects:
+    ``input_shape`` (one example, no batch axis), ``num_classes``, ``class_names``, and the
+    normalisation ``mean``/``std`` (of pixels scaled to [0, 1]) that the trainer applied.
+
+    Args:
+      dataset: a :class:`mlwork.data.Dataset` (uint8 images ``(N, H, W)``).
+      mean, std: the normalisation the run used (``Run.mean``, ``Run.std``).
+    """
+    names = list(dataset.class_names)
+    return {"input_shape": [int(d) for d in dataset.train_images.shape[1:]], "num_classes": len(names),
+            "class_names": names, "mean": float(mean), "std": float(std)}

@@ -1,0 +1,162 @@
+"""TensorBoard event files for a run, written with tensorboardX (no TensorFlow needed).
+
+Every number of every ``metrics.jsonl`` row becomes a scalar at ``step = epoch``: the field's
+name is the tag (``train_loss``, ``val_accuracy``, ``learning_rate``, ``grad_norm``...), and a
+per-layer field becomes one tag per layer (``grad_norm_layers/0``,
+``update_ratio_layers/Dense_0``...). The final test figures go under ``test/`` at the last
+epoch. A population writes one TensorBoard *run* per member (``tensorboard/member_00/``...), so
+TensorBoard draws the members of a tag in one chart; the ensemble's figures go to the top
+folder. View with ``tensorboard --logdir <workdir>/tensorboard``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+#: Row fields that index the row rather than measure anything.
+INDEX_FIELDS = ("epoch", "member")
+
+
+def scalars(row: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """The scalars of a metrics row as ``{tag: value}``: numbers as they are, nested mappings
+    (per-layer fields) flattened to ``field/key``; ``None``, strings, booleans, the index
+    fields (``epoch``, ``member``) and non-finite numbers are left out."""
+    out: dict[str, float] = {}
+    for key, value in row.items():
+        if not prefix and key in INDEX_FIELDS:
+            continue
+        tag = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(scalars(value, prefix=f"{tag}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[tag] = float(value)
+    return out
+
+
+def member_run(member: int) -> str:
+    """The TensorBoard run (sub-folder) of population member ``member``."""
+    return f"member_{int(member):02d}"
+
+
+class TensorBoardWriter:
+    """Event files under ``<workdir>/tensorboard``.
+
+    Args:
+      workdir: the run's folder.
+      flush_secs: how often tensorboardX flushes pending events to disk.
+
+    Use as a context manager (or call :meth:`close`)::
+
+      with TensorBoardWriter(workdir) as tb:
+          for row in history:
+              tb.write_row(row)
+          tb.write_summary(summary)
+    """
+
+    def __init__(self, workdir: str | Path, flush_secs: int = 10):
+        self.logdir = Path(workdir) / "tensorboard"
+        self.flush_secs = flush_secs
+        self._writers: dict[str, Any] = {}
+
+    @staticmethod
+    def available() -> bool:
+        """Whether tensorboardX is installed (a declared dependency; a bare machine may lack it,
+        and then a run writes no events — :func:`~mlwork.train.train_and_evaluate` says so once)."""
+        import importlib.util
+
+        return importlib.util.find_spec("tensorboardX") is not None
+
+    def _writer(self, run: str = ""):
+        if run not in self._writers:
+            from tensorboardX import SummaryWriter
+
+            self._writers[run] = SummaryWriter(str(self.logdir / run) if run else str(self.logdir),
+                                               flush_secs=self.flush_secs)
+        return self._writers[run]
+
+    def write_scalars(self, values: Mapping[str, float], step: int, member: int | None = None) -> None:
+        """Write ``{tag: value}`` at ``step`` (to member ``member``'s run when given)."""
+        try:
+            writer = self._writer("" if member is None else member_run(member))
+            for tag, value in values.items():
+                writer.add_scalar(tag, float(value), int(step))
+        except OSError as e:  # a full, read-only or vanished disk: the run's documented exit 4
+            from mlwork.train.errors import CheckpointError
+
+            raise CheckpointError(f"could not write TensorBoard events in {self.logdir}: {e.strerror or e}") from None
+
+    def write_row(self, row: Mapping[str, Any]) -> None:
+        """Every scalar of one ``metrics.jsonl`` row at ``step = row["epoch"]`` (a population
+        row, with ``member``, goes to that member's run)."""
+        if "epoch" not in row:
+            raise ValueError(f"row must have an 'epoch' field, got fields {sorted(row)}")
+        self.write_scalars(scalars(row), int(row["epoch"]), row.get("member"))
+
+    def write_summary(self, summary: Mapping[str, Any], step: int | None = None) -> None:
+        """The final figures of ``summary.json`` under ``test/`` (and ``best/``) at ``step``
+        (default ``summary["epochs_run"]``): ``test/accuracy``, ``test/loss``,
+        ``best/val_accuracy`` per model; for a population also ``test/ensemble_accuracy`` in
+        the top run and each member's figures in its run."""
+        step = int(summary.get("epochs_run", 0) if step is None else step)
+        names = {"test_accuracy": "test/accuracy", "test_loss": "test/loss",
+                 "best_val_accuracy": "best/val_accuracy", "best_epoch": "best/epoch",
+                 "ensemble_test_accuracy": "test/ensemble_accuracy",
+                 "best_member_test_accuracy": "test/best_member_accuracy"}
+
+        def pick(d):
+            return {tag: d[k] for k, tag in names.items() if isinstance(d.get(k), (int, float))}
+
+        self.write_scalars(pick(summary), step)
+        for k, member in enumerate(summary.get("members") or []):
+            if isinstance(member, Mapping):
+                self.write_scalars(pick(member), step, member=k)
+
+    def write_text(self, tag: str, text: str, step: int = 0) -> None:
+        """A text entry (e.g. the run's config as JSON) in the top run."""
+        self._writer().add_text(tag, text, step)
+
+    def flush(self) -> None:
+        for w in self._writers.values():
+            w.flush()
+
+    def close(self) -> None:
+        for w in self._writers.values():
+            w.close()
+        self._writers.clear()
+
+    def __enter__(self) -> TensorBoardWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def write_run(workdir: str | Path, history: Iterable[Mapping[str, Any]] | None = None,
+              summary: Mapping[str, Any] | None = None) -> Path:
+    """Event files for a whole run at once: ``history`` (default: ``workdir/metrics.jsonl``),
+    ``summary`` (default: ``workdir/summary.json`` if present) and the config as text. Also
+    turns the metrics of a run trained before TensorBoard support into event files.
+
+    Returns:
+      The ``tensorboard`` folder.
+    """
+    workdir = Path(workdir)
+    if history is None:
+        metrics = workdir / "metrics.jsonl"
+        if not metrics.exists():
+            raise ValueError(f"workdir {workdir} has no metrics.jsonl")
+        history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    if summary is None and (workdir / "summary.json").exists():
+        summary = json.loads((workdir / "summary.json").read_text())
+    with TensorBoardWriter(workdir) as tb:
+        if (workdir / "config.json").exists():
+            tb.write_text("config", "```\n" + (workdir / "config.json").read_text() + "\n```")
+        for row in history:
+            tb.write_row(row)
+        if summary is not None:
+            tb.write_summary(summary)
+        return tb.logdir

@@ -1,0 +1,125 @@
+"""`python -m experiments.predict`: label and probability per PNG/JPEG/IDX input; bad input exits 2."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments import predict as cli
+from mlwork.train import load_run, predict
+from tests.data.test_idx import write_idx
+from tests.train import trained_runs as runs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def run():
+    return load_run(runs.single())
+
+
+@pytest.fixture
+def images(tmp_path):
+    test = runs.dataset().test_images
+    png = tmp_path / "digit.png"
+    Image.fromarray(test[0]).save(png)
+    jpg = tmp_path / "photo.jpg"  # RGB, twice the size: converted and resized with a warning
+    Image.fromarray(np.stack([test[1]] * 3, -1)).resize((56, 56), Image.Resampling.NEAREST).save(jpg, quality=95)
+    idx = write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", test[:5])
+    return png, jpg, idx
+
+
+def test_each_input_gets_a_label_and_probability(run, images, capsys):
+    png, jpg, idx = images
+    assert cli.main(["--workdir", str(runs.single()), str(png), str(jpg), str(idx)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1 + 1 + 5
+    test = runs.dataset().test_images
+    expected = [predict(run, test[0])] + [None] + list(predict(run, test[:5]))
+    for line, probs in zip(lines, expected, strict=True):
+        if probs is not None:
+            assert line.endswith(f": {probs.argmax()}  p={probs.max():.4f}"), line
+    assert lines[0].startswith(f"{png}: ") and lines[2].startswith(f"{idx}[0]: ")
+    assert f"warning: {jpg}: converted RGB to greyscale and resized 56x56 to 28x28" in captured.err
+    assert str(png) not in captured.err  # already 28x28 greyscale: no warning
+
+
+def test_json_output_for_machines(run, images, capsys):
+    png, _, idx = images
+    assert cli.main(["--workdir", str(runs.single()), "--json", "--which", "9", str(png), str(idx)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["step"] == 9 and doc["which"] == 9 and doc["class_names"] == list("0123456789")
+    preds = doc["predictions"]
+    assert [p["index"] for p in preds] == [None, 0, 1, 2, 3, 4]
+    reference = predict(load_run(runs.single(), 9), runs.dataset().test_images[:5])
+    for p, probs in zip(preds[1:], reference, strict=True):
+        assert p["label"] == int(probs.argmax()) and p["class_name"] == str(p["label"])
+        np.testing.assert_allclose(p["probabilities"], probs, atol=1e-6)
+        assert p["probability"] == pytest.approx(float(probs.max()), abs=1e-6)
+
+
+def test_invert_turns_dark_on_light_drawings_into_mnist_polarity(run, tmp_path, capsys):
+    digit = runs.dataset().test_images[2]
+    path = tmp_path / "paper.png"
+    Image.fromarray(255 - digit).save(path)
+    assert cli.main(["--workdir", str(runs.single()), "--json", "--invert", str(path)]) == 0
+    (p,) = json.loads(capsys.readouterr().out)["predictions"]
+    np.testing.assert_allclose(p["probabilities"], predict(run, digit), atol=1e-6)
+
+
+def test_a_population_predicts_with_its_ensemble(images, capsys):
+    png, _, _ = images
+    assert cli.main(["--workdir", str(runs.population()), "--json", str(png)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["members"] == 2
+    np.testing.assert_allclose(doc["predictions"][0]["probabilities"],
+                               predict(load_run(runs.population()), runs.dataset().test_images[0]), atol=1e-6)
+
+
+def test_bad_inputs_exit_2_with_one_line(images, tmp_path, capsys):
+    png, _, _ = images
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    fake_png = tmp_path / "fake.png"
+    fake_png.write_text("not a png")
+    small = write_idx(tmp_path / "small-idx3-ubyte", np.zeros((2, 20, 20), np.uint8), gz=False)
+    cases = [
+        ([str(tmp_path / "missing.png")], "does not exist"),
+        ([str(text)], "magic number"),
+        ([str(fake_png)], "not a readable PNG/JPEG image"),
+        ([str(small)], "holds 20x20 images; the run expects 28x28"),
+    ]
+    for inputs, message in cases:
+        assert cli.main(["--workdir", str(runs.single()), *inputs]) == cli.EXIT_BAD_INPUT == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert cli.main(["--workdir", str(tmp_path / "nowhere"), str(png)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--workdir", str(runs.single()), "--which", "first", str(png)])
+    assert e.value.code == 2
+
+
+def test_a_damaged_checkpoint_exits_4(images, tmp_path, capsys):
+    png, _, _ = images
+    workdir = runs.copy_run(runs.single(), tmp_path / "run")
+    runs.tamper(runs.biggest_file(workdir / "checkpoints" / "18" / "state"))
+    assert cli.main(["--workdir", str(workdir), str(png)]) == cli.EXIT_CHECKPOINT == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoint 18" in err[0]
+
+
+def test_help_does_not_import_jax():
+    code = ("import runpy, sys\nsys.argv = ['predict', '--help']\n"
+            "try:\n    runpy.run_module('experiments.predict', run_name='__main__')\n"
+            "except SystemExit:\n    pass\nprint('JAX' if 'jax' in sys.modules else 'no JAX')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert "--workdir" in out.stdout and out.stdout.strip().endswith("no JAX")
