@@ -9,7 +9,8 @@ from jax.flatten_util import ravel_pytree
 
 from mlwork import nn, optim
 from mlwork.nn.losses import softmax_cross_entropy
-from mlwork.train.loop import TrainConfig, build_model
+from mlwork.train.config import TrainConfig
+from mlwork.train.programs import build_model
 
 MODELS = {
     "mlp": lambda dtype: nn.mlp([784, 64, 32, 10], dropout=0.2, compute_dtype=dtype),
@@ -70,7 +71,7 @@ def test_bfloat16_gradients_and_optimizer_state_stay_float32(name):
 
 def test_compute_dtype_reaches_the_model_through_the_config():
     config = TrainConfig(model="mlp", compute_dtype="bfloat16")
-    model = build_model(config.validate())
+    model = build_model(config)
     variables = model.init(jax.random.key(0), (28, 28))
     x, _ = _batch(4)
     out16, _ = model.apply(variables, x)
@@ -85,4 +86,4 @@ def test_bad_compute_dtype_is_a_clear_error(bad):
     with pytest.raises(ValueError, match="compute_dtype must be one of float32, bfloat16"):
         nn.cnn(compute_dtype=bad)
     with pytest.raises(ValueError, match="compute_dtype"):
-        TrainConfig(compute_dtype=str(bad)).validate()
+        TrainConfig(compute_dtype=str(bad))

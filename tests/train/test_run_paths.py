@@ -5,7 +5,8 @@ bounded time with the documented exit code and one line; no good checkpoint is m
 workdir stays usable by the right command. Runs go through ``experiments.mnist.main`` in process
 (real signals sent to this process while the run's guard is installed; disk faults from a real
 tmpfs made full or read-only, or a failing writer where mounting is not allowed), and through a
-subprocess where the process's own exit is what is tested.
+subprocess where the process's own exit is what is tested. The rows that train (about fifty small
+runs) are marked slow: CI runs them once, on Python 3.11.
 """
 
 import contextlib
@@ -87,6 +88,7 @@ def finished(data_dir, tmp_path_factory):
     return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS)
 def test_finished_runs_record_the_config_and_monitor_every_member(path, finished):
     workdir = finished(path)
@@ -128,6 +130,7 @@ MISMATCHES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("holder, request_flags, differs", MISMATCHES)
 def test_a_mismatched_resume_is_refused_and_moves_nothing(holder, request_flags, differs, finished, data_dir,
                                                           tmp_path, capsys):
@@ -144,6 +147,7 @@ def test_a_mismatched_resume_is_refused_and_moves_nothing(holder, request_flags,
     assert code == 0, err
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_kind_of_run_is_a_mismatch_not_damage(finished, data_dir, tmp_path, capsys):
     # Without config.json to compare, the checkpoint's own shapes tell a single model from a population.
     workdir = tmp_path / "run"
@@ -155,6 +159,7 @@ def test_a_checkpoint_of_another_kind_of_run_is_a_mismatch_not_damage(finished, 
     assert _snapshot(workdir) == before and not (workdir / "damaged_checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_a_schedule_spanning_the_run_cannot_be_stretched_on_resume(data_dir, tmp_path, capsys):
     workdir = tmp_path / "run"
     assert mnist.main(_args(data_dir, "single", workdir, "--schedule", "cosine", epochs=1)) == 0
@@ -173,6 +178,7 @@ def test_a_busy_workdir_is_refused_and_nothing_is_written(path, data_dir, tmp_pa
     assert sorted(p.name for p in workdir.iterdir()) == [".lock"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS)
 def test_a_nonfinite_loss_exits_3_naming_member_epoch_and_step(path, data_dir, tmp_path, capsys):
     workdir = tmp_path / "run"
@@ -211,6 +217,7 @@ def _signal_at_poll(monkeypatch, signum, poll):
     monkeypatch.setattr(lifecycle, "train_epochs", train_epochs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signame, code", [("SIGTERM", 75), ("SIGINT", 130)])
 @pytest.mark.parametrize("path", PATHS)
 def test_a_signal_saves_then_the_resumed_run_is_exact(path, signame, code, finished, data_dir, tmp_path, capsys,
@@ -294,6 +301,7 @@ def _fill(folder: Path) -> None:
             f.flush()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["full", "read_only", "vanished"])
 @pytest.mark.parametrize("path", PATHS)
 def test_a_disk_fault_after_the_first_checkpoint_exits_4_and_keeps_it(path, fault, finished, data_dir, tmp_path,

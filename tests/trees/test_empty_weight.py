@@ -106,6 +106,7 @@ def test_empty_problem_is_a_value_error_naming_sample_weight(fit, bad):
         fit(X, y, np.array(bad))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(w=weights, missing=st.booleans())
 def test_tree_with_many_zero_weights(w, missing):
@@ -118,6 +119,7 @@ def test_tree_with_many_zero_weights(w, missing):
     check_regression_values(reg.value, yr, w)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(w=sparse_weights, missing=st.booleans(), bagging=st.booleans(), seed=st.integers(0, 2**16))
 def test_forest_with_many_zero_weights(w, missing, bagging, seed):
@@ -138,6 +140,7 @@ def test_forest_with_many_zero_weights(w, missing, bagging, seed):
     assert np.all(np.isfinite(np.asarray(trees.predict(reg, X))))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(w=weights, missing=st.booleans(), lr=st.sampled_from([1.0, 10.0]))
 def test_adaboost_with_many_zero_weights(w, missing, lr):
@@ -162,6 +165,7 @@ def test_adaboost_without_any_vote_predicts_the_weighted_prior():
     np.testing.assert_allclose(proba, 0.5, atol=1e-6)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(w=weights, missing=st.booleans(), second_order=st.booleans(), subsample=st.sampled_from([1.0, 0.3]),
        reg_lambda=st.sampled_from([0.0, 1.0]))
