@@ -169,6 +169,20 @@ def test_a_schedule_spanning_the_run_cannot_be_stretched_on_resume(data_dir, tmp
     capsys.readouterr()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PATHS)
+def test_a_damaged_latest_checkpoint_falls_back_and_the_run_ends_exact(path, finished, data_dir, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    shutil.copytree(finished(path), workdir)
+    latest = workdir / "checkpoints" / str(3 * STEPS_PER_EPOCH)
+    victim = max((p for p in (latest / "state").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    code, err = _main(_args(data_dir, path, workdir, "--resume"), capsys)
+    assert code == 0, err
+    assert (workdir / "damaged_checkpoints").is_dir()  # moved aside, named in a warning
+    assert _summary(workdir)["params_sha256"] == _summary(finished(path))["params_sha256"]  # epoch 3 again
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_a_busy_workdir_is_refused_and_nothing_is_written(path, data_dir, tmp_path, capsys):
     workdir = tmp_path / "run"
