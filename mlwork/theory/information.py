@@ -31,9 +31,14 @@ Conventions shared by every function here:
   is summed from terms that are non-negative one by one — :math:`p \ln(p/q) - p + q` (the
   :math:`-p + q` parts sum to 0 for distributions), with :math:`\ln(p/q)` taken as
   ``log1p((p - q)/q)`` near 1, which is exactly 0 for ``p == q`` — so rounding cannot flip a
-  sign or make a row depend on its batch neighbours. Only the last ulp of cancellation (a term
-  of size ``~eps·|p − q|``) is clamped, to ``0`` below and to the bound above; gradients are the
-  formula's.
+  sign. Only the last ulp of cancellation (a term of size ``~eps·|p − q|``) is clamped, to ``0``
+  below and to the bound above; gradients are the formula's.
+* **A row's value does not depend on its batch**, to the last bit: a row computed alone and the
+  same row inside a batched call (any batch size, any position) are equal. XLA compiles each
+  shape separately and rounds differently across its vectorised and scalar loops, so every
+  function runs its rows padded to a multiple of 64 (see ``_by_rows``): one row and fifty rows
+  run the same compiled program. (This holds for the calls themselves; inside a caller's
+  ``jit`` or ``vmap`` the surrounding program's fusion decides.)
 """
 
 from __future__ import annotations
@@ -44,7 +49,6 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import rel_entr
 
 from mlwork._validate import check_finite_number, check_same_shape, concrete
 
@@ -148,6 +152,26 @@ def _prepare(p: Array, normalize: bool, n_axes: int = 1) -> tuple[Array, Array]:
     return p / jax.lax.stop_gradient(jnp.expand_dims(sums, axes)), valid
 
 
+def _x_minus_log1p(x: Array) -> Array:
+    r""":math:`x - \mathrm{log1p}(x) \ge 0` for :math:`x > -1`, to a few ulp relative even where
+    :math:`x \to 0` (the value is :math:`\approx x^2/2`, so the plain difference loses
+    :math:`\log_2(2/|x|)` bits: 45% error in float32 at :math:`|x| = 6\cdot10^{-6}`).
+
+    For :math:`|x| < 1/8` the alternating series :math:`\sum_{k \ge 2} (-1)^k x^k / k`, summed
+    by Horner to the working precision (11 terms in float32, 20 in float64); beyond, the plain
+    difference (which then loses at most 4 bits), clamped at 0 for its last ulp. ``+inf`` at
+    :math:`x = -1`.
+    """
+    small = jnp.abs(x) < 0.125
+    xs = jnp.where(small, x, 0.0)
+    terms = 20 if jnp.finfo(x.dtype).bits > 32 else 11
+    poly = jnp.zeros_like(xs)
+    for k in range(terms + 1, 1, -1):  # x²·(1/2 - x·(1/3 - x·(1/4 - ...))), innermost first
+        poly = (1.0 / k) - xs * poly
+    direct = _clamp(x - jnp.log1p(jnp.where(small, 0.0, x)), lo=0.0)
+    return jnp.where(small, xs * xs * poly, direct)
+
+
 def _sum(x: Array, axis=-1) -> Array:
     """Pairwise sum over ``axis`` (an int or a tuple of trailing axes) in a fixed order.
 
@@ -174,6 +198,37 @@ def _sum(x: Array, axis=-1) -> Array:
     return x[..., 0]
 
 
+_ROWS = 64
+
+
+def _by_rows(kernel, arrays, event_ndim: int) -> Array:
+    """``kernel(*arrays)``, one value per row (the leading, batch axes), with each row's value
+    independent of the batch it came in.
+
+    XLA compiles a kernel per shape and may fuse, vectorise and rewrite it differently for each
+    (a vectorised loop for the bulk, a scalar one for the remainder; ``a / b`` as ``a * (1/b)``
+    in one fusion and not in another), so the same row gave results an ulp apart alone and
+    inside a batch. Here the rows are flattened and padded (with stop-gradient copies of the
+    first row) to a multiple of 64, so every row is computed by the same code: a 1-row call and
+    a 50-row call run the same 64-row program. The arrays broadcast against each other first.
+    """
+    arrays = jnp.broadcast_arrays(*arrays)
+    shape = arrays[0].shape
+    batch = shape[:len(shape) - event_ndim]
+    n = math.prod(batch)
+    if n == 0:
+        return kernel(*arrays)
+    rows = -(-n // _ROWS) * _ROWS
+    flat = []
+    for a in arrays:
+        a = a.reshape(n, *shape[len(batch):])
+        if rows > n:
+            fill = jnp.broadcast_to(jax.lax.stop_gradient(a[:1]), (rows - n, *a.shape[1:]))
+            a = jnp.concatenate([a, fill])
+        flat.append(a)
+    return kernel(*flat)[:n].reshape(batch)
+
+
 def _in_units(nats: Array, ln_b) -> Array:
     """Nats in the unit of ``ln_b``. A product with ``1/ln_b``, not a quotient: XLA turns a
     division by a broadcast scalar into such a product for batches but not for a single row,
@@ -184,6 +239,16 @@ def _in_units(nats: Array, ln_b) -> Array:
 def _units(nats: Array, valid: Array, ln_b) -> Array:
     """Nats in the requested unit, NaN where the input was invalid."""
     return jnp.where(valid, _in_units(nats, ln_b), jnp.nan)
+
+
+def _one_by_rows(nats_fn, p, base, normalize, n_axes):
+    ln_b = _log_base(base)
+    return _by_rows(lambda x: _one(nats_fn, x, ln_b, normalize, n_axes), [p], n_axes)
+
+
+def _two_by_rows(nats_fn, p, q, base, normalize):
+    ln_b = _log_base(base)
+    return _by_rows(lambda a, b: _two(nats_fn, a, b, ln_b, normalize), [p, q], 1)
 
 
 @partial(jax.jit, static_argnames=("nats_fn", "normalize", "n_axes"))
@@ -204,7 +269,9 @@ def _neg_plogp(p: Array) -> Array:
     """:math:`-p \\ln p` with ``0 ln 0 = 0`` and a zero gradient at ``p = 0``."""
     # p <= 1 after normalisation, but a marginal of a normalised joint can be 1 + ulp: clamp
     # that last ulp so the term (and every entropy) is >= 0.
-    return _clamp(-rel_entr(p, jnp.ones_like(p)), lo=0.0)
+    pos = p > 0.0
+    safe = jnp.where(pos, p, 1.0)
+    return _clamp(jnp.where(pos, -safe * jnp.log(safe), 0.0), lo=0.0)
 
 
 def _plogq(p: Array, q: Array) -> Array:
@@ -247,18 +314,17 @@ def _kl_terms(p: Array, q: Array) -> Array:
 
     Summed over distributions the :math:`-p + q` parts cancel, so the sum is the KL divergence;
     they also cancel to first order the ulp by which float sums miss 1. Near ``p = q`` the
-    term is :math:`q\,[(1 + d)\,\mathrm{log1p}(d) - d]`, ``d = (p - q)/q`` (size ``~d²/2``,
-    rounding ``~eps·|d|``), clamped at 0 for the last ulp. Gradients (``p, q > 0``):
+    term is :math:`p\,h(v)`, :math:`h(v) = v - \mathrm{log1p}(v) \ge 0`, ``v = (q - p)/p``
+    (``q - p`` exact there), accurate to a few ulp relative however small. Gradients (``p, q > 0``):
     :math:`(\ln(p/q),\ 1 - p/q)`; at ``p = 0``: ``(0, 1)``.
     """
     pos = (p > 0.0) & (q > 0.0)
     sp, sq = jnp.where(pos, p, 1.0), jnp.where(pos, q, 1.0)
     r = sp / sq
     near = (r >= 0.5) & (r <= 2.0)
-    d = jnp.where(near, (sp - sq) / sq, 0.0)
-    near_term = sq * ((1.0 + d) * jnp.log1p(d) - d)
-    far_term = sp * _log_ratio(sp, sq) - sp + sq
-    term = _clamp(jnp.where(near, near_term, far_term), lo=0.0)
+    near_term = sp * _x_minus_log1p(jnp.where(near, (sq - sp) / sp, 0.0))
+    far_term = _clamp(sp * _log_ratio(sp, sq) - sp + sq, lo=0.0)
+    term = jnp.where(near, near_term, far_term)
     return jnp.where(pos, term, jnp.where(p == 0.0, q, jnp.inf))
 
 
@@ -296,7 +362,8 @@ def information(p, *, base: float = 2.0) -> Array:
 
     Reference: C. E. Shannon, "A Mathematical Theory of Communication", 1948, §6.
     """
-    return _information(_check_probabilities(p, "p"), _log_base(base))
+    ln_b = _log_base(base)
+    return _by_rows(lambda x: _information(x, ln_b), [_check_probabilities(p, "p")], 0)
 
 
 def _check_probabilities(x, name: str) -> Array:
@@ -337,7 +404,7 @@ def entropy(p, *, base: float = 2.0, normalize: bool = False) -> Array:
     Reference: Shannon (1948), §6; Cover & Thomas, *Elements of Information Theory*, 2nd ed.,
     eq. (2.1).
     """
-    return _one(_entropy_nats, _check_distribution(p, "p", normalize), _log_base(base), normalize, 1)
+    return _one_by_rows(_entropy_nats, _check_distribution(p, "p", normalize), base, normalize, 1)
 
 
 def _entropy_nats(p):
@@ -355,7 +422,7 @@ def cross_entropy(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
 
     Reference: Cover & Thomas (2006), §2.3 and eq. (5.57).
     """
-    return _two(_cross_entropy_nats, *_check_pair(p, q, normalize), _log_base(base), normalize)
+    return _two_by_rows(_cross_entropy_nats, *_check_pair(p, q, normalize), base, normalize)
 
 
 def _cross_entropy_nats(p, q):
@@ -381,7 +448,7 @@ def kl_divergence(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
     Reference: S. Kullback and R. A. Leibler, "On Information and Sufficiency", Ann. Math.
     Statist. 22 (1951); Cover & Thomas (2006), eq. (2.26).
     """
-    return _two(_kl_nats, *_check_pair(p, q, normalize), _log_base(base), normalize)
+    return _two_by_rows(_kl_nats, *_check_pair(p, q, normalize), base, normalize)
 
 
 def _kl_nats(p, q):
@@ -400,7 +467,7 @@ def js_divergence(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
     Reference: J. Lin, "Divergence measures based on the Shannon entropy", IEEE Trans. Inf.
     Theory 37 (1991).
     """
-    return _two(_js_nats, *_check_pair(p, q, normalize), _log_base(base), normalize)
+    return _two_by_rows(_js_nats, *_check_pair(p, q, normalize), base, normalize)
 
 
 def _js_nats(p, q):
@@ -422,12 +489,9 @@ def _bernoulli_kl_nats(q: Array, p: Array) -> Array:
     safe_q = jnp.where(has_q, q, 1.0)
     safe_nq = jnp.where(has_not_q, 1.0 - q, 1.0)
 
-    def h(x):  # x - log1p(x) >= 0; +inf at x = -1
-        return _clamp(x - jnp.log1p(x), lo=0.0)
-
     # The limits at q = 0 and q = 1 are the moved first-order terms, d and -d.
-    first = jnp.where(has_q, safe_q * h(d / safe_q), d)
-    second = jnp.where(has_not_q, safe_nq * h(-d / safe_nq), -d)
+    first = jnp.where(has_q, safe_q * _x_minus_log1p(d / safe_q), d)
+    second = jnp.where(has_not_q, safe_nq * _x_minus_log1p(-d / safe_nq), -d)
     return first + second
 
 
@@ -444,7 +508,8 @@ def bernoulli_kl(q, p, *, base: float = 2.0) -> Array:
     """
     q, p = _check_probabilities(q, "q"), _check_probabilities(p, "p")
     q, p = _broadcast(q, p, names=("q", "p"))
-    return _bernoulli_kl(q, p, _log_base(base))
+    ln_b = _log_base(base)
+    return _by_rows(lambda a, b: _bernoulli_kl(a, b, ln_b), [q, p], 0)
 
 
 @jax.jit
@@ -469,8 +534,7 @@ def joint_entropy(p_xy, *, base: float = 2.0, normalize: bool = False) -> Array:
 
     Reference: Cover & Thomas (2006), eq. (2.8).
     """
-    return _one(_joint_entropy_nats, _check_distribution(p_xy, "p_xy", normalize, 2), _log_base(base),
-                normalize, 2)
+    return _one_by_rows(_joint_entropy_nats, _check_distribution(p_xy, "p_xy", normalize, 2), base, normalize, 2)
 
 
 def _joint_entropy_nats(p_xy):
@@ -487,8 +551,8 @@ def conditional_entropy(p_xy, *, base: float = 2.0, normalize: bool = False) -> 
 
     Reference: Cover & Thomas (2006), eqs. (2.10)-(2.14).
     """
-    return _one(_conditional_entropy_nats, _check_distribution(p_xy, "p_xy", normalize, 2),
-                _log_base(base), normalize, 2)
+    return _one_by_rows(_conditional_entropy_nats, _check_distribution(p_xy, "p_xy", normalize, 2), base,
+                        normalize, 2)
 
 
 def _conditional_entropy_nats(p_xy):
@@ -519,8 +583,8 @@ def mutual_information(p_xy, *, base: float = 2.0, normalize: bool = False) -> A
 
     Reference: Cover & Thomas (2006), eqs. (2.28)-(2.45).
     """
-    return _one(_mutual_information_nats, _check_distribution(p_xy, "p_xy", normalize, 2),
-                _log_base(base), normalize, 2)
+    return _one_by_rows(_mutual_information_nats, _check_distribution(p_xy, "p_xy", normalize, 2), base,
+                        normalize, 2)
 
 
 def _mutual_information_nats(p_xy):
@@ -570,7 +634,8 @@ def entropy_from_logits(logits, *, base: float = 2.0) -> Array:
     Reference: Cover & Thomas (2006), eq. (2.1); the log-sum-exp form, e.g. Goodfellow, Bengio &
     Courville, *Deep Learning* (2016), §4.1.
     """
-    return _entropy_from_logits(_check_logits(logits, "logits"), _log_base(base))
+    ln_b = _log_base(base)
+    return _by_rows(lambda z: _entropy_from_logits(z, ln_b), [_check_logits(logits, "logits")], 1)
 
 
 @jax.jit
@@ -597,7 +662,8 @@ def kl_from_logits(logits_p, logits_q, *, base: float = 2.0) -> Array:
     if zp.dtype != zq.dtype:
         dtype = jnp.promote_types(zp.dtype, zq.dtype)
         zp, zq = zp.astype(dtype), zq.astype(dtype)
-    return _kl_from_logits(zp, zq, _log_base(base))
+    ln_b = _log_base(base)
+    return _by_rows(lambda a, b: _kl_from_logits(a, b, ln_b), [zp, zq], 1)
 
 
 @jax.jit
@@ -671,23 +737,29 @@ def gaussian_kl(mu_p, sigma_p, mu_q=0.0, sigma_q=1.0, *, base: float = 2.0) -> A
     names = ("mu_p", "sigma_p", "mu_q", "sigma_q")
     mu_p, mu_q = _check_mean(mu_p, "mu_p"), _check_mean(mu_q, "mu_q")
     sigma_p, sigma_q = _check_sigma(sigma_p, "sigma_p"), _check_sigma(sigma_q, "sigma_q")
-    return _gaussian_kl(*_broadcast(mu_p, sigma_p, mu_q, sigma_q, names=names), _log_base(base))
+    args, ln_b = _broadcast(mu_p, sigma_p, mu_q, sigma_q, names=names), _log_base(base)
+    if all(a.ndim == 0 for a in args):  # one one-dimensional Gaussian: a sum of one term
+        args = [a[None] for a in args]
+    return _by_rows(lambda *a: _gaussian_kl(*a, ln_b), args, 1)
 
 
 @jax.jit
 def _gaussian_kl(mu_p, sigma_p, mu_q, sigma_q, ln_b):
     mu_p, sigma_p, mu_q, sigma_q = jnp.broadcast_arrays(mu_p, sigma_p, mu_q, sigma_q)
     # Per dimension ½(r² − 1 − 2 ln r) + ½((μp − μq)/σq)² with r = σp/σq, both parts >= 0. Near
-    # r = 1 the first is ½(expm1(2s) − 2s), s = ln r from log1p (exactly 0 for σp == σq), and its
-    # last ulp is clamped at 0. ln r falls back to a difference of logs where r over/underflows,
-    # so an extreme ratio gives +inf (the true value's float) rather than inf − inf.
+    # r = 1, with r = 1 + d, d = (σp − σq)/σq (σp − σq exact there), the first is
+    # h(d) + d²/2, h(d) = d − log1p(d) >= 0: a sum of two non-negative terms, accurate to a few
+    # ulp relative even for σ's 1 ulp apart, and exactly 0 for σp == σq (the form ½(e^{2s} − 1 − 2s),
+    # s = ln r, lost log2(1/s) bits: 45% in float32 at 100 ulp). ln r falls back to a difference of
+    # logs where r over/underflows, so an extreme ratio gives +inf rather than inf − inf.
     ok = (sigma_p > 0) & (sigma_q > 0)
     sp, sq = jnp.where(ok, sigma_p, 1.0), jnp.where(ok, sigma_q, 1.0)
     r = sp / sq
-    s = _log_ratio(sp, sq)
     near = (r >= 0.5) & (r <= 2.0)
-    spread = jnp.where(near, 0.5 * (jnp.expm1(2.0 * s) - 2.0 * s), 0.5 * (jnp.square(r) - 1.0) - s)
-    terms = _clamp(spread, lo=0.0) + 0.5 * jnp.square((mu_p - mu_q) / sq)
+    d = jnp.where(near, (sp - sq) / sq, 0.0)
+    far = _clamp(0.5 * (jnp.square(r) - 1.0) - _log_ratio(sp, sq), lo=0.0)
+    spread = jnp.where(near, _x_minus_log1p(d) + 0.5 * jnp.square(d), far)
+    terms = spread + 0.5 * jnp.square((mu_p - mu_q) / sq)
     terms = jnp.where(ok, terms, jnp.nan)
     return _in_units(_sum(terms) if terms.ndim else terms, ln_b)
 
@@ -703,7 +775,10 @@ def gaussian_entropy(sigma, *, base: float = 2.0) -> Array:
 
     Reference: Cover & Thomas (2006), Theorem 8.4.1.
     """
-    return _gaussian_entropy(_check_sigma(sigma, "sigma"), _log_base(base))
+    sigma, ln_b = _check_sigma(sigma, "sigma"), _log_base(base)
+    if sigma.ndim == 0:  # one one-dimensional Gaussian: a sum of one term
+        sigma = sigma[None]
+    return _by_rows(lambda x: _gaussian_entropy(x, ln_b), [sigma], 1)
 
 
 @jax.jit
