@@ -119,10 +119,13 @@ def _feature_cuts(col: np.ndarray, max_bins: int | None) -> tuple[np.ndarray, np
     return values[first], values[last]
 
 
-def fit_bins(X, max_bins: int | None = 255) -> Bins:
+def fit_bins(X, max_bins: int | None = 255, sample_weight=None) -> Bins:
     """Bins for the columns of ``X`` (``(n, d)``, NaN = missing), computed on the host.
 
-    ``max_bins=None`` gives the exact mode (one bin per distinct value). Each column is sorted
+    ``max_bins=None`` gives the exact mode (one bin per distinct value). Rows whose
+    ``sample_weight`` is 0 take no part in the bins (their values set no edge, so no threshold),
+    exactly as if they had been left out of ``X``; :func:`apply_bins` still gives them a bin.
+    Each column is sorted
     once, from a feature-major copy (a strided column of a row-major matrix costs a cache miss
     per value); integer columns of at most 16 bits are counted instead of sorted. The bins are
     the same as for the float32 values.
@@ -130,6 +133,11 @@ def fit_bins(X, max_bins: int | None = 255) -> Bins:
     X = np.asarray(X)
     if not _small_int(X):
         X = X.astype(np.float32, copy=False)  # thresholds are compared in float32, as scikit-learn does
+    if sample_weight is not None:
+        w = np.asarray(sample_weight)
+        kept = w > 0  # NaN and negative weights are refused later, by the caller's checks
+        if w.shape == X.shape[:1] and kept.any() and not kept.all():
+            X = X[kept]
     XT = np.ascontiguousarray(X.T)
     cuts = [_feature_cuts(col, max_bins) for col in XT]
     width = max(len(lo) for lo, _ in cuts) if max_bins is None else max_bins

@@ -117,7 +117,7 @@ def fit_adaboost(X, y, n_estimators: int = 50, *, max_depth: int = 1, learning_r
     """
     n_estimators = _checks.check_int(n_estimators, "n_estimators", 1)
     learning_rate = _checks.check_positive(learning_rate, "learning_rate")
-    data = prepare(X, max_bins)
+    data = prepare(X, max_bins, sample_weight)
     spec, target, w = tree_spec(data, y, task="classification", criterion=criterion,
                                 max_depth=max_depth, min_samples_split=2, min_samples_leaf=1,
                                 max_features=None, sample_weight=sample_weight, n_classes=n_classes)
@@ -327,7 +327,7 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
         raise ValueError("key is required when subsample < 1")
     if not (callable(loss) or loss in LOSSES):
         raise ValueError(f"loss must be one of {sorted(LOSSES)} or a callable, got {loss!r}")
-    data = prepare(X, max_bins)
+    data = prepare(X, max_bins, sample_weight)
     n = data.X.shape[0]
     if loss in ("logistic", "softmax"):
         labels, c = _checks.check_labels(y, n, n_classes)

@@ -172,7 +172,7 @@ def fit_random_forest(key: Array, X, y, n_estimators: int = 100, *, task: str = 
         raise ValueError(f"bootstrap must be True or False, got {bootstrap!r}")
     if max_features == "auto":
         max_features = "sqrt" if task == "classification" else 1 / 3
-    data = prepare(X, max_bins)
+    data = prepare(X, max_bins, sample_weight)
     spec, target, w = tree_spec(data, y, task=task, criterion=criterion, max_depth=max_depth,
                                 min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
                                 max_features=max_features, sample_weight=sample_weight,

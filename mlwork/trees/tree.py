@@ -84,12 +84,13 @@ class Prepared(NamedTuple):
     upper: Array
 
 
-def prepare(X, max_bins: int | None) -> Prepared:
-    """Check ``X``, bin it on the host and move the binned matrix to the device."""
+def prepare(X, max_bins: int | None, sample_weight=None) -> Prepared:
+    """Check ``X``, bin it on the host (rows of zero ``sample_weight`` set no bin edge) and move
+    the binned matrix to the device."""
     raw = np.asarray(X) if isinstance(X, np.ndarray) else None  # uint8 pixels bin fastest as they are
     X = _checks.check_X(X)
     src = raw if raw is not None and raw.dtype.kind in "biu" and raw.shape == X.shape else X
-    bins = fit_bins(src, _checks.check_max_bins(max_bins))
+    bins = fit_bins(src, _checks.check_max_bins(max_bins), sample_weight)
     pad = np.full((X.shape[1], 1), np.inf, np.float32)
     lower = np.concatenate([np.asarray(bins.lower), pad], 1)
     upper = np.concatenate([np.asarray(bins.upper), pad], 1)
@@ -175,7 +176,7 @@ def fit_tree(X, y, *, task: str = "classification", criterion: str | None = None
       ``X``, ``max_depth < 1``). Fitting needs concrete arrays (the bins come from the data);
       the growing itself is one compiled program per input shape.
     """
-    data = prepare(X, max_bins)
+    data = prepare(X, max_bins, sample_weight)
     spec, target, w = tree_spec(data, y, task=task, criterion=criterion, max_depth=max_depth,
                                 min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
                                 max_features=max_features, sample_weight=sample_weight,

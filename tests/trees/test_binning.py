@@ -63,3 +63,34 @@ def test_small_integer_input_bins_as_its_float32_values(dtype, seed, max_bins):
         np.testing.assert_array_equal(np.asarray(getattr(a, field)), np.asarray(getattr(b, field)))
     assert a.max_bins == b.max_bins and not a.has_missing
     np.testing.assert_array_equal(apply_bins(a, X), apply_bins(b, X.astype(np.float32)))
+
+
+def test_zero_weight_rows_set_no_bin_edge():
+    # Rows of weight 0 are as if left out of the bins (exact and quantile modes): a zero weight
+    # cannot move a threshold (gradient boosting places its thresholds at bin edges).
+    rng = np.random.default_rng(18)
+    X = rng.normal(size=(300, 3)).astype(np.float32)
+    w = rng.integers(0, 3, size=300).astype(np.float32)
+    for max_bins in (None, 16):
+        ours, without = fit_bins(X, max_bins, sample_weight=w), fit_bins(X[w > 0], max_bins)
+        for field in ("lower", "upper", "n_bins"):
+            np.testing.assert_array_equal(np.asarray(getattr(ours, field)), np.asarray(getattr(without, field)))
+        assert not np.array_equal(np.asarray(fit_bins(X, max_bins).upper), np.asarray(ours.upper))
+    # every row still gets a bin, zero-weight ones included
+    binned = apply_bins(fit_bins(X, 16, sample_weight=w), X)
+    assert binned.shape == (3, 300) and binned.max() < 16
+
+
+def test_boosting_with_zero_weights_equals_boosting_without_those_rows():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(120, 4)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] ** 2 + 0.1 * rng.normal(size=120)).astype(np.float32)
+    w = (rng.uniform(size=120) > 0.3).astype(np.float32)
+    kept = w > 0
+    a = trees.fit_gradient_boosting(X, y, loss="squared", n_estimators=3, max_depth=2, max_bins=None,
+                                    sample_weight=w)
+    b = trees.fit_gradient_boosting(X[kept], y[kept], loss="squared", n_estimators=3, max_depth=2, max_bins=None)
+    np.testing.assert_array_equal(np.asarray(a.trees.feature), np.asarray(b.trees.feature))
+    np.testing.assert_array_equal(np.asarray(a.trees.threshold), np.asarray(b.trees.threshold))
+    # the same trees; leaf values summed in another order (float32 round-off)
+    np.testing.assert_allclose(np.asarray(trees.predict(a, X)), np.asarray(trees.predict(b, X)), rtol=1e-5, atol=1e-6)
