@@ -23,8 +23,12 @@ except ImportError:  # a bare machine without hypothesis (bench.gpu_check): its 
     settings = None
 if settings is not None:
     # JAX compiles on first use, which hypothesis would otherwise report as a slow example.
+    # 20 examples per property keeps the default run under 10 minutes on 2 cores; a longer hunt:
+    # MLWORK_HYPOTHESIS_EXAMPLES=500 uv run pytest tests/theory (tests with their own
+    # max_examples keep theirs).
     settings.register_profile(
-        "mlwork", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=50
+        "mlwork", deadline=None, suppress_health_check=[HealthCheck.too_slow],
+        max_examples=int(os.environ.get("MLWORK_HYPOTHESIS_EXAMPLES", "20")),
     )
     settings.load_profile("mlwork")
 
@@ -48,7 +52,19 @@ def compilation_cache():
     jax.config.update("jax_compilation_cache_dir", None)
 
 
+#: The default run (``-m "not slow"``) compiles with XLA's backend optimisation off: JAX
+#: compilation dominates most tests, and this cuts the run by about 30%. The slow tier
+#: (``-m slow``), the benchmarks and every user run keep XLA's default; the guarantees that
+#: depend on how XLA optimises (a row's value independent of its batch) are also checked at
+#: the default level in a subprocess (tests/theory/test_information_signs.py).
+FAST_TIER_XLA_FLAG = "--xla_backend_optimization_level=0"
+
+
 def pytest_configure(config):
+    if (config.option.markexpr == "not slow" and os.environ.get("MLWORK_TEST_XLA_DEFAULT_OPT") != "1"
+            and FAST_TIER_XLA_FLAG not in os.environ.get("XLA_FLAGS", "")):
+        # Before any backend starts; xdist workers and test subprocesses inherit it.
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_TIER_XLA_FLAG}".strip()
     # The suite never downloads: the data chain skips its download and TFDS sources unless a test
     # turns them back on against its own 127.0.0.1 server (tests/data/test_download.py).
     os.environ.setdefault("MLWORK_OFFLINE", "1")

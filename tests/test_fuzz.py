@@ -386,7 +386,7 @@ def test_impurities(counts, split):
         check("trees.information_gain", trees.information_gain, *split, criterion=criterion)
 
 
-TREE_FUZZ = settings(max_examples=40, deadline=None)  # every new shape compiles a tree program
+TREE_FUZZ = settings(max_examples=20, deadline=None)  # every new shape compiles a tree program
 FEATURE = st.floats(-10, 10, width=32)
 CLASS_INDEX = st.sampled_from([0, 1, 2])
 

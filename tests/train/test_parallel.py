@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def four_devices():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "PYTHONPATH": str(ROOT),
+    env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4", "PYTHONPATH": str(ROOT),
            "MLWORK_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, str(Path(__file__).with_name("_parallel_script.py"))], env=env,
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -35,6 +35,7 @@ def test_four_devices_match_one_to_float32_tolerance(four_devices):
     assert "spec=P()" in r["params_sharding"]  # parameters replicated on every device
 
 
+@pytest.mark.slow
 def test_checkpoint_from_four_devices_restores_on_one(four_devices):
     r = four_devices
     assert r["resumed_epochs"] == 2 and r["resumed_device_count"] == 1

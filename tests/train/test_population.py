@@ -36,6 +36,7 @@ def test_each_member_equals_training_it_alone(small_mnist, pop):
                                    atol=1 / 70 + 1e-6)   # at most one of the 70 validation images flips
 
 
+@pytest.mark.slow
 def test_cache_sized_blocks_of_members_change_nothing_but_speed(small_mnist):
     # Blocks of 2 over 3 members (a full block, then the remainder) end where lockstep ends.
     config = CONFIG.replace(epochs=1, population=3)

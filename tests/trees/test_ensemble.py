@@ -103,7 +103,7 @@ def test_two_devices_and_vmapped_trees_give_the_same_models(tmp_path):
         Xtr, _, ytr, _ = split("breast_cancer")
         np.savez(sys.argv[1], *[np.asarray(a) for a in jax.tree.leaves(fit_pair(Xtr, ytr))])
     """)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
     path = tmp_path / "two.npz"
     subprocess.run([sys.executable, "-c", script, str(path), os.path.dirname(__file__)], check=True, env=env,
                    timeout=300)
