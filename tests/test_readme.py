@@ -17,6 +17,7 @@ def test_the_readme_marks_code_to_run():
     assert len(BLOCKS) >= 1
 
 
+@pytest.mark.slow  # the walk-through trains seven times (about a minute on 2 cores)
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_code_runs(code, tmp_path):
     env = {**os.environ, "MLWORK_OFFLINE": "1", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
