@@ -305,7 +305,12 @@ def _make_read_only(folder: Path) -> bool:
 
 
 def _make_writable(folder: Path) -> None:
-    subprocess.run(["umount", str(folder)], check=True, capture_output=True)
+    """Remove the read-only mount (lazily if a file under it is still open), leaving no mount behind."""
+    for _ in range(3):
+        if not os.path.ismount(folder):
+            return
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+    assert not os.path.ismount(folder), f"could not unmount {folder}"
 
 
 def _fill(folder: Path) -> None:
