@@ -85,13 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     from mlwork.data import load_dataset
     from mlwork.train import enable_compilation_cache, train_and_evaluate
     from mlwork.train.lifecycle import quiet_orbax_logs
-    from mlwork.train.parallel import is_primary, maybe_initialize_distributed, process_prefix
+    from mlwork.train.parallel import is_primary, maybe_initialize_distributed, process_prefix, watch_peers
 
     quiet_orbax_logs(None)
     prefix = ""
     try:
-        maybe_initialize_distributed(args.coordinator_address, args.num_processes, args.process_id,
-                                     heartbeat_timeout_s=args.heartbeat_timeout)
+        if maybe_initialize_distributed(args.coordinator_address, args.num_processes, args.process_id,
+                                        heartbeat_timeout_s=args.heartbeat_timeout):
+            watch_peers()  # a process that dies or fails stops the others at once, with one line (exit 69)
         quiet_orbax_logs(workdir / "orbax.log" if is_primary() else None)  # log files: the primary's only
         prefix = "" if is_primary() else process_prefix()  # the other processes' lines say which they are
         if prefix and not args.workdir:  # the default name has the time in it: processes would disagree
@@ -156,6 +157,10 @@ def run_main(argv: list[str] | None = None) -> None:
     flushing): a failed Orbax write can leave non-daemon threads that would otherwise block the
     interpreter's shutdown forever; everything the run keeps is already on disk by then."""
     code = main(argv)
+    if code in (EXIT_OK, EXIT_PREEMPTED, EXIT_INTERRUPTED) and "mlwork.train.parallel" in sys.modules:
+        from mlwork.train.parallel import release_peers
+
+        release_peers()  # an agreed end: the other processes of a job must not take it for a failure
     if code != EXIT_OK:
         sys.stdout.flush()
         sys.stderr.flush()

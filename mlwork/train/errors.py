@@ -13,6 +13,8 @@ code    meaning
 3       the training loss became NaN or infinite (nothing saved for that epoch)
 4       a checkpoint or another output could not be written or read (disk full, read-only, or
         the workdir gone); earlier checkpoints intact
+69      a multi-process job lost a process (it died or exited with an error): rerun every process
+        with ``--resume`` (EX_UNAVAILABLE); earlier checkpoints intact
 75      preempted (SIGTERM) after saving a checkpoint: rerun with ``--resume`` (EX_TEMPFAIL)
 130     interrupted (SIGINT, Ctrl-C) after saving a checkpoint: rerun with ``--resume``
 ======  ===========================================================================================
@@ -26,6 +28,7 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE = 3
 EXIT_CHECKPOINT = 4
+EXIT_PEER_LOST = 69
 EXIT_PREEMPTED = 75
 EXIT_INTERRUPTED = 130
 
@@ -36,6 +39,8 @@ EXIT_CODES = {
                     "nothing written",
     EXIT_NONFINITE: "non-finite training loss (nothing saved for that epoch)",
     EXIT_CHECKPOINT: "a checkpoint or output could not be written or read (earlier checkpoints intact)",
+    EXIT_PEER_LOST: "a multi-process job lost a process (it died or exited with an error): rerun every process "
+                    "with --resume (earlier checkpoints intact)",
     EXIT_PREEMPTED: "preempted by SIGTERM after saving a checkpoint: rerun with --resume",
     EXIT_INTERRUPTED: "interrupted by SIGINT (Ctrl-C) after saving a checkpoint: rerun with --resume",
 }

@@ -24,6 +24,9 @@ that change control flow (stop on a signal, the workdir lock) are agreed with
 from __future__ import annotations
 
 import os
+import socket
+import sys
+import threading
 from typing import Any
 
 import jax
@@ -183,3 +186,112 @@ def constrain_batch(x: Any, mesh: Mesh | None) -> Any:
     if mesh is None or mesh.size == 1:
         return x
     return jax.lax.with_sharding_constraint(x, batch_sharded(mesh))
+
+
+# ------------------------------------------------------------------------------------------
+# Peer watch: a process that dies is noticed at once, with one line
+# ------------------------------------------------------------------------------------------
+
+_WATCH_KEY = "mlwork/peer_watch_port"
+_BYE = b"bye\n"
+
+
+class PeerWatch:
+    """Every process of a job holds a TCP connection to process 0 (a star). A process killed by
+    any means has its connections closed by the kernel, so its peers see end-of-file within
+    milliseconds; one that ends normally first says goodbye (:meth:`release`). On an end-of-file
+    without goodbye, the watcher prints ``error: lost the multi-process job: ...`` (prefixed with
+    ``[process i/n]`` on the processes other than 0)
+    and exits the process with status 69 (:data:`~mlwork.train.errors.EXIT_PEER_LOST`); process
+    0 going down that way closes its connections in turn, so every process stops.
+
+    Without it, the survivors block in a collective with the dead process until JAX's
+    coordination service declares it dead (``heartbeat_timeout_s``) and aborts them with a fatal
+    log, a C++ stack trace and status 134. The watch covers processes that die or exit early;
+    one that hangs alive is still left to JAX's heartbeat.
+    """
+
+    def __init__(self):
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._released = False
+        self._who = process_prefix() if jax.process_index() else ""  # as the process's other lines
+
+    @classmethod
+    def start(cls, timeout_s: float = 60.0) -> PeerWatch | None:
+        """Connect the processes of the running ``jax.distributed`` job (``None`` outside one).
+        Every process must call it, at the same point of its start-up."""
+        if not jax.distributed.is_initialized() or jax.process_count() < 2:
+            return None
+        from jax._src.distributed import global_state
+
+        watch, client, n = cls(), global_state.client, jax.process_count()
+        if jax.process_index() == 0:
+            server = socket.create_server(("", 0), backlog=n)
+            client.key_value_set(_WATCH_KEY, str(server.getsockname()[1]))
+            server.settimeout(timeout_s)
+            for _ in range(n - 1):
+                conn, _ = server.accept()
+                watch._watch(conn, "a process")
+            server.close()
+        else:
+            port = int(client.blocking_key_value_get(_WATCH_KEY, int(timeout_s * 1000)))
+            host = global_state.coordinator_address.rsplit(":", 1)[0].strip("[]")
+            watch._watch(socket.create_connection((host, port), timeout=timeout_s), "process 0")
+        return watch
+
+    def _watch(self, conn: socket.socket, peer: str) -> None:
+        conn.settimeout(None)
+        with self._lock:
+            self._conns.append(conn)
+        threading.Thread(target=self._read, args=(conn, peer), daemon=True, name="mlwork-peer-watch").start()
+
+    def _read(self, conn: socket.socket, peer: str) -> None:
+        data = b""
+        try:
+            while _BYE not in data:
+                chunk = conn.recv(64)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        if _BYE in data or self._released:
+            return
+        from mlwork.train.errors import EXIT_PEER_LOST
+
+        try:
+            sys.stdout.flush()
+        except Exception:  # noqa: BLE001 -- exiting anyway
+            pass
+        os.write(2, (f"error: {self._who}lost the multi-process job: {peer} ended without finishing the run "
+                     "(killed, crashed or stopped by an error); earlier checkpoints are intact: rerun every "
+                     "process with --resume\n").encode())
+        os._exit(EXIT_PEER_LOST)
+
+    def release(self) -> None:
+        """This process is ending as agreed (finished, or stopping with the others): say goodbye,
+        so its peers do not take its exit for a failure."""
+        with self._lock:
+            self._released = True
+            for conn in self._conns:
+                try:
+                    conn.sendall(_BYE)
+                except OSError:
+                    pass
+
+
+_peer_watch: PeerWatch | None = None
+
+
+def watch_peers() -> None:
+    """Start this process's :class:`PeerWatch` (once; nothing outside a multi-process job)."""
+    global _peer_watch
+    if _peer_watch is None:
+        _peer_watch = PeerWatch.start()
+
+
+def release_peers() -> None:
+    """Tell the peers this process ends as agreed (see :meth:`PeerWatch.release`)."""
+    if _peer_watch is not None:
+        _peer_watch.release()

@@ -4,8 +4,8 @@ against one process with the same four devices.
 
 What is checked: both processes exit 0 and write one set of outputs; the final parameters equal
 one process's to float32 reduction tolerance (the cross-process gradient all-reduce may sum in
-another order: ``rtol=1e-4, atol=1e-5``); ``kill -9`` of one process makes the other exit non-zero
-within the heartbeat bound, and ``--resume`` of the two-process run then ends bit for bit where
+another order: ``rtol=1e-4, atol=1e-5``); ``kill -9`` of one process makes the other print one
+line and exit 69, and ``--resume`` of the two-process run then ends bit for bit where
 the uninterrupted one did; SIGTERM to one process saves once and stops both with 75; a checkpoint
 written by two processes resumes on one, and one written by one resumes on two.
 
@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from mlwork.data import load_dataset
-from mlwork.train import checkpoint, lifecycle, parallel
+from mlwork.train import checkpoint, errors, lifecycle, parallel
 from mlwork.train.config import TrainConfig
 from mlwork.train.guard import WorkdirLock
 from mlwork.train.programs import init_state, prepare
@@ -175,8 +175,12 @@ def test_kill_one_process_then_resume(two, data_dir, tmp_path):
     waited = time.time() - killed_at
     _, err = procs[0].communicate()
     procs[1].communicate()
-    assert procs[0].returncode != 0, err[-2000:]
+    # one line and exit 69 at once (PeerWatch), not JAX's fatal log, C++ stack trace and 134
+    assert procs[0].returncode == errors.EXIT_PEER_LOST, err[-2000:]
     assert waited < EXIT_BOUND_S
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: lost the multi-process job: a process ended without finishing"), err[-2000:]
+    assert "--resume" in lines[-1] and "Stack trace" not in err and "Check failure" not in err, err[-2000:]
     resumed = _finish(_start_two(data_dir, workdir, "--resume"))
     assert resumed[0] == [0, 0], [_tail(e) for _, e in resumed[1]]
     assert _summary(workdir)["params_sha256"] == _summary(two[0])["params_sha256"]
