@@ -52,7 +52,7 @@ def compilation_cache():
     jax.config.update("jax_compilation_cache_dir", None)
 
 
-#: The default run (``-m "not slow"``) compiles with XLA's backend optimisation off: JAX
+#: The default run (``-m "not slow"``) on a CPU compiles with XLA's backend optimisation off: JAX
 #: compilation dominates most tests, and this cuts the run by about 30%. The slow tier
 #: (``-m slow``), the benchmarks and every user run keep XLA's default; the guarantees that
 #: depend on how XLA optimises (a row's value independent of its batch) are also checked at
@@ -60,9 +60,19 @@ def compilation_cache():
 FAST_TIER_XLA_FLAG = "--xla_backend_optimization_level=0"
 
 
+def _cpu_only() -> bool:
+    """No accelerator plugin installed (or JAX told to use the CPU): the -O0 flag is for XLA:CPU;
+    the GPU check (bench/gpu_check.py) runs the default tier on the GPU as users compile."""
+    import importlib.util
+
+    if os.environ.get("JAX_PLATFORMS", "").strip().lower() == "cpu":
+        return True
+    return not any(importlib.util.find_spec(name) for name in ("jax_cuda12_plugin", "jax_cuda13_plugin", "libtpu"))
+
+
 def pytest_configure(config):
     if (config.option.markexpr == "not slow" and os.environ.get("MLWORK_TEST_XLA_DEFAULT_OPT") != "1"
-            and FAST_TIER_XLA_FLAG not in os.environ.get("XLA_FLAGS", "")):
+            and FAST_TIER_XLA_FLAG not in os.environ.get("XLA_FLAGS", "") and _cpu_only()):
         # Before any backend starts; xdist workers and test subprocesses inherit it.
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_TIER_XLA_FLAG}".strip()
     # The suite never downloads: the data chain skips its download and TFDS sources unless a test
