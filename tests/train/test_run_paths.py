@@ -307,10 +307,15 @@ def _make_read_only(folder: Path) -> bool:
 def _make_writable(folder: Path) -> None:
     """Remove the read-only mount (lazily if a file under it is still open), leaving no mount behind."""
     for _ in range(3):
-        if not os.path.ismount(folder):
+        if not _is_mount_point(folder):
             return
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
-    assert not os.path.ismount(folder), f"could not unmount {folder}"
+    assert not _is_mount_point(folder), f"could not unmount {folder}"
+
+
+def _is_mount_point(folder: Path) -> bool:
+    # os.path.ismount compares devices and inodes, which a bind mount of a folder onto itself keeps
+    return os.path.realpath(folder) in {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
 
 
 def _fill(folder: Path) -> None:
