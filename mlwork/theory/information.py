@@ -37,8 +37,10 @@ Conventions shared by every function here:
   same row inside a batched call (any batch size, any position) are equal. XLA compiles each
   shape separately and rounds differently across its vectorised and scalar loops, so every
   function runs its rows padded to a multiple of 64 (see ``_by_rows``): one row and fifty rows
-  run the same compiled program. (This holds for the calls themselves; inside a caller's
-  ``jit`` or ``vmap`` the surrounding program's fusion decides.)
+  run the same compiled program. This holds for eager calls with rows of up to 1,024 elements;
+  under a caller's ``jit``, ``vmap`` or ``grad`` the caller's program decides (rows are not
+  padded there: a ``vmap`` would pad each mapped row 64-fold), and longer rows are padded only
+  while that at most doubles the work.
 """
 
 from __future__ import annotations
@@ -199,6 +201,7 @@ def _sum(x: Array, axis=-1) -> Array:
 
 
 _ROWS = 64
+_PAD_ELEMENTS = 2**16
 
 
 def _by_rows(kernel, arrays, event_ndim: int) -> Array:
@@ -211,14 +214,22 @@ def _by_rows(kernel, arrays, event_ndim: int) -> Array:
     inside a batch. Here the rows are flattened and padded (with stop-gradient copies of the
     first row) to a multiple of 64, so every row is computed by the same code: a 1-row call and
     a 50-row call run the same 64-row program. The arrays broadcast against each other first.
+
+    Padding is skipped where it cannot help or would cost too much: under a caller's
+    transformation (``jit``, ``vmap``, ``grad``: the caller's program decides the code, and a
+    ``vmap`` would pad every mapped row 64-fold), and where it would more than double the work
+    beyond 2**16 elements (a single row of more than 1,024 elements).
     """
     arrays = jnp.broadcast_arrays(*arrays)
     shape = arrays[0].shape
     batch = shape[:len(shape) - event_ndim]
-    n = math.prod(batch)
+    n, event = math.prod(batch), math.prod(shape[len(batch):])
     if n == 0:
         return kernel(*arrays)
     rows = -(-n // _ROWS) * _ROWS
+    traced = any(isinstance(a, jax.core.Tracer) for a in arrays)
+    if traced or rows * event > max(2 * n * event, _PAD_ELEMENTS):
+        rows = n
     flat = []
     for a in arrays:
         a = a.reshape(n, *shape[len(batch):])
@@ -296,16 +307,42 @@ def _clamp(x: Array, lo=None, hi=None) -> Array:
     return jnp.where(c == x, x, jnp.where(jnp.isfinite(x), x + jax.lax.stop_gradient(c - x), c))
 
 
+@jax.custom_jvp
+def _quotient(x: Array, y: Array) -> Array:
+    """``x / y``, differentiated as ``(dx - (x/y) dy) / y``.
+
+    JAX differentiates ``x / y`` in ``y`` as ``-x * y**-2``: ``y**2`` underflows for
+    ``|y| < 1e-19`` in float32, so the gradient was ``inf``, or ``NaN`` (``0 * inf``) where the
+    term was masked off or ``x == 0``, although the true derivative is finite.
+    """
+    return x / y
+
+
+@_quotient.defjvp
+def _quotient_jvp(primals, tangents):
+    (x, y), (dx, dy) = primals, tangents
+    q = x / y
+    return q, (dx - q * dy) / y
+
+
+@jax.custom_jvp
 def _log_ratio(a: Array, b: Array) -> Array:
     r""":math:`\ln(a/b)` for ``a, b > 0``: ``log1p((a - b)/b)`` where ``a/b`` is in ``[1/2, 2]``
     (``a - b`` is then exact, and ``a == b`` gives exactly 0 whatever the division's rounding),
-    else ``log(a/b)``, or ``log a - log b`` where the ratio over/underflows."""
+    else ``log(a/b)``, or ``log a - log b`` where the ratio over/underflows. Derivatives
+    ``(1/a, -1/b)``, finite for every positive ``a`` and ``b``."""
     r = a / b
     near = (r >= 0.5) & (r <= 2.0)
     ratio_ok = jnp.isfinite(r) & (r > 0.0)
     safe_r = jnp.where(near | ~ratio_ok, 1.0, r)
     far = jnp.where(ratio_ok, jnp.log(safe_r), jnp.log(a) - jnp.log(b))
     return jnp.where(near, jnp.log1p(jnp.where(near, (a - b) / b, 0.0)), far)
+
+
+@_log_ratio.defjvp
+def _log_ratio_jvp(primals, tangents):
+    (a, b), (da, db) = primals, tangents
+    return _log_ratio(a, b), da / a - db / b
 
 
 def _kl_terms(p: Array, q: Array) -> Array:
@@ -320,12 +357,25 @@ def _kl_terms(p: Array, q: Array) -> Array:
     """
     pos = (p > 0.0) & (q > 0.0)
     sp, sq = jnp.where(pos, p, 1.0), jnp.where(pos, q, 1.0)
-    r = sp / sq
+    return jnp.where(pos, _kl_term(sp, sq, sq - sp), jnp.where(p == 0.0, q, jnp.inf))
+
+
+def _kl_term(a: Array, b: Array, diff: Array) -> Array:
+    r""":math:`a \ln(a/b) - a + b \ge 0` for ``a > 0``, ``b >= 0``, given ``diff = b - a``
+    (exact where :math:`b/a \in [1/2, 2]`, where it is used).
+
+    There the term is :math:`a\,h(v)`, :math:`h(v) = v - \mathrm{log1p}(v)`, ``v = diff/a``:
+    accurate to a few ulp relative however small, exactly 0 for ``diff = 0``. Elsewhere
+    :math:`a \ln(a/b) + \text{diff}`, whose gradient has no large cancelling parts (that of
+    :math:`a\,h(v)` has two of size ``b/a``). Gradients :math:`(\ln(a/b),\ 1 - a/b)`.
+    """
+    r = a / b
     near = (r >= 0.5) & (r <= 2.0)
-    near_term = sp * _x_minus_log1p(jnp.where(near, (sq - sp) / sp, 0.0))
-    far_term = _clamp(sp * _log_ratio(sp, sq) - sp + sq, lo=0.0)
-    term = jnp.where(near, near_term, far_term)
-    return jnp.where(pos, term, jnp.where(p == 0.0, q, jnp.inf))
+    near_term = a * _x_minus_log1p(_quotient(jnp.where(near, diff, 0.0), jnp.where(near, a, 1.0)))
+    safe_b = jnp.where(near, 1.0, b)
+    far_term = _clamp(jnp.where(near, 1.0, a) * _log_ratio(jnp.where(near, 1.0, a), safe_b)
+                      + jnp.where(near, 0.0, diff), lo=0.0)
+    return jnp.where(near, near_term, far_term)
 
 
 def _js_terms(p: Array, q: Array) -> Array:
@@ -486,13 +536,12 @@ def _bernoulli_kl_nats(q: Array, p: Array) -> Array:
     """
     d = p - q
     has_q, has_not_q = q > 0.0, q < 1.0
-    safe_q = jnp.where(has_q, q, 1.0)
-    safe_nq = jnp.where(has_not_q, 1.0 - q, 1.0)
-
-    # The limits at q = 0 and q = 1 are the moved first-order terms, d and -d.
-    first = jnp.where(has_q, safe_q * _x_minus_log1p(d / safe_q), d)
-    second = jnp.where(has_not_q, safe_nq * _x_minus_log1p(-d / safe_nq), -d)
-    return first + second
+    # Each term is _kl_term(a, b, b - a) with the exact difference ±d; the limits at q = 0 and
+    # q = 1 are the moved first-order terms, d and -d.
+    first = _kl_term(jnp.where(has_q, q, 1.0), jnp.where(has_q, p, 1.0), jnp.where(has_q, d, 0.0))
+    second = _kl_term(jnp.where(has_not_q, 1.0 - q, 1.0), jnp.where(has_not_q, 1.0 - p, 1.0),
+                      jnp.where(has_not_q, -d, 0.0))
+    return jnp.where(has_q, first, d) + jnp.where(has_not_q, second, -d)
 
 
 def bernoulli_kl(q, p, *, base: float = 2.0) -> Array:
@@ -756,10 +805,10 @@ def _gaussian_kl(mu_p, sigma_p, mu_q, sigma_q, ln_b):
     sp, sq = jnp.where(ok, sigma_p, 1.0), jnp.where(ok, sigma_q, 1.0)
     r = sp / sq
     near = (r >= 0.5) & (r <= 2.0)
-    d = jnp.where(near, (sp - sq) / sq, 0.0)
-    far = _clamp(0.5 * (jnp.square(r) - 1.0) - _log_ratio(sp, sq), lo=0.0)
+    d = _quotient(jnp.where(near, sp - sq, 0.0), jnp.where(near, sq, 1.0))
+    far = _clamp(0.5 * (jnp.square(_quotient(sp, sq)) - 1.0) - _log_ratio(sp, sq), lo=0.0)
     spread = jnp.where(near, _x_minus_log1p(d) + 0.5 * jnp.square(d), far)
-    terms = spread + 0.5 * jnp.square((mu_p - mu_q) / sq)
+    terms = spread + 0.5 * jnp.square(_quotient(mu_p - mu_q, sq))
     terms = jnp.where(ok, terms, jnp.nan)
     return _in_units(_sum(terms) if terms.ndim else terms, ln_b)
 

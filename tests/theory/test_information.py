@@ -302,6 +302,43 @@ def test_gradients_match_finite_differences_in_the_interior():
                     eps=1e-3, atol=2e-2, rtol=2e-2)
 
 
+magnitudes = st.floats(-36.0, -0.31).map(lambda e: float(np.float32(10.0 ** e)))
+
+
+@given(magnitudes, magnitudes)
+def test_gradients_stay_finite_and_correct_for_tiny_probabilities(t, u):
+    # p = (t, 1 - t), q = (u, 1 - u) with t, u down to 1e-36: JAX's own derivative of a / b is
+    # -a·b⁻², and b² underflows below 1e-19 in float32 (gradients were NaN, or inf, there).
+    p = jnp.array([t, 1.0 - t], jnp.float32)
+    q = jnp.array([u, 1.0 - u], jnp.float32)
+    p64, q64, ln2 = np.asarray(p, np.float64), np.asarray(q, np.float64), math.log(2.0)
+    g_p, g_q = jax.grad(lambda a, b: it.kl_divergence(a, b, normalize=False), argnums=(0, 1))(p, q)
+    # terms p ln(p/q) - p + q: derivatives ln(p/q) and 1 - p/q (nats; /ln 2 for bits)
+    np.testing.assert_allclose(g_p, np.log(p64 / q64) / ln2, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(g_q, (1.0 - p64 / q64) / ln2, rtol=1e-4, atol=1e-5 * (1 + float(np.max(p64 / q64))))
+    # kl(q || p) of Bernoulli's: derivatives ln(q/p) - ln((1-q)/(1-p)) and (1-q)/(1-p) - q/p
+    b_q, b_p = jax.grad(it.bernoulli_kl, argnums=(0, 1))(jnp.float32(t), jnp.float32(u))
+    q1, p1 = p64[0], q64[0]
+    expected_q = (np.log(q1 / p1) - np.log1p(-q1) + np.log1p(-p1)) / ln2
+    np.testing.assert_allclose(b_q, expected_q, rtol=1e-4, atol=1e-5 * (1 + abs(np.log(q1 / p1))))
+    np.testing.assert_allclose(b_p, ((1 - q1) / (1 - p1) - q1 / p1) / ln2, rtol=1e-4, atol=1e-5 * (1 + q1 / p1))
+
+
+@given(st.floats(-30.0, 0.0), st.floats(-8.0, 2.0), st.sampled_from([0.0, 1.0]))
+def test_gaussian_kl_gradients_stay_finite_and_correct_for_tiny_sigmas(e_q, offset, shift):
+    # σq down to 1e-30, σp/σq in [1e-8, 1e2] and μ in {0, σq}: every derivative below is finite
+    s_p, s_q = np.float32(10.0 ** (e_q + offset)), np.float32(10.0 ** e_q)
+    mu = float(np.float32(shift * s_q))
+    g_p, g_q, g_mu = jax.grad(lambda a, b, m: it.gaussian_kl(m, a, 0.0, b), argnums=(0, 1, 2))(
+        jnp.float32(s_p), jnp.float32(s_q), jnp.float32(mu))
+    sp, sq, ln2 = float(s_p), float(s_q), math.log(2.0)
+    # ln(σq/σp) + (σp² + μ²)/(2σq²) - 1/2: derivatives -1/σp + σp/σq², 1/σq - (σp² + μ²)/σq³, μ/σq²
+    scale_p, scale_q = 1 / sp + sp / sq**2, 1 / sq + (sp**2 + mu**2) / sq**3
+    np.testing.assert_allclose(g_p, (-1 / sp + sp / sq**2) / ln2, rtol=1e-4, atol=1e-5 * scale_p)
+    np.testing.assert_allclose(g_q, (1 / sq - (sp**2 + mu**2) / sq**3) / ln2, rtol=1e-4, atol=1e-5 * scale_q)
+    np.testing.assert_allclose(g_mu, mu / sq**2 / ln2, rtol=1e-4)
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input
 # ---------------------------------------------------------------------------------------------

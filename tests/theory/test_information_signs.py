@@ -5,6 +5,7 @@ nearly equal and equal distributions in float32 and float64, batched and unbatch
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.spatial.distance
@@ -192,6 +193,29 @@ def test_a_rows_value_does_not_depend_on_its_batch(case, dtype):
             start = min(i, 123)
             window = np.asarray(fn(*(a[start:start + 7] for a in args)))
             np.testing.assert_array_equal(window[i - start], full[i])
+
+
+def test_rows_are_padded_only_where_it_is_cheap_and_can_help():
+    seen = []
+
+    def kernel(x):
+        seen.append(x.shape)
+        return x.sum(-1)
+
+    def padded_to(*shape):
+        seen.clear()
+        it._by_rows(kernel, [jnp.ones(shape, jnp.float32)], 1)
+        return seen[0][0]
+
+    assert padded_to(5) == 64 and padded_to(50, 5) == 64 and padded_to(130, 5) == 192
+    assert padded_to(4096) == 1  # one long row: 64 copies would be 64 times the work
+    assert padded_to(50, 4096) == 64  # ... but 50 of them grow by 28% only
+    seen.clear()
+    jax.vmap(lambda row: it._by_rows(kernel, [row], 1))(jnp.ones((8, 5), jnp.float32))
+    assert seen == [(1, 5)]  # under vmap every mapped row would be padded 64-fold
+    seen.clear()
+    jax.jit(lambda x: it._by_rows(kernel, [x], 1))(jnp.ones((3, 5), jnp.float32))
+    assert seen == [(3, 5)]
 
 
 @given(pq=near_pairs())
