@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     from mlwork.data import load_dataset
     from mlwork.train import enable_compilation_cache, train_and_evaluate
     from mlwork.train.lifecycle import quiet_orbax_logs
-    from mlwork.train.parallel import is_primary, maybe_initialize_distributed, process_prefix, watch_peers
+    from mlwork.train.parallel import is_primary, maybe_initialize_distributed, process_prefix
+    from mlwork.train.peers import watch_peers
 
     quiet_orbax_logs(None)
     prefix = ""
@@ -157,10 +158,10 @@ def run_main(argv: list[str] | None = None) -> None:
     flushing): a failed Orbax write can leave non-daemon threads that would otherwise block the
     interpreter's shutdown forever; everything the run keeps is already on disk by then."""
     code = main(argv)
-    if code in (EXIT_OK, EXIT_PREEMPTED, EXIT_INTERRUPTED) and "mlwork.train.parallel" in sys.modules:
-        from mlwork.train.parallel import release_peers
+    if "mlwork.train.peers" in sys.modules:
+        from mlwork.train.peers import release_peers
 
-        release_peers()  # an agreed end: the other processes of a job must not take it for a failure
+        release_peers(code)  # the other processes of a job learn how this one ended
     if code != EXIT_OK:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -63,14 +63,19 @@ FAST_TIER_XLA_FLAG = "--xla_backend_optimization_level=0"
 def _cpu_only() -> bool:
     """No accelerator plugin installed (or JAX told to use the CPU): the -O0 flag is for XLA:CPU;
     the GPU check (bench/gpu_check.py) runs the default tier on the GPU as users compile."""
-    import importlib.util
+    import importlib.metadata
+    import pkgutil
 
     if os.environ.get("JAX_PLATFORMS", "").strip().lower() == "cpu":
         return True
-    return not any(importlib.util.find_spec(name) for name in ("jax_cuda12_plugin", "jax_cuda13_plugin", "libtpu"))
+    if importlib.metadata.entry_points(group="jax_plugins"):  # how JAX finds CUDA/ROCm plugins
+        return False
+    return not any(m.name.startswith(("jax_cuda", "jax_rocm", "libtpu")) for m in pkgutil.iter_modules())
 
 
 def pytest_configure(config):
+    if config.option.markexpr == "not slow" and any("::" in arg for arg in config.args):
+        config.option.markexpr = ""  # a test named by its node id runs, slow or not
     if (config.option.markexpr == "not slow" and os.environ.get("MLWORK_TEST_XLA_DEFAULT_OPT") != "1"
             and FAST_TIER_XLA_FLAG not in os.environ.get("XLA_FLAGS", "") and _cpu_only()):
         # Before any backend starts; xdist workers and test subprocesses inherit it.

@@ -135,7 +135,9 @@ def fit_bins(X, max_bins: int | None = 255, sample_weight=None) -> Bins:
         X = X.astype(np.float32, copy=False)  # thresholds are compared in float32, as scikit-learn does
     if sample_weight is not None:
         w = np.asarray(sample_weight)
-        kept = w > 0  # NaN and negative weights are refused later, by the caller's checks
+        # Judged in float32, as the fit weighs the rows (a float64 1e-50 weighs nothing there);
+        # NaN, negative and non-numeric weights are refused later, by the caller's checks.
+        kept = w.astype(np.float32) > 0 if w.dtype.kind in "biuf" else np.ones(w.shape, bool)
         if w.shape == X.shape[:1] and kept.any() and not kept.all():
             X = X[kept]
     XT = np.ascontiguousarray(X.T)

@@ -179,7 +179,7 @@ def test_kill_one_process_then_resume(two, data_dir, tmp_path):
     assert procs[0].returncode == errors.EXIT_PEER_LOST, err[-2000:]
     assert waited < EXIT_BOUND_S
     lines = [line for line in err.splitlines() if line.strip()]
-    assert lines[-1].startswith("error: lost the multi-process job: a process ended without finishing"), err[-2000:]
+    assert lines[-1].startswith("error: lost the multi-process job: process 1 ended without finishing"), err[-2000:]
     assert "--resume" in lines[-1] and "Stack trace" not in err and "Check failure" not in err, err[-2000:]
     resumed = _finish(_start_two(data_dir, workdir, "--resume"))
     assert resumed[0] == [0, 0], [_tail(e) for _, e in resumed[1]]

@@ -76,6 +76,10 @@ def test_zero_weight_rows_set_no_bin_edge():
         for field in ("lower", "upper", "n_bins"):
             np.testing.assert_array_equal(np.asarray(getattr(ours, field)), np.asarray(getattr(without, field)))
         assert not np.array_equal(np.asarray(fit_bins(X, max_bins).upper), np.asarray(ours.upper))
+    # weights are judged as the fit sees them, in float32: a float64 1e-50 is a zero weight there
+    tiny = np.where(w > 0, w, 1e-50).astype(np.float64)
+    np.testing.assert_array_equal(np.asarray(fit_bins(X, 16, sample_weight=tiny).upper),
+                                  np.asarray(fit_bins(X[w > 0], 16).upper))
     # every row still gets a bin, zero-weight ones included
     binned = apply_bins(fit_bins(X, 16, sample_weight=w), X)
     assert binned.shape == (3, 300) and binned.max() < 16
