@@ -321,8 +321,8 @@ def _quotient(x: Array, y: Array) -> Array:
 @_quotient.defjvp
 def _quotient_jvp(primals, tangents):
     (x, y), (dx, dy) = primals, tangents
-    q = x / y
-    return q, (dx - q * dy) / y
+    q = _quotient(x, y)  # itself, so that higher derivatives (a Hessian) never form y² either
+    return q, _quotient(dx - q * dy, y)
 
 
 @jax.custom_jvp
@@ -342,7 +342,7 @@ def _log_ratio(a: Array, b: Array) -> Array:
 @_log_ratio.defjvp
 def _log_ratio_jvp(primals, tangents):
     (a, b), (da, db) = primals, tangents
-    return _log_ratio(a, b), da / a - db / b
+    return _log_ratio(a, b), _quotient(da, a) - _quotient(db, b)
 
 
 def _kl_terms(p: Array, q: Array) -> Array:
@@ -360,6 +360,7 @@ def _kl_terms(p: Array, q: Array) -> Array:
     return jnp.where(pos, _kl_term(sp, sq, sq - sp), jnp.where(p == 0.0, q, jnp.inf))
 
 
+@jax.custom_jvp
 def _kl_term(a: Array, b: Array, diff: Array) -> Array:
     r""":math:`a \ln(a/b) - a + b \ge 0` for ``a > 0``, ``b >= 0``, given ``diff = b - a``
     (exact where :math:`b/a \in [1/2, 2]`, where it is used).
@@ -376,6 +377,15 @@ def _kl_term(a: Array, b: Array, diff: Array) -> Array:
     far_term = _clamp(jnp.where(near, 1.0, a) * _log_ratio(jnp.where(near, 1.0, a), safe_b)
                       + jnp.where(near, 0.0, diff), lo=0.0)
     return jnp.where(near, near_term, far_term)
+
+
+@_kl_term.defjvp
+def _kl_term_jvp(primals, tangents):
+    # The derivatives in closed form, (ln(a/b), (b - a)/b), with diff taken as b - a (every caller
+    # passes that): differentiating a·h(diff/a) would form 1/a² on the way to second derivatives
+    # (inf below a ~ 1e-19 in float32), and the far form's parts cancel in size b/a.
+    (a, b, diff), (da, db, _) = primals, tangents
+    return _kl_term(a, b, diff), _log_ratio(a, b) * da + _quotient(diff, b) * db
 
 
 def _js_terms(p: Array, q: Array) -> Array:

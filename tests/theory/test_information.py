@@ -324,6 +324,21 @@ def test_gradients_stay_finite_and_correct_for_tiny_probabilities(t, u):
     np.testing.assert_allclose(b_p, ((1 - q1) / (1 - p1) - q1 / p1) / ln2, rtol=1e-4, atol=1e-5 * (1 + q1 / p1))
 
 
+@pytest.mark.parametrize("e", [1e-3, 1e-15, 1e-30])
+def test_kl_hessians_are_the_analytic_ones_for_small_probabilities(e):
+    # Second derivatives of Σ p ln(p/q) - p + q: 1/p in p and p/q² in q (diagonal), finite in
+    # float32 however small p (they were NaN below p ~ 1e-19: the chain rule formed 1/p²).
+    p = jnp.array([e, 1 - e], jnp.float32)
+    q = jnp.array([2 * e, 1 - 2 * e], jnp.float32)
+    p64, q64 = np.asarray(p, np.float64), np.asarray(q, np.float64)
+    h_p = jax.hessian(lambda a: it.kl_divergence(a, q, normalize=False, base=math.e))(p)
+    h_q = jax.hessian(lambda b: it.kl_divergence(p, b, normalize=False, base=math.e))(q)
+    np.testing.assert_allclose(np.diag(h_p), 1 / p64, rtol=1e-5)
+    np.testing.assert_allclose(np.diag(h_q), p64 / q64**2, rtol=1e-5)
+    h_bern = jax.hessian(it.bernoulli_kl)(jnp.float32(e), jnp.float32(2 * e))  # in q: 1/q + 1/(1-q), bits
+    np.testing.assert_allclose(h_bern, (1 / p64[0] + 1 / (1 - p64[0])) / math.log(2), rtol=1e-5)
+
+
 @given(st.floats(-30.0, 0.0), st.floats(-8.0, 2.0), st.sampled_from([0.0, 1.0]))
 def test_gaussian_kl_gradients_stay_finite_and_correct_for_tiny_sigmas(e_q, offset, shift):
     # σq down to 1e-30, σp/σq in [1e-8, 1e2] and μ in {0, σq}: every derivative below is finite
