@@ -18,12 +18,16 @@ The protocol is a TCP star around process 0, one line per message:
 * ``bye`` with 0, 75 or 130 is an agreed end (success, or a stop every process makes together).
   ``bye`` with an error code (2, 3, 4) is usually one every process reaches at the same point (a
   non-finite loss, a full disk): the others get :data:`ERROR_GRACE_S` seconds to end with their
-  own code before they stop with 69 and a line naming the process and its code.
+  own code before they stop with 69 and a line naming the process and its code;
+* process 0 holds JAX's coordination service, and JAX aborts the other processes (status 134)
+  the moment it goes: after an error goodbye or a ``lost`` message of its own, process 0 waits
+  (bounded) until the others' connections have closed before it exits.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 import threading
@@ -36,6 +40,9 @@ ERROR_GRACE_S = 10.0
 JOIN_TIMEOUT_S = 60.0
 _PORT_KEY = "mlwork/peer_watch_port"
 _AGREED_ENDS = (EXIT_OK, EXIT_PREEMPTED, EXIT_INTERRUPTED)
+_CLOSE_WAIT_S = 5.0  # how long process 0 stays up for the others to go, after telling them
+_RESUME = "earlier checkpoints are intact: rerun every process with --resume"
+_MESSAGE = re.compile(r"(hello|bye) ([0-9]{1,6})|lost (.+)")
 
 
 def _exit_now(code: int) -> None:
@@ -55,7 +62,9 @@ class PeerWatch:
         self.index, self.count, self.prefix, self.grace_s = index, count, prefix, grace_s
         self._exit = exit
         self._conns: dict[int, socket.socket] = {}
+        self._closed: set[int] = set()  # peers whose connection has closed (their process is gone)
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._ended = False  # this process said goodbye, or is stopping for a lost peer
 
     # -- start-up ----------------------------------------------------------------------------
@@ -86,7 +95,7 @@ class PeerWatch:
                 watch.join(host, port, timeout_s)
         except Exception as e:  # noqa: BLE001 -- any failure to join is a lost job, said in one line
             watch._fail(f"the processes could not connect their peer watch within {timeout_s:g} s "
-                        f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'})")
+                        f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}); {_RESUME}")
         return watch
 
     def serve(self, server: socket.socket, timeout_s: float = JOIN_TIMEOUT_S) -> None:
@@ -125,7 +134,7 @@ class PeerWatch:
     # -- watching ----------------------------------------------------------------------------
 
     def _read(self, peer: int, conn: socket.socket) -> None:
-        buffer = b""
+        buffer, said_bye = b"", False
         while True:
             try:
                 chunk = conn.recv(4096)
@@ -134,45 +143,58 @@ class PeerWatch:
             if not chunk:
                 break
             buffer += chunk
-            while b"\n" in buffer:
+            while b"\n" in buffer and not said_bye:
                 line, buffer = buffer.split(b"\n", 1)
-                kind, _, rest = line.decode(errors="replace").partition(" ")
+                message = _MESSAGE.fullmatch(line.decode("ascii", errors="replace"))
+                if message is None:
+                    continue
+                kind, code, relayed = message.groups()
                 if kind == "bye":
-                    self._peer_ended(peer, int(rest) if rest.strip().isdigit() else EXIT_OK)
-                    return
-                if kind == "lost" and peer == 0:  # process 0 relays which process went
-                    self._fail(rest)
-                    return
-        self._fail(f"process {peer} ended without finishing the run (killed or crashed)", lost=peer)
+                    said_bye = True
+                    self._peer_ended(peer, int(code))
+                elif relayed is not None and peer == 0:  # process 0 says which process went
+                    self._fail(relayed)
+        with self._changed:  # the process is gone (the kernel closed its connection)
+            self._closed.add(peer)
+            self._changed.notify_all()
+        if not said_bye:
+            self._fail(f"process {peer} ended without finishing the run (killed or crashed); {_RESUME}", lost=peer)
 
     def _peer_ended(self, peer: int, code: int) -> None:
         if code in _AGREED_ENDS:
             return
         meaning = EXIT_CODES.get(code, "no documented meaning").split(";")[0].split(" (")[0]
-        reason = f"process {peer} stopped with exit {code} ({meaning})"
+        reason = f"process {peer} stopped with exit {code} ({meaning}); its own error line says why"
         timer = threading.Timer(self.grace_s, self._fail, args=(reason,), kwargs={"lost": peer})
         timer.daemon = True
         timer.start()
 
-    def _fail(self, reason: str, lost: int | None = None) -> None:
+    def _fail(self, message: str, lost: int | None = None) -> None:
         with self._lock:
             if self._ended:
                 return
             self._ended = True
             others = [conn for peer, conn in self._conns.items() if peer != lost]
-        if self.index == 0:
+        if self.index == 0:  # the others hear which process went, then process 0 waits for them to go
             for conn in others:
                 try:
-                    conn.sendall(f"lost {reason}\n".encode())
+                    conn.sendall(f"lost {message}\n".encode())
                 except OSError:
                     pass
+            self._wait_for_peers(_CLOSE_WAIT_S, besides=lost)
         try:
             sys.stdout.flush()
         except Exception:  # noqa: BLE001 -- exiting anyway
             pass
-        os.write(2, (f"error: {self.prefix}lost the multi-process job: {reason}; earlier checkpoints are intact: "
-                     "rerun every process with --resume\n").encode())
+        os.write(2, f"error: {self.prefix}lost the multi-process job: {message}\n".encode())
         self._exit(EXIT_PEER_LOST)
+
+    def _wait_for_peers(self, timeout_s: float, besides: int | None = None) -> bool:
+        """Wait until every peer's connection (``besides`` that one's) has closed, at most
+        ``timeout_s``. Process 0 holds JAX's coordination service: while it lives, the others can
+        still end on their own terms; when it goes, JAX aborts them (status 134)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: set(self._conns) - {besides} <= self._closed, timeout=timeout_s)
 
     def release(self, code: int = EXIT_OK) -> None:
         """This process is ending with ``code``: say so to its peers (see the module's protocol)
@@ -187,6 +209,10 @@ class PeerWatch:
                 conn.sendall(f"bye {code}\n".encode())
             except OSError:
                 pass
+        if self.index == 0 and code not in _AGREED_ENDS:
+            # An error the others may reach too: stay up (holding JAX's coordination service)
+            # while they reach it or their grace runs out, so each ends with its own line and code.
+            self._wait_for_peers(self.grace_s + _CLOSE_WAIT_S)
 
 
 def _listen(backlog: int) -> socket.socket:
@@ -201,17 +227,17 @@ def _read_hello(conn: socket.socket, timeout_s: float, count: int) -> int | None
     conn.settimeout(timeout_s)
     data = b""
     try:
-        while b"\n" not in data and len(data) < 32:
-            chunk = conn.recv(32)
+        while not data.endswith(b"\n") and len(data) < 32:  # a byte at a time: what follows is the reader's
+            chunk = conn.recv(1)
             if not chunk:
                 return None
             data += chunk
     except OSError:
         return None
-    kind, _, rest = data.split(b"\n", 1)[0].decode(errors="replace").partition(" ")
-    if kind != "hello" or not rest.isdigit() or not 0 < int(rest) < count:
+    message = _MESSAGE.fullmatch(data[:-1].decode("ascii", errors="replace"))
+    if message is None or message.group(1) != "hello" or not 0 < int(message.group(2)) < count:
         return None
-    return int(rest)
+    return int(message.group(2))
 
 
 _peer_watch: PeerWatch | None = None

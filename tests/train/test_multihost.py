@@ -258,3 +258,38 @@ def test_a_workdir_in_use_refuses_every_process(data_dir, tmp_path):
     assert "is in use by another run" in outs[0][1]
     assert "[process 1/2] error: workdir" in outs[1][1] and "in use" in outs[1][1]
     assert not (workdir / "config.json").exists()
+
+
+_ENDS_WITH = """
+import os, sys, time
+index, port, code, after = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+import jax
+jax.distributed.initialize(f"127.0.0.1:{port}", 2, index, heartbeat_timeout_seconds=30, initialization_timeout=60)
+from mlwork.train import peers
+peers.watch_peers()
+time.sleep(after)  # busy (a collective, say) until it meets its error; run_main's end follows
+peers.release_peers(code)
+os._exit(code)
+"""
+
+
+@pytest.mark.parametrize(("after_1", "code_1", "expected_1"), [
+    (0.5, errors.EXIT_NONFINITE, errors.EXIT_NONFINITE),  # both meet the error: each ends with its own code
+    (60.0, None, errors.EXIT_PEER_LOST),  # only process 0 does: 1 stops after the grace, with one line
+])
+def test_process_0_failing_first_leaves_the_others_their_own_end(after_1, code_1, expected_1, tmp_path):
+    """Process 0 holds JAX's coordination service; had it exited at once, JAX would abort the
+    others (status 134, a fatal log and a C++ trace) before they could end on their own terms."""
+    port = _free_port()
+    runs = [(0, 4, 1.0), (1, code_1 or 0, after_1)]
+    procs = [subprocess.Popen([sys.executable, "-c", _ENDS_WITH, str(i), str(port), str(code), str(after)],
+                              cwd=ROOT, env=_env(1, JAX_PLATFORMS="cpu"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for i, code, after in runs]
+    codes, outs = _finish(procs, timeout=120)
+    assert codes == [4, expected_1], [_tail(e) for _, e in outs]
+    if expected_1 == errors.EXIT_PEER_LOST:
+        lines = [line for line in outs[1][1].splitlines() if line.strip() and not line.startswith("[Gloo]")]
+        assert lines[-1].startswith("error: [process 1/2] lost the multi-process job: process 0 stopped with exit 4"), \
+            outs[1][1][-2000:]
+        assert "Stack trace" not in outs[1][1] and "Check failure" not in outs[1][1]
