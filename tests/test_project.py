@@ -31,8 +31,8 @@ def test_top_level_layout_and_dependencies():
     assert meta["project"]["name"] == "mlwork"
     deps = " ".join(meta["project"]["dependencies"])
     # What the code imports at run time is declared (scikit-learn: experiments.trees, mlwork.trees).
-    for dep in ("jax", "flax", "optax", "chex", "orbax-checkpoint", "tensorflow-datasets", "pooch", "numpy", "flatbuffers",
-                "scipy", "scikit-learn", "matplotlib", "tqdm", "tensorboardX", "pillow", "mlxtend"):
+    for dep in ("jax", "flax", "optax", "chex", "orbax-checkpoint", "tensorflow-datasets", "pooch", "numpy",
+                "flatbuffers", "scipy", "scikit-learn", "matplotlib", "tqdm", "tensorboardX", "pillow", "mlxtend"):
         assert dep in deps, dep
     # TensorFlow (~1.2 GiB) is the `tfds` extra, never a default dependency.
     assert "tensorflow-cpu" not in deps and "tensorflow>" not in deps

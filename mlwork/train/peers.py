@@ -83,7 +83,7 @@ class PeerWatch:
         from mlwork.train.parallel import process_prefix
 
         index, count, client = jax.process_index(), jax.process_count(), global_state.client
-        watch = cls(index, count, prefix=process_prefix() if index else "")
+        watch = cls(index, count, prefix=process_prefix() if index else "", grace_s=ERROR_GRACE_S)
         try:
             if index == 0:
                 server = _listen(count)

@@ -106,6 +106,7 @@ def test_train_eval_mode_and_shapes():
     assert not wrong.passed and wrong.cause == cl.SHAPES and wrong.values["output"] == [8, 3]
 
 
+@pytest.mark.slow
 def test_small_cnn_passes_the_whole_checklist(small_mnist):
     """The CNN path (Flax, BatchNorm, dropout, sown hidden units) at a size a test can train."""
     x = preprocess(jnp.asarray(small_mnist.train_images[:512]), 0.1307, 0.3081)

@@ -266,6 +266,7 @@ index, port, code, after = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), floa
 import jax
 jax.distributed.initialize(f"127.0.0.1:{port}", 2, index, heartbeat_timeout_seconds=30, initialization_timeout=60)
 from mlwork.train import peers
+peers.ERROR_GRACE_S = 2.0  # 10 s in a real job
 peers.watch_peers()
 time.sleep(after)  # busy (a collective, say) until it meets its error; run_main's end follows
 peers.release_peers(code)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def four_devices():
-    env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4", "PYTHONPATH": str(ROOT),
-           "MLWORK_OFFLINE": "1"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
+    env = {**os.environ, "XLA_FLAGS": flags, "PYTHONPATH": str(ROOT), "MLWORK_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, str(Path(__file__).with_name("_parallel_script.py"))], env=env,
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -42,6 +43,7 @@ def test_checkpoint_from_four_devices_restores_on_one(four_devices):
     assert r["resumed_max_abs_diff"] < 1e-4 * max(1.0, r["max_abs_param"])
 
 
+@pytest.mark.slow
 def test_indivisible_batch_is_a_clear_error_before_compiling(four_devices):
     assert "batch_size 62 is not divisible by the 4 devices" in four_devices["indivisible_error"]
 
@@ -52,4 +54,6 @@ def test_mesh_arguments():
     with pytest.raises(ValueError, match="devices must be an integer in \\[1, "):
         parallel.make_mesh(10_000)
     parallel.check_batch(64, mesh)
+    with pytest.raises(ValueError, match="batch_size 62 is not divisible by the 4 devices"):
+        parallel.check_batch(62, SimpleNamespace(shape={parallel.DATA_AXIS: 4}))  # 4 devices in a subprocess: slow tier
     assert parallel.maybe_initialize_distributed() is False  # no cluster environment here

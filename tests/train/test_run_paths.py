@@ -315,7 +315,8 @@ def _make_writable(folder: Path) -> None:
 
 def _is_mount_point(folder: Path) -> bool:
     # os.path.ismount compares devices and inodes, which a bind mount of a folder onto itself keeps
-    return os.path.realpath(folder) in {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    return os.path.realpath(folder) in {line.split()[4] for line in mounts}
 
 
 def _fill(folder: Path) -> None:

@@ -37,7 +37,7 @@ def numpy_leaf_values(tree, X):
     return value[node - (2**depth - 1)]
 
 
-@pytest.mark.parametrize("name, seeds", [("breast_cancer", 4), ("diabetes", 12)])
+@pytest.mark.parametrize("name, seeds", [("breast_cancer", 4), pytest.param("diabetes", 12, marks=pytest.mark.slow)])
 def test_random_forest_held_out_score_within_1_5_points_of_sklearn(name, seeds):
     # A forest's test score moves with its seed by about the tolerance on these small test
     # sets (R² on diabetes by ~2 points), so both sides are averaged over the same seeds.
@@ -103,7 +103,8 @@ def test_two_devices_and_vmapped_trees_give_the_same_models(tmp_path):
         Xtr, _, ytr, _ = split("breast_cancer")
         np.savez(sys.argv[1], *[np.asarray(a) for a in jax.tree.leaves(fit_pair(Xtr, ytr))])
     """)
-    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
     path = tmp_path / "two.npz"
     subprocess.run([sys.executable, "-c", script, str(path), os.path.dirname(__file__)], check=True, env=env,
                    timeout=300)
