@@ -68,7 +68,7 @@ def check(name: str, fn, *args, allow_inf: bool = True, **kwargs):
 
 
 # Draws per case; raise it for a longer hunt: MLWORK_FUZZ_EXAMPLES=1000 uv run pytest tests/test_fuzz.py
-FUZZ = settings(max_examples=int(os.environ.get("MLWORK_FUZZ_EXAMPLES", "40")), deadline=None)
+FUZZ = settings(max_examples=int(os.environ.get("MLWORK_FUZZ_EXAMPLES", "25")), deadline=None)
 
 # ------------------------------------------------------------------------------------------
 # mlwork.nn
