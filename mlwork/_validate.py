@@ -1,4 +1,9 @@
-"""Input checks shared by the public functions.
+"""Input checks shared by the public functions: the one validation vocabulary of mlwork.
+
+Every message follows one pattern, ``"<argument> must be <what was expected>; got <what came>"``,
+so a user reads which argument is wrong, what it should be and what it was, in one line. Every
+check raises :class:`ValueError` (never ``TypeError``, never an XLA trace) and returns the
+converted value where a conversion is part of the rule (``check_int`` returns a Python ``int``).
 
 Shapes and dtypes are static under ``jit``, so shape checks always run. Value checks
 (ranges, "is this a distribution") only run when the values are concrete; under a
@@ -7,6 +12,9 @@ transformation they are skipped, and each public function documents what it does
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -80,3 +88,104 @@ def check_finite(value: Any, name: str) -> None:
         v = concrete(leaf)
         if v is not None and v.dtype.kind in "fc" and v.size and not np.isfinite(v).all():
             raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def fail(name: str, expected: str, got: Any) -> None:
+    """Raise the one-line ``ValueError`` of the shared pattern: ``"{name} must be {expected}; got {got}"``.
+
+    ``got`` is printed with ``str``: pass ``repr(value)`` for a value whose type matters (a string,
+    ``None``), or a description (``f"shape {x.shape}"``).
+    """
+    raise ValueError(f"{name} must be {expected}; got {got}")
+
+
+def check_int(value: Any, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """A Python ``int`` from an integer of any type and size (``bool`` refused), in
+    ``[minimum, maximum]`` where given. A NumPy ``int64`` above 2³¹ keeps its value: it is
+    converted with ``int``, never through ``jnp.asarray`` (which wraps it when x64 is off)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, np.ndarray) and value.ndim == 0 and np.issubdtype(value.dtype, np.integer):
+            value = value.item()
+        else:
+            fail(name, _int_range(minimum, maximum), f"{value!r} ({type(value).__name__})")
+    v = int(value)
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        fail(name, _int_range(minimum, maximum), v)
+    return v
+
+
+def _int_range(minimum: int | None, maximum: int | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"an integer in [{minimum}, {maximum}]"
+    if minimum == 1:
+        return "a positive integer"
+    if minimum == 0:
+        return "a non-negative integer"
+    if minimum is not None:
+        return f"an integer >= {minimum}"
+    if maximum is not None:
+        return f"an integer <= {maximum}"
+    return "an integer"
+
+
+def check_real(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """A finite Python ``float`` from a real scalar (``bool`` refused), in the interval from
+    ``low`` to ``high`` (closed ends unless ``low_open`` / ``high_open``)."""
+    expected = "a finite real number" + _interval(low, high, low_open, high_open)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        arr = np.asarray(value) if isinstance(value, (np.ndarray, jax.Array)) else None
+        if arr is None or arr.ndim != 0 or arr.dtype.kind not in "iuf":
+            fail(name, expected, f"{value!r} ({type(value).__name__})")
+        value = arr.item()
+    v = float(value)
+    if not math.isfinite(v):
+        fail(name, expected, v)
+    if low is not None and (v <= low if low_open else v < low):
+        fail(name, expected, v)
+    if high is not None and (v >= high if high_open else v > high):
+        fail(name, expected, v)
+    return v
+
+
+def _interval(low, high, low_open, high_open) -> str:
+    if low is None and high is None:
+        return ""
+    if high is None:
+        return f" {'>' if low_open else '>='} {low:g}"
+    if low is None:
+        return f" {'<' if high_open else '<='} {high:g}"
+    return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
+    """A finite real ``> 0`` (``>= 0`` with ``allow_zero``)."""
+    return check_real(value, name, low=0.0, low_open=not allow_zero)
+
+
+def check_fraction(value: Any, name: str, *, allow_zero: bool = False, allow_one: bool = True) -> float:
+    """A real in ``(0, 1]`` (``[0, 1]`` with ``allow_zero``; ``allow_one=False`` opens the top)."""
+    return check_real(value, name, low=0.0, high=1.0, low_open=not allow_zero, high_open=not allow_one)
+
+
+def check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
+    """One of ``choices`` (compared with ``==``)."""
+    if isinstance(value, (list, dict, set)) or value not in choices:
+        fail(name, "one of " + ", ".join(map(repr, choices)), repr(value))
+    return value
+
+
+def check_callable(value: Any, name: str) -> Callable:
+    """A callable (a function, a ``functools.partial``, an object with ``__call__``)."""
+    if not callable(value):
+        fail(name, "a callable", type(value).__name__)
+    return value
+
+
+def check_ndim(x: Any, name: str, ndim: int | Sequence[int]) -> None:
+    """``x`` has ``ndim`` axes (or one of several allowed counts)."""
+    allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    shape = np.shape(x)
+    if len(shape) not in allowed:
+        words = " or ".join(f"{n}-D" for n in allowed)
+        fail(name, f"a {words} array", f"shape {shape}")
