@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlwork._validate import concrete
-from mlwork.foundations._checks import broadcast, check_finite, check_int
+from mlwork._validate import check_finite, check_int, concrete
+from mlwork.foundations._checks import broadcast
 
 Array = jax.Array
 
@@ -65,8 +65,8 @@ def sqrt_fractions(n: int = 2, max_denominator: int = 10_000) -> list[tuple[int,
         >>> sqrt_fractions(9, 1000)
         [(3, 1)]
     """
-    n = check_int(n, "n")
-    max_denominator = check_int(max_denominator, "max_denominator")
+    n = check_int(n, "n", minimum=1)
+    max_denominator = check_int(max_denominator, "max_denominator", minimum=1)
     found = []
     for q in range(1, max_denominator + 1):
         target = n * q * q
@@ -84,7 +84,7 @@ def sqrt_convergents(n: int = 2, digits: int = 6) -> list[Fraction]:
     sequence converges (to :math:`\sqrt 2`), but its limit is not rational — every term squared
     misses :math:`n` (checked exactly with :class:`~fractions.Fraction`).
     """
-    n = check_int(n, "n")
+    n = check_int(n, "n", minimum=1)
     digits = check_int(digits, "digits", minimum=0)
     return [Fraction(math.isqrt(n * 10 ** (2 * k)), 10**k) for k in range(digits + 1)]
 
@@ -124,7 +124,7 @@ def rationals_between(a: Any, b: Any, count: int = 5) -> list[Fraction]:
     fa, fb = _as_fraction(a, "a"), _as_fraction(b, "b")
     if not fa < fb:
         raise ValueError(f"a must be smaller than b, got a={fa}, b={fb}")
-    count = check_int(count, "count")
+    count = check_int(count, "count", minimum=1)
     points, right = [], fb
     for _ in range(count):
         right = midpoint(fa, right)
