@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Callable
 from functools import partial
 
@@ -27,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import linprog
 
-from mlwork._validate import concrete
+from mlwork._validate import check_choice, check_int, fail
 from mlwork.theory.information import _bernoulli_kl_nats
 
 Array = jax.Array
@@ -56,31 +57,60 @@ _RULES: dict[str, tuple[Callable, str]] = {
 }
 
 
+def _host_values(value, name: str) -> np.ndarray | None:
+    """``value`` as float64 on the host, converted without wrapping: integers of any type and
+    size (a NumPy int64 above 2**31, a Python int above 2**63) keep their value (rounded to
+    float64). ``None`` for a tracer (its value is not known yet)."""
+    if isinstance(value, jax.core.Tracer):
+        return None
+    if isinstance(value, jax.Array):
+        return np.asarray(value).astype(np.float64)
+    try:
+        host = np.asarray(value)
+        if host.dtype.kind in "biuO":  # Python ints beyond int64 come as objects
+            host = host.astype(np.float64)
+        if host.dtype.kind not in "f":
+            raise TypeError(host.dtype)
+    except (TypeError, ValueError, OverflowError):
+        fail(name, "a real number or an array of them", f"{value!r} ({type(value).__name__})")
+    return host.astype(np.float64)
+
+
 def _arg(value, name: str, rule: str) -> Array:
-    """``value`` as a float array; raises ``ValueError`` naming it if a concrete entry breaks ``rule``."""
-    x = jnp.asarray(value)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.float32)
-    values = concrete(x)
-    if values is not None:
-        ok, expected = _RULES[rule]
-        # XLA on CPU flushes subnormals to zero, so judge them as the computation will see them.
-        subnormal = (values != 0) & (np.abs(values) < np.finfo(values.dtype).tiny)
-        bad = ~(np.isfinite(values) & ok(np.where(subnormal, 0.0, values).astype(values.dtype)))
-        if np.any(bad):
-            first = values[bad].astype(x.dtype).flat[0]  # shown in the dtype the computation uses
-            note = " (a subnormal float, which the computation sees as 0)" if np.any(subnormal & bad) else ""
-            raise ValueError(f"{name} must be {expected}; got {first!s}{note}")
-    return x
+    """``value`` as a float array (integers of any type and size keep their value, rounded to
+    float32); raises ``ValueError`` naming it if a known entry breaks ``rule`` or does not fit
+    the float type the computation uses."""
+    host = _host_values(value, name)
+    if host is None:
+        x = value if jnp.issubdtype(value.dtype, jnp.floating) else value.astype(jnp.float32)
+        return x
+    given = getattr(value, "dtype", None)
+    dtype = jnp.dtype(given) if given is not None and np.dtype(given).kind == "f" else jnp.dtype(jnp.float32)
+    dtype = jnp.asarray(np.zeros((), dtype)).dtype  # float64 becomes float32 unless x64 is on
+    ok, expected = _RULES[rule]
+    finite = np.isfinite(host)
+    too_big = finite & (np.abs(host) > float(jnp.finfo(dtype).max))
+    if np.any(too_big):
+        fail(name, f"at most {float(jnp.finfo(dtype).max):.3g} in magnitude (the largest {dtype})",
+             f"{host[too_big].flat[0]:.6g}")
+    values = host.astype(dtype)
+    # XLA on CPU flushes subnormals to zero, so judge them as the computation will see them.
+    subnormal = (values != 0) & (np.abs(values) < np.finfo(values.dtype).tiny)
+    bad = ~(np.isfinite(values) & ok(np.where(subnormal, 0.0, values).astype(values.dtype)))
+    if np.any(bad):
+        first = values[bad].flat[0]  # shown in the dtype the computation uses
+        note = " (a subnormal float, which the computation sees as 0)" if np.any(subnormal & bad) else ""
+        fail(name, expected, f"{first!s}{note}")
+    return jnp.asarray(values)
 
 
 def _shapes(**arrays: Array) -> tuple[Array, ...]:
     """Check that the arguments broadcast together, naming them if not; give them one dtype."""
     try:
         jnp.broadcast_shapes(*(a.shape for a in arrays.values()))
-    except ValueError as e:
+    except ValueError:
         shapes = ", ".join(f"{k} {a.shape}" for k, a in arrays.items())
-        raise ValueError(f"arguments do not broadcast together: {shapes}") from e
+        fail("the arguments", "arrays that broadcast together", shapes)
     dtype = jnp.result_type(*(a.dtype for a in arrays.values()))
     return tuple(a if a.dtype == dtype else a.astype(dtype) for a in arrays.values())
 
@@ -100,14 +130,20 @@ def _finish(value: Array, *checks: tuple[Array, str]) -> Array:
 def _log_hypotheses(n_hypotheses, log_n_hypotheses) -> Array:
     """``ln |H|`` from exactly one of ``n_hypotheses`` / ``log_n_hypotheses``."""
     if (n_hypotheses is None) == (log_n_hypotheses is None):
-        raise ValueError("pass exactly one of n_hypotheses and log_n_hypotheses")
+        fail("n_hypotheses or log_n_hypotheses", "given (exactly one of them)",
+             "both" if n_hypotheses is not None else "neither")
     if log_n_hypotheses is not None:
         return _arg(log_n_hypotheses, "log_n_hypotheses", "non_negative")
-    if isinstance(n_hypotheses, int) and not isinstance(n_hypotheses, bool):
-        # Python ints are exact at any size: 2**(32 * W) for a float32 network is fine here.
-        if n_hypotheses < 1:
-            raise ValueError(f"n_hypotheses must be at least 1, got {n_hypotheses}")
-        return jnp.asarray(math.log(n_hypotheses), jnp.float32)
+    if isinstance(n_hypotheses, numbers.Integral) and not isinstance(n_hypotheses, bool):
+        # Integers are exact at any size: 2**(32 * W) for a float32 network is fine here.
+        n = check_int(n_hypotheses, "n_hypotheses", minimum=1)
+        return jnp.asarray(math.log(n), jnp.float32)
+    host = _host_values(n_hypotheses, "n_hypotheses")
+    if host is not None:  # the logarithm on the host: a class size beyond float32 keeps its log
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log(host)
+        _arg(np.where(np.isfinite(host) & (host >= 1), 1.0, host), "n_hypotheses", "class_size")
+        return jnp.asarray(logs.astype(np.float32))
     # ln of a class size below 1 is negative (or NaN), which the kernels flag as invalid.
     return jnp.log(_arg(n_hypotheses, "n_hypotheses", "class_size"))
 
@@ -131,7 +167,7 @@ def finite_class_bound(train_error, n_hypotheses=None, n=None, delta=0.05, *, lo
     *Understanding Machine Learning* (2014), Corollary 4.6 (two-sided; this is the one-sided form).
     """
     if n is None:
-        raise ValueError("n (the number of training examples) is required")
+        fail("n", "the number of training examples", None)
     args = _shapes(train_error=_arg(train_error, "train_error", "unit"),
                    log_n_hypotheses=_log_hypotheses(n_hypotheses, log_n_hypotheses),
                    n=_arg(n, "n", "positive"), delta=_arg(delta, "delta", "open_unit"))
@@ -324,7 +360,7 @@ def pac_bayes_bound(train_error, kl, n, delta=0.05, *, form: str = "mcallester")
     nonvacuous generalization bounds for deep (stochastic) neural networks", UAI 2017.
     """
     if form not in PAC_BAYES_FORMS:
-        raise ValueError(f"form must be one of {PAC_BAYES_FORMS}, got {form!r}")
+        check_choice(form, "form", PAC_BAYES_FORMS)
     args = _shapes(train_error=_arg(train_error, "train_error", "unit"), kl=_arg(kl, "kl", "non_negative"),
                    n=_arg(n, "n", "positive"), delta=_arg(delta, "delta", "open_unit"))
     return _pac_bayes_bound(*args, form=form)
@@ -358,9 +394,7 @@ def is_vacuous(bound, max_loss: float = 1.0, *, atol: float = 1e-6) -> Array:
 # --------------------------------------------------------------------------------------------
 
 def _check_class(hypothesis_class: str) -> str:
-    if hypothesis_class not in HYPOTHESIS_CLASSES:
-        raise ValueError(f"hypothesis_class must be one of {HYPOTHESIS_CLASSES}, got {hypothesis_class!r}")
-    return hypothesis_class
+    return check_choice(hypothesis_class, "hypothesis_class", HYPOTHESIS_CLASSES)
 
 
 def vc_dimension(hypothesis_class: str, dim: int | None = None) -> int:
@@ -376,15 +410,15 @@ def vc_dimension(hypothesis_class: str, dim: int | None = None) -> int:
     Reference: deck §18 "VC Examples"; Shalev-Shwartz & Ben-David (2014), §6.3 and Theorem 9.2.
     """
     cls = _check_class(hypothesis_class)
-    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1):
-        raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    if dim is not None:
+        dim = check_int(dim, "dim", minimum=1)
     if cls == "linear":
         if dim is None:
-            raise ValueError("vc_dimension('linear', dim) needs dim, the dimension of the input space")
+            fail("dim", "the dimension of the input space for 'linear'", None)
         return int(dim) + 1
     if cls == "interval":
         if dim not in (None, 1):
-            raise ValueError(f"intervals live on the real line: dim must be 1, got {dim}")
+            fail("dim", "1 for 'interval' (intervals live on the real line)", dim)
         return 2
     return 2 * int(2 if dim is None else dim)
 
@@ -394,11 +428,11 @@ def _points(points, hypothesis_class: str) -> np.ndarray:
     if hypothesis_class == "interval" and x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2 or x.shape[1] < 1:
-        raise ValueError(f"points must have shape (m, d) (or (m,) for intervals); got {np.shape(points)}")
+        fail("points", "of shape (m, d) (or (m,) for intervals)", f"shape {np.shape(points)}")
     if hypothesis_class == "interval" and x.shape[1] != 1:
-        raise ValueError(f"intervals need points on the line, shape (m,) or (m, 1); got {x.shape}")
+        fail("points", "on the line for intervals, of shape (m,) or (m, 1)", f"shape {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise ValueError("points must be finite")
+        fail("points", "finite", "NaN or ±inf")
     return x
 
 
@@ -439,7 +473,7 @@ def realizes(points, labels, hypothesis_class: str) -> bool:
     x = _points(points, cls)
     y = np.asarray(labels)
     if y.shape != (len(x),) or not np.all((y == 0) | (y == 1)):
-        raise ValueError(f"labels must be {len(x)} booleans or 0/1 values, one per point; got {y!r}")
+        fail("labels", f"{len(x)} booleans or 0/1 values, one per point", repr(y))
     y = y.astype(bool)
     return _linear_realizes(x, y) if cls == "linear" else _box_realizes(x, y)
 
@@ -470,8 +504,7 @@ def shatters(points, hypothesis_class: str) -> bool:
     x = _points(points, cls)
     m = len(x)
     if m > MAX_SHATTER_POINTS:
-        raise ValueError(f"points has {m} points; shatters checks all 2^m labellings and accepts at "
-                         f"most {MAX_SHATTER_POINTS}")
+        fail("points", f"at most {MAX_SHATTER_POINTS} points (shatters checks all 2^m labellings)", m)
     if m == 0:
         return True
     if cls == "linear":
