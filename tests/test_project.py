@@ -69,3 +69,16 @@ def test_importing_mlwork_does_not_import_tensorflow():
             "mlwork.train, mlwork.trees; print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_package_metadata_version_license_and_typing_marker():
+    import mlwork
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert mlwork.__version__ == meta["version"]
+    assert meta["license"] == "Apache-2.0"
+    license_text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+    assert (ROOT / "mlwork" / "py.typed").is_file()
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"\n## {mlwork.__version__}\n" in changelog, "CHANGELOG.md has no section for this version"
