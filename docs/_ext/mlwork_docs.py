@@ -83,7 +83,7 @@ def _documented(env) -> dict[int, str]:
             if entry.objtype in ("function", "class", "exception", "method", "attribute", "data", "module") \
                     and name.startswith("mlwork.") and not entry.aliased:
                 obj = _resolve(name)
-                if obj is not None and not isinstance(obj, (int, float, str, tuple, dict, frozenset)):
+                if obj is not None and not isinstance(obj, (int, float, str, bool)):  # interned values share ids
                     cache.setdefault(id(obj), name)
         _DOCUMENTED = cache
     return cache

@@ -73,7 +73,7 @@ def _parse_size(text: str) -> int:
 
 @functools.cache
 def last_level_cache_bytes() -> int:
-    """The largest CPU cache's size (Linux sysfs), or :data:`DEFAULT_CACHE_BYTES` when unknown."""
+    """The largest CPU cache's size (Linux sysfs), or ``DEFAULT_CACHE_BYTES`` when unknown."""
     sizes = []
     for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
         try:
