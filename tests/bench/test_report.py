@@ -9,7 +9,7 @@ import pytest
 
 from bench import report
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _row(benchmark, time, **fields):
