@@ -68,7 +68,6 @@ napoleon_use_rtype = False
 napoleon_use_ivar = True
 add_module_names = False
 python_use_unqualified_type_names = True
-suppress_warnings = ["myst.header"]
 
 # --- MyST / myst-nb ---
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from docutils import nodes
 from docutils.parsers.rst import directives
-from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
 from bench import report
@@ -35,22 +34,37 @@ class BenchRuns(SphinxDirective):
         found = report.runs(report.load(RESULTS), name)
         if not found:
             raise self.error(f"bench-runs: no run of benchmark {name!r} in {RESULTS.name}")
-        lines: list[str] = []
+        container = nodes.container(classes=["bench-runs"])
         for i, run in enumerate(found[:1] if "latest" in self.options else found):
             headers, body = report.cells(run, name)
             title = ("Newest run: " if i == 0 else "Earlier run: ") + report.describe_run(run)
-            lines += [f".. list-table:: {_escape(title)}", "   :header-rows: 1", ""]
-            for row in [headers, *body]:
-                lines.append("   * - " + _escape(row[0]))
-                lines += ["     - " + _escape(cell) for cell in row[1:]]
-            lines.append("")
-        container = nodes.container(classes=["bench-runs"])
-        self.state.nested_parse(StringList(lines, source=str(RESULTS)), self.content_offset, container)
+            container += _table(title, headers, body)
         return [container]
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("*", "\\*").replace("`", "\\`").replace("|", "\\|") or "\\ "
+def _table(title: str, headers: list[str], body: list[list[str]]) -> nodes.table:
+    """A docutils table (built as nodes: the page may be MyST markdown, which would not parse
+    reST directives in a nested parse)."""
+    table = nodes.table(classes=["bench-table"])
+    table += nodes.title(text=title)
+    group = nodes.tgroup(cols=len(headers))
+    table += group
+    group.extend(nodes.colspec(colwidth=1) for _ in headers)
+
+    def row(cells: list[str]) -> nodes.row:
+        r = nodes.row()
+        for cell in cells:
+            entry = nodes.entry()
+            entry += nodes.paragraph(text=cell)
+            r += entry
+        return r
+
+    head, tbody = nodes.thead(), nodes.tbody()
+    head += row(headers)
+    tbody.extend(row(cells) for cells in body)
+    group += head
+    group += tbody
+    return table
 
 
 def _resolve(dotted: str):
