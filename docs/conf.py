@@ -4,8 +4,8 @@ Build: ``uv run --group docs sphinx-build -W --keep-going -b html docs docs/_bui
 repository root (``nitpicky``: a cross-reference to a name that does not exist fails the build).
 Notebooks (``docs/notebooks/*.md``, MyST markdown) are executed by myst-nb: from its cache locally
 (``MLWORK_DOCS_EXECUTE=cache``, the default), afresh in CI (``MLWORK_DOCS_EXECUTE=force``).
-Nothing is fetched from the network at build time (no intersphinx; MathJax loads in the reader's
-browser).
+Nothing is fetched from the network at build time (no intersphinx), nor when the site is read
+(MathJax is copied into the site by sphinx-mathjax-offline).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax served from the site itself: the pages render math offline too
     "myst_nb",
     "sphinx_copybutton",
     "mlwork_docs",  # docs/_ext: benchmark tables from bench/results.jsonl, deep references resolved
