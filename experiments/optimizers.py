@@ -10,6 +10,7 @@ Each optimizer runs as one compiled ``lax.scan`` on an ill-conditioned 2-D quadr
 * ``schedules.png`` — every learning-rate schedule over 100 epochs,
 
 and prints a table of final losses and the steps each needed to get within tolerance.
+The command line is parsed before JAX is imported, so ``--help`` and a bad flag answer at once.
 """
 
 from __future__ import annotations
@@ -17,21 +18,38 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import sys
+from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
+if TYPE_CHECKING:
+    import jax
+    import numpy as np
+    import optax
 
-from experiments._common import add_out_arg, out_dir, plt, save_figure
-from mlwork import optim
+HELP = """\
+SGD, momentum, RMSprop and Adam on the deck's two classic landscapes, and every schedule.
 
-QUAD_SCALES = jnp.array([1.0, 25.0])
+Each optimizer runs as one compiled program (a lax.scan over the steps) on an ill-conditioned
+2-D quadratic, 1/2 (x^2 + 25 y^2) (condition number 25), and on Rosenbrock's banana,
+(1 - x)^2 + 100 (y - x^2)^2. Writes trajectories.png (the paths over the loss contours),
+loss.png (loss vs step, log scale) and schedules.png (every learning-rate schedule over 100
+epochs) into --out, and prints a table of final losses and the steps each optimizer needed to
+get within tolerance."""
+
+EPILOG = """\
+exit codes:
+    0  success
+    2  bad input: a flag (one line on stderr, nothing written)
+(the exit codes of every experiment: the docs' reliability guide)"""
+
+QUAD_SCALES = (1.0, 25.0)
 
 
 def quadratic(x: jax.Array) -> jax.Array:
     """½(x² + 25 y²): minimum 0 at the origin, condition number 25."""
-    return 0.5 * jnp.sum(QUAD_SCALES * x * x)
+    import jax.numpy as jnp
+
+    return 0.5 * jnp.sum(jnp.asarray(QUAD_SCALES) * x * x)
 
 
 def rosenbrock(x: jax.Array) -> jax.Array:
@@ -53,6 +71,9 @@ RUNS = [("sgd", 0.07, 1e-3), ("momentum", 0.02, 3e-4), ("rmsprop", 0.01, 3e-3), 
 def trajectory(tx: optax.GradientTransformation, f, x0: jax.Array, steps: int):
     """Run ``tx`` on ``f`` from ``x0`` for ``steps`` steps in one ``lax.scan``; returns the
     path (steps + 1, d) and the losses along it (steps + 1,)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
 
     def body(carry, _):
         x, state = carry
@@ -66,6 +87,8 @@ def trajectory(tx: optax.GradientTransformation, f, x0: jax.Array, steps: int):
 
 def steps_to_tolerance(losses: np.ndarray, tol: float) -> int | None:
     """First step whose loss is below ``tol`` and stays below it, or None."""
+    import numpy as np
+
     below = losses < tol
     if not below[-1]:
         return None
@@ -75,10 +98,16 @@ def steps_to_tolerance(losses: np.ndarray, tol: float) -> int | None:
 
 def schedules_over(epochs: int = 100) -> dict[str, np.ndarray]:
     """Every schedule of :mod:`mlwork.optim` evaluated over ``epochs`` (one step per epoch)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from mlwork import optim
+
     kinds = {
         "constant": optim.schedule("constant", value=0.1),
         "step (s=20, γ=0.5)": optim.schedule("step", init_value=0.1, step_size=20, gamma=0.5),
-        "exponential (λ=0.03)": optim.schedule("exponential", init_value=0.1, rate=0.03),
+        "exponential_decay (λ=0.03)": optim.schedule("exponential", init_value=0.1, rate=0.03),
         "cosine": optim.schedule("cosine", init_value=0.1, total_steps=epochs, min_value=0.001),
         "warmup_cosine (10)": optim.schedule("warmup_cosine", peak_value=0.1, warmup_steps=10,
                                              total_steps=epochs),
@@ -88,13 +117,29 @@ def schedules_over(epochs: int = 100) -> dict[str, np.ndarray]:
     return {name: np.asarray(jax.vmap(s)(t)) for name, s in kinds.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps per run")
-    add_out_arg(parser, "runs/optimizers")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Flags -> namespace; exits 2 with one line on a bad flag. Imports no JAX."""
+    parser = argparse.ArgumentParser(prog="python -m experiments.optimizers", description=HELP, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3000, metavar="N",
+                        help="optimizer steps per run, a positive integer (default: %(default)s)")
+    parser.add_argument("--out", default="runs/optimizers", metavar="DIR",
+                        help="folder for the plots, created if missing (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.steps <= 0:
-        parser.error("--steps must be positive")
+        parser.error(f"--steps must be a positive integer; got {args.steps}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from experiments._common import out_dir, plt, save_figure
+    from mlwork import optim
+
     out = out_dir(args.out)
 
     results, rows = {}, []
@@ -148,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     tols = ", ".join(f"{p} {spec['tol']:g}" for p, spec in PROBLEMS.items())
     print(f"tolerances: {tols}")
     print(f"plots: {out / 'trajectories.png'}, {out / 'loss.png'}, {out / 'schedules.png'}")
+    sys.stdout.flush()
     return 0
 
 

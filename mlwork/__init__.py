@@ -17,7 +17,7 @@ parsed first), and never pulls in TensorFlow.
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = ("data", "foundations", "nn", "optim", "theory", "train", "trees")
 __all__ = [*_LAZY, "__version__"]

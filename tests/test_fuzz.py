@@ -218,9 +218,9 @@ def test_batch_norm(x, n, momentum, valid, data):
         n = data.draw(st.integers(1, 4))
         x = data.draw(hnp.arrays(np.float32, (data.draw(st.integers(1, 5)), n), elements=CLEAN))
         momentum = data.draw(st.sampled_from([0.0, 0.5, 0.9]))
-    made = check("optim.batch_norm_init", optim.batch_norm_init, n)
+    made = check("nn.batch_norm_init", nn.batch_norm_init, n)
     if made is not None:
-        check("optim.batch_norm", optim.batch_norm, x, *made, train=True, momentum=momentum)
+        check("nn.batch_norm", nn.batch_norm, x, *made, train=True, momentum=momentum)
 
 
 @FUZZ

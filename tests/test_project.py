@@ -4,6 +4,8 @@ import re
 import tomllib
 from pathlib import Path
 
+from packaging.markers import Marker
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,8 +51,14 @@ def test_lock_admits_jax_0_10_on_python_3_11_and_the_current_jax_on_3_12():
     jax = {p["version"]: p.get("resolution-markers", []) for p in lock["package"] if p["name"] == "jax"}
     assert len(jax) == 2, jax  # one fork per Python line
     old, new = sorted(jax, key=lambda v: tuple(int(x) for x in v.split(".")))
-    assert old.startswith("0.10.") and all("< '3.12'" in m for m in jax[old])
-    assert int(new.split(".")[1]) >= 12 and all("< '3.12'" not in m for m in jax[new])
+
+    def admits(version: str, python: str) -> bool:  # does a marker of this jax hold on that Python?
+        env = {"python_full_version": python, "python_version": python.rsplit(".", 1)[0], "sys_platform": "linux"}
+        return any(Marker(m).evaluate(env) for m in jax[version])
+
+    assert old.startswith("0.10.") and admits(old, "3.11.0") and admits(old, "3.11.9")
+    assert not admits(old, "3.12.0")
+    assert int(new.split(".")[1]) >= 12 and admits(new, "3.12.0") and not admits(new, "3.11.9")
 
 
 def test_importing_mlwork_does_not_import_tensorflow():
@@ -61,3 +69,16 @@ def test_importing_mlwork_does_not_import_tensorflow():
             "mlwork.train, mlwork.trees; print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_package_metadata_version_license_and_typing_marker():
+    import mlwork
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert mlwork.__version__ == meta["version"]
+    assert meta["license"] == "Apache-2.0"
+    license_text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+    assert (ROOT / "mlwork" / "py.typed").is_file()
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"\n## {mlwork.__version__}\n" in changelog, "CHANGELOG.md has no section for this version"

@@ -1,15 +1,15 @@
 """Downloading the MNIST-family IDX files: pooch with a SHA-256 registry, mirrors tried in order.
 
 The four ``.gz`` files of a data set are fetched into its cache folder (:func:`cache_dir`) from
-the first mirror that has them; each is checked against :data:`REGISTRY` before it is moved into
+the first mirror that has them; each is checked against ``REGISTRY`` before it is moved into
 place, so a truncated file, an HTML error page served as "gzip" or a tampered file never lands
 (pooch writes to a temporary file and deletes it on a mismatch), and the files already in the
 cache stay as they were. Then :mod:`mlwork.data.idx` validates headers, sizes and labels.
 
-Mirrors (:data:`MIRRORS`) can be replaced by ``MLWORK_DATA_MIRRORS``: comma-separated base URLs,
+Mirrors (``MIRRORS``) can be replaced by ``MLWORK_DATA_MIRRORS``: comma-separated base URLs,
 tried in order; ``{dataset}`` in a URL is replaced by the data set's name (``mnist``,
 ``fashion_mnist``), so one server can hold both. Before downloading, every mirror is probed
-concurrently; those that give no HTTP answer within :data:`PROBE_SECONDS` (no network, a resolver
+concurrently; those that give no HTTP answer within ``PROBE_SECONDS`` (no network, a resolver
 that hangs, a server that never answers) are skipped, so an offline machine gives up in about
 three seconds.
 
@@ -84,7 +84,7 @@ def cache_dir(name: str) -> Path:
 
 
 def mirrors(name: str) -> tuple[str, ...]:
-    """The base URLs to try for ``name``: ``$MLWORK_DATA_MIRRORS`` if set, else :data:`MIRRORS`.
+    """The base URLs to try for ``name``: ``$MLWORK_DATA_MIRRORS`` if set, else ``MIRRORS``.
 
     Raises:
       ValueError: if the variable holds something that is not an http(s) URL.

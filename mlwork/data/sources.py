@@ -68,7 +68,7 @@ class Dataset:
 
     @property
     def mean_std(self) -> tuple[float, float]:
-        """Normalisation statistics: the deck's for MNIST, the training set's otherwise."""
+        """The ``(mean, std)`` used to normalise pixels (the deck's for MNIST, the training set's otherwise)."""
         if self.name == "mnist":
             return MNIST_MEAN, MNIST_STD
         pixels = self.train_images.astype(np.float64) / 255.0

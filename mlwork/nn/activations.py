@@ -1,7 +1,7 @@
 """Activation functions and their derivatives (deck sections 9-13).
 
 Each activation ``σ`` comes with ``σ'`` (``*_grad``), written from the deck's formulas, for
-the hand-written backpropagation in :mod:`mlwork.nn.backprop`. The forward functions
+the hand-written backpropagation in :func:`mlwork.nn.backprop`. The forward functions
 delegate to ``jax.nn`` where it already has the numerically stable form; the derivatives
 are expressed through the forward value where the deck does so (``σ' = σ(1 − σ)``).
 

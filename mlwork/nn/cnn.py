@@ -19,11 +19,11 @@ because convolutions are XLA:CPU's slow path — about 4× the cost per FLOP of 
 here — and the deck's pipeline must run on a laptop CPU.
 
 On the CPU the convolutions are computed as one matmul over shifted copies of the input
-(:class:`Conv`, im2col): XLA:CPU runs the kernel gradient of its native convolution about 70×
+(``Conv``, im2col): XLA:CPU runs the kernel gradient of its native convolution about 70×
 slower inside ``lax.scan`` — the trainer's epoch loop — than outside it (measured: 577 ms vs
 8 ms a step for a 14×14×32→64 layer at batch 128), while a matmul is fast in both. Elsewhere
 (GPU, TPU) the native convolution is used. The parameters are the same either way. Max-pooling
-on the CPU is a reduction over a reshaped view (:func:`max_pool_2x2`) rather than XLA's
+on the CPU is a reduction over a reshaped view (``max_pool_2x2()``) rather than XLA's
 ``reduce_window``, for the same reason.
 """
 

@@ -7,17 +7,26 @@ else and resumes exactly; ``update`` runs on host floats or inside ``jit``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from mlwork._validate import check_choice, check_int, check_real
+
 Array = jax.Array
 
 
 class EarlyStoppingState(NamedTuple):
-    """``best``: best metric so far; ``best_epoch``: when it was seen (−1 before any);
-    ``bad_epochs``: epochs since the last improvement; ``epoch``: epochs seen."""
+    """The state of :func:`early_stopping`, a pytree of scalars.
+
+    Attributes:
+      best: the best value seen so far (float32; ±inf before any).
+      best_epoch: the epoch it was seen at (int32; −1 before any).
+      bad_epochs: epochs since the last improvement (int32).
+      epoch: epochs seen (int32).
+    """
 
     best: Array
     best_epoch: Array
@@ -26,10 +35,19 @@ class EarlyStoppingState(NamedTuple):
 
 
 class EarlyStopping(NamedTuple):
-    """``init() -> state``; ``update(state, value) -> (state, improved, stop)``."""
+    """What :func:`early_stopping` returns: a pair of pure functions and the settings.
 
-    init: callable
-    update: callable
+    Attributes:
+      init: ``init() -> EarlyStoppingState``.
+      update: ``update(state, value) -> (state, improved, stop)``; ``improved`` and ``stop`` are
+        boolean scalars.
+      patience: the ``patience`` it was built with.
+      min_delta: the ``min_delta`` it was built with.
+      mode: ``"min"`` or ``"max"``.
+    """
+
+    init: Callable[[], EarlyStoppingState]
+    update: Callable[..., tuple[EarlyStoppingState, Array, Array]]
     patience: int
     min_delta: float
     mode: str
@@ -43,14 +61,38 @@ def early_stopping(patience: int = 5, min_delta: float = 0.0, mode: str = "min")
     for ``mode="max"`` (an accuracy). After ``patience`` consecutive epochs without improvement
     ``stop`` becomes true (``patience`` 0 or 1 stops at the first epoch that does not improve).
     A non-finite value never counts as an improvement. (Keras' and Lightning's convention: with
-    ``patience=5`` training stops at the 5th epoch in a row that did not improve.)
+    ``patience=5`` training stops at the 5th epoch in a row that did not improve.) ``update``
+    is pure: it runs on host floats or inside ``jit``, and the state is checkpointed with the run.
+
+    Args:
+      patience: epochs without improvement before stopping, an integer :math:`\ge 0`.
+      min_delta: the margin :math:`\delta \ge 0` an improvement must exceed.
+      mode: ``"min"`` (a loss) or ``"max"`` (an accuracy).
+
+    Returns:
+      An :class:`EarlyStopping` ``(init, update, patience, min_delta, mode)``.
+
+    Raises:
+      ValueError: for a negative or non-integer ``patience``, a negative ``min_delta`` or an
+        unknown ``mode``.
+
+    Example:
+      >>> from mlwork import optim
+      >>> es = optim.early_stopping(patience=2, mode="max")
+      >>> state = es.init()
+      >>> for acc in [0.90, 0.93, 0.92, 0.92]:
+      ...     state, improved, stop = es.update(state, acc)
+      ...     print(acc, bool(improved), bool(stop))
+      0.9 True False
+      0.93 True False
+      0.92 False False
+      0.92 False True
+      >>> int(state.best_epoch)
+      1
     """
-    if isinstance(patience, bool) or int(patience) != patience or patience < 0:
-        raise ValueError(f"patience must be a non-negative integer, got {patience!r}")
-    if not min_delta >= 0:
-        raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    patience = check_int(patience, "patience", minimum=0)
+    min_delta = check_real(min_delta, "min_delta", low=0.0)
+    check_choice(mode, "mode", ("min", "max"))
     sign = 1.0 if mode == "min" else -1.0
 
     def init() -> EarlyStoppingState:

@@ -40,12 +40,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mlwork._validate import check_finite, check_finite_number
+from mlwork._validate import check_choice, check_finite, check_real, fail
 from mlwork.optim.regularizers import _selected, l1_proximal, resolve_mask
 
 ScalarOrSchedule = float | Callable[[Any], Any]
 
-#: Per-optimizer hyperparameter defaults (the deck's where it gives them).
+#: Per-optimizer hyperparameter defaults (the deck's where it gives them):
+#: ``DEFAULTS[name] -> {hyperparameter: value}``.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "sgd": {},
     "momentum": {"beta": 0.9},
@@ -56,35 +57,43 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "lamb": {"b1": 0.9, "b2": 0.999, "eps": 1e-6},
     "lion": {"b1": 0.9, "b2": 0.99},
 }
+#: The optimizer names :func:`optimizer` accepts, in the deck's order.
 OPTIMIZERS = tuple(DEFAULTS)
 _COMMON = {"clip_norm": None, "weight_decay": 0.0, "l1": 0.0, "mask": "weights"}
 
 
-def _check_unit_interval(value, name: str) -> float:
-    v = check_finite_number(value, name)
-    if not 0.0 <= v < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {v}")
-    return v
-
-
-def _check_nonneg(value, name: str) -> float:
-    v = check_finite_number(value, name)
-    if v < 0:
-        raise ValueError(f"{name} must be >= 0, got {v}")
-    return v
+_TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32; the CPU flushes subnormals to 0
 
 
 def check_learning_rate(learning_rate: ScalarOrSchedule) -> ScalarOrSchedule:
-    """A learning rate is a non-negative finite float or a schedule ``step -> float``."""
+    """Check a learning rate: a finite float :math:`\\ge 0`, or a schedule ``step -> float``.
+
+    A schedule is checked at step 0 (its value there must be finite and :math:`\\ge 0`).
+
+    Args:
+      learning_rate: a number or a callable of the step count.
+
+    Returns:
+      The number as a Python ``float``, or the schedule unchanged.
+
+    Raises:
+      ValueError: for a negative, NaN or infinite rate (or such a value of the schedule at step 0).
+
+    Example:
+      >>> from mlwork import optim
+      >>> optim.check_learning_rate(3e-4)
+      0.0003
+      >>> optim.check_learning_rate(-1.0)
+      Traceback (most recent call last):
+      ...
+      ValueError: learning_rate must be a finite real number >= 0; got -1.0
+    """
     if callable(learning_rate):
         value = float(learning_rate(0))
-        if not value >= 0:
-            raise ValueError(f"learning_rate schedule gives {value} at step 0; expected >= 0")
+        if not value >= 0 or not np.isfinite(value):
+            fail("learning_rate", "a schedule whose value at step 0 is finite and >= 0", value)
         return learning_rate
-    v = check_finite_number(learning_rate, "learning_rate")
-    if v < 0:
-        raise ValueError(f"learning_rate must be >= 0, got {v}")
-    return v
+    return check_real(learning_rate, "learning_rate", low=0.0)
 
 
 def _scale_by(name: str, h: dict[str, Any]) -> optax.GradientTransformation:
@@ -105,57 +114,68 @@ def _scale_by(name: str, h: dict[str, Any]) -> optax.GradientTransformation:
 
 
 def optimizer(name: str, learning_rate: ScalarOrSchedule = 1e-3, **hyperparams) -> optax.GradientTransformation:
-    """Build one of the deck's optimizers as an Optax chain.
+    r"""Build one of the deck's optimizers (section 14) as an Optax chain.
+
+    The chain is ``clip? -> direction -> decoupled decay -> scale by -η -> L1 prox?``, wrapped in
+    ``optax.inject_hyperparams`` so the learning rate, its per-state scale ``lr_scale`` and the
+    decay strength are numbers in the state (:func:`current_learning_rate`,
+    :func:`set_hyperparams`). The directions, with :math:`g = \nabla J` (see the module's update
+    rules above): ``sgd`` :math:`g`; ``momentum`` :math:`v_t = \beta v_{t-1} + g`; ``nesterov``
+    :math:`g + \beta v_t`; ``rmsprop`` :math:`g/\sqrt{s_t + \epsilon}`; ``adam``/``adamw``
+    :math:`\hat m_t/(\sqrt{\hat v_t} + \epsilon)` (Kingma & Ba, 2015); ``lamb``, ``lion``: Optax's.
 
     Args:
-      name: ``sgd``, ``momentum``, ``nesterov``, ``rmsprop``, ``adam``, ``adamw``, ``lamb``, ``lion``.
-      learning_rate: a float ≥ 0 or a schedule (e.g. from :func:`mlwork.optim.schedule`).
-      **hyperparams: ``beta`` (momentum, nesterov, rmsprop), ``eps``, ``eps_in_sqrt`` (rmsprop),
-        ``b1``, ``b2`` (adam, adamw, lamb, lion), and for every optimizer ``weight_decay``
-        (decoupled), ``l1`` (proximal), ``mask`` (which leaves those act on; default
-        ``"weights"``: weight matrices/kernels, never biases or normalisation scales — the
-        trainer's convention, passed explicitly to the regularizers, whose own default is Optax's
-        every leaf) and ``clip_norm`` (global-norm clipping of the gradient).
+      name: one of :data:`OPTIMIZERS`: ``sgd``, ``momentum``, ``nesterov``, ``rmsprop``, ``adam``,
+        ``adamw``, ``lamb``, ``lion``.
+      learning_rate: :math:`\eta`, a float :math:`\ge 0` or a schedule (e.g. from
+        :func:`mlwork.optim.schedule`).
+      **hyperparams: ``beta`` (momentum, nesterov, rmsprop; in :math:`[0, 1)`), ``eps`` (a positive
+        normal float32) and ``eps_in_sqrt`` (rmsprop), ``b1``, ``b2`` (adam, adamw, lamb, lion; in
+        :math:`[0, 1)`); for every optimizer ``weight_decay`` (decoupled, :math:`\ge 0`), ``l1``
+        (a proximal soft-threshold step, :math:`\ge 0`), ``mask`` (which leaves those two act
+        on; default ``"weights"``: weight matrices and kernels, never biases or normalisation
+        scales — see :func:`decay_mask`) and ``clip_norm`` (global-norm clipping of the gradient
+        first, > 0). Defaults: :data:`DEFAULTS`.
 
     Returns:
-      ``optax.inject_hyperparams`` around ``optax.chain(clip?, direction, decay?, -η, l1-prox?)``;
-      the state records the learning rate of the latest step (:func:`current_learning_rate`).
+      An ``optax.GradientTransformationExtraArgs``. Its ``update`` refuses (``ValueError``)
+      concrete NaN/inf gradients or parameters instead of spreading them.
 
     Raises:
-      ValueError: for a bad argument; at ``init``, when ``weight_decay`` or ``l1`` is positive
-      and ``mask`` selects no leaf of the parameters (e.g. the default ``"weights"`` on a bare
-      1-D vector: pass ``mask=None``).
+      ValueError: for an unknown name, a hyperparameter the optimizer does not take, or a value
+        out of range; at ``init``, when ``weight_decay`` or ``l1`` is positive and ``mask``
+        selects no leaf of the parameters (e.g. the default ``"weights"`` on a bare 1-D vector:
+        pass ``mask=None``).
 
-    Example::
-
-        tx = optimizer("adam", schedule("cosine", init_value=1e-3, total_steps=10_000))
-        opt_state = tx.init(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from mlwork import optim
+      >>> tx = optim.optimizer("momentum", 0.1, beta=0.9)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> for _ in range(2):  # v1 = g, v2 = 0.9 v1 + g: steps of 0.1 g, then 0.19 g
+      ...     updates, state = tx.update({"w": jnp.array([1.0, 1.0])}, state, params)
+      ...     params = optax.apply_updates(params, updates)
+      >>> [round(v, 4) for v in params["w"].tolist()]
+      [0.71, -2.29]
     """
-    if name not in DEFAULTS:
-        raise ValueError(f"unknown optimizer {name!r}; expected one of: {', '.join(OPTIMIZERS)}")
+    check_choice(name, "name", OPTIMIZERS)
     allowed = {**DEFAULTS[name], **_COMMON}
     unknown = set(hyperparams) - set(allowed)
     if unknown:
-        raise ValueError(f"optimizer {name!r} does not take {sorted(unknown)}; its hyperparameters are "
-                         f"{sorted(allowed)}")
+        fail("the hyperparameters", f"among {sorted(allowed)} for optimizer {name!r}", sorted(unknown))
     h = {**allowed, **hyperparams}
     learning_rate = check_learning_rate(learning_rate)
     for k in ("beta", "b1", "b2"):
         if k in DEFAULTS[name]:
-            h[k] = _check_unit_interval(h[k], k)
+            h[k] = check_real(h[k], k, low=0.0, high=1.0, high_open=True)
+    # ε = 0 or a clipping norm of 0 (or a float32 subnormal, which the CPU flushes to 0) gives 0/0.
     if "eps" in DEFAULTS[name]:
-        h["eps"] = check_finite_number(h["eps"], "eps")
-        # ε = 0 (or a float32 subnormal, which the CPU flushes to 0) turns a zero gradient into 0/0.
-        if not h["eps"] >= float(np.finfo(np.float32).tiny):
-            raise ValueError(f"eps must be a positive normal float32 (>= 1.2e-38), got {h['eps']}")
-    h["weight_decay"] = _check_nonneg(h["weight_decay"], "weight_decay")
-    h["l1"] = _check_nonneg(h["l1"], "l1")
+        h["eps"] = check_real(h["eps"], "eps", low=_TINY)
+    h["weight_decay"] = check_real(h["weight_decay"], "weight_decay", low=0.0)
+    h["l1"] = check_real(h["l1"], "l1", low=0.0)
     if h["clip_norm"] is not None:
-        h["clip_norm"] = check_finite_number(h["clip_norm"], "clip_norm")
-        if not h["clip_norm"] >= float(np.finfo(np.float32).tiny):  # a subnormal flushes to 0: 0/0
-            raise ValueError(f"clip_norm must be > 0 (a normal float32), got {h['clip_norm']}")
+        h["clip_norm"] = check_real(h["clip_norm"], "clip_norm", low=_TINY)
     mask = resolve_mask(h["mask"])
 
     def build(learning_rate, lr_scale, weight_decay) -> optax.GradientTransformation:
@@ -217,9 +237,29 @@ def _injected(opt_state: Any) -> Any | None:
 
 
 def current_learning_rate(opt_state: Any) -> jax.Array | None:
-    """The learning rate recorded in an :func:`optimizer` state (the one used by the latest
-    update; before any update, the one the first update will use), including any per-state
-    ``lr_scale``. ``None`` if the state has no injected learning rate."""
+    """The learning rate recorded in an :func:`optimizer` state.
+
+    The rate of the latest update (before any update, the one the first update will use), times
+    the state's ``lr_scale``. For a batch of states (a population) one rate per member.
+
+    Args:
+      opt_state: a state of an :func:`optimizer` (or any state holding an
+        ``optax.inject_hyperparams`` node with a ``learning_rate``).
+
+    Returns:
+      A float32 array (a scalar, or one value per member), or ``None`` when the state records
+      no learning rate.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import optim
+      >>> tx = optim.optimizer("sgd", optim.step(0.1, step_size=1, gamma=0.5))
+      >>> state = tx.init(jnp.zeros(2))
+      >>> _, state = tx.update(jnp.ones(2), state, jnp.zeros(2))
+      >>> _, state = tx.update(jnp.ones(2), state, jnp.zeros(2))
+      >>> round(float(optim.current_learning_rate(state)), 4)
+      0.05
+    """
     node = _injected(opt_state)
     if node is None:
         return None
@@ -227,17 +267,40 @@ def current_learning_rate(opt_state: Any) -> jax.Array | None:
 
 
 def set_hyperparams(opt_state: Any, **values: Any) -> Any:
-    """A copy of an :func:`optimizer` state with injected hyperparameters replaced, e.g.
-    ``set_hyperparams(state, lr_scale=0.3, weight_decay=1e-4)``. Numeric hyperparameters live in
-    the state, so a batch of states (a population under ``jax.vmap``) can hold one value per
-    member. (``learning_rate`` given as a schedule is recomputed every step; scale it with
-    ``lr_scale``.)"""
+    """A copy of an :func:`optimizer` state with injected hyperparameters replaced.
+
+    Numeric hyperparameters live in the state, so a batch of states (a population under
+    ``jax.vmap``) can hold one value per member: this is how ``--sweep lr=...`` trains one
+    learning rate per member in one program. A ``learning_rate`` given as a schedule is
+    recomputed every step; scale it with ``lr_scale``.
+
+    Args:
+      opt_state: a state of an :func:`optimizer` (batched or not).
+      **values: new values by name: ``lr_scale``, ``weight_decay``, ``learning_rate`` (when it
+        is a number); scalars or one value per member.
+
+    Returns:
+      The state with those values replaced (the input is not modified).
+
+    Raises:
+      ValueError: when the state has no injected hyperparameters, or for an unknown name.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork import optim
+      >>> tx = optim.optimizer("sgd", 0.1)
+      >>> states = jax.vmap(tx.init)(jnp.zeros((3, 2)))          # three members
+      >>> states = optim.set_hyperparams(states, lr_scale=jnp.array([1.0, 2.0, 0.5]))
+      >>> [round(v, 4) for v in optim.current_learning_rate(states).tolist()]
+      [0.1, 0.2, 0.05]
+    """
     node = _injected(opt_state)
     if node is None:
-        raise ValueError("this optimizer state has no injected hyperparameters (build it with optim.optimizer)")
+        fail("opt_state", "a state with injected hyperparameters (build it with optim.optimizer)",
+             type(opt_state).__name__)
     unknown = set(values) - set(node.hyperparams)
     if unknown:
-        raise ValueError(f"unknown hyperparameters {sorted(unknown)}; the state has {sorted(node.hyperparams)}")
+        fail("the hyperparameters", f"among {sorted(node.hyperparams)}", sorted(unknown))
     new_hparams = dict(node.hyperparams)
     for k, v in values.items():
         old = node.hyperparams[k]

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mlwork._validate import check_finite, check_finite_number, concrete
+from mlwork._validate import check_finite, check_real, concrete, fail
 
 Array = jax.Array
 
@@ -59,11 +59,24 @@ def _leaf_name(path) -> str | None:
 
 
 def decay_mask(params: Any) -> Any:
-    """``True`` for the leaves that weight decay and L1/L2 penalties act on by default.
+    """The ``mask="weights"`` of the regularizers: ``True`` for weight matrices and kernels.
 
     A leaf named ``W``/``w``/``kernel``/``embedding`` is a weight; one named ``b``/``bias``/
-    ``scale``/``gamma``/``beta`` is not; a leaf with another name counts as a weight when it has
-    two or more axes (a matrix or a convolution kernel).
+    ``scale``/``gamma``/``beta``/``mean``/``var`` is not; a leaf with another name counts as a
+    weight when it has two or more axes (a matrix or a convolution kernel).
+
+    Args:
+      params: a pytree of arrays (dict keys or attribute names give the leaf names).
+
+    Returns:
+      A pytree of Python booleans with the structure of ``params``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork import nn, optim
+      >>> params = nn.mlp([4, 3, 2]).init(jax.random.key(0))["params"]
+      >>> optim.decay_mask(params)
+      [{'W': True, 'b': False}, {'W': True, 'b': False}]
     """
 
     def is_weight(path, leaf) -> bool:
@@ -87,7 +100,7 @@ def resolve_mask(mask: MaskArg) -> Any:
             return decay_mask
         if mask == "all":
             return None
-        raise ValueError(f"mask={mask!r}; expected 'weights', 'all', None, a pytree or a callable")
+        fail("mask", "'weights', 'all', None, a pytree of booleans or a callable", repr(mask))
     return mask
 
 
@@ -108,24 +121,42 @@ def _selected(params: Any, mask: MaskArg) -> Any:
     selected = jax.tree.leaves(full)
     if selected and not any(selected):
         what = "'weights' (leaves named W/w/kernel/embedding or with 2+ axes)" if isinstance(mask, str) else repr(mask)
-        raise ValueError(f"mask={what} selects no leaf of params, so the regularizer would do nothing; "
-                         "pass mask=None for every leaf, or a mask that selects some")
+        fail("mask", "a mask that selects at least one leaf of params (mask=None selects every leaf)",
+             f"mask={what}, which selects none, so the regularizer would do nothing")
     return full
 
 
 def _strength(value, name: str = "strength") -> float:
-    v = check_finite_number(value, name)
-    if v < 0:
-        raise ValueError(f"{name} must be >= 0, got {v}")
-    return v
+    return check_real(value, name, low=0.0)
 
 
 def l2_penalty(params: Any, strength: float, mask: MaskArg = None) -> Array:
-    r"""Coupled L2 penalty :math:`\frac{\lambda}{2}\sum \|W\|_F^2` over the masked leaves; its
-    gradient is :math:`\lambda W`. Add it to the loss.
+    r"""The coupled L2 penalty :math:`\frac{\lambda}{2}\sum \|W\|_F^2`, to add to the loss.
 
-    ``mask``: ``None`` (every leaf, as Optax), ``"weights"`` (:func:`decay_mask`), a pytree of
-    booleans or a callable. Raises ``ValueError`` if it selects no leaf.
+    Its gradient adds :math:`\lambda W`, so plain SGD gives the deck's update
+    :math:`W \leftarrow W(1 - \eta\lambda) - \eta\nabla_W J` (section 15).
+
+    Args:
+      params: a pytree of float arrays.
+      strength: :math:`\lambda \ge 0`.
+      mask: ``None`` (every leaf, as Optax), ``"weights"`` (:func:`decay_mask`), a pytree of
+        booleans (or a prefix of ``params``) or a callable ``params -> pytree of booleans``.
+
+    Returns:
+      A float32 scalar.
+
+    Raises:
+      ValueError: for a negative or non-finite ``strength``, NaN/inf in ``params``, or a mask
+        that selects no leaf.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork import optim
+      >>> params = {"W": jnp.array([[1.0, 2.0]]), "b": jnp.array([3.0])}
+      >>> round(float(optim.l2_penalty(params, 0.1, mask="weights")), 4)   # 0.05 * (1 + 4)
+      0.25
+      >>> [round(v, 4) for v in jax.grad(optim.l2_penalty)(params, 0.1)["W"][0].tolist()]   # λW
+      [0.1, 0.2]
     """
     strength = _strength(strength)
     if strength < _TINY:  # 0 (subnormals flush to 0), also when Σ‖W‖² overflows: 0 · inf would be NaN
@@ -139,8 +170,28 @@ def l2_penalty(params: Any, strength: float, mask: MaskArg = None) -> Array:
 
 
 def l1_penalty(params: Any, strength: float, mask: MaskArg = None) -> Array:
-    r"""L1 penalty :math:`\lambda\sum |W|` over the masked leaves (subgradient
-    :math:`\lambda\,\mathrm{sign}(W)`). Add it to the loss. ``mask`` as in :func:`l2_penalty`."""
+    r"""The L1 penalty :math:`\lambda\sum |W|`, to add to the loss.
+
+    Its subgradient :math:`\lambda\,\mathrm{sign}(W)` shrinks weights towards zero but
+    almost never makes them exactly zero; :func:`l1_proximal` does.
+
+    Args:
+      params: a pytree of float arrays.
+      strength: :math:`\lambda \ge 0`.
+      mask: as in :func:`l2_penalty` (default ``None``: every leaf).
+
+    Returns:
+      A float32 scalar.
+
+    Raises:
+      ValueError: as :func:`l2_penalty`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import optim
+      >>> round(float(optim.l1_penalty({"w": jnp.array([0.5, -1.5])}, 0.1)), 4)
+      0.2
+    """
     strength = _strength(strength)
     if strength < _TINY:
         _mask_tree(params, mask)
@@ -152,9 +203,32 @@ def l1_penalty(params: Any, strength: float, mask: MaskArg = None) -> Array:
 
 
 def weight_decay(strength: float, mask: MaskArg = None) -> optax.GradientTransformation:
-    r"""Decoupled weight decay in the chain: adds :math:`\lambda W` to the update before the
-    learning-rate scaling (``optax.add_decayed_weights``), masked like the penalties
-    (``None``: every leaf). ``init`` raises ``ValueError`` if the mask selects no leaf."""
+    r"""Decoupled weight decay as an Optax transformation (``optax.add_decayed_weights``).
+
+    Adds :math:`\lambda W` to the update before the learning-rate scaling. With SGD this is the
+    L2 penalty's update; with Adam it is AdamW (Loshchilov & Hutter, 2019, "Decoupled Weight
+    Decay Regularization"): the decay is not rescaled by the adaptive denominator.
+
+    Args:
+      strength: :math:`\lambda \ge 0`.
+      mask: as in :func:`l2_penalty` (default ``None``: every leaf).
+
+    Returns:
+      An ``optax.GradientTransformation`` whose ``update`` needs ``params``.
+
+    Raises:
+      ValueError: for a negative or non-finite ``strength``; at ``init``, for a mask that
+        selects no leaf.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from mlwork import optim
+      >>> tx = optax.chain(optim.weight_decay(0.1), optax.sgd(0.5))
+      >>> w = jnp.array([1.0, -2.0])
+      >>> updates, _ = tx.update(jnp.zeros(2), tx.init(w), w)          # −η λ w
+      >>> [round(v, 4) for v in updates.tolist()]
+      [-0.05, 0.1]
+    """
     inner = optax.add_decayed_weights(_strength(strength), mask=resolve_mask(mask))
 
     def init_fn(params):
@@ -165,7 +239,8 @@ def weight_decay(strength: float, mask: MaskArg = None) -> optax.GradientTransfo
 
 
 class L1ProximalState(NamedTuple):
-    """State of :func:`l1_proximal`: the step count, for a scheduled learning rate."""
+    """The state of :func:`l1_proximal`: ``count``, the int32 step count a scheduled learning
+    rate is evaluated at."""
 
     count: Array
 
@@ -182,19 +257,34 @@ def l1_proximal(strength: float, learning_rate: float | Callable[[Array], Array]
     .. math:: \theta_{new} = \mathrm{sign}(\theta')\,\max(|\theta'| - \eta_t\lambda,\ 0),
 
     and the transformation returns :math:`\theta_{new} - \theta`. Coordinates whose magnitude
-    falls below :math:`\eta_t\lambda` become exactly zero. ``learning_rate`` must be the one the
-    chain scales by (a float or a schedule of the step count). ``mask``: ``None`` (every leaf,
-    as Optax), ``"weights"``, a pytree of booleans or a callable; ``init`` raises
-    ``ValueError`` if it selects no leaf.
+    falls below :math:`\eta_t\lambda` become exactly zero (ISTA; Beck & Teboulle, 2009, "A fast
+    iterative shrinkage-thresholding algorithm for linear inverse problems").
 
-    Example (the deck's Lasso: a 1-D weight vector is shrunk)::
+    Args:
+      strength: :math:`\lambda \ge 0`.
+      learning_rate: the rate the chain scales by, :math:`\eta_t` (a float :math:`\ge 0` or a
+        schedule of the step count).
+      mask: ``None`` (every leaf, as Optax), ``"weights"``, a pytree of booleans or a callable.
 
-        tx = optax.chain(optax.sgd(0.1), l1_proximal(0.5, 0.1))
-        w = jnp.array([0.5, 0.01, -0.3])
-        u, _ = tx.update(jnp.zeros(3), tx.init(w), w)
-        optax.apply_updates(w, u)                    # [0.45, 0.0, -0.25]
+    Returns:
+      An ``optax.GradientTransformation`` with state :class:`L1ProximalState`; its ``update``
+      needs ``params``.
 
-    References: Beck & Teboulle (2009), "A fast iterative shrinkage-thresholding algorithm".
+    Raises:
+      ValueError: for a negative or non-finite argument; at ``init``, for a mask that selects no
+        leaf; at ``update`` without ``params``.
+
+    Example:
+      The deck's Lasso: a 1-D weight vector is shrunk by :math:`\eta\lambda = 0.05`, and a weight
+      smaller than that becomes exactly zero.
+
+      >>> import jax.numpy as jnp, optax
+      >>> from mlwork import optim
+      >>> tx = optax.chain(optax.sgd(0.1), optim.l1_proximal(0.5, 0.1))
+      >>> w = jnp.array([0.5, 0.01, -0.3])
+      >>> u, _ = tx.update(jnp.zeros(3), tx.init(w), w)
+      >>> [round(v, 4) for v in optax.apply_updates(w, u).tolist()]
+      [0.45, 0.0, -0.25]
     """
     strength = _strength(strength)
     if not callable(learning_rate) and concrete(learning_rate) is not None:
@@ -207,7 +297,7 @@ def l1_proximal(strength: float, learning_rate: float | Callable[[Array], Array]
 
     def update_fn(updates, state, params=None):
         if params is None:
-            raise ValueError("l1_proximal needs params: call update(updates, state, params)")
+            fail("params", "the parameters: call update(updates, state, params)", None)
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
         threshold = jnp.asarray(lr, jnp.float32) * strength
 

@@ -14,7 +14,7 @@ Preservation: ``LatestN(keep)`` *or* ``BestN(1)`` by validation accuracy (ties: 
 so saving the best never evicts the latest and breaks resume, and vice versa. Mid-epoch
 checkpoints carry no validation metric and are kept only while they are among the latest.
 
-Restoring checks the record's SHA-256 against the arrays read back; :func:`restore_latest_intact`
+Restoring checks the record's SHA-256 against the arrays read back; ``restore_latest_intact()``
 walks back from the newest checkpoint past damaged ones (missing or truncated files, wrong
 bytes), warning about each, so a run never continues from garbage.
 """
@@ -155,7 +155,7 @@ def restore(manager: ocp.CheckpointManager, template: Any, step: int | None = No
 def structure_mismatch(manager: ocp.CheckpointManager, step: int, template: Any) -> str | None:
     """How checkpoint ``step``'s saved arrays differ from ``template``'s (names, shapes, dtypes),
     as one phrase, or ``None`` when they fit — or when the metadata cannot be read (that is damage,
-    for :func:`restore_latest_intact` to judge). A checkpoint of another kind of run (a population
+    for ``restore_latest_intact()`` to judge). A checkpoint of another kind of run (a population
     against a single model, another member count or model) does not fit; it is not damaged."""
     try:
         saved = manager.item_metadata(step)["state"]

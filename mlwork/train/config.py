@@ -142,7 +142,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> TrainConfig:
         """The config among ``record``'s keys (``config.json`` also records what the run found,
-        under :data:`RUN_RECORD_KEYS`: data source, shapes, members, versions); other unknown keys
+        under ``RUN_RECORD_KEYS``: data source, shapes, members, versions); other unknown keys
         are an error."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(record) - names - set(RUN_RECORD_KEYS)

@@ -6,7 +6,7 @@
 * :class:`PreemptionGuard` — turns SIGTERM (what preemptible VMs, Kubernetes and SLURM send before
   killing a job) and SIGINT (Ctrl-C) into a flag the training loop checks between compiled calls:
   it finishes the call in flight, writes a checkpoint, waits for asynchronous saves, and exits
-  with :data:`~mlwork.train.errors.EXIT_PREEMPTED` (75; 130 for SIGINT).
+  with :data:`~mlwork.train.EXIT_PREEMPTED` (75; 130 for SIGINT).
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ class WorkdirLock:
 
 
 class PreemptionGuard:
-    """``with PreemptionGuard() as guard: ... if guard.requested: save and stop``.
+    """Turns SIGTERM and SIGINT into a flag the training loop checks between compiled calls.
 
+    Use: ``with PreemptionGuard() as guard: ... if guard.requested: save and stop``.
     Installs handlers for SIGTERM and SIGINT that only record the request (nothing unsafe happens
     inside a handler); ``guard.signal_name`` says which arrived first. Restores the previous
     handlers on exit. Outside the main thread it does nothing.

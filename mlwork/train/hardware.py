@@ -4,7 +4,7 @@
 AVX-512, because 512-bit instructions used to lower the clock of older Intel parts. On a CPU with
 AVX-512 (measured on an AMD EPYC Zen 5: the MNIST MLP epoch 12-16% faster at batch 64 and 128,
 ``bench.mnist_epoch``) the fused element-wise kernels and loop bodies run faster with 512-bit
-vectors, so :func:`compiler_options` asks for them there. The user's choice wins:
+vectors, so ``compiler_options()`` asks for them there. The user's choice wins:
 
 * ``XLA_FLAGS=--xla_cpu_prefer_vector_width=...`` (any value) is left alone;
 * ``MLWORK_CPU_VECTOR_WIDTH=128|256|512`` overrides the detection.
@@ -73,7 +73,7 @@ def _parse_size(text: str) -> int:
 
 @functools.cache
 def last_level_cache_bytes() -> int:
-    """The largest CPU cache's size (Linux sysfs), or :data:`DEFAULT_CACHE_BYTES` when unknown."""
+    """The largest CPU cache's size (Linux sysfs), or ``DEFAULT_CACHE_BYTES`` when unknown."""
     sizes = []
     for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
         try:

@@ -117,8 +117,8 @@ def _restore(manager, run: Run, template: Any, log: Callable[[str], None]) -> tu
 
 def run_record(run: Run, dataset: Dataset, state: Any) -> dict[str, Any]:
     """What ``config.json`` records beside the config: what the run found (the keys of
-    :data:`~mlwork.train.config.RUN_RECORD_KEYS`): the data source and what its model expects
-    (:func:`~mlwork.train.provenance.run_metadata`), the parameter count, steps per epoch, a
+    ``RUN_RECORD_KEYS``): the data source and what its model expects
+    (``run_metadata()``), the parameter count, steps per epoch, a
     population's members, and the :func:`~mlwork.train.provenance.reproducibility_record`."""
     params = state.params if run.members is None else jax.tree.map(lambda x: x[0], state.params)
     record = {"data_source": dataset.source, "n_params": nn.count_params(params),

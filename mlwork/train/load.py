@@ -6,8 +6,8 @@ saved with it (shapes and dtypes, onto one local device), so it does not depend 
 trainer builds its state; only ``params`` and ``model_state`` are kept. As when resuming, the
 arrays read back are checked against the SHA-256 recorded at save time.
 
-Workdir layout it reads (written by :func:`mlwork.train.train_and_evaluate` and
-:func:`mlwork.train.population.train_population`): ``config.json`` (every
+Workdir layout it reads (written by :func:`mlwork.train.train_and_evaluate`, for one model or
+a population): ``config.json`` (every
 :class:`~mlwork.train.TrainConfig` field plus ``input_shape``, ``num_classes``,
 ``class_names``, ``mean``, ``std`` and, for a population, ``members``), ``summary.json`` (absent
 while a run is unfinished) and ``checkpoints/<step>/{state,record}``, where ``state`` holds the

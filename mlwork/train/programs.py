@@ -11,10 +11,10 @@ decay, which live in each member's optimizer state (:func:`mlwork.optim.set_hype
 one vmapped program trains them all, and member k ends where training it alone ends (to float32
 tolerance: vmap batches the matrix products). On a CPU the members train in vmapped blocks
 sized to the last-level cache, one block after another in the same program
-(:func:`mlwork.train.hardware.member_block`). A population runs on one device; data parallelism
+(``mlwork.train.hardware.member_block()``). A population runs on one device; data parallelism
 (:mod:`mlwork.train.parallel`) is for single models.
 
-What a checkpoint holds (:func:`checkpoint_tree`): a single model's :class:`TrainState`; for a
+What a checkpoint holds (``checkpoint_tree()``): a single model's :class:`TrainState`; for a
 population, ``{"state": TrainState (batched), "best_params", "best_model_state"}`` — each
 member's parameters at its best validation epoch, which the test evaluation and the ensemble use.
 """
@@ -179,7 +179,7 @@ def checkpoint_tree(run: Run, state: TrainState, best: tuple[Any, Any] | None = 
 
 
 def split_tree(run: Run, tree: Any) -> tuple[TrainState, tuple[Any, Any] | None]:
-    """The inverse of :func:`checkpoint_tree`: ``(state, best or None)``."""
+    """The inverse of ``checkpoint_tree()``: ``(state, best or None)``."""
     if run.members is None:
         return tree, None
     return tree["state"], (tree["best_params"], tree["best_model_state"])
@@ -252,7 +252,7 @@ def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Com
     Args:
       run: from :func:`prepare`.
       state: from :func:`init_state` (or restored); only its shapes are used.
-      block: population members per vmapped block (default :func:`~mlwork.train.hardware.member_block`);
+      block: population members per vmapped block (default ``member_block()``);
         it changes speed, not results.
 
     Raises:

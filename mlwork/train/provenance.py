@@ -1,7 +1,7 @@
 """What produced a run: software versions, platform, devices, compiler settings, git commit.
 
 :func:`reproducibility_record` goes into a run's ``config.json`` (and ``summary.json``) so a
-result can be traced to the code and machine that produced it; :func:`run_metadata` holds what
+result can be traced to the code and machine that produced it; ``run_metadata()`` holds what
 :func:`mlwork.train.load_run` needs to rebuild the model and its input pipeline from
 ``config.json`` alone.
 """
@@ -52,10 +52,10 @@ def reproducibility_record(mesh_or_devices: Any = None) -> dict[str, Any]:
 
     Returns:
       A JSON-serialisable dict: ``python``, ``packages`` (``{name: version}`` for
-      :data:`PACKAGES`), ``platform`` (OS and machine), ``backend``, ``device_kind``,
+      ``PACKAGES``), ``platform`` (OS and machine), ``backend``, ``device_kind``,
       ``device_count`` (the run's), ``process_count``, ``xla_flags`` (``$XLA_FLAGS`` or ``None``),
-      ``compiler_options`` (:func:`mlwork.train.hardware.compiler_options` for the backend) and
-      ``git`` (:func:`git_commit`, ``None`` outside a checkout).
+      ``compiler_options`` (``mlwork.train.hardware.compiler_options()`` for the backend) and
+      ``git`` (``git_commit()``, ``None`` outside a checkout).
 
     Example::
 

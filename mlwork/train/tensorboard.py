@@ -49,7 +49,7 @@ class TensorBoardWriter:
       workdir: the run's folder.
       flush_secs: how often tensorboardX flushes pending events to disk.
 
-    Use as a context manager (or call :meth:`close`)::
+    Use as a context manager (or call ``close()``)::
 
       with TensorBoardWriter(workdir) as tb:
           for row in history:

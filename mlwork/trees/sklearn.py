@@ -22,7 +22,7 @@ trees of :mod:`mlwork.trees`:
   reproduces ``fit_*(jax.random.key(s), ...)`` exactly); ``None`` or a
   :class:`numpy.random.RandomState` draws the seed from that generator, as scikit-learn does.
 * Predictions are computed in float32 by compiled programs; rows are padded to a bucketed
-  count (powers of two, then multiples of :data:`ROW_BUCKET`) so that predicting on many
+  count (powers of two, then multiples of ``ROW_BUCKET``) so that predicting on many
   differently sized inputs reuses a few compiled programs.
 
 This is the only mlwork module that imports scikit-learn (version 1.6 or later).
@@ -228,8 +228,8 @@ class DecisionTreeClassifier(_Classifier):
       random_state: seeds the per-node feature sampling (see :func:`jax_key`).
 
     Attributes:
-      model_: the fitted :class:`mlwork.trees.Tree`.
-      classes_, n_classes_, n_features_in_, feature_importances_: as in scikit-learn.
+      model_: the fitted :class:`mlwork.trees.Tree`; ``classes_``, ``n_classes_``, ``n_features_in_``
+        and ``feature_importances_`` as in scikit-learn.
 
     Example:
       >>> from sklearn.model_selection import cross_val_score
@@ -307,7 +307,7 @@ class RandomForestClassifier(_Classifier):
 
     Attributes:
       model_: the fitted :class:`mlwork.trees.Forest`; ``oob_score_`` when ``oob_score``;
-      classes_, n_classes_, n_features_in_, feature_importances_.
+        ``classes_``, ``n_classes_``, ``n_features_in_``, ``feature_importances_``.
     """
 
     def __init__(self, n_estimators=100, criterion="gini", max_depth=None, min_samples_split=2,
@@ -334,9 +334,8 @@ class RandomForestRegressor(_Regressor):
     """A regression forest (:func:`mlwork.trees.fit_random_forest`): the mean of the trees.
 
     Args:
-      n_estimators, max_depth, min_samples_split, min_samples_leaf, bootstrap, oob_score,
-        max_bins, random_state: as for :class:`RandomForestClassifier` (``oob_score_`` is
-        :math:`R^2`).
+      n_estimators, max_depth, min_samples_split, min_samples_leaf, bootstrap, oob_score, max_bins, random_state: as
+        for :class:`RandomForestClassifier` (``oob_score_`` is :math:`R^2`).
       criterion: ``"squared_error"``.
       max_features: features tried per node (default ``1.0``, all: scikit-learn's default; the
         deck's :math:`p/3` is ``1/3``).
@@ -411,6 +410,7 @@ class _GradientBoosting:
 
 
 _GB_PARAMS_DOC = """
+
     Args:
       loss: {loss}
       learning_rate: shrinkage :math:`\\eta` of each tree.
@@ -426,7 +426,7 @@ _GB_PARAMS_DOC = """
 
     Attributes:
       model_: the fitted :class:`mlwork.trees.GradientBoosting`; ``n_features_in_``,
-      ``feature_importances_`` (summed gains){extra}.
+        ``feature_importances_`` (summed gains){extra}.
 """
 
 
@@ -493,7 +493,7 @@ class AdaBoostClassifier(_Classifier):
 
     Attributes:
       model_: the fitted :class:`mlwork.trees.AdaBoost`; ``estimator_weights_`` ``(n_estimators,)``
-      the votes :math:`\\alpha_t`; classes_, n_classes_, n_features_in_, feature_importances_.
+        the votes :math:`\\alpha_t`; ``classes_``, ``n_classes_``, ``n_features_in_``, ``feature_importances_``.
     """
 
     def __init__(self, n_estimators=50, learning_rate=1.0, max_depth=1, criterion="gini", max_bins=255):

@@ -11,7 +11,7 @@ Splits maximise the deck's criteria: information gain with entropy in bits
 :math:`H(S) = -\sum_c p_c \log_2 p_c`, Gini impurity :math:`1 - \sum_c p_c^2`, or variance
 reduction for regression; leaves predict class proportions or the mean. Fitting bins the
 features once on the host (:mod:`mlwork.trees.binning`) and runs one compiled program
-(:func:`mlwork.trees._grow.grow`).
+(``mlwork.trees._grow.grow()``).
 
 Missing values: NaN in ``X`` is supported. Each split learns which side NaN goes to (the side
 with the better gain when the node has NaNs in training, else the side with more weight), as in

@@ -1,7 +1,11 @@
 import math
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
 from experiments import optimizers
 
@@ -28,3 +32,23 @@ def test_steps_to_tolerance_and_schedules():
     sched = optimizers.schedules_over(100)
     assert set(sched) >= {"constant", "cosine", "onecycle"} and len(sched) == 6
     assert math.isclose(sched["cosine"][100], 0.001, rel_tol=1e-4)
+
+
+def test_command_line_is_parsed_before_jax_and_reads_as_plain_text():
+    code = ("import sys; from experiments import optimizers; optimizers.parse_args(['--steps', '5']); "
+            "print('jax' in sys.modules, 'matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    help_text = subprocess.run([sys.executable, "-m", "experiments.optimizers", "--help"], capture_output=True,
+                               text=True, check=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    assert "(default: 3000)" in help_text and "(default: runs/optimizers)" in help_text and "exit codes:" in help_text
+    assert not re.search(r"``|:(func|mod|class|math):`", help_text)
+
+
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["--steps", "x"], ["--nope"]])
+def test_bad_flags_exit_2_with_one_line(argv, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "experiments.optimizers", *argv, "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("python -m experiments.optimizers: error:")
+    assert not (tmp_path / "o").exists()

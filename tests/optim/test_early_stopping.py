@@ -42,8 +42,11 @@ def test_update_runs_under_jit_and_state_is_a_pytree():
     assert len(jax.tree.leaves(state)) == 4
 
 
-@pytest.mark.parametrize("kwargs, match", [({"patience": -1}, "patience"), ({"min_delta": -0.1}, "min_delta"),
-                                           ({"mode": "up"}, "mode")])
+@pytest.mark.parametrize("kwargs, match", [
+    ({"patience": -1}, "patience must be a non-negative integer; got -1"),
+    ({"patience": 1.5}, "patience must be a non-negative integer; got 1.5"),
+    ({"min_delta": -0.1}, "min_delta must be a finite real number >= 0; got -0.1"),
+    ({"mode": "up"}, "mode must be one of 'min', 'max'; got 'up'")])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         optim.early_stopping(**kwargs)

@@ -22,10 +22,32 @@ def test_step_decay_staircase():
     assert float(sched(4)) == pytest.approx(1e-3) and float(sched(5)) == pytest.approx(5e-4)
 
 
-def test_exponential():
+def test_exponential_decay():
     sched = optim.schedule("exponential", init_value=0.1, rate=0.05)
     ts = np.array([0, 1, 7, 20, 100])
     np.testing.assert_allclose(values(sched, ts), 0.1 * np.exp(-0.05 * ts), rtol=1e-5)
+    np.testing.assert_allclose(values(optim.exponential_decay(0.1, 0.05), ts), 0.1 * np.exp(-0.05 * ts), rtol=1e-5)
+
+
+def test_exponential_is_a_deprecated_alias_of_exponential_decay():
+    with pytest.warns(DeprecationWarning, match="use mlwork.optim.exponential_decay"):
+        old = optim.exponential
+    assert old is optim.exponential_decay
+    assert "exponential" not in optim.__all__
+
+
+def test_optim_reexports_nothing_from_nn():
+    import mlwork.nn
+
+    nn_objects = {id(getattr(mlwork.nn, n)) for n in mlwork.nn.__all__}
+    assert not [n for n in optim.__all__ if id(getattr(optim, n)) in nn_objects]
+    with pytest.raises(AttributeError, match="it is a layer, mlwork.nn.dropout"):
+        optim.dropout  # noqa: B018
+
+
+def test_warmup_schedules_start_at_exactly_zero():
+    assert float(optim.warmup_cosine(1.0, 10, 100)(0)) == 0.0
+    assert float(optim.schedule("warmup_cosine", peak_value=3e-4, warmup_steps=5, total_steps=50)(0)) == 0.0
 
 
 def test_cosine_annealing_including_t_equals_T():
@@ -61,14 +83,16 @@ def test_onecycle():
 @pytest.mark.parametrize(
     "name, kwargs, match",
     [
-        ("linear", {}, "unknown schedule 'linear'; expected one of: constant, step, exponential, cosine"),
-        ("constant", {"value": -1.0}, "value must be >= 0"),
-        ("step", {"init_value": 0.1, "step_size": 0, "gamma": 0.5}, "step_size must be a positive integer"),
-        ("step", {"init_value": 0.1, "step_size": 5, "gamma": 1.5}, r"gamma must be in \(0, 1\]"),
-        ("exponential", {"init_value": 0.1, "rate": -0.1}, "rate must be >= 0"),
-        ("cosine", {"init_value": 0.1, "total_steps": 10, "min_value": 0.2}, "must not exceed"),
-        ("warmup_cosine", {"peak_value": 1.0, "warmup_steps": 20, "total_steps": 10}, "warmup_steps"),
-        ("cosine", {"init_value": 0.1, "steps": 10}, r"takes keywords \(init_value, total_steps, min_value\)"),
+        ("linear", {}, "name must be one of 'constant', 'step', 'exponential', 'cosine', .*; got 'linear'"),
+        ("constant", {"value": -1.0}, "value must be a finite real number >= 0; got -1.0"),
+        ("step", {"init_value": 0.1, "step_size": 0, "gamma": 0.5}, "step_size must be a positive integer; got 0"),
+        ("step", {"init_value": 0.1, "step_size": 5, "gamma": 1.5}, r"gamma must be .* in \(0, 1\]; got 1.5"),
+        ("exponential", {"init_value": 0.1, "rate": -0.1}, "rate must be a finite real number >= 0; got -0.1"),
+        ("cosine", {"init_value": 0.1, "total_steps": 10, "min_value": 0.2}, r"min_value must be .* in \[0, 0.1\]"),
+        ("warmup_cosine", {"peak_value": 1.0, "warmup_steps": 20, "total_steps": 10},
+         r"warmup_steps must be an integer in \[0, 9\]; got 20"),
+        ("cosine", {"init_value": 0.1, "steps": 10}, r"among \(init_value, total_steps, min_value\).*; got steps"),
+        ("cosine", {"init_value": 0.1}, "needs total_steps"),
     ],
 )
 def test_bad_schedule_arguments(name, kwargs, match):

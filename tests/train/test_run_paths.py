@@ -1,6 +1,6 @@
 """Every way a run can be refused, interrupted or fail — on each path: one model, a population, a sweep.
 
-The spec is the table in the README's Reliability section: for each row, the process ends within a
+The spec is the table in docs/guides/reliability.md: for each row, the process ends within a
 bounded time with the documented exit code and one line; no good checkpoint is moved or lost; the
 workdir stays usable by the right command. Runs go through ``experiments.mnist.main`` in process
 (real signals sent to this process while the run's guard is installed; disk faults from a real
