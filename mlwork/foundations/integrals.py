@@ -320,11 +320,11 @@ def integrate(f: Callable[[Array], Array], a: Any, b: Any, *, rtol: float | None
       >>> import math, jax
       >>> from mlwork import foundations as fd
       >>> pdf = lambda x: jax.scipy.stats.norm.pdf(x, 800.0, 1.0)
-      >>> print(f"{float(fd.integrate(lambda x: x * pdf(x), -math.inf, math.inf)):.3f}")
-      800.000
-      >>> r = fd.integrate(pdf, 0.0, math.inf, full_output=True)
-      >>> print(f"{float(r.value):.5f}", bool(r.converged), float(r.error) < 1e-5)
-      1.00000 True True
+      >>> r = fd.integrate(lambda x: x * pdf(x), -math.inf, math.inf, full_output=True)
+      >>> print(f"{float(r.value):.1f}", bool(r.converged), float(r.error) <= 1e-4 * 800)  # E[X]
+      800.0 True True
+      >>> print(f"{float(fd.integrate(pdf, 0.0, math.inf)):.4f}")  # the whole mass, far from 0
+      1.0000
     """
     check_callable(f, "f")
     if n is not None or rule is not None:

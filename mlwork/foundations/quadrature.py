@@ -96,8 +96,8 @@ def riemann_sum(f: Callable[[Array], Array], a: Any, b: Any, n: int, rule: str =
 
     Example:
       >>> from mlwork import foundations as fd
-      >>> print(f"{float(fd.riemann_sum(lambda x: x * x, 0.0, 2.0, 64, 'midpoint')):.4f}")
-      2.6663
+      >>> print(f"{float(fd.riemann_sum(lambda x: x * x, 0.0, 2.0, 64, 'midpoint')):.4f}")  # 8/3
+      2.6665
     """
     check_choice(rule, "rule", ("left", "right", "midpoint"))
     return _fixed_rule(f, a, b, n, rule)
