@@ -152,17 +152,6 @@ def bias_variance_decomposition(
 
     which is exact over the rounds for the noiseless part.
 
-    Example (polynomial least squares, 200 bootstrap fits in one program)::
-
-        def fit(key, x, y):
-            phi = lambda x: jnp.stack([x**k for k in range(4)], -1)
-            coef = jnp.linalg.pinv(phi(x)) @ y
-            return lambda x_new: phi(x_new) @ coef
-
-        r = bias_variance_decomposition(fit, jax.random.key(0), x, y, x_test, jnp.sin(x_test),
-                                        noise_var=0.09, n_rounds=200)
-        r.bias2, r.variance, r.noise, r.total, r.expected_error
-
     Args:
       fit_fn: ``fit_fn(key, x, y) -> predict`` as above.
       key: a PRNG key; split into resampling, training and test-noise keys.
@@ -172,8 +161,35 @@ def bias_variance_decomposition(
       noise_var: :math:`\sigma^2 \ge 0` (squared loss) or :math:`N \in [0, 1]` (0-1 loss).
       n_rounds: number of models (training sets), at least 2.
 
+      loss: ``"squared"`` or ``"zero_one"``.
+      resample: ``"bootstrap"`` or ``"stacked"``.
+      batch_size: models per chunk of ``jax.lax.map`` (``None``: all at once in ``vmap``).
+
     Returns:
       :class:`BiasVariance`; ``.total`` is ``bias2 + net_variance + noise``.
+
+    Raises:
+      ValueError: ``fit_fn`` not callable, an unknown ``loss``/``resample``, ``n_rounds`` or
+        ``batch_size`` not an integer in range (any integer type; a NumPy int64 is not
+        wrapped), ``noise_var`` out of range, data of mismatched lengths or shapes, predictions
+        of the wrong shape, labels out of range.
+
+    Example:
+      Polynomial least squares, 200 bootstrap fits in one program:
+
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork import theory
+      >>> x = jnp.linspace(-1.0, 1.0, 40)
+      >>> y = jnp.sin(3 * x) + 0.3 * jax.random.normal(jax.random.key(1), (40,))
+      >>> def fit(key, x, y):
+      ...     phi = lambda t: jnp.stack([t**k for k in range(4)], -1)
+      ...     coef = jnp.linalg.pinv(phi(x)) @ y
+      ...     return lambda t: phi(t) @ coef
+      >>> x_test = jnp.linspace(-0.9, 0.9, 7)
+      >>> r = theory.bias_variance_decomposition(fit, jax.random.key(0), x, y, x_test,
+      ...                                        jnp.sin(3 * x_test), noise_var=0.09, n_rounds=200)
+      >>> bool(r.bias2 >= 0), bool(r.variance >= 0), round(float(r.noise), 6)
+      (True, True, 0.09)
 
     References: S. Geman, E. Bienenstock, R. Doursat, "Neural networks and the bias/variance
     dilemma", Neural Computation 4 (1992); P. Domingos, "A unified bias-variance decomposition

@@ -163,6 +163,31 @@ def finite_class_bound(train_error, n_hypotheses=None, n=None, delta=0.05, *, lo
     natural log as ``log_n_hypotheses`` — e.g. a network of :math:`W` float32 weights has at most
     :math:`2^{32W}` functions, ``log_n_hypotheses = 32 * W * ln 2``.
 
+    Args:
+      train_error: :math:`\hat R(h) \in [0, 1]`.
+      n_hypotheses: :math:`|\mathcal H| \ge 1`, of any integer
+        type and size (converted on the host, rounded to float32); its log is taken on the host.
+      n: the number of training examples, positive, of any integer
+        type and size (converted on the host, rounded to float32).
+      delta: :math:`\delta \in (0, 1)`.
+      log_n_hypotheses: :math:`\ln|\mathcal H| \ge 0` instead of ``n_hypotheses``.
+
+    Returns:
+      The bound, the broadcast shape of the arguments (float32).
+
+    Raises:
+      ValueError: an argument outside its range (naming it), a count too large for float32,
+        shapes that do not broadcast — when the values are known; under ``jit`` the entries with
+        invalid arguments are NaN.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.theory import bounds
+      >>> round(float(bounds.finite_class_bound(0.05, 1000, 10_000, 0.05)), 4)
+      0.0723
+      >>> round(float(bounds.finite_class_bound(0.05, 1000, np.int64(2**32 + 1000))), 6)  # not wrapped
+      0.050034
+
     Reference: deck §18 "Finite Hypothesis Bound"; S. Shalev-Shwartz and S. Ben-David,
     *Understanding Machine Learning* (2014), Corollary 4.6 (two-sided; this is the one-sided form).
     """
@@ -191,10 +216,29 @@ def vc_bound(train_error, vc_dim, n, delta=0.05) -> Array:
     :math:`n \ge d`; for :math:`n < d` the class may shatter the sample, nothing follows, and the
     bound is returned as ``+inf`` (vacuous). It is vacuous long before that in practice.
 
-    Example::
+    Args:
+      train_error: :math:`\hat R(h) \in [0, 1]`.
+      vc_dim: :math:`d > 0`, of any integer
+        type and size (converted on the host, rounded to float32).
+      n: the number of training examples, positive, of any integer
+        type and size (converted on the host, rounded to float32).
+      delta: :math:`\delta \in (0, 1)`.
 
-        vc_bound(0.1, vc_dim=3, n=1000)                        # 0.264
-        vc_bound(0.0, jnp.array([[3.0], [100.0]]), jnp.array([1e3, 1e5]))   # a (2, 2) grid
+    Returns:
+      The bound (``+inf`` where :math:`n < d`), the broadcast shape (float32).
+
+    Raises:
+      ValueError: an argument outside its range (naming it), a count too large for float32,
+        shapes that do not broadcast — when the values are known; under ``jit`` the entries with
+        invalid arguments are NaN.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.theory import bounds
+      >>> round(float(bounds.vc_bound(0.1, vc_dim=3, n=1000)), 3)
+      0.264
+      >>> bounds.vc_bound(0.0, jnp.array([[3.0], [100.0]]), jnp.array([1e3, 1e5])).shape  # a grid
+      (2, 2)
 
     Reference: deck §18 "VC Bound"; V. N. Vapnik, *The Nature of Statistical Learning Theory*
     (1995), eq. (3.23) (with :math:`\eta = \delta`).
@@ -225,6 +269,25 @@ def vc_sample_complexity(epsilon, delta, vc_dim) -> Array:
     \tfrac{8d}{\epsilon}\log_2\tfrac{13}{\epsilon}\big)`. Returned as a float array holding whole
     numbers (exact up to :math:`2^{24}` in float32; large sample sizes overflow int32).
 
+    Args:
+      epsilon: the target error :math:`\epsilon \in (0, 1)`.
+      delta: :math:`\delta \in (0, 1)`.
+      vc_dim: :math:`d > 0`, of any integer
+        type and size (converted on the host, rounded to float32).
+
+    Returns:
+      :math:`m`, whole numbers as float32, the broadcast shape.
+
+    Raises:
+      ValueError: an argument outside its range (naming it), a count too large for float32,
+        shapes that do not broadcast — when the values are known; under ``jit`` the entries with
+        invalid arguments are NaN.
+
+    Example:
+      >>> from mlwork.theory import bounds
+      >>> float(bounds.vc_sample_complexity(0.05, 0.01, 10))
+      692.0
+
     Reference: deck §18 "Sample Complexity"; A. Blumer, A. Ehrenfeucht, D. Haussler,
     M. Warmuth, "Learnability and the Vapnik-Chervonenkis dimension", J. ACM 36 (1989).
     """
@@ -248,6 +311,26 @@ def finite_class_sample_complexity(epsilon, delta, n_hypotheses=None, *, log_n_h
 
     ``log_n_hypotheses`` (natural log) replaces ``n_hypotheses`` for huge classes. A float
     array of whole numbers, as :func:`vc_sample_complexity`.
+
+    Args:
+      epsilon: the target error :math:`\epsilon \in (0, 1)`.
+      delta: :math:`\delta \in (0, 1)`.
+      n_hypotheses: :math:`|\mathcal H| \ge 1`, of any integer
+        type and size (converted on the host, rounded to float32).
+      log_n_hypotheses: :math:`\ln|\mathcal H|` instead.
+
+    Returns:
+      :math:`m`, whole numbers as float32, the broadcast shape.
+
+    Raises:
+      ValueError: an argument outside its range (naming it), a count too large for float32,
+        shapes that do not broadcast — when the values are known; under ``jit`` the entries with
+        invalid arguments are NaN.
+
+    Example:
+      >>> from mlwork.theory import bounds
+      >>> float(bounds.finite_class_sample_complexity(0.1, 0.05, 1000))
+      100.0
 
     Reference: Shalev-Shwartz & Ben-David (2014), Corollary 2.3; D. Haussler, "Quantifying
     inductive bias", Artificial Intelligence 36 (1988).
@@ -313,6 +396,24 @@ def kl_inverse(q, c) -> Array:
     Solved by bisection in a fixed number of steps (``jit``/``vmap``-able, elementwise with
     broadcasting); differentiable through the implicit function theorem.
 
+    Args:
+      q: :math:`q \in [0, 1]`.
+      c: :math:`c \ge 0`, in nats.
+
+    Returns:
+      :math:`\mathrm{kl}^{-1}(q, c) \in [q, 1]`, the broadcast shape.
+
+    Raises:
+      ValueError: an argument outside its range (naming it), a count too large for float32,
+        shapes that do not broadcast — when the values are known; under ``jit`` the entries with
+        invalid arguments are NaN.
+
+    Example:
+      >>> import math
+      >>> from mlwork.theory import bounds
+      >>> round(float(bounds.kl_inverse(0.0, math.log(2))), 4)  # kl(0 || p) = -ln(1 - p)
+      0.5
+
     Reference: M. Seeger, "PAC-Bayesian generalisation error bounds for Gaussian process
     classification", JMLR 3 (2002); G. K. Dziugaite and D. M. Roy, UAI 2017, §2.
     """
@@ -349,11 +450,28 @@ def pac_bayes_bound(train_error, kl, n, delta=0.05, *, form: str = "mcallester")
     Pinsker's inequality); with a Gaussian posterior around trained weights these are the bounds
     that can be non-vacuous for neural networks.
 
-    Example::
+    Args:
+      train_error: :math:`\hat R(Q) \in [0, 1]`.
+      kl: :math:`\mathrm{KL}(Q\|P) \ge 0`, in nats.
+      n: the number of training examples, positive, of any integer
+        type and size (converted on the host, rounded to float32).
+      delta: :math:`\delta \in (0, 1)`.
+      form: ``"mcallester"`` or ``"kl"``.
 
-        kl = gaussian_kl(w, sigma, w0, sigma, base=math.e)     # posterior vs prior, in nats
-        pac_bayes_bound(0.1, 10.0, n=1000)                     # 0.193
-        pac_bayes_bound(0.1, 10.0, n=1000, form="kl")          # 0.164 (tighter)
+    Returns:
+      The bound, the broadcast shape (float32).
+
+    Raises:
+      ValueError: an unknown ``form``, an argument outside its range (naming it), a count too large for float32,
+        shapes that do not broadcast — when the values are known; under ``jit`` the entries with
+        invalid arguments are NaN.
+
+    Example:
+      >>> from mlwork.theory import bounds
+      >>> round(float(bounds.pac_bayes_bound(0.1, 10.0, n=1000)), 3)
+      0.193
+      >>> round(float(bounds.pac_bayes_bound(0.1, 10.0, n=1000, form="kl")), 3)  # tighter
+      0.164
 
     References: D. McAllester, "PAC-Bayesian model averaging", COLT 1999; A. Maurer, "A note
     on the PAC Bayesian theorem", 2004; Seeger (2002); G. K. Dziugaite and D. M. Roy, "Computing
@@ -388,14 +506,12 @@ def is_vacuous(bound, max_loss: float = 1.0, *, atol: float = 1e-6) -> Array:
     ``jnp.isnan``."""
     return jnp.asarray(bound) >= max_loss - atol
 
-
 # --------------------------------------------------------------------------------------------
 # VC dimension and shattering
 # --------------------------------------------------------------------------------------------
 
 def _check_class(hypothesis_class: str) -> str:
     return check_choice(hypothesis_class, "hypothesis_class", HYPOTHESIS_CLASSES)
-
 
 def vc_dimension(hypothesis_class: str, dim: int | None = None) -> int:
     r"""VC dimension of the deck's hypothesis classes:
@@ -406,6 +522,35 @@ def vc_dimension(hypothesis_class: str, dim: int | None = None) -> int:
       omitted);
     * ``"rectangle"``: axis-aligned boxes in :math:`\mathbb R^d`: :math:`2d` (``dim`` defaults to
       2, the deck's 4).
+
+    Args:
+      bound: risk bounds, any shape.
+      max_loss: the largest possible risk (1 for the 0-1 loss).
+      atol: the tolerance below ``max_loss``.
+
+    Returns:
+      bool, the shape of ``bound``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.theory import bounds
+      >>> bounds.is_vacuous(jnp.array([0.3, 1.0, 7.5])).tolist()
+      [False, True, True]
+
+    Args:
+      hypothesis_class: ``"linear"``, ``"interval"`` or ``"rectangle"``.
+      dim: the input dimension, a positive integer (required for ``"linear"``).
+
+    Returns:
+      The VC dimension, a Python ``int``.
+
+    Raises:
+      ValueError: an unknown class, a missing or non-positive ``dim``, ``dim != 1`` for intervals.
+
+    Example:
+      >>> from mlwork.theory import bounds
+      >>> bounds.vc_dimension("linear", 2), bounds.vc_dimension("rectangle")
+      (3, 4)
 
     Reference: deck §18 "VC Examples"; Shalev-Shwartz & Ben-David (2014), §6.3 and Theorem 9.2.
     """
@@ -468,6 +613,23 @@ def realizes(points, labels, hypothesis_class: str) -> bool:
     ``"linear"``: a strict separating hyperplane exists — decided exactly by the linear program
     :math:`s_i(w^\top x_i + b) \ge 1` (SciPy's HiGHS). ``"interval"`` / ``"rectangle"``: the
     bounding box of the positives contains no negative point (closed form).
+
+    Args:
+      points: ``(m, d)`` finite points (``(m,)`` for intervals).
+      labels: ``m`` booleans or 0/1.
+      hypothesis_class: ``"linear"``, ``"interval"`` or ``"rectangle"``.
+
+    Returns:
+      Whether the labelling is realisable, a Python ``bool``.
+
+    Raises:
+      ValueError: an unknown class, points of the wrong shape or not finite, labels not one per
+        point.
+
+    Example:
+      >>> from mlwork.theory import bounds
+      >>> bounds.realizes([[0, 0], [1, 1], [1, 0], [0, 1]], [1, 1, 0, 0], "linear")  # XOR
+      False
     """
     cls = _check_class(hypothesis_class)
     x = _points(points, cls)
@@ -492,11 +654,23 @@ def shatters(points, hypothesis_class: str) -> bool:
     Example: three points in general position in :math:`\mathbb R^2` are shattered by lines;
     the XOR square is not (the diagonal labelling is not linearly separable).
 
-    ::
+    Args:
+      points: ``(m, d)`` finite points (``(m,)`` for intervals), at most 16.
+      hypothesis_class: ``"linear"``, ``"interval"`` or ``"rectangle"``.
 
-        shatters([[0, 0], [1, 0], [0, 1]], "linear")                    # True
-        shatters([[0, 0], [1, 1], [1, 0], [0, 1]], "linear")            # False (XOR)
-        shatters([[0, 1], [1, 0], [0, -1], [-1, 0]], "rectangle")       # True (diamond)
+    Returns:
+      Whether every labelling is realisable, a Python ``bool``.
+
+    Raises:
+      ValueError: as :func:`realizes`, or more than 16 points.
+
+    Example:
+      >>> from mlwork.theory import bounds
+      >>> triangle, xor = [[0, 0], [1, 0], [0, 1]], [[0, 0], [1, 1], [1, 0], [0, 1]]
+      >>> bounds.shatters(triangle, "linear"), bounds.shatters(xor, "linear")
+      (True, False)
+      >>> bounds.shatters([[0, 1], [1, 0], [0, -1], [-1, 0]], "rectangle")  # the diamond
+      True
 
     Reference: deck §18 "Shattering"; Shalev-Shwartz & Ben-David (2014), Definition 6.3.
     """
