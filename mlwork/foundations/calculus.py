@@ -111,8 +111,9 @@ def derivative(f: Callable[[Array], Array], x: Any, h: Any = None, method: str =
     Raises:
       ValueError: ``f`` not callable, ``method`` unknown, ``x`` not finite, ``h <= 0``, a step
         that rounds away (``x ± h == x``), or — naming ``x`` and ``h`` — ``f(x ± h)`` not finite
-        where ``f(x)`` is (with ``h=None``: at every step of the ladder). Checked when the
-        values are concrete; under ``jit`` such entries are NaN.
+        where ``f(x)`` is (with ``h=None``: at every step of the ladder); naming ``x``: ``f(x)``
+        not finite, or a NaN quotient. Checked when the values are concrete; under ``jit`` such
+        entries are NaN.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -127,7 +128,7 @@ def derivative(f: Callable[[Array], Array], x: Any, h: Any = None, method: str =
     x = as_float(x)
     check_finite(x, "x")
     if h is None:
-        return _ridders(f, x, method)
+        return _no_nan(f, x, _ridders(f, x, method))
     h = as_float(h).astype(x.dtype)
     _check_positive(h, "h")
     x_plus, x_minus = (x + h, x) if method == "forward" else (x + h, x - h)
@@ -140,7 +141,22 @@ def derivative(f: Callable[[Array], Array], x: Any, h: Any = None, method: str =
     f_plus, f_minus = f(x_plus), f(x_minus)
     _check_domain(f, x, h, (f_plus, f_minus),
                   ("x + h", "x") if method == "forward" else ("x + h", "x - h"))
-    return (f_plus - f_minus) / step
+    return _no_nan(f, x, (f_plus - f_minus) / step)
+
+
+def _no_nan(f: Callable, x: Array, result: Array) -> Array:
+    """``result``, unless (concretely) it holds a NaN: then ``f`` is not finite at ``x`` itself
+    (where a derivative is undefined), or its values are NaN around it. ``ValueError`` naming x."""
+    values = concrete(result)
+    if values is None or not np.any(np.isnan(values)):
+        return result
+    k = np.unravel_index(np.argmax(np.isnan(values)), values.shape) if values.ndim else ()
+    xk = float(np.asarray(x)[k]) if np.ndim(x) else float(np.asarray(x))
+    fx = np.asarray(concrete(f(x)))
+    fk = float(fx[k]) if fx.ndim else float(fx)
+    if not np.isfinite(fk):
+        fail("x", "a point where f is finite (f'(x) is undefined where f is not)", f"x={xk:.6g} with f(x)={fk}")
+    fail("x", "a point near which f has no NaN (the difference quotient is NaN)", f"x={xk:.6g}")
 
 
 def _ridders(f: Callable, x: Array, method: str) -> Array:

@@ -272,7 +272,8 @@ def integrate(f: Callable[[Array], Array], a: Any, b: Any, *, rtol: float | None
     :math:`\sigma \ge 10^{-3}\max(s, |\mu - c|)`: :math:`E[X]` of :math:`N(800, 1)` is one call.
     Narrower mass can fall between the sample points unseen; then give ``center`` (and
     ``scale``) near it. An infinite range reaches :math:`|x - c| \le 10^9 s` (float32;
-    :math:`10^{75} s` in float64); :math:`|x f(x)|` at that end is added to the error, so an
+    :math:`10^{75} s` in float64; less where that leaves the float range); :math:`|x f(x)|` at
+    that end is added to the error, so an
     integrand that has not decayed there (:math:`1/x^{1.01}`) is reported, not truncated.
 
     The tolerance can only be met where ``f`` itself is computed that precisely: in float32 a
@@ -356,7 +357,12 @@ def integrate(f: Callable[[Array], Array], a: Any, b: Any, *, rtol: float | None
     else:
         known_center = _known(center)
         center = _scalar(center, "center", dtype)
-    u_max = math.asinh(REACH[np.dtype(dtype)])
+    # The infinite ends map to |x - c| = REACH * s, or less where that would leave the float range.
+    reach = REACH[np.dtype(dtype)]
+    if known_scale is not None and known_center is not None:
+        room = (float(jnp.finfo(dtype).max) / 8 - abs(known_center)) / known_scale
+        reach = max(1.0, min(reach, room))
+    u_max = math.asinh(reach)
     u_a = jnp.asarray(math.copysign(u_max, ca), dtype) if inf_a else jnp.arcsinh((a - center) / scale)
     u_b = jnp.asarray(math.copysign(u_max, cb), dtype) if inf_b else jnp.arcsinh((b - center) / scale)
     # Panels for the u-range (a power of two: few distinct programs), or for the widest range
@@ -388,8 +394,9 @@ def _scalar(x: Any, name: str, dtype: Any, positive: bool = False) -> Array:
     if arr.shape != ():
         fail(name, "a scalar", f"shape {arr.shape}")
     v = concrete(arr)
-    if v is not None and not (np.isfinite(v) and (v > 0 or not positive)):
-        fail(name, "a positive finite number" if positive else "a finite number", v)
+    tiny = float(jnp.finfo(dtype).tiny)  # a subnormal scale is flushed to 0 by XLA on CPU
+    if v is not None and not (np.isfinite(v) and (v >= tiny or not positive)):
+        fail(name, f"a finite number >= {tiny:.3g} (a normal {np.dtype(dtype)})" if positive else "a finite number", v)
     return arr.astype(dtype)
 
 
