@@ -18,6 +18,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -161,15 +162,35 @@ def _no_nan(f: Callable, x: Array, result: Array) -> Array:
 
 def _ridders(f: Callable, x: Array, method: str) -> Array:
     """Richardson-extrapolated difference quotients on a ladder of halving steps; the entry
-    with the smallest estimated relative error (Ridders 1982; Numerical Recipes dfridr)."""
-    dtype, eps = x.dtype, float(jnp.finfo(x.dtype).eps)
-    k = jnp.arange(LADDER, dtype=dtype).reshape((LADDER,) + (1,) * x.ndim)
+    with the smallest estimated relative error (Ridders 1982; Numerical Recipes dfridr). The
+    ladder and the tableau are compiled programs of their own (by shape); only ``f`` runs as
+    the caller runs it."""
+    h, x_plus, x_minus = _ladder(x, method=method)
+    f_plus, f_minus = f(x_plus), f(x_minus)
+    result, any_finite = _tableau(h, x_plus, x_minus, jnp.asarray(f_plus), jnp.asarray(f_minus), method=method)
+    none = concrete(~any_finite)
+    if none is not None and np.any(none):
+        _no_step_in_domain(f, x, h, none, method)
+    return result
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _ladder(x: Array, *, method: str) -> tuple[Array, Array, Array]:
+    k = jnp.arange(LADDER, dtype=x.dtype).reshape((LADDER,) + (1,) * x.ndim)
     # Powers of two: x ± h is then exact for every step down to the ulp of x.
     top = jnp.floor(jnp.log2(jnp.maximum(1.0, jnp.abs(x)))) - 2.0
     h = jnp.exp2(top[None] - k)
     x_plus = x[None] + h
     x_minus = jnp.broadcast_to(x, h.shape) if method == "forward" else x[None] - h
-    f_plus, f_minus = f(x_plus), f(x_minus)
+    return h, x_plus, x_minus
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _tableau(h: Array, x_plus: Array, x_minus: Array, f_plus: Array, f_minus: Array, *,
+             method: str) -> tuple[Array, Array]:
+    dtype = x_plus.dtype
+    eps = float(jnp.finfo(dtype).eps)
+    f_plus, f_minus = f_plus.astype(dtype), f_minus.astype(dtype)
     step = x_plus - x_minus
     change = f_plus - f_minus
     quotient = change / jnp.where(step != 0, step, 1.0)
@@ -181,7 +202,8 @@ def _ridders(f: Callable, x: Array, method: str) -> Array:
     size = jnp.maximum(jnp.abs(f_plus), jnp.abs(f_minus))
     valid = finite & (jnp.abs(step - nominal) <= 1e-3 * nominal) & (jnp.abs(change) > 4 * eps * size)
     noise = eps * size / jnp.where(step != 0, jnp.abs(step), 1.0)
-    best, best_err, ok = quotient[0], jnp.full(x.shape, jnp.inf, dtype), jnp.zeros(x.shape, bool)
+    shape = quotient.shape[1:]
+    best, best_err, ok = quotient[0], jnp.full(shape, jnp.inf, dtype), jnp.zeros(shape, bool)
     column = quotient
     order = 2.0 if method == "central" else 1.0
     for j in range(COLUMNS):
@@ -207,10 +229,7 @@ def _ridders(f: Callable, x: Array, method: str) -> Array:
     first = jnp.argmax(finite, axis=0)
     fallback = jnp.take_along_axis(quotient, first[None], axis=0)[0]
     any_finite = jnp.any(finite, axis=0)
-    none = concrete(~any_finite)
-    if none is not None and np.any(none):
-        _no_step_in_domain(f, x, h, none, method)
-    return jnp.where(ok, best, jnp.where(any_finite, fallback, jnp.nan))
+    return jnp.where(ok, best, jnp.where(any_finite, fallback, jnp.nan)), any_finite
 
 
 def _no_step_in_domain(f: Callable, x: Array, h: Array, none: np.ndarray, method: str) -> None:
