@@ -213,7 +213,7 @@ def graph_forward(
       graph: the :class:`LayeredGraph` of ``mlp_graph(sizes)``.
       weights: a :class:`GraphWeights`, or the MLP ``params`` (converted by
         :func:`edge_weights`).
-      activation: the hidden activation: a name from :data:`ACTIVATIONS` (not ``"softmax"``),
+      activation: the hidden activation: a name from ``foundations.layered.ACTIVATIONS`` (not ``"softmax"``),
         ``"linear"``, ``None`` (identity) or an elementwise function of a scalar.
       x: the input, shape ``(n_0,)`` or ``(batch, n_0)``, finite.
       output_activation: as ``activation`` (``"softmax"`` acts on the whole output layer; a

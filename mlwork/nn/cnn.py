@@ -102,10 +102,16 @@ class CNN(nn.Module):
     float32 logits. Build it with :func:`cnn`, which checks the sizes.
 
     Attributes:
-      n_classes: outputs. channels: channels per block. convs_per_block: 3×3 convolutions per
-      block. hidden: the dense hidden width. dropout: its dropout probability in training.
-      bn_momentum: BatchNorm's running-average momentum. conv_impl, pool_impl: ``"auto"`` (im2col
-      matmul and reshape pooling on the CPU, XLA's ops elsewhere) or a forced implementation.
+      n_classes: the number of outputs.
+      channels: the channels of each block.
+      convs_per_block: 3×3 convolutions per block.
+      hidden: the dense hidden layer's width.
+      dropout: its dropout probability in training.
+      bn_momentum: BatchNorm's running-average momentum.
+      conv_impl: ``"auto"`` (an im2col matmul on the CPU, XLA's convolution elsewhere),
+        ``"matmul"`` or ``"xla"``.
+      pool_impl: ``"auto"`` (a reshape on the CPU, XLA's ``reduce_window`` elsewhere),
+        ``"reshape"`` or ``"xla"``.
       dtype: the compute dtype (parameters are float32 either way).
     """
 
