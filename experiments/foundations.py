@@ -37,6 +37,17 @@ def _square(x):
     return x * x
 
 
+def _estimate(result: fd.LimitResult) -> str:
+    """A limit as an estimate: its value to the digits its error supports, and that error."""
+    if result.kind != "converges":
+        return f"{result.value:g} ({result.kind})"
+    if not result.error > 0:
+        return f"{result.value:g}"
+    digits = max(0, min(12, -math.floor(math.log10(2 * result.error))))
+    value = round(result.value, digits) + 0.0  # + 0.0: no "-0"
+    return f"{value:g} (± {result.error:.0e})"
+
+
 # ---------------------------------------------------------------------------------------------
 # Sections 1-2: numbers
 # ---------------------------------------------------------------------------------------------
@@ -92,7 +103,7 @@ def functions_section() -> None:
         print(f"  inverse of {name:<13} at y = {y:g}: {float(fd.inverse(fn, y, (lo, 20.0))):.6g}")
     x = jnp.linspace(-1.0, 1.0, 21)
     y = 2.0 * x - 0.5
-    result = fd.fit(fd.linear, {"m": 0.0, "b": 0.0}, x, y, optax.sgd(0.3), steps=100)
+    result = fd.fit_curve(fd.linear, {"m": 0.0, "b": 0.0}, x, y, optax.sgd(0.3), steps=100)
     print(f"  training = turning knobs: fit m x + b to y = 2x - 0.5 by SGD: m = "
           f"{float(result.params['m']):.4f}, b = {float(result.params['b']):.4f}, "
           f"loss {float(result.losses[0]):.3g} -> {float(result.losses[-1]):.2g}")
@@ -106,13 +117,17 @@ def functions_section() -> None:
 def calculus_section() -> None:
     _heading("4. Limits")
     lim = fd.limit(lambda x: 3 * x + 1, 2.0)
-    table = [(x, v) for x, v in lim.table if abs(x - 2) > 5e-4]  # h = 0.1, 0.01, 0.001
+    decades = {0.1, 0.01, 0.001}  # the deck's h = 0.1, 0.01, 0.001 (the table has more points)
+    table = [(x, v) for x, v in lim.table if any(abs(abs(x - 2) - h) < 1e-3 * h for h in decades)]
     print("  x    : " + "  ".join(f"{x:7.4g}" for x, _ in table))
     print("  3x+1 : " + "  ".join(f"{v:7.4g}" for _, v in table))
-    print(f"  lim x->2 (3x + 1) = {lim.value:.6g}")
-    print(f"  lim x->0 sin(x)/x = {fd.limit(lambda x: jnp.sin(x) / x, 0.0).value:.6g}")
-    print(f"  lim x->inf (2x + 1)/x = {fd.limit(lambda x: (2 * x + 1) / x, math.inf).value:.6g}")
-    print(f"  lim x->inf 1/x = {fd.limit(lambda x: 1 / x, math.inf).value:.3g}")
+    print(f"  lim x->2 (3x + 1) = {_estimate(lim)}")
+    print(f"  lim x->0 sin(x)/x = {_estimate(fd.limit(lambda x: jnp.sin(x) / x, 0.0))}")
+    print(f"  lim x->inf (2x + 1)/x = {_estimate(fd.limit(lambda x: (2 * x + 1) / x, math.inf))}")
+    print(f"  lim x->inf 1/x = {_estimate(fd.limit(lambda x: 1 / x, math.inf))}")
+    cancel = fd.limit(lambda x: (1 - jnp.cos(x)) / x**2, 0.0)
+    print(f"  lim x->0 (1 - cos x)/x^2 = {_estimate(cancel)}  (rounding took over below h = "
+          f"{cancel.precision_lost_at:.0e}: 1 - cos x cancels; in float32 it is exactly 0 below 1e-4)")
     step = fd.limit(lambda x: jnp.where(x >= 0, 1.0, 0.0), 0.0)
     print(f"  step function at 0: left {step.left:g}, right {step.right:g} -> {step.kind}, no limit")
     pole = fd.limit(lambda x: 1 / x, 0.0)
@@ -134,6 +149,8 @@ def calculus_section() -> None:
         errs = [abs(float(fd.derivative(jnp.exp, 0.5, step_h, m)) - math.exp(0.5))
                 for m in ("forward", "central")]
         print(f"    {step_h:7.0e}  {errs[0]:9.2e}  {errs[1]:9.2e}")
+    chosen = abs(float(fd.derivative(jnp.exp, 0.5)) - math.exp(0.5))
+    print(f"    h=None: {chosen:.2e} (central quotients on a ladder of steps, extrapolated to h -> 0)")
     descent = fd.gradient_descent(lambda x: (x - 3.0) ** 2, 0.0, 0.1, 30)
     print(f"  gradient descent on (x - 3)^2 from 0, eta = 0.1: x_30 = {float(descent.path[-1]):.5f}, "
           f"f(x_30) = {float(descent.values[-1]):.2e}")

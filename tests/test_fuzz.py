@@ -15,6 +15,7 @@ import collections
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import hypothesis.extra.numpy as hnp
@@ -43,6 +44,15 @@ def arrays(min_dims=0, max_dims=2, max_side=3, elements=FLOATS, min_side=0):
 
 def scalars():
     return st.one_of(st.floats(-5, 5), JUNK, st.integers(-3, 3))
+
+
+#: Counts of every integer type and size: Python ints beyond int64, NumPy int64/uint64 beyond
+#: int32 (which jnp.asarray wrapped), negative and zero ones.
+BIG_COUNTS = st.one_of(
+    st.integers(-2, 2**70),
+    st.integers(-2**63, 2**63 - 1).map(np.int64),
+    st.integers(0, 2**64 - 1).map(np.uint64),
+)
 
 
 def _no_nan(out) -> bool:
@@ -292,6 +302,8 @@ def test_bounds(r, d, n, delta, kl, form, valid, data):
         d, n = data.draw(st.integers(1, 100)), data.draw(st.integers(1, 10**6))
         kl = data.draw(st.floats(0, 100))
         form = data.draw(st.sampled_from(["mcallester", "kl"]))
+    elif data.draw(st.booleans()):  # huge counts of any integer type
+        d, n = data.draw(BIG_COUNTS), data.draw(BIG_COUNTS)
     check("theory.vc_bound", theory.vc_bound, r, d, n, delta, allow_inf=True)
     check("theory.finite_class_bound", theory.finite_class_bound, r, d, n, delta)
     check("theory.vc_sample_complexity", theory.vc_sample_complexity, r, delta, d)
@@ -312,9 +324,36 @@ def test_shattering(points, cls):
 
 
 @FUZZ
-@given(x=scalars(), h=scalars(), method=st.sampled_from(["forward", "central", "backward"]))
-def test_derivative(x, h, method):
-    check("foundations.derivative", fd.derivative, jnp.sin, x, h, method=method)
+@given(x=scalars(), h=st.one_of(scalars(), st.none()), method=st.sampled_from(["forward", "central", "backward"]),
+       f=st.sampled_from([jnp.sin, jnp.log, jnp.sqrt]))
+def test_derivative(x, h, method, f):
+    check("foundations.derivative", fd.derivative, f, x, h, method=method)
+
+
+@FUZZ
+@given(a=st.one_of(scalars(), st.sampled_from([math.inf, -math.inf])),
+       b=st.one_of(scalars(), st.sampled_from([math.inf, -math.inf])),
+       rtol=st.one_of(st.none(), st.floats(-1, 1), JUNK), center=st.one_of(st.none(), scalars()),
+       scale=st.one_of(st.just(1.0), scalars()))
+def test_integrate(a, b, rtol, center, scale):
+    with warnings.catch_warnings():  # not reaching the tolerance is a warning, not a failure here
+        warnings.simplefilter("ignore", fd.IntegrationWarning)
+        check("foundations.integrate", fd.integrate, lambda x: jnp.exp(-x * x), a, b, rtol=rtol,
+              center=center, scale=scale)
+
+
+def _converged_limit(f, a, side, **kwargs):
+    """The limit's value where it converged (a NaN value is how "no limit" is reported)."""
+    result = fd.limit(f, a, side, **kwargs)
+    return result.value if result.kind == "converges" else 0.0
+
+
+@FUZZ
+@given(a=st.one_of(scalars(), st.sampled_from([math.inf, -math.inf])),
+       side=st.sampled_from(["both", "left", "right", "up"]), terms=st.one_of(st.integers(-1, 9), st.just(2.5)),
+       tol=st.one_of(st.floats(-1, 2), JUNK))
+def test_limit(a, side, terms, tol):
+    check("foundations.limit", _converged_limit, lambda x: jnp.sin(x) / x, a, side, terms=terms, tol=tol)
 
 
 @FUZZ

@@ -1,15 +1,11 @@
-"""Argument checks and conversions shared by the foundations modules."""
+"""Conversions the foundations modules share (the checks themselves are ``mlwork._validate``'s)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-
-from mlwork._validate import concrete
 
 Array = jax.Array
 
@@ -20,34 +16,6 @@ def as_float(x: Any) -> Array:
     x = jnp.asarray(x)
     dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.inexact) else jnp.float32
     return jnp.asarray(x, dtype=dtype)
-
-
-def check_finite(tree: Any, name: str) -> None:
-    """Every array leaf of ``tree`` must be finite; checked when its value is concrete."""
-    for leaf in jax.tree_util.tree_leaves(tree):
-        values = concrete(leaf)
-        if values is not None and values.size and not np.all(np.isfinite(values)):
-            raise ValueError(f"{name} must be finite; got non-finite values")
-
-
-def check_callable(f: Any, name: str) -> Callable:
-    if not callable(f):
-        raise ValueError(f"{name} must be a callable function, got {type(f).__name__}")
-    return f
-
-
-def check_int(value: Any, name: str, minimum: int = 1) -> int:
-    """A Python int ``>= minimum`` (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-    return int(value)
-
-
-def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-    return value
 
 
 def broadcast(*arrays: Array) -> tuple[Array, ...]:

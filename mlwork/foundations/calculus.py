@@ -1,32 +1,24 @@
-r"""Limits, derivatives and integrals (deck sections 4-6), next to what JAX does exactly.
+r"""Derivatives and gradient descent (deck section 5), next to what JAX does exactly.
 
-* :func:`limit` estimates :math:`\lim_{x\to a} f(x)` (also at :math:`\pm\infty`) from a sequence
-  approaching :math:`a`, and says when the one-sided limits disagree (a jump) or diverge.
-* :func:`derivative` is the deck's difference quotient (forward, or central); ``jax.grad`` is
-  the exact derivative it approximates, and :func:`nth_derivative`, :func:`partial`,
-  :func:`gradient`, :func:`hessian` expose it in the deck's notation.
-* :func:`riemann_sum`, :func:`trapezoid`, :func:`simpson` are composite quadrature rules of
-  order 1 (left/right), 2 (midpoint, trapezoid) and 4 (Simpson); :func:`integrate` adds infinite
-  limits; :func:`antiderivative` is :math:`F(x) = \int_a^x f`, whose ``jax.grad`` gives back
-  :math:`f` (the fundamental theorem of calculus).
+* :func:`derivative` is the deck's difference quotient (forward, or central) with a given step,
+  or — with no step — Ridders' extrapolation over a ladder of steps, within about 1e-5 of
+  ``jax.grad`` on smooth functions wherever some step stays in ``f``'s domain;
+* :func:`nth_derivative`, :func:`partial`, :func:`gradient`, :func:`hessian` are ``jax.grad``
+  (the exact derivative) in the deck's notation;
 * :func:`gradient_descent` follows :math:`-\nabla f` downhill in one ``lax.scan``.
 
-The array functions are pure and work under ``jit``/``vmap``/``grad`` (``n``, ``rule`` and
-``method`` are static). Value checks (finite inputs, positive step sizes) run when the values
-are concrete and are skipped under tracing.
+Limits are in :mod:`~mlwork.foundations.limits`, integrals in
+:mod:`~mlwork.foundations.quadrature` and :mod:`~mlwork.foundations.integrals`.
 
 References:
-  R. L. Burden, J. D. Faires, *Numerical Analysis*, ch. 4 (numerical differentiation and
-  composite integration, with their error terms). W. H. Press et al., *Numerical Recipes*, 3rd
-  ed., §4.4 (improper integrals by change of variables) and §5.7 (choosing the step of a
-  numerical derivative). A. C. Aitken (1926), Proc. Roy. Soc. Edinburgh 46 (the
-  :math:`\Delta^2` extrapolation used by :func:`limit`).
+  C. J. F. Ridders (1982), "Accurate computation of F'(x) and F'(x)F''(x)", Adv. Eng.
+  Software 4(2); W. H. Press et al., *Numerical Recipes*, 3rd ed., §5.7 (the step of a
+  numerical derivative, and ``dfridr``); R. L. Burden, J. D. Faires, *Numerical Analysis*, §4.1.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -34,213 +26,223 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlwork._validate import concrete
-from mlwork.foundations._checks import (
-    as_float,
-    check_callable,
-    check_choice,
-    check_finite,
-    check_int,
-)
+from mlwork._validate import check_callable, check_choice, check_finite, check_int, concrete, fail
+from mlwork.foundations._checks import as_float
 
 Array = jax.Array
-
-# ---------------------------------------------------------------------------------------------
-# Limits
-# ---------------------------------------------------------------------------------------------
-
-
-class LimitResult(NamedTuple):
-    r"""A numerical limit and how it was reached.
-
-    Attributes:
-      value: the estimate of :math:`L`; :math:`\pm\infty` when every requested side diverges
-        to the same infinity; NaN when there is no limit.
-      kind: ``"converges"``, ``"jump"`` (both one-sided limits exist and differ),
-        ``"diverges"`` (some side grows without bound), ``"oscillates"`` (a side neither
-        settles nor grows steadily) or ``"undefined"`` (f is NaN next to ``a``).
-      left, right: the one-sided estimates :math:`\lim_{x\to a^-}`, :math:`\lim_{x\to a^+}`
-        (``None`` for a side not requested; at :math:`+\infty` only ``left`` exists).
-      table: the ``(x, f(x))`` pairs used, sorted by ``x`` — the deck's table of values.
-    """
-
-    value: float
-    kind: str
-    left: float | None
-    right: float | None
-    table: tuple[tuple[float, float], ...]
-
-    @property
-    def exists(self) -> bool:
-        """Whether the (finite) limit exists."""
-        return self.kind == "converges"
-
-
-def _one_sided(values: np.ndarray, tol: float) -> tuple[float, str]:
-    """Estimate the limit of a sequence f(x_k) with x_k -> a geometrically."""
-    if np.any(np.isnan(values[-3:])):
-        return math.nan, "undefined"
-    last = values[-1]
-    if np.isinf(last):
-        return float(last), "diverges"
-    d = np.diff(values)
-    scale = max(1.0, abs(last))
-    ratios = np.abs(d[-2:]) / np.maximum(np.abs(d[-3:-1]), np.finfo(np.float64).tiny)
-    geometric = bool(np.all(d[-3:] != 0) and np.all(ratios < 0.9))
-    if geometric:
-        # Aitken's delta-squared extrapolation: exact when f(x_k) - L shrinks geometrically,
-        # which it does for x_k = a + 10^-k and f(a + h) - L ~ C h^p.
-        denominator = d[-1] - d[-2]
-        estimate = last - d[-1] ** 2 / denominator if denominator != 0 else last
-        if abs(estimate - last) <= 10 * abs(d[-1]):
-            return float(estimate), "converges"
-    if abs(d[-1]) <= tol * scale:
-        return float(last), "converges"
-    if np.all(np.sign(d[-3:]) == np.sign(d[-1])) and np.all(ratios >= 0.9):
-        return math.copysign(math.inf, d[-1]), "diverges"
-    return math.nan, "oscillates"
-
-
-def limit(
-    f: Callable[[Array], Array],
-    a: float,
-    side: str = "both",
-    *,
-    terms: int = 6,
-    tol: float = 1e-3,
-) -> LimitResult:
-    r"""Estimate :math:`\lim_{x\to a} f(x)` (or a one-sided limit) numerically.
-
-    .. math:: \lim_{x\to a} f(x) = L \iff \lim_{x\to a^-} f(x) = \lim_{x\to a^+} f(x) = L
-
-    ``f`` is evaluated on the sequences :math:`x_k = a \mp 10^{-k} s`, :math:`k = 1, \dots,`
-    ``terms``, with the scale :math:`s = 10^{\lfloor \log_{10} \max(1, |a|) \rfloor}` (so
-    the steps stay above float32 resolution for large :math:`|a|`; the deck's table 1.9, 1.99,
-    1.999, … for :math:`a = 2`),
-    or :math:`x_k = \pm 10^k` when ``a`` is :math:`\pm\infty`. Each side's sequence of values
-    is then classified:
-
-    * **converges** when the differences shrink geometrically (the estimate is Aitken's
-      :math:`\Delta^2` extrapolation, exact for errors :math:`\propto h^p`) or the last
-      difference is below ``tol · max(1, |f|)``;
-    * **diverges** to :math:`\pm\infty` when the values move monotonically and the steps do not
-      shrink (:math:`1/x` at 0, :math:`\ln x` at 0);
-    * otherwise **oscillates** (:math:`\sin(1/x)` at 0), or **undefined** if f is NaN there.
-
-    Two converging sides that differ by more than ``tol · max(1, |L|)`` are a **jump** (a step
-    function at its step): no two-sided limit. ``side`` is ``"both"``, ``"left"`` (from below)
-    or ``"right"`` (from above); at :math:`+\infty` only ``"left"`` is possible, at
-    :math:`-\infty` only ``"right"`` (``"both"`` means that side).
-
-    ``f`` is called on float32 scalars one point at a time, so plain Python control flow in
-    ``f`` is fine. Float32 resolution is why ``terms`` stops at :math:`h = 10^{-6}` by default.
-    This is an analysis on concrete values: it does not run under ``jit``.
-
-    Reference: deck section 4 (one-sided limits, limits at infinity); Aitken (1926).
-    """
-    check_callable(f, "f")
-    check_choice(side, "side", ("both", "left", "right"))
-    terms = check_int(terms, "terms", minimum=4)
-    tol = float(tol)
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol}")
-    try:
-        a = float(a)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"a must be a real number or ±inf, got {a!r}") from e
-    if math.isnan(a):
-        raise ValueError("a must be a real number or ±inf, got nan")
-
-    steps = 10.0 ** -np.arange(1, terms + 1)
-    if math.isinf(a):
-        only = "left" if a > 0 else "right"
-        if side not in ("both", only):
-            raise ValueError(f"side={side!r} is impossible at a={a}; x can only approach from the {only}")
-        sides = {only: math.copysign(1.0, a) / steps}
-    else:
-        offsets = steps * 10.0 ** math.floor(math.log10(max(1.0, abs(a))))
-        sides = {s: a + sign * offsets for s, sign in (("left", -1.0), ("right", 1.0))
-                 if side in ("both", s)}
-
-    estimates: dict[str, tuple[float, str]] = {}
-    table: list[tuple[float, float]] = []
-    for s, xs in sides.items():
-        xs = np.asarray(xs, np.float32)
-        values = np.array([float(jnp.asarray(f(jnp.float32(x)))) for x in xs], np.float64)
-        table.extend(zip(xs.tolist(), values.tolist(), strict=True))
-        estimates[s] = _one_sided(values, tol)
-
-    left, right = estimates.get("left"), estimates.get("right")
-    kinds = {k for _, k in estimates.values()}
-    vals = [v for v, _ in estimates.values()]
-    if kinds == {"converges"}:
-        if max(vals) - min(vals) <= tol * max(1.0, *map(abs, vals)):
-            value, kind = float(np.mean(vals)), "converges"
-        else:
-            value, kind = math.nan, "jump"
-    elif "undefined" in kinds:
-        value, kind = math.nan, "undefined"
-    elif "oscillates" in kinds:
-        value, kind = math.nan, "oscillates"
-    else:
-        kind = "diverges"
-        value = vals[0] if len(set(vals)) == 1 and math.isinf(vals[0]) else math.nan
-    return LimitResult(
-        value, kind, left[0] if left else None, right[0] if right else None, tuple(sorted(table))
-    )
-
 
 # ---------------------------------------------------------------------------------------------
 # Derivatives
 # ---------------------------------------------------------------------------------------------
 
+#: The ladder of steps of ``derivative(..., h=None)``: ``LADDER`` steps halving from the power
+#: of two at or below ``max(1, |x|) / 4``, and Richardson columns up to ``COLUMNS``.
+LADDER = 48
+COLUMNS = 4
+
 
 def _check_positive(value: Any, name: str) -> None:
     v = concrete(value)
     if v is not None and not (np.all(np.isfinite(v)) and np.all(v > 0)):
-        raise ValueError(f"{name} must be positive and finite, got {v}")
+        bad = v[~(np.isfinite(v) & (v > 0))].flat[0] if np.ndim(v) else v
+        fail(name, "positive and finite", bad)
+
+
+def _check_domain(f: Callable, x: Array, h: Any, values: tuple[Array, ...], labels: tuple[str, ...]) -> None:
+    """ValueError naming x and h where f(x ± h) is not finite though f(x) is (concrete values)."""
+    vals = [concrete(v) for v in values]
+    if any(v is None for v in vals) or all(np.all(np.isfinite(v)) for v in vals):
+        return
+    fx = concrete(f(x))
+    if fx is None:
+        return
+    for v, label in zip(vals, labels, strict=True):
+        bad = np.broadcast_to(~np.isfinite(v) & np.isfinite(fx), np.shape(fx))
+        if np.any(bad):
+            k = np.unravel_index(np.argmax(bad), bad.shape) if bad.ndim else ()
+            xk = np.asarray(x)[k] if np.ndim(x) else np.asarray(x)
+            hk = np.broadcast_to(np.asarray(h), np.shape(fx))[k] if np.ndim(fx) else np.asarray(h).reshape(-1)[0]
+            fail("x and h", f"such that f({label}) is finite, as f(x) is (the step leaves f's domain; "
+                 "take a smaller h, or method='forward' at the edge of the domain)",
+                 f"x={float(xk):.6g}, h={float(hk):.3g}")
 
 
 def derivative(f: Callable[[Array], Array], x: Any, h: Any = None, method: str = "central") -> Array:
-    r"""The derivative :math:`f'(x)` by finite differences — the deck's definition with a small
-    but finite :math:`h`:
+    r"""The derivative :math:`f'(x)` by finite differences: the deck's definition with a small
+    but finite :math:`h`.
 
     .. math::
         \text{forward: } \frac{f(x + h) - f(x)}{h} = f'(x) + O(h), \qquad
         \text{central: } \frac{f(x + h) - f(x - h)}{2h} = f'(x) + O(h^2)
 
-    The truncation error falls as :math:`h` or :math:`h^2`, but the round-off error grows as
-    :math:`\varepsilon |f| / h` (float32 :math:`\varepsilon \approx 1.2\times10^{-7}`), so there
-    is a best :math:`h`. ``h=None`` takes it: :math:`\sqrt\varepsilon\,\max(1, |x|)` (forward),
-    :math:`\varepsilon^{1/3} \max(1, |x|)` (central). The quotient divides by the step actually
-    taken, :math:`(x + h) - x` as rounded, not by the nominal :math:`h`.
+    With a given ``h`` this is the quotient itself, divided by the step actually taken
+    (:math:`(x + h) - x` as rounded): the truncation error falls as :math:`h` or :math:`h^2`
+    while the round-off error grows as :math:`\varepsilon|f|/h` (float32
+    :math:`\varepsilon \approx 1.2\times10^{-7}`), which is the deck's lesson.
 
-    ``jax.grad(f)(x)`` computes the same derivative exactly (to rounding) by automatic
-    differentiation; use this function to *see* the limit, and ``jax.grad`` to compute with it.
-    ``f`` must be elementwise for array ``x``. Jit/vmap/grad-able; ``h <= 0`` or non-finite
-    ``x``/``h`` raise ``ValueError`` when concrete.
+    With ``h=None`` the step is chosen for ``f`` and ``x`` (Ridders' method, Numerical Recipes
+    ``dfridr``): the quotient is taken on a ladder of 48 steps halving from about
+    :math:`\max(1, |x|)/4` (powers of two, so :math:`x \pm h` is exact), extrapolated to
+    :math:`h \to 0` by Richardson (eliminating the :math:`h^2, h^4, h^6` terms of the central
+    quotient, :math:`h, h^2, h^3` of the forward one), and the entry with the smallest relative
+    error estimate (its neighbours' disagreement, and never less than its rounding noise) is
+    returned. Steps whose points leave ``f``'s domain (a non-finite value) or whose
+    differences are pure rounding are skipped, so the step scales with ``x`` and with ``f``'s
+    own scale: the central derivative is within 1% of ``jax.grad`` (typically 1e-5) on smooth,
+    well-conditioned functions wherever some step stays in the domain — :math:`\log` and
+    :math:`\sqrt{}` at :math:`10^{-3}`, :math:`\arccos` at 0.999, :math:`\sin` at
+    :math:`10^6`. The forward derivative is less accurate where :math:`|f/f'|` is large
+    (a few % for :math:`\tanh` at -5 in float32). A function evaluated with more rounding
+    than one ulp (:math:`\sin(1000x)` at :math:`x = 2`, whose argument alone rounds by
+    :math:`10^{-4}`) limits any finite difference; ``jax.grad`` has no such limit.
 
-    Reference: Numerical Recipes §5.7; Burden & Faires §4.1.
+    ``jax.grad(f)(x)`` computes the same derivative exactly by automatic differentiation; use
+    this function to *see* the limit, and ``jax.grad`` to compute with it.
+
+    Args:
+      f: an elementwise function (``f(x)`` has the shape of ``x``).
+      x: the point(s), a float array of any shape (integers become float32); finite.
+      h: the step, ``> 0`` (broadcast against ``x``), or ``None`` for the extrapolated
+        derivative.
+      method: ``"central"`` or ``"forward"``.
+
+    Returns:
+      :math:`f'(x)`, the shape and dtype of ``x``.
+
+    Raises:
+      ValueError: ``f`` not callable, ``method`` unknown, ``x`` not finite, ``h <= 0``, a step
+        that rounds away (``x ± h == x``), or — naming ``x`` and ``h`` — ``f(x ± h)`` not finite
+        where ``f(x)`` is (with ``h=None``: at every step of the ladder); naming ``x``: ``f(x)``
+        not finite, or a NaN quotient. Checked when the values are concrete; under ``jit`` such
+        entries are NaN.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork import foundations as fd
+      >>> print(f"{float(fd.derivative(jnp.log, 1e-3)):.1f}")  # 1/x = 1000
+      1000.0
+      >>> print(f"{float(fd.derivative(jnp.square, 3.0, h=0.1, method='forward')):.2f}")  # 2x + h
+      6.10
     """
     check_callable(f, "f")
     check_choice(method, "method", ("forward", "central"))
     x = as_float(x)
     check_finite(x, "x")
-    eps = float(jnp.finfo(x.dtype).eps)
     if h is None:
-        h = (math.sqrt(eps) if method == "forward" else eps ** (1 / 3)) * jnp.maximum(1.0, jnp.abs(x))
-    else:
-        h = as_float(h).astype(x.dtype)
-        _check_positive(h, "h")
-    if method == "forward":
-        x_plus, x_minus = x + h, x
-    else:
-        x_plus, x_minus = x + h, x - h
+        return _no_nan(f, x, _ridders(f, x, method))
+    h = as_float(h).astype(x.dtype)
+    _check_positive(h, "h")
+    x_plus, x_minus = (x + h, x) if method == "forward" else (x + h, x - h)
     step = x_plus - x_minus
     values = concrete(step)
     if values is not None and values.size and np.any(values == 0):
-        raise ValueError(f"h is too small for x: x ± h rounds to x in {x.dtype} (try h >= {eps:.1e}·max(1, |x|))")
-    return (f(x_plus) - f(x_minus)) / step
+        eps = float(jnp.finfo(x.dtype).eps)
+        fail("h", f"large enough that x ± h differs from x in {x.dtype} (h >= {eps:.1e}·max(1, |x|))",
+             float(np.max(np.asarray(h))))
+    f_plus, f_minus = f(x_plus), f(x_minus)
+    _check_domain(f, x, h, (f_plus, f_minus),
+                  ("x + h", "x") if method == "forward" else ("x + h", "x - h"))
+    return _no_nan(f, x, (f_plus - f_minus) / step)
+
+
+def _no_nan(f: Callable, x: Array, result: Array) -> Array:
+    """``result``, unless (concretely) it holds a NaN: then ``f`` is not finite at ``x`` itself
+    (where a derivative is undefined), or its values are NaN around it. ``ValueError`` naming x."""
+    values = concrete(result)
+    if values is None or not np.any(np.isnan(values)):
+        return result
+    k = np.unravel_index(np.argmax(np.isnan(values)), values.shape) if values.ndim else ()
+    xk = float(np.asarray(x)[k]) if np.ndim(x) else float(np.asarray(x))
+    fx = np.asarray(concrete(f(x)))
+    fk = float(fx[k]) if fx.ndim else float(fx)
+    if not np.isfinite(fk):
+        fail("x", "a point where f is finite (f'(x) is undefined where f is not)", f"x={xk:.6g} with f(x)={fk}")
+    fail("x", "a point near which f has no NaN (the difference quotient is NaN)", f"x={xk:.6g}")
+
+
+def _ridders(f: Callable, x: Array, method: str) -> Array:
+    """Richardson-extrapolated difference quotients on a ladder of halving steps; the entry
+    with the smallest estimated relative error (Ridders 1982; Numerical Recipes dfridr). The
+    ladder and the tableau are compiled programs of their own (by shape); only ``f`` runs as
+    the caller runs it."""
+    h, x_plus, x_minus = _ladder(x, method=method)
+    f_plus, f_minus = f(x_plus), f(x_minus)
+    result, any_finite = _tableau(h, x_plus, x_minus, jnp.asarray(f_plus), jnp.asarray(f_minus), method=method)
+    none = concrete(~any_finite)
+    if none is not None and np.any(none):
+        _no_step_in_domain(f, x, h, none, method)
+    return result
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _ladder(x: Array, *, method: str) -> tuple[Array, Array, Array]:
+    k = jnp.arange(LADDER, dtype=x.dtype).reshape((LADDER,) + (1,) * x.ndim)
+    # Powers of two: x ± h is then exact for every step down to the ulp of x.
+    top = jnp.floor(jnp.log2(jnp.maximum(1.0, jnp.abs(x)))) - 2.0
+    h = jnp.exp2(top[None] - k)
+    x_plus = x[None] + h
+    x_minus = jnp.broadcast_to(x, h.shape) if method == "forward" else x[None] - h
+    return h, x_plus, x_minus
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _tableau(h: Array, x_plus: Array, x_minus: Array, f_plus: Array, f_minus: Array, *,
+             method: str) -> tuple[Array, Array]:
+    dtype = x_plus.dtype
+    eps = float(jnp.finfo(dtype).eps)
+    f_plus, f_minus = f_plus.astype(dtype), f_minus.astype(dtype)
+    step = x_plus - x_minus
+    change = f_plus - f_minus
+    quotient = change / jnp.where(step != 0, step, 1.0)
+    finite = jnp.isfinite(quotient) & (step != 0)
+    # Richardson needs the ladder's ratio (a step rounded off its nominal size is left out), and
+    # a difference must be more than rounding. Each quotient carries its rounding noise, one ulp
+    # of f over the step, which no entry's error estimate may undercut by coincidence.
+    nominal = h if method == "forward" else 2 * h
+    size = jnp.maximum(jnp.abs(f_plus), jnp.abs(f_minus))
+    valid = finite & (jnp.abs(step - nominal) <= 1e-3 * nominal) & (jnp.abs(change) > 4 * eps * size)
+    noise = eps * size / jnp.where(step != 0, jnp.abs(step), 1.0)
+    shape = quotient.shape[1:]
+    best, best_err, ok = quotient[0], jnp.full(shape, jnp.inf, dtype), jnp.zeros(shape, bool)
+    column = quotient
+    order = 2.0 if method == "central" else 1.0
+    for j in range(COLUMNS):
+        factor = 2.0 ** (order * j)
+        if j:
+            new = (factor * column[1:] - column[:-1]) / (factor - 1.0)
+            err = jnp.maximum(jnp.abs(new - column[1:]), jnp.abs(new - column[:-1]))
+            noise = (factor * noise[1:] + noise[:-1]) / (factor - 1.0)
+        else:
+            new, err, noise = column[1:], jnp.abs(column[1:] - column[:-1]), noise[1:]
+        column, valid = new, valid[1:] & valid[:-1]
+        # Relative: at steps far beyond f's own scale (sin at 1e6) the quotients are small and
+        # settle on a wrong value whose absolute differences are small too.
+        err = jnp.maximum(err, noise) / (jnp.abs(column) + float(jnp.finfo(dtype).tiny))
+        err = jnp.where(valid & jnp.isfinite(err), err, jnp.inf)
+        i = jnp.argmin(err, axis=0)
+        e = jnp.take_along_axis(err, i[None], axis=0)[0]
+        c = jnp.take_along_axis(column, i[None], axis=0)[0]
+        better = e < best_err
+        best, best_err, ok = jnp.where(better, c, best), jnp.where(better, e, best_err), ok | better
+    # Nothing significant (a flat function, or a derivative below rounding): the quotient at
+    # the largest step with finite values; no finite value at all: NaN.
+    first = jnp.argmax(finite, axis=0)
+    fallback = jnp.take_along_axis(quotient, first[None], axis=0)[0]
+    any_finite = jnp.any(finite, axis=0)
+    return jnp.where(ok, best, jnp.where(any_finite, fallback, jnp.nan)), any_finite
+
+
+def _no_step_in_domain(f: Callable, x: Array, h: Array, none: np.ndarray, method: str) -> None:
+    """ValueError where no step of the ladder kept f finite though f(x) is finite."""
+    fx = concrete(f(x))
+    bad = none & np.isfinite(fx) if fx is not None else np.zeros_like(none)
+    if np.any(bad):
+        k = np.unravel_index(np.argmax(bad), bad.shape) if bad.ndim else ()
+        hk = np.asarray(h)[(slice(None), *k)]
+        where = "x ± h" if method == "central" else "x + h"
+        fail("x and h", f"such that f({where}) is finite for some step, as f(x) is (x is at the edge "
+             "of f's domain; method='forward' steps to the right only)",
+             f"x={float(np.asarray(x)[k]):.6g} with h from {float(hk[0]):.3g} down to {float(hk[-1]):.3g}")
 
 
 def _scalar_valued(f: Callable, name: str) -> Callable:
@@ -250,17 +252,35 @@ def _scalar_valued(f: Callable, name: str) -> Callable:
         out = jax.eval_shape(f, *args)
         if not hasattr(out, "shape") or out.shape != ():
             shape = getattr(out, "shape", type(out).__name__)
-            raise ValueError(f"{name} needs f to return a scalar, but f returned {shape}")
+            fail("f", f"a scalar-valued function for {name}", f"output of shape {shape}")
         return f(*args)
 
     return checked
 
 
 def nth_derivative(f: Callable[[Array], Array], n: int) -> Callable[[Array], Array]:
-    r"""The :math:`n`-th derivative :math:`f^{(n)} = \frac{d^n f}{dx^n}` of a scalar function
-    :math:`f: \mathbb{R} \to \mathbb{R}`, by applying ``jax.grad`` :math:`n` times
-    (:math:`f^{(0)} = f`). Position, velocity, acceleration, jerk: ``n = 0, 1, 2, 3``.
-    Apply it to arrays of points with ``jax.vmap``.
+    r"""The :math:`n`-th derivative :math:`f^{(n)} = \frac{d^n f}{dx^n}` of a scalar function,
+    by applying ``jax.grad`` :math:`n` times (:math:`f^{(0)} = f`).
+
+    Position, velocity, acceleration, jerk: ``n = 0, 1, 2, 3``. Apply it to arrays of points
+    with ``jax.vmap``.
+
+    Args:
+      f: a scalar function of a scalar, :math:`\mathbb R \to \mathbb R`.
+      n: the order, a non-negative integer.
+
+    Returns:
+      :math:`f^{(n)}`, a scalar function of a scalar.
+
+    Raises:
+      ValueError: ``f`` not callable, ``n`` not a non-negative integer; when called, ``f``
+        not scalar-valued.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import foundations as fd
+      >>> print(float(fd.nth_derivative(lambda x: x ** 3, 2)(2.0)))  # 6x
+      12.0
     """
     check_callable(f, "f")
     n = check_int(n, "n", minimum=0)
@@ -271,13 +291,26 @@ def nth_derivative(f: Callable[[Array], Array], n: int) -> Callable[[Array], Arr
 
 def partial(f: Callable[..., Array], argnum: int = 0) -> Callable[..., Array]:
     r"""The partial derivative of a scalar :math:`f(x_0, x_1, \dots)` with respect to argument
-    ``argnum``, the others held constant:
+    ``argnum``, the others held constant (``jax.grad(f, argnums=argnum)``):
 
     .. math:: \frac{\partial f}{\partial x_i} =
               \lim_{h\to0}\frac{f(\dots, x_i + h, \dots) - f(\dots, x_i, \dots)}{h}
 
-    e.g. for :math:`f(x, y) = x^2y + 3xy^2`, ``partial(f, 0)(x, y)`` is :math:`2xy + 3y^2` and
-    ``partial(f, 1)(x, y)`` is :math:`x^2 + 6xy`. (``jax.grad(f, argnums=argnum)``.)
+    Args:
+      f: a scalar function of several arguments.
+      argnum: the index of the argument, a non-negative integer.
+
+    Returns:
+      :math:`\partial f/\partial x_{\text{argnum}}`, a function of the same arguments.
+
+    Raises:
+      ValueError: ``f`` not callable, ``argnum`` negative; when called, ``f`` not scalar.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> f = lambda x, y: x**2 * y + 3 * x * y**2
+      >>> print(float(fd.partial(f, 0)(1.0, 2.0)), float(fd.partial(f, 1)(1.0, 2.0)))  # 2xy+3y², x²+6xy
+      16.0 13.0
     """
     check_callable(f, "f")
     argnum = check_int(argnum, "argnum", minimum=0)
@@ -287,7 +320,23 @@ def partial(f: Callable[..., Array], argnum: int = 0) -> Callable[..., Array]:
 def gradient(f: Callable[[Array], Array]) -> Callable[[Array], Array]:
     r"""The gradient :math:`\nabla f = \big(\frac{\partial f}{\partial x_1}, \dots,
     \frac{\partial f}{\partial x_n}\big)` of a scalar :math:`f: \mathbb{R}^n \to \mathbb{R}`,
-    the direction of steepest increase (``jax.grad``; ``x`` may be any pytree)."""
+    the direction of steepest increase (``jax.grad``; ``x`` may be any pytree).
+
+    Args:
+      f: a scalar function of one argument (an array or pytree).
+
+    Returns:
+      :math:`\nabla f`, with the structure and shapes of the argument.
+
+    Raises:
+      ValueError: ``f`` not callable; when called, ``f`` not scalar.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import foundations as fd
+      >>> print(fd.gradient(lambda v: jnp.sum(v ** 2))(jnp.array([1.0, -2.0])))
+      [ 2. -4.]
+    """
     check_callable(f, "f")
     return jax.grad(_scalar_valued(f, "gradient"))
 
@@ -295,195 +344,26 @@ def gradient(f: Callable[[Array], Array]) -> Callable[[Array], Array]:
 def hessian(f: Callable[[Array], Array]) -> Callable[[Array], Array]:
     r"""The Hessian :math:`H_{ij} = \frac{\partial^2 f}{\partial x_i\,\partial x_j}` of a scalar
     :math:`f: \mathbb{R}^n \to \mathbb{R}` (``jax.hessian``: forward-over-reverse), symmetric for
-    twice continuously differentiable :math:`f`."""
+    twice continuously differentiable :math:`f`.
+
+    Args:
+      f: a scalar function of a vector of shape ``(n,)``.
+
+    Returns:
+      A function returning the ``(n, n)`` Hessian.
+
+    Raises:
+      ValueError: ``f`` not callable; when called, ``f`` not scalar.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import foundations as fd
+      >>> print(fd.hessian(lambda v: v[0] ** 2 * v[1])(jnp.array([1.0, 2.0])))  # [[2y, 2x], [2x, 0]]
+      [[4. 2.]
+       [2. 0.]]
+    """
     check_callable(f, "f")
     return jax.hessian(_scalar_valued(f, "hessian"))
-
-
-# ---------------------------------------------------------------------------------------------
-# Integrals
-# ---------------------------------------------------------------------------------------------
-
-
-def _bounds(a: Any, b: Any) -> tuple[Array, Array]:
-    a, b = as_float(a), as_float(b)
-    if a.shape != () or b.shape != ():
-        raise ValueError(f"a and b must be scalars, got shapes {a.shape} and {b.shape}")
-    dtype = jnp.promote_types(a.dtype, b.dtype)
-    return a.astype(dtype), b.astype(dtype)
-
-
-@functools.partial(jax.jit, static_argnames=("f", "n", "rule"))
-def _quadrature(f: Callable, a: Array, b: Array, n: int, rule: str) -> Array:
-    """(b - a)/n * sum_k w_k f(x_k) for the composite rules; one compiled program per (f, n,
-    rule), so repeated integrals of the same function do not re-trace."""
-    if rule in ("left", "right", "midpoint"):
-        offset = {"left": 0.0, "right": 1.0, "midpoint": 0.5}[rule]
-        t = (jnp.arange(n, dtype=a.dtype) + offset) / n
-        weights = jnp.ones(n, a.dtype)
-    else:
-        t = jnp.arange(n + 1, dtype=a.dtype) / n
-        if rule == "trapezoid":
-            weights = jnp.ones(n + 1, a.dtype).at[0].set(0.5).at[n].set(0.5)
-        else:  # simpson: 1, 4, 2, 4, ..., 4, 1, over 3
-            weights = jnp.where(jnp.arange(n + 1) % 2 == 1, 4.0, 2.0).at[0].set(1.0).at[n].set(1.0)
-            weights = (weights / 3.0).astype(a.dtype)
-    return (b - a) / n * jnp.sum(weights * jax.vmap(f)(a + (b - a) * t))
-
-
-def riemann_sum(f: Callable[[Array], Array], a: Any, b: Any, n: int, rule: str = "left") -> Array:
-    r"""The Riemann sum with ``n`` rectangles of width :math:`\Delta x = (b - a)/n`:
-
-    .. math:: \int_a^b f(x)\,dx \approx \sum_{i=1}^n f(x_i^*)\,\Delta x
-
-    with :math:`x_i^*` the ``"left"`` end, ``"right"`` end or ``"midpoint"`` of the
-    :math:`i`-th subinterval. The error is :math:`O(\Delta x)` for left/right and
-    :math:`O(\Delta x^2)` for the midpoint (order 1 and 2). :math:`a > b` gives the oriented
-    integral. Differentiable in ``a`` and ``b``; ``f`` takes a scalar and is vmapped.
-    ``n`` must be a positive integer (static); non-finite ``a``/``b`` raise when concrete.
-    """
-    check_callable(f, "f")
-    n = check_int(n, "n")
-    check_choice(rule, "rule", ("left", "right", "midpoint"))
-    a, b = _bounds(a, b)
-    check_finite((a, b), "a and b")
-    return _quadrature(f, a, b, n, rule)
-
-
-def trapezoid(f: Callable[[Array], Array], a: Any, b: Any, n: int) -> Array:
-    r"""The composite trapezoid rule with ``n`` panels, :math:`x_k = a + k\Delta x`:
-
-    .. math:: \int_a^b f\,dx \approx \frac{\Delta x}{2}\Big[f(x_0) + 2\sum_{k=1}^{n-1} f(x_k)
-              + f(x_n)\Big], \qquad \text{error } O(\Delta x^2)
-
-    Same conventions and checks as :func:`riemann_sum`.
-    """
-    check_callable(f, "f")
-    n = check_int(n, "n")
-    a, b = _bounds(a, b)
-    check_finite((a, b), "a and b")
-    return _quadrature(f, a, b, n, "trapezoid")
-
-
-def simpson(f: Callable[[Array], Array], a: Any, b: Any, n: int) -> Array:
-    r"""Composite Simpson's rule with an even number ``n`` of panels (parabolas through each
-    pair of panels):
-
-    .. math:: \int_a^b f\,dx \approx \frac{\Delta x}{3}\Big[f(x_0) + 4f(x_1) + 2f(x_2) + \dots
-              + 4f(x_{n-1}) + f(x_n)\Big], \qquad \text{error } O(\Delta x^4)
-
-    Exact for cubics. Same conventions and checks as :func:`riemann_sum`; odd ``n`` raises.
-
-    Reference: Burden & Faires §4.4 (composite Simpson, error
-    :math:`-\frac{b-a}{180} h^4 f^{(4)}(\xi)`).
-    """
-    check_callable(f, "f")
-    n = check_int(n, "n")
-    if n % 2:
-        raise ValueError(f"n must be even for Simpson's rule, got {n}")
-    a, b = _bounds(a, b)
-    check_finite((a, b), "a and b")
-    return _quadrature(f, a, b, n, "simpson")
-
-
-_RULES = ("simpson", "trapezoid", "midpoint", "left", "right")
-
-
-def _finite_rule(f, a, b, n, rule):
-    if rule == "simpson":
-        return simpson(f, a, b, n)
-    if rule == "trapezoid":
-        return trapezoid(f, a, b, n)
-    return riemann_sum(f, a, b, n, rule)
-
-
-def integrate(f: Callable[[Array], Array], a: Any, b: Any, *, n: int = 512,
-              rule: str = "simpson") -> Array:
-    r"""The definite integral :math:`\int_a^b f(x)\,dx`, where ``a`` and ``b`` may be infinite.
-
-    Finite limits use the composite ``rule`` with ``n`` panels (default Simpson). An infinite
-    limit is mapped onto a finite interval first,
-
-    .. math::
-        \int_{-\infty}^{\infty} f(x)\,dx = \int_{-1}^{1} f\Big(\frac{t}{1-t^2}\Big)
-            \frac{1+t^2}{(1-t^2)^2}\,dt, \qquad
-        \int_a^{\infty} f(x)\,dx = \int_0^1 f\Big(a + \frac{t}{1-t}\Big)\frac{dt}{(1-t)^2}
-
-    (and the mirror image for :math:`-\infty`), with the integrand taken as 0 at the mapped
-    endpoints, which assumes :math:`x^2 f(x) \to 0` — true for densities such as the Gaussian,
-    so :math:`\int_{-\infty}^{\infty} p(x)\,dx = 1` and :math:`E[X] = \int x\,p(x)\,dx` are one
-    call each. Differentiable in finite ``a``/``b``; infinite limits must be concrete (under
-    ``jit`` traced limits are taken as finite).
-
-    Reference: Numerical Recipes §4.4; deck section 6 (probability and expected values).
-    """
-    check_callable(f, "f")
-    check_choice(rule, "rule", _RULES)
-    a, b = _bounds(a, b)
-    ca, cb = concrete(a), concrete(b)
-    if ca is not None and np.isnan(ca) or cb is not None and np.isnan(cb):
-        raise ValueError("a and b must not be NaN")
-    inf_a = ca is not None and bool(np.isinf(ca))
-    inf_b = cb is not None and bool(np.isinf(cb))
-    if not (inf_a or inf_b):
-        return _finite_rule(f, a, b, n, rule)
-    if inf_a and inf_b and ca == cb:
-        return jnp.zeros((), a.dtype)
-    if (inf_a and ca > 0) or (inf_b and cb < 0):  # the integral from b to a, negated
-        return -integrate(f, b, a, n=n, rule=rule)
-
-    if inf_a and inf_b:  # (-inf, inf)
-        lo, hi = -1.0, 1.0
-
-        def x_of(t):
-            return t / (1 - t * t)
-
-        def jac(t):
-            return (1 + t * t) / jnp.square(1 - t * t)
-    elif inf_b:  # [a, inf)
-        lo, hi = 0.0, 1.0
-
-        def x_of(t):
-            return a + t / (1 - t)
-
-        def jac(t):
-            return 1 / jnp.square(1 - t)
-    else:  # (-inf, b]
-        lo, hi = 0.0, 1.0
-
-        def x_of(t):
-            return b - t / (1 - t)
-
-        def jac(t):
-            return 1 / jnp.square(1 - t)
-
-    def g(t):
-        at_infinity = jnp.abs(t) >= 1.0
-        safe = jnp.where(at_infinity, 0.0, t)  # double where: no inf * 0 in value or gradient
-        return jnp.where(at_infinity, 0.0, f(x_of(safe)) * jac(safe))
-
-    return _finite_rule(g, jnp.asarray(lo, a.dtype), jnp.asarray(hi, a.dtype), n, rule)
-
-
-def antiderivative(f: Callable[[Array], Array], a: Any = 0.0, *, n: int = 256,
-                   rule: str = "simpson") -> Callable[[Array], Array]:
-    r"""The area-so-far function :math:`F(x) = \int_a^x f(t)\,dt` as a differentiable function.
-
-    By the fundamental theorem of calculus :math:`F'(x) = f(x)`, and since the quadrature is
-    differentiable in its upper limit, ``jax.grad(antiderivative(f, a))(x)`` recovers
-    :math:`f(x)` up to the quadrature error. :math:`F(b) - F(a)` is the definite integral
-    (FTC part 2). ``x`` is a scalar; vmap for many points.
-    """
-    check_callable(f, "f")
-    check_choice(rule, "rule", _RULES)
-    n = check_int(n, "n")
-    a = as_float(a)
-    check_finite(a, "a")
-
-    def area(x):
-        return _finite_rule(f, a, x, n, rule)
-
-    return area
 
 
 # ---------------------------------------------------------------------------------------------

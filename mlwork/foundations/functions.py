@@ -4,7 +4,7 @@ A parametric family is a function ``f(x, theta)`` with the variable first and th
 :math:`\theta` second, as a pytree (a dict of arrays) — the deck's semicolon in
 :math:`f(x; \theta)`. Every family here is elementwise in ``x`` and differentiable in both
 arguments, so ``jax.grad(lambda th: loss(f(x, th), y))`` is the gradient that training follows
-and :func:`fit` is "training = turning knobs :math:`\theta`".
+and :func:`fit_curve` is "training = turning knobs :math:`\theta`".
 
 :func:`compose` chains functions (:math:`(f\circ g)(x) = f(g(x))`, order matters) and
 :func:`inverse` solves :math:`f(x) = y` for :math:`x` (bisection, or Newton's method with f' from
@@ -13,25 +13,16 @@ and :func:`fit` is "training = turning knobs :math:`\theta`".
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from mlwork._validate import concrete
-from mlwork.foundations._checks import (
-    as_float,
-    broadcast,
-    check_callable,
-    check_choice,
-    check_finite,
-    check_int,
-)
-from mlwork.nn.losses import mse
+from mlwork._validate import check_callable, check_choice, check_finite, check_int, check_real, concrete, fail
+from mlwork.foundations import _staging
+from mlwork.foundations._checks import as_float, broadcast
 
 Array = jax.Array
 Params = Any
@@ -40,7 +31,7 @@ Params = Any
 def _params(theta: Any, keys: tuple[str, ...], family: str) -> tuple[Array, ...]:
     if not isinstance(theta, dict) or set(theta) != set(keys):
         got = sorted(theta) if isinstance(theta, dict) else type(theta).__name__
-        raise ValueError(f"theta for {family} must be a dict with keys {list(keys)}, got {got}")
+        fail("theta", f"a dict with keys {list(keys)} for {family}", got)
     return tuple(as_float(theta[k]) for k in keys)
 
 
@@ -50,23 +41,56 @@ def _params(theta: Any, keys: tuple[str, ...], family: str) -> tuple[Array, ...]
 
 
 def linear(x: Any, theta: Params) -> Array:
-    r"""The line :math:`f(x; m, b) = m x + b`, ``theta = {"m": slope, "b": intercept}``."""
+    r"""The line :math:`f(x; m, b) = m x + b` (deck section 3).
+
+    Args:
+      x: inputs, a float array of any shape (integers become float32).
+      theta: ``{"m": slope, "b": intercept}``, scalars or arrays broadcasting with ``x``.
+
+    Returns:
+      :math:`m x + b`, the broadcast shape of ``x`` and the parameters.
+
+    Raises:
+      ValueError: ``theta`` lacks or adds keys.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(float(fd.linear(-1.0, {"m": 2.0, "b": 1.0})))  # 2x + 1 at -1
+      -1.0
+    """
     m, b = _params(theta, ("m", "b"), "linear")
     x, m, b = broadcast(as_float(x), m, b)
     return m * x + b
 
 
 def polynomial(x: Any, theta: Params) -> Array:
-    r"""The polynomial :math:`f(x; a) = a_n x^n + \dots + a_1 x + a_0`,
-    ``theta = {"a": [a_0, a_1, ..., a_n]}`` (coefficients in increasing degree).
+    r"""The polynomial :math:`f(x; a) = a_n x^n + \dots + a_1 x + a_0`, by Horner's rule.
 
-    Evaluated by Horner's rule, :math:`(\dots(a_n x + a_{n-1}) x + \dots) x + a_0`, which uses
-    :math:`n` multiplications and is the numerically preferred form. ``x`` may have any shape;
-    ``a`` is a vector.
+    .. math:: f(x) = (\dots(a_n x + a_{n-1}) x + \dots) x + a_0
+
+    :math:`n` multiplications, the numerically preferred form (Higham, *Accuracy and Stability
+    of Numerical Algorithms*, §5.1).
+
+    Args:
+      x: inputs, a float array of any shape.
+      theta: ``{"a": [a_0, a_1, ..., a_n]}``, a non-empty vector of coefficients in
+        increasing degree.
+
+    Returns:
+      :math:`f(x)`, the shape of ``x``.
+
+    Raises:
+      ValueError: ``theta`` is not ``{"a": vector}`` or the vector is empty.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import foundations as fd
+      >>> print(float(fd.polynomial(3.0, {"a": jnp.array([1.0, 0.0, 2.0])})))  # 2x² + 1
+      19.0
     """
     (a,) = _params(theta, ("a",), "polynomial")
     if a.ndim != 1 or a.shape[0] == 0:
-        raise ValueError(f"theta['a'] must be a non-empty vector of coefficients, got shape {a.shape}")
+        fail("theta['a']", "a non-empty vector of coefficients", f"shape {a.shape}")
     x = as_float(x)
 
     def horner(acc, coefficient):
@@ -77,9 +101,25 @@ def polynomial(x: Any, theta: Params) -> Array:
 
 
 def exponential(x: Any, theta: Params) -> Array:
-    r"""Exponential growth/decay :math:`f(x; A, k) = A e^{k x}`, ``theta = {"A": ..., "k": ...}``.
+    r"""Exponential growth or decay :math:`f(x; A, k) = A e^{k x}`.
 
     The deck's :math:`a^x` is the case :math:`A = 1,\ k = \ln a` (:math:`a^x = e^{x \ln a}`).
+
+    Args:
+      x: inputs, a float array of any shape.
+      theta: ``{"A": amplitude, "k": rate}`` (``k < 0`` decays), broadcasting with ``x``.
+
+    Returns:
+      :math:`A e^{kx}`, the broadcast shape.
+
+    Raises:
+      ValueError: ``theta`` lacks or adds keys.
+
+    Example:
+      >>> import math
+      >>> from mlwork import foundations as fd
+      >>> print(f"{float(fd.exponential(3.0, {'A': 1.0, 'k': math.log(2)})):.4f}")  # 2³
+      8.0000
     """
     amplitude, k = _params(theta, ("A", "k"), "exponential")
     x, amplitude, k = broadcast(as_float(x), amplitude, k)
@@ -87,9 +127,25 @@ def exponential(x: Any, theta: Params) -> Array:
 
 
 def sinusoid(x: Any, theta: Params) -> Array:
-    r"""A sinusoid :math:`f(x; A, \omega, \varphi) = A \sin(\omega x + \varphi)`,
-    ``theta = {"A": amplitude, "omega": angular frequency (rad per unit of x),
-    "phi": phase (rad)}``."""
+    r"""A sinusoid :math:`f(x; A, \omega, \varphi) = A \sin(\omega x + \varphi)`.
+
+    Args:
+      x: inputs, a float array of any shape.
+      theta: ``{"A": amplitude, "omega": angular frequency (rad per unit of x), "phi": phase
+        (rad)}``, broadcasting with ``x``.
+
+    Returns:
+      :math:`A\sin(\omega x + \varphi)`, the broadcast shape.
+
+    Raises:
+      ValueError: ``theta`` lacks or adds keys.
+
+    Example:
+      >>> import math
+      >>> from mlwork import foundations as fd
+      >>> print(f"{float(fd.sinusoid(0.25, {'A': 2.0, 'omega': 2 * math.pi, 'phi': 0.0})):.4f}")
+      2.0000
+    """
     amplitude, omega, phi = _params(theta, ("A", "omega", "phi"), "sinusoid")
     x, amplitude, omega, phi = broadcast(as_float(x), amplitude, omega, phi)
     return amplitude * jnp.sin(omega * x + phi)
@@ -100,8 +156,23 @@ def sigmoid_family(x: Any, theta: Params) -> Array:
 
     .. math:: f(x; w, b) = \frac{1}{1 + e^{-(w x + b)}}
 
-    ``theta = {"w": weight, "b": bias}``; :math:`w` sets the steepness and :math:`-b/w` the
-    point where :math:`f = 1/2`. Stable for large :math:`|wx + b|` (``jax.nn.sigmoid``).
+    :math:`w` sets the steepness and :math:`-b/w` the point where :math:`f = 1/2`. Stable for
+    large :math:`|wx + b|` (``jax.nn.sigmoid``).
+
+    Args:
+      x: inputs, a float array of any shape.
+      theta: ``{"w": weight, "b": bias}``, broadcasting with ``x``.
+
+    Returns:
+      :math:`\sigma(wx + b) \in (0, 1)`, the broadcast shape.
+
+    Raises:
+      ValueError: ``theta`` lacks or adds keys.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(float(fd.sigmoid_family(2.0, {"w": 3.0, "b": -6.0})))  # at x = -b/w
+      0.5
     """
     w, b = _params(theta, ("w", "b"), "sigmoid_family")
     x, w, b = broadcast(as_float(x), w, b)
@@ -114,7 +185,7 @@ def sigmoid_family(x: Any, theta: Params) -> Array:
 
 
 def compose(*fs: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    r"""The composition :math:`f_1 \circ f_2 \circ \dots \circ f_k`, applied right to left:
+    r"""The composition :math:`f_1 \circ f_2 \circ \dots \circ f_k`, applied right to left.
 
     .. math:: (f \circ g)(x) = f(g(x))
 
@@ -122,6 +193,21 @@ def compose(*fs: Callable[[Any], Any]) -> Callable[[Any], Any]:
     :math:`g = x + 1`, :math:`(f\circ g)(x) = (x+1)^2` but :math:`(g \circ f)(x) = x^2 + 1`.
     ``compose()`` is the identity. The result is a pure function (jit/vmap/grad apply), and a
     network is ``compose(layer_L, ..., layer_1)``.
+
+    Args:
+      *fs: functions of one argument.
+
+    Returns:
+      :math:`x \mapsto f_1(f_2(\dots f_k(x)))`.
+
+    Raises:
+      ValueError: an argument is not callable (named ``fs[i]``).
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> f, g = (lambda x: x * x), (lambda x: x + 1)
+      >>> print(fd.compose(f, g)(2.0), fd.compose(g, f)(2.0))
+      9.0 5.0
     """
     for i, f in enumerate(fs):
         check_callable(f, f"fs[{i}]")
@@ -139,8 +225,7 @@ def _elementwise_derivative(f: Callable[[Array], Array], x: Array) -> Array:
     return jax.jvp(f, (x,), (jnp.ones_like(x),))[1]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _bisect(f, y, lo, hi, iterations):
+def _bisect(f, y, lo, hi, *, iterations):
     g_lo = f(lo) - y
 
     def body(_, bounds):
@@ -154,8 +239,7 @@ def _bisect(f, y, lo, hi, iterations):
     return 0.5 * (lo + hi)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _newton(f, y, x0, iterations):
+def _newton(f, y, x0, *, iterations):
     def body(_, x):
         value, slope = jax.jvp(f, (x,), (jnp.ones_like(x),))
         return x - (value - y) / slope
@@ -189,15 +273,37 @@ def inverse(
       with :math:`f'` from ``jax.jvp``; quadratic convergence near a simple root, ``iterations``
       default 50.
 
-    ``y`` may be an array (solved elementwise, with ``lo``/``hi``/``x0`` broadcast); the whole
-    solve is ``jit``/``vmap``-able. The result is differentiable in ``y`` by the inverse
-    function theorem, :math:`(f^{-1})'(y) = 1 / f'(f^{-1}(y))` (a custom JVP; the loop itself is
-    not differentiated).
+    The result is differentiable in ``y`` by the inverse function theorem,
+    :math:`(f^{-1})'(y) = 1 / f'(f^{-1}(y))` (a custom JVP; the loop itself is not
+    differentiated). ``f`` is used as it is at each call (a changed closure is traced again).
 
-    When the values are concrete, a residual :math:`|f(x) - y|` above
-    ``tol · max(1, |y|)`` raises ``ValueError`` (e.g. Newton hit :math:`f'(x) = 0` or ``y`` is
-    outside the range of ``f``); under ``jit`` no check runs and such a solve returns NaN or a
-    bracket end.
+    Args:
+      f: an elementwise function.
+      y: the target value(s), a float array (solved elementwise).
+      bracket: ``(lo, hi)`` for bisection, broadcasting with ``y``.
+      x0: the starting point for Newton's method, broadcasting with ``y``.
+      method: ``"bisection"`` or ``"newton"`` (default from the arguments given).
+      iterations: loop length, a positive integer.
+      tol: the accepted residual :math:`|f(x) - y| \le` ``tol`` :math:`\cdot\max(1, |y|)`,
+        checked when the values are concrete.
+
+    Returns:
+      :math:`x` with :math:`f(x) \approx y`, the broadcast shape of ``y`` and the start.
+
+    Raises:
+      ValueError: ``f`` not callable, a bad ``method``/``iterations``/``tol``, non-finite
+        ``y``/``bracket``/``x0``, a bracket that does not enclose a solution, no ``x0`` for
+        Newton, or (when concrete) a residual above the tolerance (``y`` outside the range of
+        ``f``, or :math:`f'(x) = 0` on Newton's path). Under ``jit`` no value check runs and
+        such a solve returns NaN or a bracket end.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import foundations as fd
+      >>> print(f"{float(fd.inverse(jnp.exp, 10.0, (-20.0, 20.0))):.5f}")  # ln 10
+      2.30259
+      >>> print(f"{float(fd.inverse(jnp.square, 9.0, x0=1.0)):.5f}")  # the x >= 0 branch of √
+      3.00000
 
     Reference: Burden & Faires, *Numerical Analysis*, §2.1 (bisection) and §2.3 (Newton).
     """
@@ -207,36 +313,37 @@ def inverse(
     check_choice(method, "method", ("bisection", "newton"))
     if iterations is None:
         iterations = 64 if method == "bisection" else 50
-    iterations = check_int(iterations, "iterations")
+    iterations = check_int(iterations, "iterations", minimum=1)
+    tol = check_real(tol, "tol", low=0.0, low_open=True)
     y = as_float(y)
     check_finite(y, "y")
 
     if method == "bisection":
         if bracket is None or len(bracket) != 2:
-            raise ValueError(f"bracket must be a pair (lo, hi) for bisection, got {bracket!r}")
+            fail("bracket", "a pair (lo, hi) for bisection", repr(bracket))
         lo, hi = (as_float(b).astype(y.dtype) for b in bracket)
         check_finite((lo, hi), "bracket")
         y, lo, hi = broadcast(y, lo, hi)
         g = concrete(f(lo) - y), concrete(f(hi) - y)
         if g[0] is not None and g[1] is not None and np.any(np.sign(g[0]) * np.sign(g[1]) > 0):
-            raise ValueError(
-                "bracket must enclose a solution: f(lo) - y and f(hi) - y have the same sign "
-                "(y outside the range of f on [lo, hi])"
-            )
+            fail("bracket", "an interval enclosing a solution (f(lo) - y and f(hi) - y of opposite signs)",
+                 "the same sign at both ends (y outside the range of f on [lo, hi])")
+        spec = jax.ShapeDtypeStruct(y.shape, y.dtype)
 
         def solve(y, lo, hi):
-            return _bisect(f, y, lo, hi, iterations)
+            return _staging.call(_bisect, [(f, (spec,))], (y, lo, hi), iterations=iterations)
 
         start = (lo, hi)
     else:
         if x0 is None:
-            raise ValueError("newton needs a starting point x0 (or pass bracket for bisection)")
+            fail("x0", "a starting point for newton (or pass bracket for bisection)", None)
         x0 = as_float(x0).astype(y.dtype)
         check_finite(x0, "x0")
         y, x0 = broadcast(y, x0)
+        spec = jax.ShapeDtypeStruct(y.shape, y.dtype)
 
         def solve(y, x0):
-            return _newton(f, y, x0, iterations)
+            return _staging.call(_newton, [(f, (spec,))], (y, x0), iterations=iterations)
 
         start = (x0,)
 
@@ -252,98 +359,6 @@ def inverse(
     if residual is not None:
         bound = tol * np.maximum(1.0, np.abs(np.asarray(y)))
         if not np.all(residual <= bound):
-            raise ValueError(
-                f"inverse did not converge with method={method!r}: |f(x) - y| reached "
-                f"{float(np.max(residual)):.3g} (is y in the range of f, and f monotone there?)"
-            )
+            fail("y", f"a value that {method} can reach (in the range of f, with f monotone there)",
+                 f"a residual |f(x) - y| of {float(np.max(residual)):.3g} after {iterations} iterations")
     return x
-
-
-# ---------------------------------------------------------------------------------------------
-# Fitting θ by gradient descent
-# ---------------------------------------------------------------------------------------------
-
-
-class FitResult(NamedTuple):
-    """What :func:`fit` returns.
-
-    Attributes:
-      params: the fitted :math:`\\theta^*`, same pytree structure as ``theta0``.
-      losses: :math:`J(\\theta_k)` for :math:`k = 0, \\dots,` ``steps`` (``steps + 1`` values:
-        the initial loss, then the loss after every update).
-    """
-
-    params: Params
-    losses: Array
-
-
-def fit(
-    f: Callable[[Array, Params], Array],
-    theta0: Params,
-    x: Any,
-    y: Any,
-    optimizer: optax.GradientTransformation,
-    *,
-    loss: Callable[[Array, Array], Array] = mse,
-    steps: int = 500,
-) -> FitResult:
-    r"""Fit :math:`\theta` by gradient-based optimisation: "training = turning knobs
-    :math:`\theta` until the output looks right".
-
-    .. math:: \theta^* \approx \arg\min_\theta J(\theta), \qquad
-              J(\theta) = \mathrm{loss}\big(f(x; \theta), y\big)
-
-    Each step computes :math:`\nabla_\theta J` with ``jax.value_and_grad`` and lets
-    ``optimizer`` (any ``optax.GradientTransformation``: ``optax.sgd``, ``optax.adam``, the
-    chains of ``mlwork.optim``) turn it into an update, :math:`\theta \leftarrow \theta +
-    \Delta\theta`; for plain SGD that is :math:`\theta \leftarrow \theta - \eta \nabla_\theta J`.
-    All ``steps`` updates run as one ``lax.scan`` (one compiled loop, no host round trips).
-
-    ``f(x, theta)`` is a parametric family such as :func:`linear`; ``loss(predictions, y)``
-    defaults to mean squared error. ``fit`` can itself be wrapped in ``jax.jit`` (close over
-    ``f``, ``optimizer`` and ``loss``).
-
-    Raises ``ValueError`` for non-finite data, a non-positive ``steps``, an object that is not a
-    gradient transformation, and — when the values are concrete — a loss that becomes
-    non-finite (naming the first such step; usually the learning rate is too large).
-
-    Reference: deck section 3 ("training = finding the best parameters θ*") and section 5
-    (gradient descent); the optimizers are Optax's.
-    """
-    check_callable(f, "f")
-    check_callable(loss, "loss")
-    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
-        raise ValueError(
-            "optimizer must be an optax.GradientTransformation (with init and update), "
-            f"got {type(optimizer).__name__}"
-        )
-    steps = check_int(steps, "steps")
-    x, y = as_float(x), as_float(y)
-    check_finite(x, "x")
-    check_finite(y, "y")
-    check_finite(theta0, "theta0")
-    theta0 = jax.tree_util.tree_map(as_float, theta0)
-
-    def objective(theta):
-        return loss(f(x, theta), y)
-
-    def step(carry, _):
-        theta, opt_state = carry
-        value, grads = jax.value_and_grad(objective)(theta)
-        # Optax internals mix Python floats with int32 step counts (adam's decay**count), which
-        # strict dtype promotion rejects; the optimizer is traced under standard promotion.
-        with jax.numpy_dtype_promotion("standard"):
-            updates, opt_state = optimizer.update(grads, opt_state, theta)
-        return (optax.apply_updates(theta, updates), opt_state), value
-
-    (theta, _), losses = jax.lax.scan(step, (theta0, optimizer.init(theta0)), length=steps)
-    # Traced (not eager), so a diverged theta yields the non-finite loss this function reports below.
-    losses = jnp.concatenate([losses, jax.jit(objective)(theta)[None]])
-    values = concrete(losses)
-    if values is not None and not np.all(np.isfinite(values)):
-        first = int(np.argmin(np.isfinite(values)))
-        raise ValueError(
-            f"fit diverged: the loss became non-finite at step {first} "
-            "(lower the learning rate or rescale x and y)"
-        )
-    return FitResult(theta, losses)

@@ -11,10 +11,7 @@ lengths are breadth-first search with one matrix product per level, a cycle is a
 reaches itself, and bipartiteness is "no closed walk of odd length". All of these are pure and
 ``jit``-able (the number of vertices is static).
 
-:func:`mlp_graph` builds a multilayer perceptron as the deck draws it — neurons are vertices,
-adjacent layers are complete bipartite, weights are edge values — and :func:`graph_forward`
-propagates values vertex by vertex in topological order, which is exactly
-:func:`mlwork.nn.mlp`'s forward pass.
+A multilayer perceptron drawn as such a graph is in :mod:`~mlwork.foundations.layered`.
 
 References:
   deck section 7; T. H. Cormen et al., *Introduction to Algorithms*, 3rd ed., ch. 22
@@ -26,19 +23,15 @@ References:
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable, Hashable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Hashable, Sequence
+from typing import Any
 
-import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlwork._validate import concrete
-from mlwork.foundations._checks import as_float, check_finite, check_int
-from mlwork.nn.activations import check_activation, get_activation
+from mlwork._validate import check_finite, check_int, concrete, fail
 
 Array = jax.Array
 
@@ -48,14 +41,19 @@ Array = jax.Array
 # ---------------------------------------------------------------------------------------------
 
 
+#: The most vertices a graph here may have: every function holds an (n, n) matrix (16 GiB of
+#: float32 at this size); larger counts are refused with a ValueError naming the argument.
+MAX_VERTICES = 2**16
+
+
 def _check_adjacency(adjacency: Any, name: str = "adjacency") -> Array:
     A = jnp.asarray(adjacency)
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"{name} must be a square (n, n) matrix, got shape {A.shape}")
+        fail(name, "a square (n, n) matrix", f"shape {A.shape}")
     if A.shape[0] == 0:
-        raise ValueError(f"{name} must have at least one vertex, got shape {A.shape}")
+        fail(name, "a matrix with at least one vertex", f"shape {A.shape}")
     if jnp.issubdtype(A.dtype, jnp.complexfloating):
-        raise ValueError(f"{name} must be real, got dtype {A.dtype}")
+        fail(name, "real", f"dtype {A.dtype}")
     check_finite(A, name)
     return A
 
@@ -68,10 +66,8 @@ def _edges(adjacency: Any, name: str = "adjacency") -> Array:
 def _check_undirected(adjacency: Array, function: str) -> None:
     values = concrete(adjacency)
     if values is not None and not np.array_equal(values, values.T):
-        raise ValueError(
-            f"{function} is for undirected graphs, but adjacency is not symmetric (A != A^T); "
-            "for a directed graph use in_degree/out_degree or is_strongly_connected"
-        )
+        fail("adjacency", f"symmetric for {function}, which is for undirected graphs (for a directed "
+             "graph use in_degree/out_degree or is_strongly_connected)", "a matrix that is not symmetric (A != A^T)")
 
 
 def adjacency_matrix(
@@ -81,40 +77,60 @@ def adjacency_matrix(
     directed: bool = False,
     weights: Sequence[float] | None = None,
 ) -> Array:
-    r"""The adjacency matrix of :math:`G = (V, E)`:
+    r"""The adjacency matrix of a graph :math:`G = (V, E)` (deck section 7).
 
     .. math:: A_{ij} = \begin{cases} w_{ij} & \text{if } (i, j) \in E \\ 0 & \text{otherwise}
               \end{cases}
 
-    with :math:`w_{ij} = 1` when ``weights`` is ``None``. ``vertices`` is either the number of
-    vertices :math:`n` (labels ``0..n-1``) or the list of labels, e.g. the deck's
-    ``adjacency_matrix([(1, 2), (1, 3), (2, 3), (3, 4)], [1, 2, 3, 4])``; row/column ``k`` is
-    the ``k``-th label. Undirected edges fill both :math:`A_{ij}` and :math:`A_{ji}`.
-    Returns float32. Unknown labels, repeated labels or a ``weights`` list of the wrong length
-    raise ``ValueError``.
+    with :math:`w_{ij} = 1` when ``weights`` is ``None``. Row/column ``k`` is the ``k``-th
+    vertex label; undirected edges fill both :math:`A_{ij}` and :math:`A_{ji}`.
+
+    Args:
+      edges: pairs ``(u, v)`` of vertex labels.
+      vertices: the number of vertices :math:`n` (labels ``0..n-1``, at most
+        :data:`MAX_VERTICES`), or the list of distinct labels.
+      directed: ``True`` for a digraph (only :math:`A_{uv}` is set).
+      weights: one finite weight per edge, or ``None`` for 1.
+
+    Returns:
+      The ``(n, n)`` float32 matrix.
+
+    Raises:
+      ValueError: a bad vertex count or repeated labels, an edge with an unknown label (naming
+        ``edges[k]``), a ``weights`` list of the wrong length or with a non-finite entry.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(fd.adjacency_matrix([(1, 2), (1, 3), (2, 3), (3, 4)], [1, 2, 3, 4]))  # the deck's
+      [[0. 1. 1. 0.]
+       [1. 0. 1. 0.]
+       [1. 1. 0. 1.]
+       [0. 0. 1. 0.]]
     """
     if isinstance(vertices, (int, np.integer)) and not isinstance(vertices, bool):
-        labels = list(range(check_int(vertices, "vertices")))
+        labels = list(range(check_int(vertices, "vertices", minimum=1, maximum=MAX_VERTICES)))
     else:
         labels = list(vertices)
         if not labels or len(set(labels)) != len(labels):
-            raise ValueError(f"vertices must be a count or a list of distinct labels, got {vertices!r}")
+            fail("vertices", "a count or a list of distinct labels", repr(vertices))
+        if len(labels) > MAX_VERTICES:
+            fail("vertices", f"at most {MAX_VERTICES} labels", len(labels))
     index = {v: k for k, v in enumerate(labels)}
     edges = list(edges)
     if weights is None:
         weights = [1.0] * len(edges)
     weights = [float(w) for w in weights]
     if len(weights) != len(edges):
-        raise ValueError(f"weights has {len(weights)} entries but there are {len(edges)} edges")
+        fail("weights", f"one weight per edge ({len(edges)})", f"{len(weights)} entries")
     A = np.zeros((len(labels), len(labels)), np.float32)
     for k, edge in enumerate(edges):
         try:
             u, v = edge
             i, j = index[u], index[v]
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"edges[{k}] = {edge!r} is not a pair of vertices from {labels}") from e
+        except (KeyError, TypeError, ValueError):
+            fail(f"edges[{k}]", f"a pair of vertices from {labels[:10]}{'...' if len(labels) > 10 else ''}", repr(edge))
         if not math.isfinite(weights[k]):
-            raise ValueError(f"weights[{k}] must be finite, got {weights[k]}")
+            fail(f"weights[{k}]", "finite", weights[k])
         A[i, j] = weights[k]
         if not directed:
             A[j, i] = weights[k]
@@ -122,10 +138,28 @@ def adjacency_matrix(
 
 
 def complete_graph(n: int) -> Array:
-    r"""The complete graph :math:`K_n`: every vertex joined to every other,
-    :math:`A = \mathbf{1}\mathbf{1}^\top - I` (float32). It has :math:`n(n-1)/2` edges and every
-    degree is :math:`n - 1` — a "fully connected" layer is its bipartite cousin."""
-    n = check_int(n, "n")
+    r"""The complete graph :math:`K_n`: every vertex joined to every other.
+
+    .. math:: A = \mathbf{1}\mathbf{1}^\top - I
+
+    It has :math:`n(n-1)/2` edges and every degree is :math:`n - 1`; a "fully connected" layer
+    is its bipartite cousin.
+
+    Args:
+      n: the number of vertices, a positive integer (at most :data:`MAX_VERTICES`).
+
+    Returns:
+      The ``(n, n)`` float32 adjacency matrix.
+
+    Raises:
+      ValueError: ``n`` not an integer in ``[1, MAX_VERTICES]``.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(int(fd.complete_graph(5).sum()) // 2)  # edges of K5
+      10
+    """
+    n = check_int(n, "n", minimum=1, maximum=MAX_VERTICES)
     return jnp.ones((n, n), jnp.float32) - jnp.eye(n, dtype=jnp.float32)
 
 
@@ -135,24 +169,73 @@ def complete_graph(n: int) -> Array:
 
 
 def degree(adjacency: Any) -> Array:
-    r"""Degrees of an undirected graph: the number of edges at each vertex,
-    :math:`\deg(i) = \#\{j : A_{ij} \ne 0\}`, with a self-loop counted twice (so
-    :math:`\sum_i \deg(i) = 2|E|`). int32. A non-symmetric ``adjacency`` raises ``ValueError``
-    when concrete (use :func:`in_degree`/:func:`out_degree` for digraphs)."""
+    r"""Degrees of an undirected graph: the number of edges at each vertex.
+
+    .. math:: \deg(i) = \#\{j : A_{ij} \ne 0\} + [A_{ii} \ne 0]
+
+    (a self-loop counts twice, so :math:`\sum_i \deg(i) = 2|E|`, the handshake lemma).
+
+    Args:
+      adjacency: an ``(n, n)`` real matrix, finite; nonzero entries are edges. Symmetric.
+
+    Returns:
+      int32 degrees, shape ``(n,)``.
+
+    Raises:
+      ValueError: ``adjacency`` not a finite square real matrix, or (when concrete) not
+        symmetric (use :func:`in_degree`/:func:`out_degree` for digraphs).
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(fd.degree(fd.adjacency_matrix([(1, 2), (1, 3), (2, 3), (3, 4)], [1, 2, 3, 4])))
+      [2 2 3 1]
+    """
     E = _edges(adjacency)
     _check_undirected(E, "degree")
     return (jnp.sum(E, axis=1) + jnp.diagonal(E)).astype(jnp.int32)
 
 
 def in_degree(adjacency: Any) -> Array:
-    r"""In-degrees of a digraph, edges coming in: :math:`\mathrm{in}(j) = \#\{i : A_{ij} \ne 0\}`
-    (column counts). int32."""
+    r"""In-degrees of a digraph, the edges coming in (column counts).
+
+    .. math:: \mathrm{in}(j) = \#\{i : A_{ij} \ne 0\}
+
+    Args:
+      adjacency: an ``(n, n)`` real matrix, finite; nonzero entries are edges.
+
+    Returns:
+      int32 in-degrees, shape ``(n,)``.
+
+    Raises:
+      ValueError: ``adjacency`` not a finite square real matrix.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(fd.in_degree(fd.adjacency_matrix([(0, 1), (0, 2), (1, 2)], 3, directed=True)))
+      [0 1 2]
+    """
     return jnp.sum(_edges(adjacency), axis=0).astype(jnp.int32)
 
 
 def out_degree(adjacency: Any) -> Array:
-    r"""Out-degrees of a digraph, edges going out: :math:`\mathrm{out}(i) = \#\{j : A_{ij}
-    \ne 0\}` (row counts). int32."""
+    r"""Out-degrees of a digraph, the edges going out (row counts).
+
+    .. math:: \mathrm{out}(i) = \#\{j : A_{ij} \ne 0\}
+
+    Args:
+      adjacency: an ``(n, n)`` real matrix, finite; nonzero entries are edges.
+
+    Returns:
+      int32 out-degrees, shape ``(n,)``.
+
+    Raises:
+      ValueError: ``adjacency`` not a finite square real matrix.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(fd.out_degree(fd.adjacency_matrix([(0, 1), (0, 2), (1, 2)], 3, directed=True)))
+      [2 1 0]
+    """
     return jnp.sum(_edges(adjacency), axis=1).astype(jnp.int32)
 
 
@@ -172,51 +255,129 @@ def _closure(E: Array) -> Array:
 
 
 def reachability(adjacency: Any) -> Array:
-    r"""The reachability matrix :math:`R_{ij} = [\text{there is a path } i \to \dots \to j]`,
-    counting the path of length 0 (:math:`R_{ii}` is true).
+    r"""The reachability matrix: whether a path :math:`i \to \dots \to j` exists, the path of
+    length 0 included (:math:`R_{ii}` is true).
 
     .. math:: R = \big[(I + A)^{n-1} \ne 0\big]
 
-    computed by :math:`\lceil \log_2 n \rceil` Boolean squarings (:math:`O(n^3 \log n)`). bool.
+    computed by :math:`\lceil \log_2 n \rceil` Boolean squarings, :math:`O(n^3 \log n)`
+    (Cormen et al., *Introduction to Algorithms*, §25.2).
+
+    Args:
+      adjacency: an ``(n, n)`` real matrix, finite; nonzero entries are edges.
+
+    Returns:
+      bool ``(n, n)``.
+
+    Raises:
+      ValueError: ``adjacency`` not a finite square real matrix.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(fd.reachability(fd.adjacency_matrix([(0, 1)], 3, directed=True)).astype(int))
+      [[1 1 0]
+       [0 1 0]
+       [0 0 1]]
     """
     return _closure(_edges(adjacency)) > 0
 
 
 def has_path(adjacency: Any, source: Any, target: Any) -> Array:
     r"""Whether a path :math:`v_0 = \text{source} \to v_1 \to \dots \to v_k = \text{target}`
-    exists (following edge directions; a vertex reaches itself by the empty path). Indices out
-    of range raise ``ValueError`` when concrete."""
+    exists, following edge directions (a vertex reaches itself by the empty path).
+
+    Args:
+      adjacency: an ``(n, n)`` real matrix, finite; nonzero entries are edges.
+      source, target: vertex indices in ``[0, n)`` (integer scalars; may be traced).
+
+    Returns:
+      A bool scalar.
+
+    Raises:
+      ValueError: ``adjacency`` not a finite square real matrix, or (when concrete) an index
+        out of range.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> A = fd.adjacency_matrix([(0, 1), (1, 2)], 3, directed=True)
+      >>> print(bool(fd.has_path(A, 0, 2)), bool(fd.has_path(A, 2, 0)))
+      True False
+    """
     A = _check_adjacency(adjacency)
     n = A.shape[0]
     for name, v in (("source", source), ("target", target)):
         value = concrete(v)
         if value is not None and not (value.shape == () and 0 <= value < n):
-            raise ValueError(f"{name} must be a vertex index in [0, {n - 1}], got {value}")
+            fail(name, f"a vertex index in [0, {n - 1}]", value)
     return reachability(A)[source, target]
 
 
 def is_connected(adjacency: Any) -> Array:
     r"""Whether an undirected graph is connected: a path joins every pair of vertices,
-    :math:`R = \mathbf{1}\mathbf{1}^\top`. A non-symmetric ``adjacency`` raises ``ValueError``
-    when concrete (use :func:`is_strongly_connected`)."""
+    :math:`R = \mathbf{1}\mathbf{1}^\top` (see :func:`reachability`).
+
+    Args:
+      adjacency: an ``(n, n)`` real matrix, finite; nonzero entries are edges. Symmetric.
+
+    Returns:
+      A bool scalar.
+
+    Raises:
+      ValueError: ``adjacency`` not a finite square real matrix, or (when concrete) not
+        symmetric (use :func:`is_strongly_connected` for digraphs).
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(bool(fd.is_connected(fd.adjacency_matrix([(0, 1), (2, 3)], 4))))
+      False
+    """
     A = _check_adjacency(adjacency)
     _check_undirected(A, "is_connected")
     return jnp.all(reachability(A))
 
 
 def is_strongly_connected(adjacency: Any) -> Array:
-    r"""Whether a directed graph is strongly connected: a directed path :math:`i \to j` for every
-    ordered pair, :math:`R = \mathbf{1}\mathbf{1}^\top`."""
+    r"""Whether a directed graph is strongly connected: a directed path :math:`i \to j` for
+    every ordered pair, :math:`R = \mathbf{1}\mathbf{1}^\top`.
+
+    Args:
+      adjacency: an ``(n, n)`` real matrix, finite; nonzero entries are edges.
+
+    Returns:
+      A bool scalar.
+
+    Raises:
+      ValueError: ``adjacency`` not a finite square real matrix.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> cycle = fd.adjacency_matrix([(0, 1), (1, 2), (2, 0)], 3, directed=True)
+      >>> print(bool(fd.is_strongly_connected(cycle)))
+      True
+    """
     return jnp.all(reachability(adjacency))
 
 
 def is_dag(adjacency: Any) -> Array:
     r"""Whether a directed graph is acyclic (a DAG, like a feedforward network): no vertex
-    reaches itself by a path of length :math:`\ge 1`,
+    reaches itself by a path of length :math:`\ge 1` (a self-loop is a cycle).
 
     .. math:: \big(A\,R\big)_{ii} = 0 \quad \text{for all } i
 
-    (a self-loop is a cycle)."""
+    Args:
+      adjacency: an ``(n, n)`` real matrix, finite; nonzero entries are edges.
+
+    Returns:
+      A bool scalar.
+
+    Raises:
+      ValueError: ``adjacency`` not a finite square real matrix.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(bool(fd.is_dag(fd.mlp_graph([2, 3, 1]).adjacency)))
+      True
+    """
     return _acyclic(_edges(adjacency))
 
 
@@ -227,16 +388,28 @@ def _acyclic(E: Array) -> Array:
 
 def topological_order(adjacency: Any) -> Array:
     r"""An order of the vertices in which every edge :math:`u \to v` has :math:`u` before
-    :math:`v` (Kahn's algorithm): repeatedly take the lowest-numbered vertex with no incoming
-    edges from the vertices not yet taken. Deterministic; int32 of shape ``(n,)``.
+    :math:`v` (Kahn's algorithm, Kahn 1962): repeatedly take the lowest-numbered vertex with no
+    incoming edges from the vertices not yet taken. Deterministic.
 
-    Only a DAG has one: a cyclic graph raises ``ValueError`` when concrete. Under ``jit`` the
-    vertices on or behind a cycle cannot be taken and their slots are filled with ``-1``.
+    Args:
+      adjacency: an ``(n, n)`` real matrix, finite; nonzero entries are edges. Acyclic.
+
+    Returns:
+      int32 vertex indices, shape ``(n,)``. Under ``jit`` the vertices on or behind a cycle
+      cannot be taken and their slots hold ``-1``.
+
+    Raises:
+      ValueError: ``adjacency`` not a finite square real matrix, or (when concrete) cyclic.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(fd.topological_order(fd.adjacency_matrix([(2, 0), (0, 1)], 3, directed=True)))
+      [2 0 1]
     """
     order = _kahn(_edges(adjacency))
     values = concrete(order)
     if values is not None and np.any(values < 0):
-        raise ValueError("adjacency has a cycle; topological_order needs a directed acyclic graph")
+        fail("adjacency", "a directed acyclic graph for topological_order", "a graph that has a cycle")
     return order
 
 
@@ -260,21 +433,33 @@ def _kahn(E: Array) -> Array:
 
 def shortest_path_lengths(adjacency: Any, source: int | None = None) -> Array:
     r"""Shortest path lengths (number of edges) by breadth-first search, one matrix product per
-    level:
+    level (Cormen et al., §22.2):
 
     .. math:: F_0 = I, \quad F_{k} = \big[F_{k-1} A \ne 0\big] \wedge \neg(F_0 \vee \dots \vee
               F_{k-1}), \qquad d(i, j) = k \text{ where } (F_k)_{ij} = 1
 
-    Returns the ``(n, n)`` float32 matrix :math:`d(i, j)` (``inf`` where :math:`j` is not
-    reachable from :math:`i`), or row ``source`` when given. Edge weights are ignored (length =
-    edge count, as the deck defines it).
+    Edge weights are ignored (length = edge count, as the deck defines it).
+
+    Args:
+      adjacency: an ``(n, n)`` real matrix, finite; nonzero entries are edges.
+      source: a vertex index in ``[0, n)`` for one row, or ``None`` for all.
+
+    Returns:
+      float32 :math:`d(i, j)`, ``(n, n)`` (or ``(n,)`` for ``source``), ``inf`` where :math:`j`
+      is not reachable from :math:`i`.
+
+    Raises:
+      ValueError: ``adjacency`` not a finite square real matrix, ``source`` not an index.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(fd.shortest_path_lengths(fd.adjacency_matrix([(0, 1), (1, 2)], 4), source=0))
+      [ 0.  1.  2. inf]
     """
     E = _edges(adjacency)
     n = E.shape[0]
     if source is not None:
-        source = check_int(source, "source", minimum=0)
-        if source >= n:
-            raise ValueError(f"source must be a vertex index in [0, {n - 1}], got {source}")
+        source = check_int(source, "source", minimum=0, maximum=n - 1)
     dist = _bfs(E)
     return dist if source is None else dist[source]
 
@@ -306,10 +491,27 @@ def _odd_even_closure(E: Array) -> tuple[Array, Array]:
 
 def is_bipartite(adjacency: Any) -> Array:
     r"""Whether an undirected graph is bipartite: its vertices split into two groups with every
-    edge between the groups (adjacent layers of a network are). Equivalently, no closed walk of
-    odd length, which is checked on the double cover :math:`\begin{pmatrix} 0 & A \\ A & 0
-    \end{pmatrix}`: vertex :math:`i` must not reach its own copy :math:`n + i`. A non-symmetric
-    ``adjacency`` raises ``ValueError`` when concrete."""
+    edge between the groups (adjacent layers of a network are). Equivalently (König 1936), no
+    closed walk of odd length, which is checked on the double cover
+    :math:`\begin{pmatrix} 0 & A \\ A & 0 \end{pmatrix}`: vertex :math:`i` must not reach its
+    own copy :math:`n + i`.
+
+    Args:
+      adjacency: an ``(n, n)`` real matrix, finite; nonzero entries are edges. Symmetric.
+
+    Returns:
+      A bool scalar.
+
+    Raises:
+      ValueError: ``adjacency`` not a finite square real matrix, or (when concrete) not
+        symmetric.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> triangle = fd.adjacency_matrix([(0, 1), (1, 2), (2, 0)], 3)
+      >>> print(bool(fd.is_bipartite(triangle)), bool(fd.is_bipartite(fd.adjacency_matrix([(0, 1)], 2))))
+      False True
+    """
     E = _edges(adjacency)
     _check_undirected(E, "is_bipartite")
     _, odd = _odd_even_closure(E)
@@ -317,191 +519,32 @@ def is_bipartite(adjacency: Any) -> Array:
 
 
 def bipartition(adjacency: Any) -> Array:
-    r"""The two groups of a bipartite undirected graph as a bool mask (``True`` = second group):
+    r"""The two groups of a bipartite undirected graph, as a bool mask (``True`` = second group):
     a vertex is in the second group iff an odd-length walk joins it to the lowest-numbered
-    vertex of its connected component. A graph that is not bipartite raises ``ValueError``
-    when concrete (under ``jit`` the mask is then meaningless; check :func:`is_bipartite`)."""
+    vertex of its connected component.
+
+    Args:
+      adjacency: an ``(n, n)`` real matrix, finite; nonzero entries are edges. Symmetric and bipartite.
+
+    Returns:
+      bool, shape ``(n,)``. Under ``jit`` a graph that is not bipartite gives a meaningless
+      mask (check :func:`is_bipartite`).
+
+    Raises:
+      ValueError: ``adjacency`` not a finite square real matrix, or (when concrete) not
+        symmetric or not bipartite.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(fd.bipartition(fd.adjacency_matrix([(0, 1), (1, 2), (2, 3), (3, 0)], 4)))
+      [False  True False  True]
+    """
     A = _check_adjacency(adjacency)
     values = concrete(A)
     if values is not None and not bool(is_bipartite(values)):
-        raise ValueError("adjacency is not bipartite (it has a cycle of odd length)")
+        fail("adjacency", "a bipartite graph", "a graph with a cycle of odd length")
     E = _edges(A)
     _check_undirected(E, "bipartition")
     even, odd = _odd_even_closure(E)
     root = jnp.argmax(even | odd, axis=0)  # lowest-numbered vertex of each vertex's component
     return odd[root, jnp.arange(E.shape[0])]
-
-
-# ---------------------------------------------------------------------------------------------
-# A multilayer perceptron as a weighted DAG
-# ---------------------------------------------------------------------------------------------
-
-
-@flax.struct.dataclass
-class LayeredGraph:
-    """A layered DAG (from :func:`mlp_graph`): vertices are numbered layer by layer, inputs
-    first and outputs last.
-
-    Attributes:
-      adjacency: ``(N, N)`` float32 0/1 matrix, :math:`A_{uv} = 1` for an edge :math:`u \\to v`.
-      layer: ``(N,)`` int32, the layer index :math:`l` of each vertex (0 = input).
-      sizes: the layer widths :math:`(n_0, \\dots, n_L)` (static metadata, not a pytree leaf, so
-        a ``LayeredGraph`` can be passed through ``jit``).
-    """
-
-    adjacency: Array
-    layer: Array
-    sizes: tuple[int, ...] = flax.struct.field(pytree_node=False)
-
-    @property
-    def offsets(self) -> tuple[int, ...]:
-        """Index of the first vertex of each layer."""
-        return tuple(int(o) for o in np.cumsum((0, *self.sizes[:-1])))
-
-
-class GraphWeights(NamedTuple):
-    """Edge values and vertex biases of a layered graph.
-
-    Attributes:
-      edges: ``(N, N)``, :math:`w_{uv}` on each edge :math:`u \\to v` (0 elsewhere).
-      bias: ``(N,)``, the bias :math:`b_v` of each neuron (0 for inputs).
-    """
-
-    edges: Array
-    bias: Array
-
-
-def mlp_graph(sizes: Sequence[int]) -> LayeredGraph:
-    r"""The multilayer perceptron with layer widths ``sizes`` = :math:`(n_0, n_1, \dots, n_L)` as
-    a directed graph: one vertex per neuron (:math:`N = \sum_l n_l`), and an edge from every
-    neuron of layer :math:`l-1` to every neuron of layer :math:`l`, so adjacent layers form the
-    complete bipartite graph :math:`K_{n_{l-1}, n_l}`:
-
-    .. math:: |E| = \sum_{l=1}^{L} n_{l-1} n_l
-
-    The graph is a DAG (information flows forward only). With one bias per non-input vertex,
-    :func:`graph_param_count` gives :math:`\sum_l (n_{l-1} n_l + n_l)`, the count of
-    :func:`mlwork.nn.count_params` (59 for the deck's ``[4, 5, 4, 2]``).
-    """
-    try:
-        sizes = tuple(sizes)
-    except TypeError as e:
-        raise ValueError(f"sizes must be a sequence of layer widths, got {sizes!r}") from e
-    if len(sizes) < 2:
-        raise ValueError(f"sizes must list at least the input and output widths, got {sizes}")
-    sizes = tuple(check_int(n, f"sizes[{i}]") for i, n in enumerate(sizes))
-    layer = np.repeat(np.arange(len(sizes)), sizes)
-    A = (layer[None, :] == layer[:, None] + 1).astype(np.float32)  # u in layer l-1 -> v in l
-    return LayeredGraph(jnp.asarray(A), jnp.asarray(layer, jnp.int32), sizes)
-
-
-def graph_param_count(graph: LayeredGraph) -> int:
-    r"""Learnable numbers of a network drawn as a graph: one weight per edge plus one bias per
-    vertex that has incoming edges, :math:`|E| + |\{v : \mathrm{in}(v) > 0\}|`."""
-    E = np.asarray(graph.adjacency) != 0
-    return int(E.sum() + np.count_nonzero(E.sum(axis=0)))
-
-
-def _check_params(graph: LayeredGraph, params: Sequence[dict[str, Any]]) -> None:
-    sizes = graph.sizes
-    if not isinstance(params, (list, tuple)) or len(params) != len(sizes) - 1:
-        got = len(params) if isinstance(params, (list, tuple)) else type(params).__name__
-        raise ValueError(f"params must be a list of {len(sizes) - 1} layers for sizes {sizes}, got {got}")
-    for l, layer in enumerate(params, start=1):
-        expected = {"W": (sizes[l], sizes[l - 1]), "b": (sizes[l],)}
-        got = {k: np.shape(layer.get(k)) for k in expected} if isinstance(layer, dict) else None
-        if got != expected:
-            raise ValueError(f"params[{l - 1}] must be {{'W': {expected['W']}, 'b': {expected['b']}}}, "
-                             f"got {got}")
-
-
-def edge_weights(graph: LayeredGraph, params: Sequence[dict[str, Any]]) -> GraphWeights:
-    r"""Put an MLP's parameters on the graph's edges: the weight of the edge from neuron
-    :math:`i` of layer :math:`l-1` to neuron :math:`j` of layer :math:`l` is
-    :math:`W^{[l]}_{ji}`, and neuron :math:`j` of layer :math:`l` carries the bias
-    :math:`b^{[l]}_j`. ``params`` is :func:`mlwork.nn.mlp`'s layout, a list of
-    ``{"W": (n_l, n_{l-1}), "b": (n_l,)}``. Differentiable in ``params``."""
-    _check_params(graph, params)
-    params = [{"W": as_float(layer["W"]), "b": as_float(layer["b"])} for layer in params]
-    return _place_weights(params, sizes=graph.sizes)
-
-
-@functools.partial(jax.jit, static_argnames="sizes")
-def _place_weights(params, *, sizes):
-    N, off = sum(sizes), np.cumsum((0, *sizes[:-1]))
-    edges = jnp.zeros((N, N), jnp.float32)
-    bias = jnp.zeros((N,), jnp.float32)
-    for l, layer in enumerate(params, start=1):
-        rows = slice(off[l - 1], off[l - 1] + sizes[l - 1])
-        cols = slice(off[l], off[l] + sizes[l])
-        edges = edges.at[rows, cols].set(layer["W"].T.astype(jnp.float32))
-        bias = bias.at[cols].set(layer["b"].astype(jnp.float32))
-    return GraphWeights(edges, bias)
-
-
-def graph_forward(
-    graph: LayeredGraph,
-    weights: GraphWeights | Sequence[dict[str, Any]],
-    activation: str | Callable[[Array], Array] | None,
-    x: Any,
-    *,
-    output_activation: str | Callable[[Array], Array] | None = None,
-) -> Array:
-    r"""Forward propagation on the graph: visit the vertices in topological order and give each
-    non-input neuron :math:`v` the value
-
-    .. math:: a_v = \sigma\Big(\sum_{u \to v} w_{uv}\, a_u + b_v\Big)
-
-    ("values propagate along edges"), with the inputs :math:`a_v = x_v` at the sources and the
-    output activation (``None``: identity; ``"softmax"`` acts on the whole output layer) at the
-    sinks. This is :math:`a^{[l]} = \sigma(W^{[l]} a^{[l-1]} + b^{[l]})` one neuron at a time,
-    so it equals ``mlwork.nn.mlp(sizes, activation, output_activation)``'s forward pass.
-
-    ``weights`` is a :class:`GraphWeights` or the MLP ``params`` (converted by
-    :func:`edge_weights`). ``activation`` is a name from :mod:`mlwork.nn.activations` or an
-    elementwise function. ``x`` has shape ``(n_0,)`` or ``(batch, n_0)``. Pure; jit/vmap/grad
-    apply (one sequential step per vertex, so it is a teaching tool, not a fast path).
-    """
-    if not isinstance(graph, LayeredGraph):
-        raise ValueError(f"graph must be a LayeredGraph from mlp_graph, got {type(graph).__name__}")
-    if not isinstance(weights, GraphWeights):
-        weights = edge_weights(graph, weights)
-    N, n_in, n_out = sum(graph.sizes), graph.sizes[0], graph.sizes[-1]
-    if weights.edges.shape != (N, N) or weights.bias.shape != (N,):
-        raise ValueError(f"weights must have edges ({N}, {N}) and bias ({N},), got "
-                         f"{weights.edges.shape} and {weights.bias.shape}")
-    sigma = _activation(activation, "activation")
-    sigma_out = _activation(output_activation, "output_activation")
-    x = as_float(x)
-    if x.ndim not in (1, 2) or x.shape[-1] != n_in:
-        raise ValueError(f"x must have shape ({n_in},) or (batch, {n_in}), got {x.shape}")
-    check_finite(x, "x")
-    order = topological_order(graph.adjacency)
-    return _propagate(order, weights.edges.astype(x.dtype), weights.bias.astype(x.dtype), x,
-                      n_in=n_in, n_out=n_out, sigma=sigma, sigma_out=sigma_out)
-
-
-@functools.partial(jax.jit, static_argnames=("n_in", "n_out", "sigma", "sigma_out"))
-def _propagate(order, edges, bias, x, *, n_in, n_out, sigma, sigma_out):
-    N = edges.shape[0]
-
-    def one(x):
-        def visit(k, a):
-            v = order[k]
-            z = edges[:, v] @ a + bias[v]
-            value = jnp.where(v >= N - n_out, z, sigma(z))  # outputs keep z until the end
-            return jnp.where(v < n_in, a, a.at[v].set(value))
-
-        a = jax.lax.fori_loop(0, N, visit, jnp.zeros((N,), x.dtype).at[:n_in].set(x))
-        return sigma_out(a[N - n_out:])
-
-    return one(x) if x.ndim == 1 else jax.vmap(one)(x)
-
-
-def _activation(activation: Any, name: str) -> Callable[[Array], Array]:
-    if callable(activation):
-        return activation
-    canonical = check_activation(activation, name)
-    if name == "activation" and canonical == "softmax":
-        raise ValueError("activation='softmax' is not elementwise; use it as output_activation")
-    return get_activation(canonical)

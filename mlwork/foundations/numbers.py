@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlwork._validate import concrete
-from mlwork.foundations._checks import broadcast, check_finite, check_int
+from mlwork._validate import check_choice, check_finite, check_int, concrete, fail
+from mlwork.foundations._checks import broadcast
 
 Array = jax.Array
 
@@ -58,15 +58,23 @@ def sqrt_fractions(n: int = 2, max_denominator: int = 10_000) -> list[tuple[int,
     Python integers (arbitrary precision) are used because :math:`n q^2` overflows ``int32``
     quickly; this is number theory on the host, not an array computation.
 
-    Example::
+    Args:
+      n: the number whose square root is sought, a positive integer (any size).
+      max_denominator: :math:`N`, the largest denominator tried, a positive integer.
 
-        >>> sqrt_fractions(2, 1000)
-        []
-        >>> sqrt_fractions(9, 1000)
-        [(3, 1)]
+    Returns:
+      The pairs ``(p, q)`` found, in increasing ``q``.
+
+    Raises:
+      ValueError: ``n`` or ``max_denominator`` not a positive integer.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> fd.sqrt_fractions(2, 1000), fd.sqrt_fractions(9, 1000)
+      ([], [(3, 1)])
     """
-    n = check_int(n, "n")
-    max_denominator = check_int(max_denominator, "max_denominator")
+    n = check_int(n, "n", minimum=1)
+    max_denominator = check_int(max_denominator, "max_denominator", minimum=1)
     found = []
     for q in range(1, max_denominator + 1):
         target = n * q * q
@@ -83,8 +91,23 @@ def sqrt_convergents(n: int = 2, digits: int = 6) -> list[Fraction]:
     The deck's example that :math:`\mathbb{Q}` is not complete: each term is rational, the
     sequence converges (to :math:`\sqrt 2`), but its limit is not rational — every term squared
     misses :math:`n` (checked exactly with :class:`~fractions.Fraction`).
+
+    Args:
+      n: a positive integer (any size).
+      digits: the number of decimals of the last term, a non-negative integer.
+
+    Returns:
+      ``digits + 1`` exact fractions.
+
+    Raises:
+      ValueError: ``n`` not a positive integer or ``digits`` negative.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> [str(q) for q in fd.sqrt_convergents(2, 3)]
+      ['1', '7/5', '141/100', '707/500']
     """
-    n = check_int(n, "n")
+    n = check_int(n, "n", minimum=1)
     digits = check_int(digits, "digits", minimum=0)
     return [Fraction(math.isqrt(n * 10 ** (2 * k)), 10**k) for k in range(digits + 1)]
 
@@ -98,11 +121,9 @@ def _as_fraction(x: Any, name: str) -> Fraction:
     if isinstance(x, (Rational, str)) and not isinstance(x, bool):
         try:
             return Fraction(x)
-        except (ValueError, ZeroDivisionError) as e:
-            raise ValueError(f"{name} must be a rational number, got {x!r}") from e
-    raise ValueError(
-        f"{name} must be an exact rational (int, Fraction or a string such as '1/3'), got {x!r}"
-    )
+        except (ValueError, ZeroDivisionError):
+            pass
+    fail(name, "an exact rational (int, Fraction or a string such as '1/3')", repr(x))
 
 
 def midpoint(a: Any, b: Any) -> Fraction:
@@ -112,6 +133,20 @@ def midpoint(a: Any, b: Any) -> Fraction:
     :math:`a < \frac{a+b}{2} < b` and the midpoint is again rational. Inputs are ``int``,
     :class:`~fractions.Fraction` or strings such as ``"1/3"`` (floats are refused: they are
     binary approximations, not the rationals the argument is about).
+
+    Args:
+      a, b: exact rationals.
+
+    Returns:
+      :math:`(a + b)/2` as a :class:`~fractions.Fraction`.
+
+    Raises:
+      ValueError: an argument that is not an exact rational (a float, a malformed string).
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> str(fd.midpoint("1/2", "3/4"))
+      '5/8'
     """
     return (_as_fraction(a, "a") + _as_fraction(b, "b")) / 2
 
@@ -119,12 +154,27 @@ def midpoint(a: Any, b: Any) -> Fraction:
 def rationals_between(a: Any, b: Any, count: int = 5) -> list[Fraction]:
     r"""``count`` distinct rationals strictly between :math:`a < b`, by repeated midpoints
     :math:`m_1 = \frac{a+b}{2},\ m_{k+1} = \frac{a + m_k}{2}` — "between any two rationals
-    there is another one", iterated as often as you like. Returned in increasing order.
+    there is another one", iterated as often as you like.
+
+    Args:
+      a, b: exact rationals with :math:`a < b`.
+      count: how many, a positive integer.
+
+    Returns:
+      ``count`` fractions in increasing order.
+
+    Raises:
+      ValueError: ``a`` or ``b`` not exact rationals, ``a >= b``, ``count`` not positive.
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> [str(q) for q in fd.rationals_between(0, 1, 3)]
+      ['1/8', '1/4', '1/2']
     """
     fa, fb = _as_fraction(a, "a"), _as_fraction(b, "b")
     if not fa < fb:
-        raise ValueError(f"a must be smaller than b, got a={fa}, b={fb}")
-    count = check_int(count, "count")
+        fail("a", f"smaller than b={fb}", fa)
+    count = check_int(count, "count", minimum=1)
     points, right = [], fb
     for _ in range(count):
         right = midpoint(fa, right)
@@ -219,14 +269,25 @@ def closure_table(
     \mathbb{R}`. A "yes" means no counterexample among the samples; that it holds for *all*
     elements is the theorem the deck states.
 
-    Returns ``table[system][operation] -> Closure(closed, counterexample)``.
+    Args:
+      systems: names from ``NUMBER_SYSTEMS`` (``"N"``, ``"Z"``, ``"Q"``, ``"R"``, ``"C"``).
+      operations: names from ``"+"``, ``"-"``, ``"*"``, ``"/"``, ``"sqrt"``.
+
+    Returns:
+      ``table[system][operation] -> Closure(closed, counterexample)``.
+
+    Raises:
+      ValueError: an unknown system or operation (naming ``systems[i]``/``operations[i]``).
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> fd.closure_table(["N"], ["-"])["N"]["-"]
+      Closure(closed=False, counterexample='1 - 1 = 0')
     """
-    for s in systems:
-        if s not in NUMBER_SYSTEMS:
-            raise ValueError(f"systems contains {s!r}; expected names from {list(NUMBER_SYSTEMS)}")
-    for op in operations:
-        if op not in _BINARY and op != "sqrt":
-            raise ValueError(f"operations contains {op!r}; expected names from {[*_BINARY, 'sqrt']}")
+    for i, name in enumerate(systems):
+        check_choice(name, f"systems[{i}]", tuple(NUMBER_SYSTEMS))
+    for i, op in enumerate(operations):
+        check_choice(op, f"operations[{i}]", (*_BINARY, "sqrt"))
     table: dict[str, dict[str, Closure]] = {}
     for s in systems:
         sample = NUMBER_SYSTEMS[s]
@@ -270,7 +331,7 @@ def _as_complex(z: Any) -> Array:
 def _as_real(x: Any, name: str) -> Array:
     x = jnp.asarray(x)
     if jnp.issubdtype(x.dtype, jnp.complexfloating):
-        raise ValueError(f"{name} must be real, got dtype {x.dtype}")
+        fail(name, "real", f"dtype {x.dtype}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
     return x
@@ -280,7 +341,7 @@ def _check_no_nan(z: Array) -> None:
     """NaN parts are refused when concrete (±inf parts are fine: |z| = inf, arg is a limit)."""
     values = concrete(z)
     if values is not None and values.size and np.isnan(values).any():
-        raise ValueError("z contains NaN")
+        fail("z", "free of NaN (±inf parts are fine)", "NaN")
 
 
 def modulus(z: Any) -> Array:
@@ -290,6 +351,20 @@ def modulus(z: Any) -> Array:
 
     computed as ``hypot(a, b)`` (no overflow for large parts). Elementwise; real inputs are
     treated as :math:`a + 0i`. Differentiable away from :math:`z = 0`.
+
+    Args:
+      z: complex or real numbers, any shape.
+
+    Returns:
+      :math:`|z|`, real, the shape of ``z``.
+
+    Raises:
+      ValueError: a NaN part (when concrete).
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> float(fd.modulus(3 + 4j))
+      5.0
     """
     z = _as_complex(z)
     _check_no_nan(z)
@@ -304,6 +379,20 @@ def argument(z: Any) -> Array:
     The deck writes :math:`\tan^{-1}(b/a)`; ``atan2`` is that formula with the quadrant fixed
     (:math:`\arg(-1) = \pi`, not :math:`0`). :math:`\arg 0` is returned as 0. Subnormal
     components count as 0 (XLA flushes them, and ``atan2`` of two flushed values is NaN).
+
+    Args:
+      z: complex or real numbers, any shape.
+
+    Returns:
+      :math:`\arg z` in radians, real, the shape of ``z``.
+
+    Raises:
+      ValueError: a NaN part (when concrete).
+
+    Example:
+      >>> from mlwork import foundations as fd
+      >>> print(f"{float(fd.argument(-1.0)):.6f} {float(fd.argument(1j)):.6f}")  # π, π/2
+      3.141593 1.570796
     """
     z = _as_complex(z)
     _check_no_nan(z)
@@ -318,9 +407,22 @@ def euler(theta: Any) -> Array:
 
     .. math:: e^{i\theta} = \cos\theta + i \sin\theta
 
-    ``euler(jnp.pi) + 1 ≈ 0`` is Euler's identity. ``theta`` must be real; non-finite values
-    raise ``ValueError`` when concrete (under ``jit`` they give NaN). Float32 ``theta`` gives
-    ``complex64``.
+    ``euler(jnp.pi) + 1 ≈ 0`` is Euler's identity.
+
+    Args:
+      theta: real angles in radians, any shape; float32 gives ``complex64``.
+
+    Returns:
+      :math:`e^{i\theta}`, complex, the shape of ``theta``.
+
+    Raises:
+      ValueError: complex or (when concrete) non-finite ``theta``; under ``jit`` these give NaN.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import foundations as fd
+      >>> print(f"{abs(complex(fd.euler(jnp.pi)) + 1):.0e}")  # Euler's identity, to float32
+      9e-08
     """
     theta = _as_real(theta, "theta")
     check_finite(theta, "theta")
@@ -328,8 +430,26 @@ def euler(theta: Any) -> Array:
 
 
 def from_polar(r: Any, theta: Any) -> Array:
-    r"""The complex number with modulus :math:`r` and argument :math:`\theta`:
-    :math:`z = r e^{i\theta} = r\cos\theta + i\, r\sin\theta`."""
+    r"""The complex number with modulus :math:`r` and argument :math:`\theta`.
+
+    .. math:: z = r e^{i\theta} = r\cos\theta + i\, r\sin\theta
+
+    Args:
+      r: real moduli; theta: real angles in radians; they broadcast together.
+
+    Returns:
+      Complex numbers of the broadcast shape.
+
+    Raises:
+      ValueError: complex or (when concrete) non-finite ``r`` or ``theta``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import foundations as fd
+      >>> z = complex(fd.from_polar(2.0, jnp.pi / 2))
+      >>> print(f"{z.real:.3f} {z.imag:.3f}")
+      -0.000 2.000
+    """
     r = _as_real(r, "r")
     check_finite(r, "r")
     r, w = broadcast(r, euler(theta))
@@ -341,7 +461,23 @@ def rotate(z: Any, theta: Any) -> Array:
 
     Complex multiplication multiplies moduli and adds arguments, so this keeps :math:`|z|` and
     adds :math:`\theta` to :math:`\arg z`; multiplying by :math:`i = e^{i\pi/2}` is the deck's
-    rotation by 90°.
+    rotation by 90° (Needham, *Visual Complex Analysis*, ch. 1).
+
+    Args:
+      z: complex or real numbers; theta: real angles in radians; they broadcast together.
+
+    Returns:
+      :math:`z e^{i\theta}`, complex, of the broadcast shape.
+
+    Raises:
+      ValueError: non-finite ``z`` or ``theta`` (when concrete), complex ``theta``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import foundations as fd
+      >>> z = complex(fd.rotate(1.0, jnp.pi / 2))  # 1 turned by 90° is i
+      >>> print(round(z.real, 6) + 0.0, round(z.imag, 6))
+      0.0 1.0
     """
     z = _as_complex(z)
     check_finite(z, "z")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mlwork._validate import check_finite, check_int_labels
+from mlwork._validate import check_choice, check_finite, check_int_labels, fail
 from mlwork.nn.activations import (
     DERIVATIVES,
     check_activation,
@@ -52,15 +52,40 @@ _LOGIT_LOSSES = ("softmax_cross_entropy", "binary_cross_entropy_with_logits")
 
 def forward_cache(params, x: Array, activation: str = "relu",
                   output_activation: str | None = None) -> tuple[list[Array], list[Array]]:
-    """Forward pass that keeps every pre-activation ``z^[l]`` and activation ``a^[l]``.
+    r"""The forward pass of an MLP keeping every pre-activation and activation (deck section 13):
 
-    Returns ``(zs, activations)`` with ``activations[0] = x`` (as a batch) and
-    ``activations[L] = ŷ``.
+    .. math:: z^{[l]} = W^{[l]} a^{[l-1]} + b^{[l]}, \qquad a^{[l]} = \sigma_l(z^{[l]}),
+              \qquad a^{[0]} = x
+
+    what the backward pass (:func:`backprop`) reads.
+
+    Args:
+      params: ``mlwork.nn.mlp``'s params, a list of ``{"W": (n_l, n_{l-1}), "b": (n_l,)}``
+        (no BatchNorm).
+      x: one example or a batch, with :math:`n_0` features in its trailing axes.
+      activation: the hidden activation's name.
+      output_activation: the output activation's name (``None``: identity).
+
+    Returns:
+      ``(zs, activations)``: ``zs[l-1]`` is :math:`z^{[l]}`; ``activations[0] = x`` (as a
+      batch) and ``activations[L] = ŷ``.
+
+    Raises:
+      ValueError: a layer without a bias (BatchNorm), an unknown activation, inputs of the
+        wrong width.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> params = [{"W": jnp.array([[1.0, -1.0]]), "b": jnp.array([0.5])}]
+      >>> zs, acts = nn.forward_cache(params, jnp.array([2.0, 1.0]), output_activation="sigmoid")
+      >>> zs[0].tolist(), len(acts)
+      ([[1.5]], 2)
     """
     hidden = get_activation(check_activation(activation))
     out = get_activation(check_activation(output_activation, "output_activation"))
     if any("b" not in layer for layer in params):
-        raise ValueError("forward_cache/backprop handle plain MLPs (W, b per layer), not batch_norm=True")
+        fail("params", "a plain MLP's layers, {'W', 'b'} each (not batch_norm=True)", "a layer without 'b'")
     a = jnp.asarray(x, jnp.float32)
     a = _flatten_features(a, params[0]["W"].shape[1])
     if a.ndim == 1:
@@ -79,13 +104,13 @@ def _output_delta(z: Array, a: Array, y: Array, output: str, loss: str) -> Array
     n_rows = a.shape[0]
     if loss == "softmax_cross_entropy":
         if output != "identity":
-            raise ValueError("softmax_cross_entropy takes logits: use output_activation=None")
+            fail("output_activation", "None: softmax_cross_entropy takes logits", repr(output))
         if y.shape != z.shape:  # integer labels
             y = jax.nn.one_hot(y.reshape(-1), z.shape[-1], dtype=z.dtype)
         return (softmax(z) - y) / n_rows
     if loss == "binary_cross_entropy_with_logits":
         if output != "identity":
-            raise ValueError("binary_cross_entropy_with_logits takes logits: use output_activation=None")
+            fail("output_activation", "None: binary_cross_entropy_with_logits takes logits", repr(output))
         return (sigmoid(z) - y) / a.size
     # ∇_a J for losses on the output a = σ_L(z), then ⊙ σ'(z) (or the softmax VJP).
     if loss == "mse":
@@ -105,20 +130,44 @@ def _output_delta(z: Array, a: Array, y: Array, output: str, loss: str) -> Array
 
 def backprop(params, x: Array, y: Array, *, activation: str = "relu",
              output_activation: str | None = None, loss: str = "mse"):
-    """Gradients of ``loss(mlp(x), y)`` w.r.t. ``params``, by the deck's delta recurrence.
+    r"""Gradients of ``loss(mlp(x), y)`` with respect to ``params``, by the deck's delta
+    recurrence (section 13; see the module docstring), equal to ``jax.grad`` to rounding:
 
-    ``params`` is an :func:`mlwork.nn.mlp` params list; the result has the same layout (a list of
-    ``{"W", "b"}``), i.e. the layout ``jax.grad`` returns. ``x`` is one example or a batch; ``y``
-    has the shape of the network's output for that batch (integer labels for
-    ``softmax_cross_entropy`` are also accepted). ``params``, ``x`` and ``y`` must be finite
-    (``ValueError`` otherwise, when their values are concrete).
+    .. math:: \frac{\partial J}{\partial W^{[l]}} = (\delta^{[l]})^\top a^{[l-1]}, \qquad
+              \delta^{[l-1]} = \big(\delta^{[l]} W^{[l]}\big) \odot \sigma'(z^{[l-1]})
+
+    Args:
+      params: ``mlwork.nn.mlp``'s params, a list of ``{"W", "b"}``; finite.
+      x: one example or a batch; finite.
+      y: targets of the network's output shape for that batch (integer class labels for
+        ``softmax_cross_entropy`` too); finite.
+      activation: the hidden activation's name (not ``"softmax"``).
+      output_activation: the output activation's name (``None`` for the losses on logits).
+      loss: one of ``BACKPROP_LOSSES``.
+
+    Returns:
+      The gradients in ``params``' layout (a list of ``{"W", "b"}``), as ``jax.grad`` returns.
+
+    Raises:
+      ValueError: an unknown loss or activation, a loss on logits with an output activation,
+        non-finite ``params``/``x``/``y`` (when concrete), ``y`` of the wrong shape.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> params = nn.mlp([3, 4, 2]).init(jax.random.key(0))["params"]
+      >>> x, y = jnp.ones((5, 3)), jnp.array([0, 1, 1, 0, 1])
+      >>> ours = nn.backprop(params, x, y, loss="softmax_cross_entropy")
+      >>> auto = jax.grad(lambda p: nn.softmax_cross_entropy(nn.mlp([3, 4, 2]).apply(
+      ...     {"params": p, "state": {}}, x)[0], y))(params)
+      >>> bool(jnp.allclose(ours[0]["W"], auto[0]["W"], atol=1e-6))
+      True
     """
-    if loss not in BACKPROP_LOSSES:
-        raise ValueError(f"loss={loss!r} is not supported; expected one of {BACKPROP_LOSSES}")
+    check_choice(loss, "loss", BACKPROP_LOSSES)
     hidden = check_activation(activation)
     output = check_activation(output_activation, "output_activation")
     if hidden == "softmax":
-        raise ValueError("activation='softmax' is only meaningful as an output_activation")
+        fail("activation", "elementwise ('softmax' is only meaningful as an output_activation)", repr(activation))
     # A gradient at infinite inputs, targets or weights is undefined (inf − inf, 0·inf): refuse
     # them rather than return NaN (found by fuzzing: MSE with y = +inf).
     check_finite(x, "x")
@@ -134,7 +183,7 @@ def backprop(params, x: Array, y: Array, *, activation: str = "relu",
         elif y.size == acts[-1].size:
             y = y.reshape(acts[-1].shape)  # a single example given without its batch axis
         else:
-            raise ValueError(f"y has shape {y.shape}; expected the output shape {acts[-1].shape}")
+            fail("y", f"of the network's output shape {acts[-1].shape}", f"shape {y.shape}")
 
     delta = _output_delta(zs[-1], acts[-1], y, output, loss)
     sigma_prime = DERIVATIVES[hidden]

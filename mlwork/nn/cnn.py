@@ -36,7 +36,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mlwork.nn.models import HIDDEN_COLLECTION, Model, check_compute_dtype, from_flax
+from mlwork._validate import check_choice, check_int, check_real
+from mlwork.nn.models import HIDDEN_COLLECTION, MAX_WIDTH, Model, check_compute_dtype, from_flax
 
 
 class Conv(nn.Module):
@@ -64,7 +65,7 @@ class Conv(nn.Module):
             return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
                                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
         if impl != "matmul":
-            raise ValueError(f"impl must be 'auto', 'matmul' or 'xla', got {impl!r}")
+            check_choice(impl, "impl", ("auto", "matmul", "xla"))
         height, width = x.shape[1], x.shape[2]
         top, left = (kh - 1) // 2, (kw - 1) // 2  # lax's SAME: the odd pixel of padding goes last
         padded = jnp.pad(x, ((0, 0), (top, kh - 1 - top), (left, kw - 1 - left), (0, 0)))
@@ -89,14 +90,30 @@ def max_pool_2x2(x: jax.Array, impl: str = "auto") -> jax.Array:
     if impl == "xla":
         return nn.max_pool(x, (2, 2), strides=(2, 2))
     if impl != "reshape":
-        raise ValueError(f"impl must be 'auto', 'reshape' or 'xla', got {impl!r}")
+        check_choice(impl, "impl", ("auto", "reshape", "xla"))
     n, h, w, c = x.shape
     x = x[:, : h - h % 2, : w - w % 2, :]
     return jnp.max(x.reshape(n, h // 2, 2, w // 2, 2, c), axis=(2, 4))
 
 
 class CNN(nn.Module):
-    """Conv/BatchNorm blocks then a dense head; returns logits."""
+    """The deck's convolutional network as a Flax Linen module: Conv/BatchNorm/ReLU blocks with
+    2×2 max-pooling, then a dense hidden layer with dropout and the output layer; returns
+    float32 logits. Build it with :func:`cnn`, which checks the sizes.
+
+    Attributes:
+      n_classes: the number of outputs.
+      channels: the channels of each block.
+      convs_per_block: 3×3 convolutions per block.
+      hidden: the dense hidden layer's width.
+      dropout: its dropout probability in training.
+      bn_momentum: BatchNorm's running-average momentum.
+      conv_impl: ``"auto"`` (an im2col matmul on the CPU, XLA's convolution elsewhere),
+        ``"matmul"`` or ``"xla"``.
+      pool_impl: ``"auto"`` (a reshape on the CPU, XLA's ``reduce_window`` elsewhere),
+        ``"reshape"`` or ``"xla"``.
+      dtype: the compute dtype (parameters are float32 either way).
+    """
 
     n_classes: int = 10
     channels: Sequence[int] = (32, 64)
@@ -141,12 +158,40 @@ class CNN(nn.Module):
 
 def cnn(n_classes: int = 10, channels: Sequence[int] = (32, 64), convs_per_block: int = 1,
         hidden: int = 128, dropout: float = 0.2, compute_dtype: Any = jnp.float32) -> Model:
-    """The :class:`CNN` as a ``Model(init, apply)`` producing float32 logits; ``compute_dtype``
-    ("float32" or "bfloat16") is the forward pass's dtype (parameters stay float32)."""
-    if n_classes <= 0 or hidden <= 0 or any(c <= 0 for c in channels) or convs_per_block <= 0:
-        raise ValueError("cnn sizes (n_classes, channels, convs_per_block, hidden) must be positive")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    """The :class:`CNN` as a :class:`~mlwork.nn.Model` producing float32 logits: blocks of
+    ``convs_per_block`` 3×3 convolutions (BatchNorm, ReLU) then 2×2 max-pooling, one block per
+    entry of ``channels``, then a dense hidden layer with dropout and the output layer.
+
+    Args:
+      n_classes: outputs, a positive integer.
+      channels: the channels of each block, positive integers.
+      convs_per_block: convolutions per block, a positive integer.
+      hidden: the dense hidden layer's width, a positive integer.
+      dropout: the hidden layer's dropout probability in training, in ``[0, 1)``.
+      compute_dtype: the forward pass's dtype, ``"float32"`` or ``"bfloat16"`` (parameters
+        stay float32).
+
+    Returns:
+      A :class:`~mlwork.nn.Model`; ``init(key, (28, 28))`` or ``(28, 28, 1)``, ``apply`` takes
+      batches ``(B, H, W)`` or ``(B, H, W, C)``.
+
+    Raises:
+      ValueError: a size that is not a positive integer (naming it), ``dropout`` outside
+        ``[0, 1)``, an unknown ``compute_dtype``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> model = nn.cnn(channels=(4,), hidden=8)
+      >>> variables = model.init(jax.random.key(0), (28, 28))
+      >>> model.apply(variables, jnp.zeros((2, 28, 28)))[0].shape
+      (2, 10)
+    """
+    n_classes = check_int(n_classes, "n_classes", minimum=1, maximum=MAX_WIDTH)
+    channels = tuple(check_int(c, f"channels[{i}]", minimum=1, maximum=MAX_WIDTH) for i, c in enumerate(channels))
+    convs_per_block = check_int(convs_per_block, "convs_per_block", minimum=1, maximum=MAX_WIDTH)
+    hidden = check_int(hidden, "hidden", minimum=1, maximum=MAX_WIDTH)
+    dropout = check_real(dropout, "dropout", low=0.0, high=1.0, high_open=True)
     dtype = check_compute_dtype(compute_dtype)
     module = CNN(n_classes=n_classes, channels=tuple(channels), convs_per_block=convs_per_block,
                  hidden=hidden, dropout=dropout, dtype=dtype)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mlwork._validate import check_finite, check_int_labels, check_same_shape, concrete
+from mlwork._validate import check_finite, check_int_labels, check_same_shape, concrete, fail
 from mlwork.nn.activations import _check_logits
 
 Array = jax.Array
@@ -45,7 +45,7 @@ def _check_values(a, b, name_a: str, name_b: str) -> None:
     """Same shape, not empty (a mean over nothing is undefined), finite (inf − inf is NaN)."""
     check_same_shape(a, b, name_a, name_b)
     if np.size(a) == 0:
-        raise ValueError(f"{name_a} is empty: a mean over no examples is undefined")
+        fail(name_a, "not empty (a mean over no examples is undefined)", f"shape {np.shape(a)}")
     check_finite(a, name_a)
     check_finite(b, name_b)
 
@@ -59,25 +59,59 @@ def _check_probabilities(p, name: str) -> None:
     values = concrete(p)
     if values is not None and values.size:
         if not np.all(np.isfinite(values)):
-            raise ValueError(f"{name} contains non-finite values")
+            fail(name, "finite probabilities", "NaN or ±inf")
         if values.min() < 0.0 or values.max() > 1.0:
-            raise ValueError(
-                f"{name} must be probabilities in [0, 1]; got values in "
-                f"[{values.min():.4g}, {values.max():.4g}] (pass logits to the *_with_logits "
-                "/ softmax_cross_entropy variants instead)"
-            )
+            fail(name, "probabilities in [0, 1] (pass logits to the *_with_logits / "
+                 "softmax_cross_entropy variants instead)", f"values in [{values.min():.4g}, {values.max():.4g}]")
 
 
 def mse(predictions, targets) -> Array:
-    r"""Mean squared error :math:`\frac{1}{N}\sum (\hat y - y)^2`, averaged over every element
-    (PyTorch's ``MSELoss`` convention)."""
+    r"""Mean squared error, averaged over every element (PyTorch's ``MSELoss`` convention).
+
+    .. math:: J = \frac{1}{N}\sum_i (\hat y_i - y_i)^2
+
+    Args:
+      predictions: :math:`\hat y`, any shape and float dtype, finite.
+      targets: :math:`y`, the shape of ``predictions``, finite.
+
+    Returns:
+      The mean over every element, a scalar.
+
+    Raises:
+      ValueError: different shapes, empty arrays, non-finite values (when concrete).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> float(nn.mse(jnp.array([1.0, 2.0]), jnp.array([1.0, 4.0])))
+      2.0
+    """
     predictions, targets = _as_float(predictions), _as_float(targets)
     _check_values(predictions, targets, "predictions", "targets")
     return jnp.mean(jnp.square(predictions - targets))
 
 
 def mae(predictions, targets) -> Array:
-    r"""Mean absolute error :math:`\frac{1}{N}\sum |\hat y - y|` (robust to outliers)."""
+    r"""Mean absolute error (robust to outliers).
+
+    .. math:: J = \frac{1}{N}\sum_i |\hat y_i - y_i|
+
+    Args:
+      predictions: :math:`\hat y`, any shape and float dtype, finite.
+      targets: :math:`y`, the shape of ``predictions``, finite.
+
+    Returns:
+      The mean over every element, a scalar.
+
+    Raises:
+      ValueError: different shapes, empty arrays, non-finite values (when concrete).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> float(nn.mae(jnp.array([1.0, 2.0]), jnp.array([1.0, 4.0])))
+      1.0
+    """
     predictions, targets = _as_float(predictions), _as_float(targets)
     _check_values(predictions, targets, "predictions", "targets")
     return jnp.mean(jnp.abs(predictions - targets))
@@ -88,8 +122,28 @@ def binary_cross_entropy(probs, labels, *, eps: float = EPS) -> Array:
 
     .. math:: \mathcal{L} = -[y \log \hat y + (1 - y)\log(1 - \hat y)]
 
-    ``labels`` may be soft targets in ``[0, 1]``. Prefer :func:`binary_cross_entropy_with_logits`
-    when you have the pre-sigmoid value.
+    averaged over the elements, in nats. The probability is clipped into ``[eps, 1 - eps]`` for
+    the value only (a straight-through clip: 0 and 1 give a finite loss and a gradient pointing
+    the right way). Prefer :func:`binary_cross_entropy_with_logits` when you have the
+    pre-sigmoid value.
+
+    Args:
+      probs: :math:`\hat y \in [0, 1]`, any shape.
+      labels: :math:`y \in [0, 1]` (soft targets allowed), the shape of ``probs``.
+      eps: the clip, default ``1e-7`` (representable next to 1 in float32).
+
+    Returns:
+      The mean loss, a scalar.
+
+    Raises:
+      ValueError: different shapes, empty, non-finite, or values outside ``[0, 1]`` (when
+        concrete).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> round(float(nn.binary_cross_entropy(jnp.array([0.7]), jnp.array([1.0]))), 3)  # -ln 0.7
+      0.357
     """
     probs, labels = _as_float(probs), _as_float(labels)
     _check_values(probs, labels, "probs", "labels")
@@ -105,7 +159,24 @@ def binary_cross_entropy_with_logits(logits, labels) -> Array:
     .. math:: \mathcal{L} = \mathrm{softplus}(z) - y z, \qquad
               \frac{\partial \mathcal{L}}{\partial z} = \sigma(z) - y
 
-    ("the log in BCE cancels the exp in sigmoid"). Finite for ``|z|`` up to float32 range.
+    ("the log in BCE cancels the exp in sigmoid"), averaged over the elements, in nats. Finite
+    for ``|z|`` up to the float32 range (``optax.sigmoid_binary_cross_entropy``).
+
+    Args:
+      logits: :math:`z`, any shape, finite.
+      labels: :math:`y \in [0, 1]`, the shape of ``logits``.
+
+    Returns:
+      The mean loss, a scalar.
+
+    Raises:
+      ValueError: different shapes, empty, non-finite logits, labels outside ``[0, 1]``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> round(float(nn.binary_cross_entropy_with_logits(jnp.array([0.0]), jnp.array([1.0]))), 4)  # ln 2
+      0.6931
     """
     logits, labels = _as_float(logits), _as_float(labels)
     _check_values(logits, labels, "logits", "labels")
@@ -119,7 +190,26 @@ def categorical_cross_entropy(probs, one_hot, *, eps: float = EPS) -> Array:
 
     .. math:: \mathcal{L} = -\sum_k y_k \log \hat y_k
 
-    e.g. ``y = (0, 1, 0)``, ``ŷ = (0.1, 0.7, 0.2)`` gives ``−ln 0.7 ≈ 0.357``.
+    averaged over the examples (the leading axes), in nats; probabilities are clipped as in
+    :func:`binary_cross_entropy`.
+
+    Args:
+      probs: :math:`\hat y`, probabilities over the last axis.
+      one_hot: :math:`y`, one-hot (or soft) targets, the shape of ``probs``.
+      eps: the clip, default ``1e-7``.
+
+    Returns:
+      The mean loss, a scalar.
+
+    Raises:
+      ValueError: different shapes, empty, non-finite, or values outside ``[0, 1]``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> p, y = jnp.array([[0.1, 0.7, 0.2]]), jnp.array([[0.0, 1.0, 0.0]])
+      >>> round(float(nn.categorical_cross_entropy(p, y)), 3)  # the deck's -ln 0.7
+      0.357
     """
     probs, one_hot = _as_float(probs), _as_float(one_hot)
     _check_values(probs, one_hot, "probs", "one_hot")
@@ -137,14 +227,32 @@ def softmax_cross_entropy(logits, labels) -> Array:
     .. math:: \mathcal{L} = \log\sum_j e^{z_j} - \sum_k y_k z_k, \qquad
               \frac{\partial\mathcal{L}}{\partial z} = \mathrm{softmax}(z) - y
 
-    ``labels`` with the shape of ``logits`` are targets over classes; integer ``labels`` with
-    shape ``logits.shape[:-1]`` are class indices in ``[0, K)``.
+    averaged over the examples, in nats.
+
+    Args:
+      logits: :math:`z`, shape ``(..., K)``; checked as :func:`softmax` (a -inf logit masks a
+        class).
+      labels: integer class indices of shape ``logits.shape[:-1]`` in ``[0, K)``, or targets
+        over the classes of the shape of ``logits``.
+
+    Returns:
+      The mean loss, a scalar (NaN under ``jit`` for an out-of-range label).
+
+    Raises:
+      ValueError: no class axis, empty logits, bad logits, labels of another shape or out of
+        range (when concrete).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> round(float(nn.softmax_cross_entropy(jnp.array([[0.0, 0.0]]), jnp.array([1]))), 4)  # ln 2
+      0.6931
     """
     logits = _as_float(logits)
     if logits.ndim < 1:
-        raise ValueError("logits must have a class axis (shape (..., K)); got a scalar")
+        fail("logits", "an array with a class axis (shape (..., K))", "a scalar")
     if logits.size == 0:
-        raise ValueError(f"logits of shape {logits.shape} are empty: a mean over no examples is undefined")
+        fail("logits", "not empty (a mean over no examples is undefined)", f"shape {logits.shape}")
     _check_logits(logits, "logits")
     labels = jnp.asarray(labels)
     n_classes = logits.shape[-1]
@@ -156,11 +264,8 @@ def softmax_cross_entropy(logits, labels) -> Array:
         log_p = jax.nn.log_softmax(logits)
         return jnp.mean(-jnp.sum(labels * jnp.where(labels > 0, log_p, 0.0), axis=-1))
     if labels.shape != logits.shape[:-1]:
-        raise ValueError(
-            f"labels has shape {labels.shape}; expected integer class indices of shape "
-            f"{logits.shape[:-1]} or targets of shape {logits.shape} for logits of shape "
-            f"{logits.shape}"
-        )
+        fail("labels", f"integer class indices of shape {logits.shape[:-1]} or targets of shape "
+             f"{logits.shape} (for logits of shape {logits.shape})", f"shape {labels.shape}")
     check_int_labels(labels, n_classes, "labels")
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     # Under jit an out-of-range label cannot raise: make it visible instead of silently 0.

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlwork._validate import check_no_nan
+from mlwork._validate import check_choice, check_int, check_no_nan, fail
 from mlwork.nn.activations import check_activation, get_activation
 from mlwork.nn.layers import batch_norm as batch_norm_fn
 from mlwork.nn.layers import batch_norm_init, check_rate
@@ -61,32 +61,30 @@ class Model(NamedTuple):
     hidden: Callable[[Variables, Any], dict[str, Array]] | None = None
 
 
+#: The widest layer (and the longest axis) a model here may have: array axes are int32-indexed.
+MAX_WIDTH = 2**31 - 1
+
+
 def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
     try:
         sizes = tuple(sizes)
-    except TypeError as e:
-        raise ValueError(f"sizes must be a sequence of layer widths, got {sizes!r}") from e
+    except TypeError:
+        fail("sizes", "a sequence of layer widths", repr(sizes))
     if len(sizes) < 2:
-        raise ValueError(
-            f"sizes must list at least the input and output widths, e.g. [784, 256, 10]; got {sizes}"
-        )
-    for i, n in enumerate(sizes):
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ValueError(f"sizes[{i}] must be a positive integer layer width, got {n!r}")
-    return tuple(int(n) for n in sizes)
+        fail("sizes", "at least the input and output widths, e.g. [784, 256, 10]", repr(sizes))
+    return tuple(check_int(n, f"sizes[{i}]", minimum=1, maximum=MAX_WIDTH) for i, n in enumerate(sizes))
 
 
 def _check_input_shape(input_shape: Sequence[int] | int | None, n_inputs: int) -> tuple[int, ...]:
     if input_shape is None:
         return (n_inputs,)
     if isinstance(input_shape, (int, np.integer)):
-        input_shape = (int(input_shape),)
-    input_shape = tuple(int(d) for d in input_shape)
-    if math.prod(input_shape) != n_inputs or any(d <= 0 for d in input_shape):
-        raise ValueError(
-            f"input_shape {input_shape} has {math.prod(input_shape)} features but the first layer "
-            f"expects {n_inputs} (sizes[0])"
-        )
+        input_shape = (input_shape,)
+    input_shape = tuple(check_int(d, f"input_shape[{i}]", minimum=1, maximum=MAX_WIDTH)
+                        for i, d in enumerate(input_shape))
+    if math.prod(input_shape) != n_inputs:
+        fail("input_shape", f"a shape of {n_inputs} features (sizes[0])",
+             f"{input_shape}, {math.prod(input_shape)} features")
     return input_shape
 
 
@@ -100,10 +98,8 @@ def _flatten_features(x: Array, n_inputs: int, argument: str = "x") -> Array:
             return jnp.reshape(x, shape[:-k] + (n_inputs,))
         if math.prod(shape[-k:]) > n_inputs:
             break
-    raise ValueError(
-        f"{argument} has shape {shape}; expected trailing axes with {n_inputs} features in all, "
-        f"e.g. ({n_inputs},) for one example or (batch, {n_inputs}) for a batch"
-    )
+    fail(argument, f"an array whose trailing axes hold {n_inputs} features in all, e.g. ({n_inputs},) "
+         f"for one example or (batch, {n_inputs}) for a batch", f"shape {shape}")
 
 
 #: The compute dtypes a network's forward pass may use (parameters stay float32 either way).
@@ -111,13 +107,28 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 def check_compute_dtype(compute_dtype: Any, name: str = "compute_dtype") -> jnp.dtype:
-    """``compute_dtype`` as a NumPy dtype, or a ValueError naming ``name``: float32 or bfloat16."""
+    """A network's compute dtype: one of :data:`COMPUTE_DTYPES`.
+
+    Args:
+      compute_dtype: a dtype or its name (``"float32"``, ``jnp.bfloat16``, ...).
+      name: the argument's name in the error message.
+
+    Returns:
+      The NumPy dtype.
+
+    Raises:
+      ValueError: not float32 or bfloat16.
+
+    Example:
+      >>> from mlwork.nn.models import check_compute_dtype
+      >>> check_compute_dtype("bfloat16").name
+      'bfloat16'
+    """
     try:
         dtype = jnp.dtype(compute_dtype)
     except TypeError:
         dtype = None
-    if dtype is None or dtype.name not in COMPUTE_DTYPES:
-        raise ValueError(f"{name} must be one of {', '.join(COMPUTE_DTYPES)}, got {compute_dtype!r}")
+    check_choice(getattr(dtype, "name", compute_dtype), name, COMPUTE_DTYPES)
     return dtype
 
 
@@ -138,7 +149,24 @@ def _init_dense(key: Array, n_out: int, n_in: int, activation: str) -> dict[str,
 
 
 def dense(layer: dict[str, Array], a: Array) -> Array:
-    r""":math:`z = W a + b` for one example ``a`` of shape ``(n_in,)`` or a batch ``(..., n_in)``."""
+    r"""A fully connected layer's pre-activation (deck section 10):
+
+    .. math:: z = W a + b, \qquad Z = A W^\top + b \text{ for a batch (one example per row)}
+
+    Args:
+      layer: ``{"W": (n_out, n_in), "b": (n_out,)}`` (``"b"`` may be absent: a layer followed by
+        BatchNorm has none).
+      a: one example ``(n_in,)`` or a batch ``(..., n_in)``.
+
+    Returns:
+      :math:`z`, shape ``(n_out,)`` or ``(..., n_out)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> nn.dense({"W": jnp.array([[1.0, 2.0]]), "b": jnp.array([0.5])}, jnp.array([3.0, 4.0])).tolist()
+      [11.5]
+    """
     z = a @ layer["W"].T
     if "b" not in layer:  # a layer followed by BatchNorm has no bias (β plays its part)
         return z
@@ -174,16 +202,37 @@ def mlp(
     to bfloat16, BatchNorm runs in float32, and the outputs come back as float32, so the loss is
     computed in float32. On a CPU bfloat16 is emulated and slower.
 
-    Example::
+    Args:
+      sizes: ``[n_0, ..., n_L]``, at least two positive integer widths.
+      activation: the hidden activation's name (not ``"softmax"``).
+      output_activation: ``None`` (logits or values), ``"sigmoid"`` or ``"softmax"`` (or any
+        name of :data:`ACTIVATIONS`).
+      dropout: the probability of dropping a hidden unit in training, in ``[0, 1)``.
+      batch_norm: BatchNorm after every hidden layer's linear map.
+      compute_dtype: ``"float32"`` or ``"bfloat16"``.
 
-        model = mlp([3, 2, 1], activation="relu", output_activation="sigmoid")
-        variables = model.init(jax.random.key(0), (3,))
-        y_hat, _ = model.apply(variables, jnp.array([0.5, 0.8, -0.3]))
+    Returns:
+      A :class:`Model`; ``apply`` takes ``(n_0,)``, ``(batch, n_0)`` or any trailing axes with
+      :math:`n_0` features in all (``(B, 28, 28)`` for ``n_0 = 784``).
+
+    Raises:
+      ValueError: bad ``sizes`` (naming ``sizes[i]``), an unknown activation, ``"softmax"`` as
+        the hidden activation, ``dropout`` outside ``[0, 1)``, an unknown ``compute_dtype``;
+        when applied: inputs of the wrong width, NaN inputs, no ``key`` for dropout in training.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> model = nn.mlp([4, 5, 4, 2], output_activation="softmax")
+      >>> variables = model.init(jax.random.key(0), (4,))
+      >>> probs, _ = model.apply(variables, jnp.ones((3, 4)))
+      >>> probs.shape, nn.count_params(variables), round(float(probs.sum()), 4)
+      ((3, 2), 59, 3.0)
     """
     sizes = _check_sizes(sizes)
     hidden = check_activation(activation, "activation")
     if hidden == "softmax":
-        raise ValueError("activation='softmax' is only meaningful as an output_activation")
+        fail("activation", "elementwise ('softmax' is only meaningful as an output_activation)", repr(activation))
     output = check_activation(output_activation, "output_activation")
     rate = check_rate(dropout, "dropout")
     dtype = check_compute_dtype(compute_dtype)
@@ -209,12 +258,12 @@ def mlp(
     def forward(variables: Variables, x, train: bool, key: Array | None):
         params = variables["params"]
         if len(params) != n_layers:
-            raise ValueError(f"params has {len(params)} layers; this mlp expects {n_layers}")
+            fail("variables['params']", f"{n_layers} layers for this mlp", f"{len(params)} layers")
         a = _flatten_features(_as_float_input(x), sizes[0])
         check_no_nan(a, "x")
         a = a.astype(dtype)
         if train and rate > 0.0 and key is None:
-            raise ValueError("mlp with dropout > 0 needs key=... when train=True")
+            fail("key", "a PRNG key when train=True and dropout > 0", None)
         state = variables.get("state", {})
         new_stats, hidden_acts = [], {}
         for l, layer in enumerate(params):
@@ -244,15 +293,35 @@ def mlp(
 
 
 def perceptron(n_inputs: int, activation: str = "sigmoid") -> Model:
-    r"""Rosenblatt's perceptron: :math:`y = \sigma(\mathbf{w}^\top \mathbf{x} + b)`.
+    r"""Rosenblatt's perceptron, one neuron (deck section 9):
 
-    Params are ``{"w": (n_inputs,), "b": ()}``; the output has the batch shape of ``x`` (one
-    number per example).
+    .. math:: y = \sigma(\mathbf{w}^\top \mathbf{x} + b)
+
+    Args:
+      n_inputs: the number of inputs, a positive integer.
+      activation: the neuron's activation name (``"sigmoid"`` for a probability; not
+        ``"softmax"``).
+
+    Returns:
+      A :class:`Model` with params ``{"w": (n_inputs,), "b": ()}``; the output has the batch
+      shape of ``x`` (one number per example).
+
+    Raises:
+      ValueError: ``n_inputs`` not a positive integer, an unknown activation or ``"softmax"``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> model = nn.perceptron(3)
+      >>> y, _ = model.apply({"params": {"w": jnp.array([1.0, -1.0, 0.5]), "b": jnp.array(0.0)}},
+      ...                    jnp.array([2.0, 2.0, 0.0]))
+      >>> float(y)  # sigmoid(0)
+      0.5
     """
-    (n_inputs,) = _check_sizes([n_inputs, 1])[:1]
+    n_inputs = check_int(n_inputs, "n_inputs", minimum=1, maximum=MAX_WIDTH)
     act = check_activation(activation, "activation")
     if act == "softmax":
-        raise ValueError("a single neuron cannot use softmax; use sigmoid for a probability")
+        fail("activation", "elementwise for a single neuron (use 'sigmoid' for a probability)", repr(activation))
     sigma = get_activation(act)
 
     def init(key: Array, input_shape: Sequence[int] | int | None = None) -> Variables:
@@ -271,8 +340,21 @@ def perceptron(n_inputs: int, activation: str = "sigmoid") -> Model:
 
 
 def count_params(variables_or_params: Any) -> int:
-    """Number of scalar parameters. Given ``variables`` (a dict with ``"params"``), counts the
-    trainable ``params`` only; given any other pytree, counts all of its array leaves."""
+    """The number of scalar parameters.
+
+    Args:
+      variables_or_params: ``variables`` (a dict with ``"params"``: the trainable ``params``
+        are counted, not the state) or any pytree (all of its array leaves are counted).
+
+    Returns:
+      The count, a Python ``int``.
+
+    Example:
+      >>> import jax
+      >>> from mlwork import nn
+      >>> nn.count_params(nn.mlp([4, 5, 4, 2]).init(jax.random.key(0)))  # the deck's 59
+      59
+    """
     tree = variables_or_params
     if isinstance(tree, dict) and "params" in tree:
         tree = tree["params"]
@@ -293,6 +375,26 @@ def from_flax(module: Any, *, output_activation: str | None = None, train_arg: s
     ``hidden(variables, x)`` returns what the module sows into the ``"hidden"`` collection
     (``self.sow("hidden", name, activations)``) in evaluation mode, keyed by the sow path
     (``{}`` if it sows nothing); that collection is never part of ``variables``.
+
+    Args:
+      module: a ``flax.linen.Module``.
+      output_activation: what the module puts on its outputs (``None``: raw scores).
+      train_arg: the keyword of ``__call__`` that switches training mode, or ``None``.
+      input_dtype: the dtype of the dummy batch ``init`` traces the module with.
+
+    Returns:
+      A :class:`Model` whose ``init`` takes ``(key, input_shape)`` (one example's shape).
+
+    Raises:
+      ValueError: an unknown ``output_activation``.
+
+    Example:
+      >>> import flax.linen as fnn, jax, jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> model = nn.from_flax(fnn.Dense(3), train_arg=None)
+      >>> variables = model.init(jax.random.key(0), (4,))
+      >>> model.apply(variables, jnp.ones((2, 4)))[0].shape, nn.count_params(variables)
+      ((2, 3), 15)
     """
     output = check_activation(output_activation, "output_activation")
     output = None if output == "identity" else output

@@ -11,9 +11,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from mlwork._validate import check_finite_number, check_int_labels
+from mlwork._validate import check_callable, check_choice, check_int, check_int_labels, check_real, fail
 
 Array = jax.Array
 
@@ -56,15 +55,13 @@ class BiasVariance(NamedTuple):
         return self.bias2 + self.net_variance + self.noise
 
 
-def _check_rounds(n_rounds) -> int:
-    if isinstance(n_rounds, bool) or not isinstance(n_rounds, (int, np.integer)) or n_rounds < 2:
-        raise ValueError(f"n_rounds must be an integer >= 2 (models to train), got {n_rounds!r}")
-    return int(n_rounds)
+#: The most models one decomposition trains (a leading axis of every per-model array).
+MAX_ROUNDS = 2**31 - 1
 
 
 def _leading(x: Array, name: str) -> int:
     if x.ndim < 1:
-        raise ValueError(f"{name} must have a leading example axis; got a scalar")
+        fail(name, "an array with a leading example axis", "a scalar")
     return x.shape[0]
 
 
@@ -155,17 +152,6 @@ def bias_variance_decomposition(
 
     which is exact over the rounds for the noiseless part.
 
-    Example (polynomial least squares, 200 bootstrap fits in one program)::
-
-        def fit(key, x, y):
-            phi = lambda x: jnp.stack([x**k for k in range(4)], -1)
-            coef = jnp.linalg.pinv(phi(x)) @ y
-            return lambda x_new: phi(x_new) @ coef
-
-        r = bias_variance_decomposition(fit, jax.random.key(0), x, y, x_test, jnp.sin(x_test),
-                                        noise_var=0.09, n_rounds=200)
-        r.bias2, r.variance, r.noise, r.total, r.expected_error
-
     Args:
       fit_fn: ``fit_fn(key, x, y) -> predict`` as above.
       key: a PRNG key; split into resampling, training and test-noise keys.
@@ -175,45 +161,65 @@ def bias_variance_decomposition(
       noise_var: :math:`\sigma^2 \ge 0` (squared loss) or :math:`N \in [0, 1]` (0-1 loss).
       n_rounds: number of models (training sets), at least 2.
 
+      loss: ``"squared"`` or ``"zero_one"``.
+      resample: ``"bootstrap"`` or ``"stacked"``.
+      batch_size: models per chunk of ``jax.lax.map`` (``None``: all at once in ``vmap``).
+
     Returns:
       :class:`BiasVariance`; ``.total`` is ``bias2 + net_variance + noise``.
+
+    Raises:
+      ValueError: ``fit_fn`` not callable, an unknown ``loss``/``resample``, ``n_rounds`` or
+        ``batch_size`` not an integer in range (any integer type; a NumPy int64 is not
+        wrapped), ``noise_var`` out of range, data of mismatched lengths or shapes, predictions
+        of the wrong shape, labels out of range.
+
+    Example:
+      Polynomial least squares, 200 bootstrap fits in one program:
+
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork import theory
+      >>> x = jnp.linspace(-1.0, 1.0, 40)
+      >>> y = jnp.sin(3 * x) + 0.3 * jax.random.normal(jax.random.key(1), (40,))
+      >>> def fit(key, x, y):
+      ...     phi = lambda t: jnp.stack([t**k for k in range(4)], -1)
+      ...     coef = jnp.linalg.pinv(phi(x)) @ y
+      ...     return lambda t: phi(t) @ coef
+      >>> x_test = jnp.linspace(-0.9, 0.9, 7)
+      >>> r = theory.bias_variance_decomposition(fit, jax.random.key(0), x, y, x_test,
+      ...                                        jnp.sin(3 * x_test), noise_var=0.09, n_rounds=200)
+      >>> bool(r.bias2 >= 0), bool(r.variance >= 0), round(float(r.noise), 6)
+      (True, True, 0.09)
 
     References: S. Geman, E. Bienenstock, R. Doursat, "Neural networks and the bias/variance
     dilemma", Neural Computation 4 (1992); P. Domingos, "A unified bias-variance decomposition
     and its applications", ICML 2000; deck §18 "Bias-Variance Tradeoff (Formal)".
     """
-    if not callable(fit_fn):
-        raise ValueError(f"fit_fn must be a function fit_fn(key, x, y) -> predict, got {fit_fn!r}")
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if resample not in RESAMPLING:
-        raise ValueError(f"resample must be one of {RESAMPLING}, got {resample!r}")
-    n_rounds = _check_rounds(n_rounds)
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                   or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    noise_var = check_finite_number(noise_var, "noise_var")
-    if noise_var < 0 or (loss == "zero_one" and noise_var > 1):
-        expected = "a label-noise rate in [0, 1]" if loss == "zero_one" else "a variance >= 0"
-        raise ValueError(f"noise_var must be {expected}, got {noise_var}")
+    check_callable(fit_fn, "fit_fn")
+    check_choice(loss, "loss", LOSSES)
+    check_choice(resample, "resample", RESAMPLING)
+    n_rounds = check_int(n_rounds, "n_rounds", minimum=2, maximum=MAX_ROUNDS)
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size", minimum=1, maximum=MAX_ROUNDS)
+    if loss == "zero_one":
+        noise_var = check_real(noise_var, "noise_var", low=0.0, high=1.0)
+    else:
+        noise_var = check_real(noise_var, "noise_var", low=0.0)
 
     x_train, y_train = jnp.asarray(x_train), jnp.asarray(y_train)
     x_test, y_star = jnp.asarray(x_test), jnp.asarray(y_test_noiseless)
     n_x, n_y = _leading(x_train, "x_train"), _leading(y_train, "y_train")
     if resample == "stacked":
         if n_x != n_rounds or n_y != n_rounds:
-            raise ValueError(
-                f"resample='stacked' needs x_train and y_train with a leading axis of n_rounds="
-                f"{n_rounds} training sets; got shapes {x_train.shape} and {y_train.shape}"
-            )
+            fail("x_train and y_train", f"stacked on a leading axis of n_rounds={n_rounds} training sets "
+                 "(resample='stacked')", f"shapes {x_train.shape} and {y_train.shape}")
         if x_train.ndim < 2 or y_train.ndim < 2 or x_train.shape[1] != y_train.shape[1]:
-            raise ValueError(f"stacked x_train {x_train.shape} and y_train {y_train.shape} must "
-                             "hold the same number of examples per set (axis 1)")
+            fail("x_train and y_train", "stacked sets with the same number of examples (axis 1)",
+                 f"shapes {x_train.shape} and {y_train.shape}")
     elif n_x != n_y:
-        raise ValueError(f"x_train has {n_x} examples but y_train has {n_y}")
+        fail("y_train", f"one target per example of x_train ({n_x})", f"{n_y} targets")
     if _leading(x_test, "x_test") != _leading(y_star, "y_test_noiseless"):
-        raise ValueError(f"x_test has {x_test.shape[0]} examples but y_test_noiseless has "
-                         f"{y_star.shape[0]}")
+        fail("y_test_noiseless", f"one target per example of x_test ({x_test.shape[0]})", f"{y_star.shape[0]}")
 
     k_models, k_noise = jax.random.split(key)
     preds = _predictions(fit_fn, k_models, x_train, y_train, x_test, n_rounds, resample, batch_size)
@@ -224,8 +230,8 @@ def bias_variance_decomposition(
 
 def _squared(preds: Array, y_star: Array, noise_var: float, key: Array) -> BiasVariance:
     if preds.shape[1:] != y_star.shape:
-        raise ValueError(f"predict(x_test) returned shape {preds.shape[1:]}; expected the shape of "
-                         f"y_test_noiseless, {y_star.shape}")
+        fail("fit_fn", f"a predict(x_test) of the shape of y_test_noiseless, {y_star.shape}",
+             f"predictions of shape {preds.shape[1:]}")
     if not jnp.issubdtype(preds.dtype, jnp.floating):
         preds = preds.astype(jnp.float32)
     return _squared_terms(preds, y_star.astype(preds.dtype), noise_var, key)
@@ -244,14 +250,11 @@ def _squared_terms(preds: Array, y_star: Array, noise_var, key: Array) -> BiasVa
 
 def _zero_one(scores: Array, y_star: Array, noise_rate: float, key: Array) -> BiasVariance:
     if scores.ndim != 3 or scores.shape[1:2] != y_star.shape or y_star.ndim != 1:
-        raise ValueError(
-            f"loss='zero_one' needs predict(x_test) to return class scores of shape (n_test, K) "
-            f"and integer y_test_noiseless of shape (n_test,); got {scores.shape[1:]} and "
-            f"{y_star.shape}"
-        )
+        fail("fit_fn", "a predict(x_test) returning class scores (n_test, K) with integer y_test_noiseless "
+             "(n_test,) for loss='zero_one'", f"{scores.shape[1:]} and {y_star.shape}")
     n_classes = scores.shape[-1]
     if n_classes < 2:
-        raise ValueError(f"loss='zero_one' needs at least 2 classes, got K={n_classes}")
+        fail("fit_fn", "class scores for at least 2 classes (loss='zero_one')", f"K={n_classes}")
     check_int_labels(y_star, n_classes, "y_test_noiseless")
     return _zero_one_terms(scores, y_star.astype(jnp.int32), noise_rate, key)
 

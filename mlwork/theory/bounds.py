@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Callable
 from functools import partial
 
@@ -27,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import linprog
 
-from mlwork._validate import concrete
+from mlwork._validate import check_choice, check_int, fail
 from mlwork.theory.information import _bernoulli_kl_nats
 
 Array = jax.Array
@@ -56,31 +57,60 @@ _RULES: dict[str, tuple[Callable, str]] = {
 }
 
 
+def _host_values(value, name: str) -> np.ndarray | None:
+    """``value`` as float64 on the host, converted without wrapping: integers of any type and
+    size (a NumPy int64 above 2**31, a Python int above 2**63) keep their value (rounded to
+    float64). ``None`` for a tracer (its value is not known yet)."""
+    if isinstance(value, jax.core.Tracer):
+        return None
+    if isinstance(value, jax.Array):
+        return np.asarray(value).astype(np.float64)
+    try:
+        host = np.asarray(value)
+        if host.dtype.kind in "biuO":  # Python ints beyond int64 come as objects
+            host = host.astype(np.float64)
+        if host.dtype.kind not in "f":
+            raise TypeError(host.dtype)
+    except (TypeError, ValueError, OverflowError):
+        fail(name, "a real number or an array of them", f"{value!r} ({type(value).__name__})")
+    return host.astype(np.float64)
+
+
 def _arg(value, name: str, rule: str) -> Array:
-    """``value`` as a float array; raises ``ValueError`` naming it if a concrete entry breaks ``rule``."""
-    x = jnp.asarray(value)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.float32)
-    values = concrete(x)
-    if values is not None:
-        ok, expected = _RULES[rule]
-        # XLA on CPU flushes subnormals to zero, so judge them as the computation will see them.
-        subnormal = (values != 0) & (np.abs(values) < np.finfo(values.dtype).tiny)
-        bad = ~(np.isfinite(values) & ok(np.where(subnormal, 0.0, values).astype(values.dtype)))
-        if np.any(bad):
-            first = values[bad].astype(x.dtype).flat[0]  # shown in the dtype the computation uses
-            note = " (a subnormal float, which the computation sees as 0)" if np.any(subnormal & bad) else ""
-            raise ValueError(f"{name} must be {expected}; got {first!s}{note}")
-    return x
+    """``value`` as a float array (integers of any type and size keep their value, rounded to
+    float32); raises ``ValueError`` naming it if a known entry breaks ``rule`` or does not fit
+    the float type the computation uses."""
+    host = _host_values(value, name)
+    if host is None:
+        x = value if jnp.issubdtype(value.dtype, jnp.floating) else value.astype(jnp.float32)
+        return x
+    given = getattr(value, "dtype", None)
+    dtype = jnp.dtype(given) if given is not None and np.dtype(given).kind == "f" else jnp.dtype(jnp.float32)
+    dtype = jnp.asarray(np.zeros((), dtype)).dtype  # float64 becomes float32 unless x64 is on
+    ok, expected = _RULES[rule]
+    finite = np.isfinite(host)
+    too_big = finite & (np.abs(host) > float(jnp.finfo(dtype).max))
+    if np.any(too_big):
+        fail(name, f"at most {float(jnp.finfo(dtype).max):.3g} in magnitude (the largest {dtype})",
+             f"{host[too_big].flat[0]:.6g}")
+    values = host.astype(dtype)
+    # XLA on CPU flushes subnormals to zero, so judge them as the computation will see them.
+    subnormal = (values != 0) & (np.abs(values) < np.finfo(values.dtype).tiny)
+    bad = ~(np.isfinite(values) & ok(np.where(subnormal, 0.0, values).astype(values.dtype)))
+    if np.any(bad):
+        first = values[bad].flat[0]  # shown in the dtype the computation uses
+        note = " (a subnormal float, which the computation sees as 0)" if np.any(subnormal & bad) else ""
+        fail(name, expected, f"{first!s}{note}")
+    return jnp.asarray(values)
 
 
 def _shapes(**arrays: Array) -> tuple[Array, ...]:
     """Check that the arguments broadcast together, naming them if not; give them one dtype."""
     try:
         jnp.broadcast_shapes(*(a.shape for a in arrays.values()))
-    except ValueError as e:
+    except ValueError:
         shapes = ", ".join(f"{k} {a.shape}" for k, a in arrays.items())
-        raise ValueError(f"arguments do not broadcast together: {shapes}") from e
+        fail("the arguments", "arrays that broadcast together", shapes)
     dtype = jnp.result_type(*(a.dtype for a in arrays.values()))
     return tuple(a if a.dtype == dtype else a.astype(dtype) for a in arrays.values())
 
@@ -100,14 +130,20 @@ def _finish(value: Array, *checks: tuple[Array, str]) -> Array:
 def _log_hypotheses(n_hypotheses, log_n_hypotheses) -> Array:
     """``ln |H|`` from exactly one of ``n_hypotheses`` / ``log_n_hypotheses``."""
     if (n_hypotheses is None) == (log_n_hypotheses is None):
-        raise ValueError("pass exactly one of n_hypotheses and log_n_hypotheses")
+        fail("n_hypotheses or log_n_hypotheses", "given (exactly one of them)",
+             "both" if n_hypotheses is not None else "neither")
     if log_n_hypotheses is not None:
         return _arg(log_n_hypotheses, "log_n_hypotheses", "non_negative")
-    if isinstance(n_hypotheses, int) and not isinstance(n_hypotheses, bool):
-        # Python ints are exact at any size: 2**(32 * W) for a float32 network is fine here.
-        if n_hypotheses < 1:
-            raise ValueError(f"n_hypotheses must be at least 1, got {n_hypotheses}")
-        return jnp.asarray(math.log(n_hypotheses), jnp.float32)
+    if isinstance(n_hypotheses, numbers.Integral) and not isinstance(n_hypotheses, bool):
+        # Integers are exact at any size: 2**(32 * W) for a float32 network is fine here.
+        n = check_int(n_hypotheses, "n_hypotheses", minimum=1)
+        return jnp.asarray(math.log(n), jnp.float32)
+    host = _host_values(n_hypotheses, "n_hypotheses")
+    if host is not None:  # the logarithm on the host: a class size beyond float32 keeps its log
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log(host)
+        _arg(np.where(np.isfinite(host) & (host >= 1), 1.0, host), "n_hypotheses", "class_size")
+        return jnp.asarray(logs.astype(np.float32))
     # ln of a class size below 1 is negative (or NaN), which the kernels flag as invalid.
     return jnp.log(_arg(n_hypotheses, "n_hypotheses", "class_size"))
 
@@ -127,11 +163,36 @@ def finite_class_bound(train_error, n_hypotheses=None, n=None, delta=0.05, *, lo
     natural log as ``log_n_hypotheses`` — e.g. a network of :math:`W` float32 weights has at most
     :math:`2^{32W}` functions, ``log_n_hypotheses = 32 * W * ln 2``.
 
+    Args:
+      train_error: :math:`\hat R(h) \in [0, 1]`.
+      n_hypotheses: :math:`|\mathcal H| \ge 1`, of any integer
+        type and size (converted on the host, rounded to float32); its log is taken on the host.
+      n: the number of training examples, positive, of any integer
+        type and size (converted on the host, rounded to float32).
+      delta: :math:`\delta \in (0, 1)`.
+      log_n_hypotheses: :math:`\ln|\mathcal H| \ge 0` instead of ``n_hypotheses``.
+
+    Returns:
+      The bound, the broadcast shape of the arguments (float32).
+
+    Raises:
+      ValueError: an argument outside its range (naming it), a count too large for float32,
+        shapes that do not broadcast — when the values are known; under ``jit`` the entries with
+        invalid arguments are NaN.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.theory import bounds
+      >>> round(float(bounds.finite_class_bound(0.05, 1000, 10_000, 0.05)), 4)
+      0.0723
+      >>> round(float(bounds.finite_class_bound(0.05, 1000, np.int64(2**32 + 1000))), 6)  # not wrapped
+      0.050034
+
     Reference: deck §18 "Finite Hypothesis Bound"; S. Shalev-Shwartz and S. Ben-David,
     *Understanding Machine Learning* (2014), Corollary 4.6 (two-sided; this is the one-sided form).
     """
     if n is None:
-        raise ValueError("n (the number of training examples) is required")
+        fail("n", "the number of training examples", None)
     args = _shapes(train_error=_arg(train_error, "train_error", "unit"),
                    log_n_hypotheses=_log_hypotheses(n_hypotheses, log_n_hypotheses),
                    n=_arg(n, "n", "positive"), delta=_arg(delta, "delta", "open_unit"))
@@ -155,10 +216,29 @@ def vc_bound(train_error, vc_dim, n, delta=0.05) -> Array:
     :math:`n \ge d`; for :math:`n < d` the class may shatter the sample, nothing follows, and the
     bound is returned as ``+inf`` (vacuous). It is vacuous long before that in practice.
 
-    Example::
+    Args:
+      train_error: :math:`\hat R(h) \in [0, 1]`.
+      vc_dim: :math:`d > 0`, of any integer
+        type and size (converted on the host, rounded to float32).
+      n: the number of training examples, positive, of any integer
+        type and size (converted on the host, rounded to float32).
+      delta: :math:`\delta \in (0, 1)`.
 
-        vc_bound(0.1, vc_dim=3, n=1000)                        # 0.264
-        vc_bound(0.0, jnp.array([[3.0], [100.0]]), jnp.array([1e3, 1e5]))   # a (2, 2) grid
+    Returns:
+      The bound (``+inf`` where :math:`n < d`), the broadcast shape (float32).
+
+    Raises:
+      ValueError: an argument outside its range (naming it), a count too large for float32,
+        shapes that do not broadcast — when the values are known; under ``jit`` the entries with
+        invalid arguments are NaN.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.theory import bounds
+      >>> round(float(bounds.vc_bound(0.1, vc_dim=3, n=1000)), 3)
+      0.264
+      >>> bounds.vc_bound(0.0, jnp.array([[3.0], [100.0]]), jnp.array([1e3, 1e5])).shape  # a grid
+      (2, 2)
 
     Reference: deck §18 "VC Bound"; V. N. Vapnik, *The Nature of Statistical Learning Theory*
     (1995), eq. (3.23) (with :math:`\eta = \delta`).
@@ -189,6 +269,25 @@ def vc_sample_complexity(epsilon, delta, vc_dim) -> Array:
     \tfrac{8d}{\epsilon}\log_2\tfrac{13}{\epsilon}\big)`. Returned as a float array holding whole
     numbers (exact up to :math:`2^{24}` in float32; large sample sizes overflow int32).
 
+    Args:
+      epsilon: the target error :math:`\epsilon \in (0, 1)`.
+      delta: :math:`\delta \in (0, 1)`.
+      vc_dim: :math:`d > 0`, of any integer
+        type and size (converted on the host, rounded to float32).
+
+    Returns:
+      :math:`m`, whole numbers as float32, the broadcast shape.
+
+    Raises:
+      ValueError: an argument outside its range (naming it), a count too large for float32,
+        shapes that do not broadcast — when the values are known; under ``jit`` the entries with
+        invalid arguments are NaN.
+
+    Example:
+      >>> from mlwork.theory import bounds
+      >>> float(bounds.vc_sample_complexity(0.05, 0.01, 10))
+      692.0
+
     Reference: deck §18 "Sample Complexity"; A. Blumer, A. Ehrenfeucht, D. Haussler,
     M. Warmuth, "Learnability and the Vapnik-Chervonenkis dimension", J. ACM 36 (1989).
     """
@@ -212,6 +311,26 @@ def finite_class_sample_complexity(epsilon, delta, n_hypotheses=None, *, log_n_h
 
     ``log_n_hypotheses`` (natural log) replaces ``n_hypotheses`` for huge classes. A float
     array of whole numbers, as :func:`vc_sample_complexity`.
+
+    Args:
+      epsilon: the target error :math:`\epsilon \in (0, 1)`.
+      delta: :math:`\delta \in (0, 1)`.
+      n_hypotheses: :math:`|\mathcal H| \ge 1`, of any integer
+        type and size (converted on the host, rounded to float32).
+      log_n_hypotheses: :math:`\ln|\mathcal H|` instead.
+
+    Returns:
+      :math:`m`, whole numbers as float32, the broadcast shape.
+
+    Raises:
+      ValueError: an argument outside its range (naming it), a count too large for float32,
+        shapes that do not broadcast — when the values are known; under ``jit`` the entries with
+        invalid arguments are NaN.
+
+    Example:
+      >>> from mlwork.theory import bounds
+      >>> float(bounds.finite_class_sample_complexity(0.1, 0.05, 1000))
+      100.0
 
     Reference: Shalev-Shwartz & Ben-David (2014), Corollary 2.3; D. Haussler, "Quantifying
     inductive bias", Artificial Intelligence 36 (1988).
@@ -277,6 +396,24 @@ def kl_inverse(q, c) -> Array:
     Solved by bisection in a fixed number of steps (``jit``/``vmap``-able, elementwise with
     broadcasting); differentiable through the implicit function theorem.
 
+    Args:
+      q: :math:`q \in [0, 1]`.
+      c: :math:`c \ge 0`, in nats.
+
+    Returns:
+      :math:`\mathrm{kl}^{-1}(q, c) \in [q, 1]`, the broadcast shape.
+
+    Raises:
+      ValueError: an argument outside its range (naming it), a count too large for float32,
+        shapes that do not broadcast — when the values are known; under ``jit`` the entries with
+        invalid arguments are NaN.
+
+    Example:
+      >>> import math
+      >>> from mlwork.theory import bounds
+      >>> round(float(bounds.kl_inverse(0.0, math.log(2))), 4)  # kl(0 || p) = -ln(1 - p)
+      0.5
+
     Reference: M. Seeger, "PAC-Bayesian generalisation error bounds for Gaussian process
     classification", JMLR 3 (2002); G. K. Dziugaite and D. M. Roy, UAI 2017, §2.
     """
@@ -313,18 +450,35 @@ def pac_bayes_bound(train_error, kl, n, delta=0.05, *, form: str = "mcallester")
     Pinsker's inequality); with a Gaussian posterior around trained weights these are the bounds
     that can be non-vacuous for neural networks.
 
-    Example::
+    Args:
+      train_error: :math:`\hat R(Q) \in [0, 1]`.
+      kl: :math:`\mathrm{KL}(Q\|P) \ge 0`, in nats.
+      n: the number of training examples, positive, of any integer
+        type and size (converted on the host, rounded to float32).
+      delta: :math:`\delta \in (0, 1)`.
+      form: ``"mcallester"`` or ``"kl"``.
 
-        kl = gaussian_kl(w, sigma, w0, sigma, base=math.e)     # posterior vs prior, in nats
-        pac_bayes_bound(0.1, 10.0, n=1000)                     # 0.193
-        pac_bayes_bound(0.1, 10.0, n=1000, form="kl")          # 0.164 (tighter)
+    Returns:
+      The bound, the broadcast shape (float32).
+
+    Raises:
+      ValueError: an unknown ``form``, an argument outside its range (naming it), a count too large for float32,
+        shapes that do not broadcast — when the values are known; under ``jit`` the entries with
+        invalid arguments are NaN.
+
+    Example:
+      >>> from mlwork.theory import bounds
+      >>> round(float(bounds.pac_bayes_bound(0.1, 10.0, n=1000)), 3)
+      0.193
+      >>> round(float(bounds.pac_bayes_bound(0.1, 10.0, n=1000, form="kl")), 3)  # tighter
+      0.164
 
     References: D. McAllester, "PAC-Bayesian model averaging", COLT 1999; A. Maurer, "A note
     on the PAC Bayesian theorem", 2004; Seeger (2002); G. K. Dziugaite and D. M. Roy, "Computing
     nonvacuous generalization bounds for deep (stochastic) neural networks", UAI 2017.
     """
     if form not in PAC_BAYES_FORMS:
-        raise ValueError(f"form must be one of {PAC_BAYES_FORMS}, got {form!r}")
+        check_choice(form, "form", PAC_BAYES_FORMS)
     args = _shapes(train_error=_arg(train_error, "train_error", "unit"), kl=_arg(kl, "kl", "non_negative"),
                    n=_arg(n, "n", "positive"), delta=_arg(delta, "delta", "open_unit"))
     return _pac_bayes_bound(*args, form=form)
@@ -352,16 +506,12 @@ def is_vacuous(bound, max_loss: float = 1.0, *, atol: float = 1e-6) -> Array:
     ``jnp.isnan``."""
     return jnp.asarray(bound) >= max_loss - atol
 
-
 # --------------------------------------------------------------------------------------------
 # VC dimension and shattering
 # --------------------------------------------------------------------------------------------
 
 def _check_class(hypothesis_class: str) -> str:
-    if hypothesis_class not in HYPOTHESIS_CLASSES:
-        raise ValueError(f"hypothesis_class must be one of {HYPOTHESIS_CLASSES}, got {hypothesis_class!r}")
-    return hypothesis_class
-
+    return check_choice(hypothesis_class, "hypothesis_class", HYPOTHESIS_CLASSES)
 
 def vc_dimension(hypothesis_class: str, dim: int | None = None) -> int:
     r"""VC dimension of the deck's hypothesis classes:
@@ -373,18 +523,47 @@ def vc_dimension(hypothesis_class: str, dim: int | None = None) -> int:
     * ``"rectangle"``: axis-aligned boxes in :math:`\mathbb R^d`: :math:`2d` (``dim`` defaults to
       2, the deck's 4).
 
+    Args:
+      bound: risk bounds, any shape.
+      max_loss: the largest possible risk (1 for the 0-1 loss).
+      atol: the tolerance below ``max_loss``.
+
+    Returns:
+      bool, the shape of ``bound``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.theory import bounds
+      >>> bounds.is_vacuous(jnp.array([0.3, 1.0, 7.5])).tolist()
+      [False, True, True]
+
+    Args:
+      hypothesis_class: ``"linear"``, ``"interval"`` or ``"rectangle"``.
+      dim: the input dimension, a positive integer (required for ``"linear"``).
+
+    Returns:
+      The VC dimension, a Python ``int``.
+
+    Raises:
+      ValueError: an unknown class, a missing or non-positive ``dim``, ``dim != 1`` for intervals.
+
+    Example:
+      >>> from mlwork.theory import bounds
+      >>> bounds.vc_dimension("linear", 2), bounds.vc_dimension("rectangle")
+      (3, 4)
+
     Reference: deck §18 "VC Examples"; Shalev-Shwartz & Ben-David (2014), §6.3 and Theorem 9.2.
     """
     cls = _check_class(hypothesis_class)
-    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1):
-        raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    if dim is not None:
+        dim = check_int(dim, "dim", minimum=1)
     if cls == "linear":
         if dim is None:
-            raise ValueError("vc_dimension('linear', dim) needs dim, the dimension of the input space")
+            fail("dim", "the dimension of the input space for 'linear'", None)
         return int(dim) + 1
     if cls == "interval":
         if dim not in (None, 1):
-            raise ValueError(f"intervals live on the real line: dim must be 1, got {dim}")
+            fail("dim", "1 for 'interval' (intervals live on the real line)", dim)
         return 2
     return 2 * int(2 if dim is None else dim)
 
@@ -394,11 +573,11 @@ def _points(points, hypothesis_class: str) -> np.ndarray:
     if hypothesis_class == "interval" and x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2 or x.shape[1] < 1:
-        raise ValueError(f"points must have shape (m, d) (or (m,) for intervals); got {np.shape(points)}")
+        fail("points", "of shape (m, d) (or (m,) for intervals)", f"shape {np.shape(points)}")
     if hypothesis_class == "interval" and x.shape[1] != 1:
-        raise ValueError(f"intervals need points on the line, shape (m,) or (m, 1); got {x.shape}")
+        fail("points", "on the line for intervals, of shape (m,) or (m, 1)", f"shape {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise ValueError("points must be finite")
+        fail("points", "finite", "NaN or ±inf")
     return x
 
 
@@ -434,12 +613,29 @@ def realizes(points, labels, hypothesis_class: str) -> bool:
     ``"linear"``: a strict separating hyperplane exists — decided exactly by the linear program
     :math:`s_i(w^\top x_i + b) \ge 1` (SciPy's HiGHS). ``"interval"`` / ``"rectangle"``: the
     bounding box of the positives contains no negative point (closed form).
+
+    Args:
+      points: ``(m, d)`` finite points (``(m,)`` for intervals).
+      labels: ``m`` booleans or 0/1.
+      hypothesis_class: ``"linear"``, ``"interval"`` or ``"rectangle"``.
+
+    Returns:
+      Whether the labelling is realisable, a Python ``bool``.
+
+    Raises:
+      ValueError: an unknown class, points of the wrong shape or not finite, labels not one per
+        point.
+
+    Example:
+      >>> from mlwork.theory import bounds
+      >>> bounds.realizes([[0, 0], [1, 1], [1, 0], [0, 1]], [1, 1, 0, 0], "linear")  # XOR
+      False
     """
     cls = _check_class(hypothesis_class)
     x = _points(points, cls)
     y = np.asarray(labels)
     if y.shape != (len(x),) or not np.all((y == 0) | (y == 1)):
-        raise ValueError(f"labels must be {len(x)} booleans or 0/1 values, one per point; got {y!r}")
+        fail("labels", f"{len(x)} booleans or 0/1 values, one per point", repr(y))
     y = y.astype(bool)
     return _linear_realizes(x, y) if cls == "linear" else _box_realizes(x, y)
 
@@ -458,11 +654,23 @@ def shatters(points, hypothesis_class: str) -> bool:
     Example: three points in general position in :math:`\mathbb R^2` are shattered by lines;
     the XOR square is not (the diagonal labelling is not linearly separable).
 
-    ::
+    Args:
+      points: ``(m, d)`` finite points (``(m,)`` for intervals), at most 16.
+      hypothesis_class: ``"linear"``, ``"interval"`` or ``"rectangle"``.
 
-        shatters([[0, 0], [1, 0], [0, 1]], "linear")                    # True
-        shatters([[0, 0], [1, 1], [1, 0], [0, 1]], "linear")            # False (XOR)
-        shatters([[0, 1], [1, 0], [0, -1], [-1, 0]], "rectangle")       # True (diamond)
+    Returns:
+      Whether every labelling is realisable, a Python ``bool``.
+
+    Raises:
+      ValueError: as :func:`realizes`, or more than 16 points.
+
+    Example:
+      >>> from mlwork.theory import bounds
+      >>> triangle, xor = [[0, 0], [1, 0], [0, 1]], [[0, 0], [1, 1], [1, 0], [0, 1]]
+      >>> bounds.shatters(triangle, "linear"), bounds.shatters(xor, "linear")
+      (True, False)
+      >>> bounds.shatters([[0, 1], [1, 0], [0, -1], [-1, 0]], "rectangle")  # the diamond
+      True
 
     Reference: deck §18 "Shattering"; Shalev-Shwartz & Ben-David (2014), Definition 6.3.
     """
@@ -470,8 +678,7 @@ def shatters(points, hypothesis_class: str) -> bool:
     x = _points(points, cls)
     m = len(x)
     if m > MAX_SHATTER_POINTS:
-        raise ValueError(f"points has {m} points; shatters checks all 2^m labellings and accepts at "
-                         f"most {MAX_SHATTER_POINTS}")
+        fail("points", f"at most {MAX_SHATTER_POINTS} points (shatters checks all 2^m labellings)", m)
     if m == 0:
         return True
     if cls == "linear":

@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlwork._validate import check_finite_number, check_same_shape, concrete
+from mlwork._validate import check_real, check_same_shape, concrete, fail
 
 Array = jax.Array
 
@@ -75,9 +75,9 @@ __all__ = [
 
 def _log_base(base) -> float:
     """``ln(base)``, the divisor that converts nats to the requested unit."""
-    b = check_finite_number(base, "base")
-    if b <= 0.0 or b == 1.0:
-        raise ValueError(f"base must be positive and different from 1 (2 = bits, e = nats), got {b}")
+    b = check_real(base, "base", low=0.0, low_open=True)
+    if b == 1.0:
+        fail("base", "positive and different from 1 (2 = bits, e = nats)", b)
     return math.log(b)
 
 
@@ -98,35 +98,31 @@ def _check_distribution(p, name: str, normalize: bool, n_axes: int = 1) -> Array
     p = _as_float(p)
     if p.ndim < n_axes:
         what = "a vector over its last axis" if n_axes == 1 else "a matrix over its last two axes"
-        raise ValueError(f"{name} must be a distribution given as {what}; got shape {p.shape}")
+        fail(name, f"a distribution given as {what}", f"shape {p.shape}")
     axes = tuple(range(-n_axes, 0))
     size = math.prod(p.shape[-n_axes:])
     if size == 0:
-        raise ValueError(f"{name} has an empty event axis (shape {p.shape})")
+        fail(name, "a distribution over a non-empty event axis", f"shape {p.shape}")
     values = concrete(p)
     if values is None:
         return p
     if not np.all(np.isfinite(values)):
-        raise ValueError(f"{name} contains non-finite values")
+        fail(name, "finite (a probability distribution)", "NaN or ±inf")
     if values.size and values.min() < 0.0:
-        raise ValueError(f"{name} must be non-negative (a probability distribution); "
-                         f"its smallest entry is {values.min():.4g}")
+        fail(name, "non-negative (a probability distribution)", f"a smallest entry of {values.min():.4g}")
     sums = values.sum(axis=axes, dtype=np.float64)
     if normalize:
         # Subnormal masses count as 0: the CPU flushes them, so a row of them cannot be normalised.
         tiny = float(np.finfo(values.dtype).tiny)
         flushed = np.where(values < tiny, 0.0, values).sum(axis=axes, dtype=np.float64)
         if np.any(flushed < tiny):
-            raise ValueError(f"{name} has a distribution summing to 0; cannot normalize it")
+            fail(name, "distributions with a positive sum (to normalize)", "a distribution summing to 0")
         return p
     tol = _sum_tolerance(size, p.dtype)
     worst = float(np.max(np.abs(sums - 1.0))) if sums.size else 0.0
     if worst > tol:
-        raise ValueError(
-            f"{name} must sum to 1 over its last {'axis' if n_axes == 1 else f'{n_axes} axes'} "
-            f"(within {tol:.1e}); found a sum off by {worst:.3g}. Pass normalize=True to "
-            "normalize instead"
-        )
+        fail(name, f"a distribution summing to 1 over its last {'axis' if n_axes == 1 else f'{n_axes} axes'} (within "
+             f"{tol:.1e}; or pass normalize=True)", f"a sum off by {worst:.3g}")
     return p
 
 
@@ -418,6 +414,22 @@ def information(p, *, base: float = 2.0) -> Array:
     examples); ``p = 0`` gives ``+inf``. Values outside ``[0, 1]`` raise ``ValueError`` when
     concrete and give ``NaN`` under ``jit``.
 
+    Args:
+      p: probabilities in ``[0, 1]``, any shape.
+      base: the logarithm's base: 2 (bits, the default), ``math.e`` (nats), 10 (hartleys).
+
+    Returns:
+      :math:`-\log_b p`, the shape of ``p`` (``+inf`` at 0).
+
+    Raises:
+      ValueError: a value outside ``[0, 1]`` or a bad ``base`` (when concrete; NaN under ``jit``).
+
+    Example:
+      >>> import jax.numpy as jnp, math
+      >>> from mlwork.theory import information as it
+      >>> [round(v, 2) for v in it.information(jnp.array([1.0, 0.5, 0.01])).tolist()]
+      [0.0, 1.0, 6.64]
+
     Reference: C. E. Shannon, "A Mathematical Theory of Communication", 1948, §6.
     """
     ln_b = _log_base(base)
@@ -436,7 +448,7 @@ def _check_probabilities(x, name: str) -> Array:
                 span = f"[{finite.min():.4g}, {finite.max():.4g}] and non-finite values"
             else:
                 span = f"[{values.min():.4g}, {values.max():.4g}]"
-            raise ValueError(f"{name} must be probabilities in [0, 1]; got {span}")
+            fail(name, "probabilities in [0, 1]", span)
     return x
 
 
@@ -454,10 +466,25 @@ def entropy(p, *, base: float = 2.0, normalize: bool = False) -> Array:
     :math:`0 \le H(P) \le \log_b K`: zero for a deterministic distribution, maximal for the
     uniform one. Agrees with ``scipy.stats.entropy(p, base=base, axis=-1)``.
 
-    Example::
+    Args:
+      p: a distribution over the last axis (non-negative, summing to 1 within
+        ``max(1e-4, K·eps)``); leading axes are a batch.
+      base: the logarithm's base: 2 (bits, the default), ``math.e`` (nats), 10 (hartleys).
+      normalize: divide each distribution by its sum first (any positive sum is accepted).
 
-        entropy(jnp.array([0.5, 0.25, 0.125, 0.125]))       # 1.75 bits
-        entropy(jnp.full((2, 4), 0.25), base=math.e)         # [ln 4, ln 4] nats, one per row
+    Returns:
+      :math:`H(P)`, the batch shape.
+
+    Raises:
+      ValueError: not a distribution (a negative or non-finite entry, a sum off 1), shapes
+        that differ, a bad ``base`` — when the values are concrete; under ``jit`` such
+        rows give NaN.
+
+    Example:
+      >>> import jax.numpy as jnp, math
+      >>> from mlwork.theory import information as it
+      >>> float(it.entropy(jnp.array([0.5, 0.25, 0.125, 0.125])))
+      1.75
 
     Reference: Shannon (1948), §6; Cover & Thomas, *Elements of Information Theory*, 2nd ed.,
     eq. (2.1).
@@ -477,6 +504,26 @@ def cross_entropy(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
     the expected code length for data from :math:`P` under a code optimised for :math:`Q`. With
     one-hot :math:`P` (labels) and :math:`Q = \hat y` this is the classification loss (in nats with
     ``base=math.e``). ``+inf`` where some :math:`p(x) > 0 = q(x)`.
+
+    Args:
+      p, q: a distribution over the last axis (non-negative, summing to 1 within
+        ``max(1e-4, K·eps)``); leading axes are a batch.
+      base: the logarithm's base: 2 (bits, the default), ``math.e`` (nats), 10 (hartleys).
+      normalize: divide each distribution by its sum first (any positive sum is accepted).
+
+    Returns:
+      :math:`H(P, Q)`, the batch shape (``+inf`` where :math:`Q` misses :math:`P`'s support).
+
+    Raises:
+      ValueError: not a distribution (a negative or non-finite entry, a sum off 1), shapes
+        that differ, a bad ``base`` — when the values are concrete; under ``jit`` such
+        rows give NaN.
+
+    Example:
+      >>> import jax.numpy as jnp, math
+      >>> from mlwork.theory import information as it
+      >>> round(float(it.cross_entropy(jnp.array([0.0, 1.0, 0.0]), jnp.array([0.1, 0.7, 0.2]), base=math.e)), 3)
+      0.357
 
     Reference: Cover & Thomas (2006), §2.3 and eq. (5.57).
     """
@@ -498,10 +545,26 @@ def kl_divergence(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
     zero iff :math:`P = Q`, not symmetric, ``+inf`` where some :math:`p(x) > 0 = q(x)`. Agrees with
     ``scipy.special.rel_entr(p, q).sum(-1)`` (nats) and ``scipy.stats.entropy(p, q, base=base)``.
 
-    Example::
+    Args:
+      p, q: a distribution over the last axis (non-negative, summing to 1 within
+        ``max(1e-4, K·eps)``); leading axes are a batch.
+      base: the logarithm's base: 2 (bits, the default), ``math.e`` (nats), 10 (hartleys).
+      normalize: divide each distribution by its sum first (any positive sum is accepted).
 
-        p, q = jnp.array([0.9, 0.1]), jnp.array([0.5, 0.5])
-        kl_divergence(p, q), kl_divergence(q, p)              # 0.531 vs 0.737 bits: not symmetric
+    Returns:
+      :math:`D_{\mathrm{KL}}(P \| Q) \ge 0`, the batch shape.
+
+    Raises:
+      ValueError: not a distribution (a negative or non-finite entry, a sum off 1), shapes
+        that differ, a bad ``base`` — when the values are concrete; under ``jit`` such
+        rows give NaN.
+
+    Example:
+      >>> import jax.numpy as jnp, math
+      >>> from mlwork.theory import information as it
+      >>> p, q = jnp.array([0.9, 0.1]), jnp.array([0.5, 0.5])
+      >>> round(float(it.kl_divergence(p, q)), 3), round(float(it.kl_divergence(q, p)), 3)  # not symmetric
+      (0.531, 0.737)
 
     Reference: S. Kullback and R. A. Leibler, "On Information and Sufficiency", Ann. Math.
     Statist. 22 (1951); Cover & Thomas (2006), eq. (2.26).
@@ -521,6 +584,26 @@ def js_divergence(p, q, *, base: float = 2.0, normalize: bool = False) -> Array:
 
     symmetric, always finite, :math:`0 \le \mathrm{JS} \le 1` bit; its square root is a metric
     (``scipy.spatial.distance.jensenshannon`` returns that square root).
+
+    Args:
+      p, q: a distribution over the last axis (non-negative, summing to 1 within
+        ``max(1e-4, K·eps)``); leading axes are a batch.
+      base: the logarithm's base: 2 (bits, the default), ``math.e`` (nats), 10 (hartleys).
+      normalize: divide each distribution by its sum first (any positive sum is accepted).
+
+    Returns:
+      :math:`\mathrm{JS}(P, Q) \in [0, \log_b 2]`, the batch shape.
+
+    Raises:
+      ValueError: not a distribution (a negative or non-finite entry, a sum off 1), shapes
+        that differ, a bad ``base`` — when the values are concrete; under ``jit`` such
+        rows give NaN.
+
+    Example:
+      >>> import jax.numpy as jnp, math
+      >>> from mlwork.theory import information as it
+      >>> float(it.js_divergence(jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])))  # disjoint: 1 bit
+      1.0
 
     Reference: J. Lin, "Divergence measures based on the Shannon entropy", IEEE Trans. Inf.
     Theory 37 (1991).
@@ -561,6 +644,21 @@ def bernoulli_kl(q, p, *, base: float = 2.0) -> Array:
     the "small kl" of PAC-Bayes bounds (:func:`mlwork.theory.bounds.kl_inverse`). Arguments
     outside ``[0, 1]`` raise when concrete and give ``NaN`` under ``jit``.
 
+    Args:
+      q, p: success probabilities in ``[0, 1]``, broadcasting.
+      base: the logarithm's base: 2 (bits, the default), ``math.e`` (nats), 10 (hartleys).
+
+    Returns:
+      :math:`\mathrm{kl}(q \| p) \ge 0`, the broadcast shape.
+
+    Raises:
+      ValueError: a value outside ``[0, 1]`` or a bad ``base`` (when concrete; NaN under ``jit``).
+
+    Example:
+      >>> from mlwork import theory
+      >>> round(float(theory.bernoulli_kl(0.1, 0.5, base=2.0)), 3)
+      0.531
+
     Reference: Cover & Thomas (2006), eq. (2.26) for two outcomes.
     """
     q, p = _check_probabilities(q, "q"), _check_probabilities(p, "p")
@@ -589,6 +687,26 @@ def joint_entropy(p_xy, *, base: float = 2.0, normalize: bool = False) -> Array:
 
     .. math:: H(X, Y) = -\sum_{x, y} p(x, y) \log_b p(x, y)
 
+    Args:
+      p_xy: a joint distribution over the last two axes (:math:`X` on rows, :math:`Y` on
+        columns); leading axes are a batch.
+      base: the logarithm's base: 2 (bits, the default), ``math.e`` (nats), 10 (hartleys).
+      normalize: divide each distribution by its sum first (any positive sum is accepted).
+
+    Returns:
+      :math:`H(X, Y)`, the batch shape.
+
+    Raises:
+      ValueError: not a distribution (a negative or non-finite entry, a sum off 1), shapes
+        that differ, a bad ``base`` — when the values are concrete; under ``jit`` such
+        rows give NaN.
+
+    Example:
+      >>> import jax.numpy as jnp, math
+      >>> from mlwork.theory import information as it
+      >>> float(it.joint_entropy(jnp.full((2, 2), 0.25)))  # two fair bits
+      2.0
+
     Reference: Cover & Thomas (2006), eq. (2.8).
     """
     return _one_by_rows(_joint_entropy_nats, _check_distribution(p_xy, "p_xy", normalize, 2), base, normalize, 2)
@@ -605,6 +723,26 @@ def conditional_entropy(p_xy, *, base: float = 2.0, normalize: bool = False) -> 
 
     computed term by term (each term is :math:`\ge 0`) rather than as a difference of entropies.
     For :math:`H(X \mid Y)` pass the transpose, ``jnp.swapaxes(p_xy, -1, -2)``.
+
+    Args:
+      p_xy: a joint distribution over the last two axes (:math:`X` on rows, :math:`Y` on
+        columns); leading axes are a batch.
+      base: the logarithm's base: 2 (bits, the default), ``math.e`` (nats), 10 (hartleys).
+      normalize: divide each distribution by its sum first (any positive sum is accepted).
+
+    Returns:
+      :math:`H(Y \mid X) \ge 0`, the batch shape.
+
+    Raises:
+      ValueError: not a distribution (a negative or non-finite entry, a sum off 1), shapes
+        that differ, a bad ``base`` — when the values are concrete; under ``jit`` such
+        rows give NaN.
+
+    Example:
+      >>> import jax.numpy as jnp, math
+      >>> from mlwork.theory import information as it
+      >>> float(it.conditional_entropy(jnp.array([[0.5, 0.0], [0.0, 0.5]])))  # Y = X: nothing left
+      0.0
 
     Reference: Cover & Thomas (2006), eqs. (2.10)-(2.14).
     """
@@ -633,10 +771,25 @@ def mutual_information(p_xy, *, base: float = 2.0, normalize: bool = False) -> A
     :math:`I(X; X) = H(X)`. Computed in the KL form, which stays accurate when :math:`I` is
     small (the difference of entropies cancels).
 
-    Example::
+    Args:
+      p_xy: a joint distribution over the last two axes (:math:`X` on rows, :math:`Y` on
+        columns); leading axes are a batch.
+      base: the logarithm's base: 2 (bits, the default), ``math.e`` (nats), 10 (hartleys).
+      normalize: divide each distribution by its sum first (any positive sum is accepted).
 
-        mutual_information(jnp.array([[0.4, 0.1], [0.1, 0.4]]))   # 1 − H(0.2) ≈ 0.278 bits
-        mutual_information(jnp.diag(p))                            # = entropy(p)
+    Returns:
+      :math:`I(X; Y) \ge 0`, the batch shape.
+
+    Raises:
+      ValueError: not a distribution (a negative or non-finite entry, a sum off 1), shapes
+        that differ, a bad ``base`` — when the values are concrete; under ``jit`` such
+        rows give NaN.
+
+    Example:
+      >>> import jax.numpy as jnp, math
+      >>> from mlwork.theory import information as it
+      >>> round(float(it.mutual_information(jnp.array([[0.4, 0.1], [0.1, 0.4]]))), 3)  # 1 - H(0.2)
+      0.278
 
     Reference: Cover & Thomas (2006), eqs. (2.28)-(2.45).
     """
@@ -659,13 +812,13 @@ def _mutual_information_nats(p_xy):
 def _check_logits(z, name: str) -> Array:
     z = _as_float(z)
     if z.ndim < 1:
-        raise ValueError(f"{name} must have a class axis (shape (..., K)); got a scalar")
+        fail(name, "an array with a class axis (shape (..., K))", "a scalar")
     values = concrete(z)
     if values is not None and values.size:
         if np.any(np.isnan(values)) or np.any(values == np.inf):
-            raise ValueError(f"{name} must not contain NaN or +inf (-inf masks a class)")
+            fail(name, "free of NaN and +inf (-inf masks a class)", "NaN or +inf")
         if np.any(np.all(values == -np.inf, axis=-1)):
-            raise ValueError(f"{name} has a row whose logits are all -inf (no class left)")
+            fail(name, "rows with a logit above -inf", "a row that is -inf everywhere (no class left)")
     return z
 
 
@@ -687,6 +840,23 @@ def entropy_from_logits(logits, *, base: float = 2.0) -> Array:
 
     computed from ``log_softmax`` (log-sum-exp), so it is finite and accurate for logits of any
     size; a logit of ``-inf`` masks its class. Gradients are finite.
+
+    Args:
+      logits: :math:`z`, classes on the last axis; no NaN or +inf, each row with an entry
+        above -inf.
+      base: the logarithm's base: 2 (bits, the default), ``math.e`` (nats), 10 (hartleys).
+
+    Returns:
+      :math:`H(\mathrm{softmax}(z))`, the batch shape.
+
+    Raises:
+      ValueError: bad logits or ``base`` (when concrete).
+
+    Example:
+      >>> import jax.numpy as jnp, math
+      >>> from mlwork.theory import information as it
+      >>> float(it.entropy_from_logits(jnp.zeros(4)))  # uniform over 4: 2 bits
+      2.0
 
     Reference: Cover & Thomas (2006), eq. (2.1); the log-sum-exp form, e.g. Goodfellow, Bengio &
     Courville, *Deep Learning* (2016), §4.1.
@@ -710,6 +880,23 @@ def kl_from_logits(logits_p, logits_q, *, base: float = 2.0) -> Array:
 
     The knowledge-distillation loss :math:`D_{\mathrm{KL}}(\text{teacher} \| \text{student})`.
     ``+inf`` where ``logits_q`` masks (``-inf``) a class that ``logits_p`` does not.
+
+    Args:
+      logits_p, logits_q: :math:`z_p, z_q`, classes on the last axis, the same shape; checked
+        as in :func:`entropy_from_logits`.
+      base: the logarithm's base: 2 (bits, the default), ``math.e`` (nats), 10 (hartleys).
+
+    Returns:
+      :math:`D_{\mathrm{KL}} \ge 0`, the batch shape.
+
+    Raises:
+      ValueError: bad logits, different shapes or a bad ``base`` (when concrete).
+
+    Example:
+      >>> import jax.numpy as jnp, math
+      >>> from mlwork.theory import information as it
+      >>> float(it.kl_from_logits(jnp.array([1.0, 2.0]), jnp.array([11.0, 12.0])))  # a shift changes nothing
+      0.0
 
     Reference: Kullback & Leibler (1951); G. Hinton, O. Vinyals, J. Dean, "Distilling the
     Knowledge in a Neural Network", 2015.
@@ -752,8 +939,7 @@ def _check_sigma(sigma, name: str) -> Array:
         finite = values[np.isfinite(values)]
         span = f"[{finite.min():.4g}, {finite.max():.4g}] and non-finite ones" if finite.size < values.size \
             else f"[{values.min():.4g}, {values.max():.4g}]"
-        raise ValueError(f"{name} must be positive standard deviations; got values in {span}"
-                         if finite.size else f"{name} must be positive standard deviations; got non-finite values")
+        fail(name, "positive standard deviations", f"values in {span}" if finite.size else "non-finite values")
     return sigma
 
 
@@ -761,7 +947,7 @@ def _check_mean(mu, name: str) -> Array:
     mu = _as_float(mu)
     values = concrete(mu)
     if values is not None and values.size and not np.all(np.isfinite(values)):
-        raise ValueError(f"{name} must be finite")
+        fail(name, "finite", "NaN or ±inf")
     return mu
 
 
@@ -769,9 +955,9 @@ def _broadcast(*arrays: Array, names: tuple[str, ...]) -> list[Array]:
     """Check that the shapes broadcast and give the arrays one dtype (kernels broadcast them)."""
     try:
         jnp.broadcast_shapes(*(a.shape for a in arrays))
-    except ValueError as e:
+    except ValueError:
         shapes = ", ".join(f"{n} {a.shape}" for n, a in zip(names, arrays, strict=True))
-        raise ValueError(f"shapes do not broadcast together: {shapes}") from e
+        fail(", ".join(names), "arrays whose shapes broadcast together", shapes)
     dtype = jnp.result_type(*(a.dtype for a in arrays))
     return [a if a.dtype == dtype else a.astype(dtype) for a in arrays]
 
@@ -787,6 +973,24 @@ def gaussian_kl(mu_p, sigma_p, mu_q=0.0, sigma_q=1.0, *, base: float = 2.0) -> A
     this is the VAE's :math:`D_{\mathrm{KL}}(q(z|x) \| p(z))` term. Arguments broadcast; 0-d
     arguments are one-dimensional Gaussians (nothing to sum). Standard deviations must be
     positive (``ValueError`` when concrete; ``NaN`` under ``jit``).
+
+    Args:
+      mu_p, sigma_p: the first Gaussian's means and standard deviations (``sigma > 0``).
+      mu_q, sigma_q: the second's (default the standard normal).
+      base: the logarithm's base: 2 (bits, the default), ``math.e`` (nats), 10 (hartleys).
+
+    Returns:
+      :math:`D_{\mathrm{KL}} \ge 0`, the broadcast shape without its last axis.
+
+    Raises:
+      ValueError: a non-positive or non-finite ``sigma``, a non-finite mean, shapes that do
+        not broadcast, a bad ``base`` (when concrete; NaN under ``jit``).
+
+    Example:
+      >>> import math
+      >>> from mlwork.theory import information as it
+      >>> round(float(it.gaussian_kl(1.0, 1.0, base=math.e)), 3)  # (mu_p - mu_q)^2 / 2
+      0.5
 
     Reference: D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014,
     Appendix B; Cover & Thomas (2006), Problem 8.
@@ -829,6 +1033,22 @@ def gaussian_entropy(sigma, *, base: float = 2.0) -> Array:
 
     independent of the mean; negative when :math:`\sigma_j < 1/\sqrt{2\pi e}`. A 0-d ``sigma``
     is one Gaussian. Agrees with ``scipy.stats.norm(scale=sigma).entropy()`` (nats).
+
+    Args:
+      sigma: standard deviations, positive.
+      base: the logarithm's base: 2 (bits, the default), ``math.e`` (nats), 10 (hartleys).
+
+    Returns:
+      :math:`h`, the shape of ``sigma`` without its last axis.
+
+    Raises:
+      ValueError: a non-positive or non-finite ``sigma`` or a bad ``base`` (when concrete).
+
+    Example:
+      >>> import math
+      >>> from mlwork.theory import information as it
+      >>> round(float(it.gaussian_entropy(1.0, base=math.e)), 4)  # ½ ln(2πe)
+      1.4189
 
     Reference: Cover & Thomas (2006), Theorem 8.4.1.
     """

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import gc
+import inspect
 import json
 import logging
 import warnings
@@ -164,10 +166,24 @@ def _restore(manager: Any, step: int) -> tuple[Any, dict[str, Any]]:
             restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                                      record=ocp.args.JsonRestore()))
     except Exception as e:
+        _close_abandoned_reads()
         raise CheckpointError(f"checkpoint {step} in {directory} cannot be read: {ckpt._reason(e)}") from e
     state, record = restored["state"], dict(restored["record"] or {})
     _verify(state, record, directory / str(step), step, directory)
     return state, record
+
+
+def _close_abandoned_reads() -> None:
+    """Close the array reads a failed Orbax restore left pending. Orbax runs a restore in a fresh
+    event loop and closes the loop with the other reads still suspended when one fails; each
+    such read catches the ``GeneratorExit`` of its eventual garbage collection and raises an
+    ``Exception`` instead, which Python can only print ("Exception ignored in <coroutine
+    _read_array_index_and_device_put>", with TensorStore's whole spec) at some later moment."""
+    for obj in gc.get_objects():
+        if (inspect.iscoroutine(obj) and obj.cr_frame is not None
+                and obj.cr_code.co_name == "_read_array_index_and_device_put"):
+            with contextlib.suppress(Exception):
+                obj.close()
 
 
 @contextlib.contextmanager

@@ -4,7 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import stats
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlwork import foundations as fd
 
@@ -12,56 +13,6 @@ from mlwork import foundations as fd
 def _slope(hs, errors) -> float:
     """Slope of log(error) against log(h): the empirical order of convergence."""
     return float(np.polyfit(np.log(hs), np.log(errors), 1)[0])
-
-
-# --------------------------------------------------------------------------------------------
-# Limits
-# --------------------------------------------------------------------------------------------
-
-
-def test_limit_of_the_deck_table():
-    result = fd.limit(lambda x: 3 * x + 1, 2.0)
-    assert result.exists and result.kind == "converges"
-    assert result.value == pytest.approx(7.0, abs=1e-5)
-    table = dict(result.table)  # the deck's x = 1.9, 1.99, 1.999, 2.001, 2.01, 2.1
-    for x, fx in [(1.9, 6.7), (1.99, 6.97), (1.999, 6.997), (2.001, 7.003), (2.01, 7.03), (2.1, 7.3)]:
-        key = min(table, key=lambda t, x=x: abs(t - x))
-        assert key == pytest.approx(x, abs=1e-6) and table[key] == pytest.approx(fx, abs=1e-5)
-
-
-def test_famous_limits():
-    sinc = fd.limit(lambda x: jnp.sin(x) / x, 0.0)
-    assert sinc.exists and sinc.value == pytest.approx(1.0, abs=1e-6)
-    at_infinity = fd.limit(lambda x: (2 * x + 1) / x, math.inf)
-    assert at_infinity.exists and at_infinity.value == pytest.approx(2.0, abs=1e-5)
-    assert at_infinity.right is None
-    assert fd.limit(lambda x: 1 / x, math.inf).value == pytest.approx(0.0, abs=1e-6)
-    assert fd.limit(jax.nn.sigmoid, -math.inf).value == pytest.approx(0.0, abs=1e-6)
-    root = fd.limit(jnp.sqrt, 0.0, side="right")  # error sqrt(h): slow, but geometric
-    assert root.exists and root.value == pytest.approx(0.0, abs=1e-4) and root.left is None
-
-
-def test_jump_divergence_and_oscillation_are_reported():
-    step = fd.limit(lambda x: jnp.where(x >= 0, 1.0, 0.0), 0.0)
-    assert not step.exists and step.kind == "jump" and math.isnan(step.value)
-    assert step.left == 0.0 and step.right == 1.0
-    assert fd.limit(lambda x: jnp.where(x >= 0, 1.0, 0.0), 0.0, side="right").value == 1.0
-    pole = fd.limit(lambda x: 1 / x, 0.0)
-    assert pole.kind == "diverges" and pole.left == -math.inf and pole.right == math.inf
-    assert math.isnan(pole.value)
-    assert fd.limit(lambda x: 1 / x**2, 0.0).value == math.inf
-    assert fd.limit(lambda x: jnp.log(jnp.abs(x)), 0.0).value == -math.inf
-    assert fd.limit(lambda x: jnp.sin(1 / x), 0.0).kind == "oscillates"
-    assert fd.limit(jnp.sqrt, 0.0).kind == "undefined"  # NaN to the left of 0
-
-
-def test_limit_bad_input():
-    with pytest.raises(ValueError, match="side='right' is impossible"):
-        fd.limit(jnp.exp, math.inf, side="right")
-    with pytest.raises(ValueError, match="a must be a real number"):
-        fd.limit(jnp.exp, math.nan)
-    with pytest.raises(ValueError, match="side must be one of"):
-        fd.limit(jnp.exp, 0.0, side="up")
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,7 +69,7 @@ def test_partial_derivatives_gradient_and_hessian():
     # The gradient points uphill: a small step along it increases f.
     g = fd.gradient(fv)(v)
     assert float(fv(v + 1e-3 * g)) > float(fv(v))
-    with pytest.raises(ValueError, match="gradient needs f to return a scalar"):
+    with pytest.raises(ValueError, match="f must be a scalar-valued function for gradient"):
         fd.gradient(lambda v: v * 2)(v)
 
 
@@ -145,110 +96,65 @@ def test_derivative_bad_input():
         fd.derivative(jnp.exp, 1.0, 0.0)
     with pytest.raises(ValueError, match="h must be positive"):
         fd.derivative(jnp.exp, 1.0, -1e-3)
-    with pytest.raises(ValueError, match="x must be finite"):
+    with pytest.raises(ValueError, match="x contains NaN or infinite"):
         fd.derivative(jnp.exp, jnp.inf)
     with pytest.raises(ValueError, match="method must be one of"):
         fd.derivative(jnp.exp, 1.0, method="backward")
-    with pytest.raises(ValueError, match="n must be an integer >= 0"):
+    with pytest.raises(ValueError, match="n must be a non-negative integer"):
         fd.nth_derivative(jnp.exp, -1)
 
 
-# --------------------------------------------------------------------------------------------
-# Integrals
-# --------------------------------------------------------------------------------------------
+def test_a_step_out_of_the_domain_raises_naming_x_and_h():
+    # The issue's cases: the old default step (5e-3) left the domain and returned NaN.
+    with pytest.raises(ValueError, match=r"x and h must be such that f\(x - h\) is finite.*x=0.001, h=0.005"):
+        fd.derivative(jnp.log, 1e-3, h=5e-3)
+    with pytest.raises(ValueError, match=r"f\(x \+ h\) is finite.*x=0.999"):
+        fd.derivative(jnp.arccos, 0.999, h=5e-3, method="forward")
+    with pytest.raises(ValueError, match=r"x and h must be such that f\(x ± h\) is finite for some step"):
+        fd.derivative(jnp.sqrt, 0.0)  # no central step stays in the domain
+    assert float(fd.derivative(jnp.sqrt, 1e-3)) == pytest.approx(0.5 / math.sqrt(1e-3), rel=1e-3)
+    # Under jit no check can run: NaN marks the failure.
+    assert math.isnan(float(jax.jit(lambda x: fd.derivative(jnp.sqrt, x))(0.0)))
 
 
-def test_integral_of_x_squared_from_0_to_2():
-    def sq(x):
-        return x * x
-
-    assert float(fd.simpson(sq, 0.0, 2.0, 2)) == pytest.approx(8 / 3, rel=1e-6)  # exact for cubics
-    assert float(fd.trapezoid(sq, 0.0, 2.0, 400)) == pytest.approx(8 / 3, rel=1e-4)
-    # Left sums under-, right sums over-estimate an increasing function; the exact gap is
-    # (f(b) - f(a)) dx = 4 * 2/n.
-    n = 64
-    left, right = float(fd.riemann_sum(sq, 0.0, 2.0, n)), float(fd.riemann_sum(sq, 0.0, 2.0, n, "right"))
-    assert left < 8 / 3 < right
-    assert right - left == pytest.approx(8 / n, rel=1e-5)
-    assert float(fd.riemann_sum(sq, 2.0, 0.0, n, "midpoint")) == pytest.approx(-8 / 3, rel=1e-3)
+def _log_uniform(low, high):
+    return st.floats(math.log10(low), math.log10(high)).map(lambda t: 10.0**t)
 
 
-def test_quadrature_convergence_orders():
-    ns = np.array([4, 8, 16, 32, 64])
-    exact = math.e - 1.0  # int_0^1 e^x dx
-    orders = {}
-    for rule in ("left", "right", "midpoint"):
-        errors = [abs(float(fd.riemann_sum(jnp.exp, 0.0, 1.0, int(n), rule)) - exact) for n in ns]
-        orders[rule] = _slope(1 / ns, errors)
-    errors = [abs(float(fd.trapezoid(jnp.exp, 0.0, 1.0, int(n))) - exact) for n in ns]
-    orders["trapezoid"] = _slope(1 / ns, errors)
-    simpson_ns = np.array([4, 8, 16, 32])
-    errors = [abs(float(fd.simpson(jnp.sin, 0.0, math.pi, int(n))) - 2.0) for n in simpson_ns]
-    orders["simpson"] = _slope(1 / simpson_ns, errors)
-    expected = {"left": 1, "right": 1, "midpoint": 2, "trapezoid": 2, "simpson": 4}
-    for rule, order in expected.items():
-        assert orders[rule] == pytest.approx(order, abs=0.15), (rule, orders[rule])
+def _near_one():  # 1 - 10^-t: up to 1e-6 from the edge of arccos's domain
+    return st.floats(0.1, 6.0).map(lambda t: 1.0 - 10.0**-t)
 
 
-def test_fundamental_theorem_of_calculus():
-    # d/dx int_a^x f(t) dt = f(x), with jax.grad through the quadrature.
-    area = fd.antiderivative(jnp.cos, 0.0)
-    xs = jnp.array([0.3, 1.0, 2.5])
-    np.testing.assert_allclose(jax.vmap(jax.grad(area))(xs), np.cos(np.asarray(xs)), atol=1e-5)
-    np.testing.assert_allclose(jax.vmap(area)(xs), np.sin(np.asarray(xs)), atol=1e-5)
-    # Integration by parts: int_0^x t e^t dt = e^x (x - 1) + 1.
-    by_parts = fd.antiderivative(lambda t: t * jnp.exp(t), 0.0)
-    for x in (0.5, 1.0, 2.0):
-        assert float(by_parts(x)) == pytest.approx(math.exp(x) * (x - 1) + 1, rel=1e-5)
-        assert float(jax.grad(by_parts)(x)) == pytest.approx(x * math.exp(x), rel=1e-4)
-    # FTC part 2 on the deck's example, F(x) = x^3/3.
-    assert float(fd.integrate(lambda t: t * t, 0.0, 2.0)) == pytest.approx(8 / 3, rel=1e-6)
+#: Smooth functions and points of their domains, near the edges included; the derivative's
+#: scale where it can vanish (sin, x^3) for an absolute tolerance.
+_SMOOTH = {
+    "log": (jnp.log, _log_uniform(1e-8, 1e6), 0.0),
+    "sqrt": (jnp.sqrt, _log_uniform(1e-8, 1e6), 0.0),
+    "arccos": (jnp.arccos, _near_one(), 0.0),
+    "arcsin": (lambda x: jnp.arcsin(-x), _near_one(), 0.0),
+    "log1p": (jnp.log1p, _near_one().map(lambda x: -x), 0.0),
+    "exp": (jnp.exp, st.floats(-20.0, 20.0), 0.0),
+    "sin": (jnp.sin, st.floats(-1e4, 1e4), 1.0),
+    "tanh": (jnp.tanh, st.floats(-4.0, 4.0), 0.0),
+    "cube": (lambda x: x**3, st.floats(-1e3, 1e3), 1e-6),
+    "reciprocal": (lambda x: 1 / x, _log_uniform(1e-6, 1e6), 0.0),
+    "sigmoid": (jax.nn.sigmoid, st.floats(-10.0, 10.0), 0.0),
+}
 
 
-def test_gaussian_density_integrates_to_one_and_gives_its_mean():
-    mu, sigma = 1.5, 0.7
-
-    def pdf(x):
-        return jax.scipy.stats.norm.pdf(x, mu, sigma)
-
-    inf = math.inf
-    assert float(fd.integrate(pdf, -inf, inf)) == pytest.approx(1.0, abs=1e-5)
-    assert float(fd.integrate(lambda x: x * pdf(x), -inf, inf)) == pytest.approx(mu, abs=1e-4)
-    variance = fd.integrate(lambda x: (x - mu) ** 2 * pdf(x), -inf, inf)
-    assert float(variance) == pytest.approx(sigma**2, abs=1e-4)
-    assert float(fd.integrate(pdf, mu, inf)) == pytest.approx(0.5, abs=1e-5)
-    assert float(fd.integrate(pdf, -inf, 1.0)) == pytest.approx(stats.norm.cdf(1.0, mu, sigma), abs=1e-5)
-    assert float(fd.integrate(pdf, inf, -inf)) == pytest.approx(-1.0, abs=1e-5)
-    # P(a <= X <= b) against scipy's CDF.
-    prob = fd.integrate(pdf, 0.5, 2.0, n=64)
-    expected = stats.norm.cdf(2.0, mu, sigma) - stats.norm.cdf(0.5, mu, sigma)
-    assert float(prob) == pytest.approx(expected, abs=1e-6)
-
-
-def test_quadrature_under_jit_and_grad_in_the_limits():
-    def f(x):
-        return x * x
-
-    integral = jax.jit(lambda a, b: fd.simpson(f, a, b, 8))
-    assert float(integral(1.0, 3.0)) == pytest.approx(26 / 3, rel=1e-6)
-    d_da, d_db = jax.grad(integral, argnums=(0, 1))(1.0, 3.0)
-    assert float(d_da) == pytest.approx(-1.0, rel=1e-5) and float(d_db) == pytest.approx(9.0, rel=1e-5)
-
-
-def test_quadrature_bad_input():
-    for bad_n in (0, -3, 2.5, True):
-        with pytest.raises(ValueError, match="n must be a positive integer"):
-            fd.riemann_sum(jnp.exp, 0.0, 1.0, bad_n)
-    with pytest.raises(ValueError, match="n must be even"):
-        fd.simpson(jnp.exp, 0.0, 1.0, 5)
-    with pytest.raises(ValueError, match="a and b must be finite"):
-        fd.trapezoid(jnp.exp, 0.0, jnp.inf, 10)
-    with pytest.raises(ValueError, match="rule must be one of"):
-        fd.riemann_sum(jnp.exp, 0.0, 1.0, 4, rule="upper")
-    with pytest.raises(ValueError, match="a and b must be scalars"):
-        fd.simpson(jnp.exp, jnp.zeros(2), 1.0, 4)
-    with pytest.raises(ValueError, match="must not be NaN"):
-        fd.integrate(jnp.exp, jnp.nan, 1.0)
+@given(data=st.data(), name=st.sampled_from(sorted(_SMOOTH)))
+def test_the_default_step_is_within_one_percent_of_jax_grad(data, name):
+    """Central differences with the chosen step against jax.grad (exact to rounding) on smooth
+    functions, at points where some step stays in the domain: within 1%; forward differences
+    within 2% (on functions whose values are not much larger than their derivative's)."""
+    f, points, scale = _SMOOTH[name]
+    x = np.float32(data.draw(points))
+    exact = float(jax.grad(f)(jnp.float32(x)))
+    got = float(fd.derivative(f, x))
+    assert abs(got - exact) <= 1e-2 * abs(exact) + 1e-4 * scale, (x, got, exact)
+    if abs(float(f(jnp.float32(x)))) <= 100 * (abs(exact) + scale):  # f not much larger than f'
+        forward = float(fd.derivative(f, x, method="forward"))
+        assert abs(forward - exact) <= 2e-2 * abs(exact) + 1e-3 * scale, (x, forward, exact)
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,5 +188,5 @@ def test_gradient_descent_on_a_pytree():
     assert np.all(np.diff(np.asarray(result.values)) <= 0)
     with pytest.raises(ValueError, match="learning_rate must be positive"):
         fd.gradient_descent(bowl, {"w": jnp.zeros(3), "b": 0.0}, -0.1, 10)
-    with pytest.raises(ValueError, match="x0 must be finite"):
+    with pytest.raises(ValueError, match="x0 contains NaN or infinite"):
         fd.gradient_descent(bowl, {"w": jnp.full(3, jnp.nan), "b": 0.0}, 0.1, 10)

@@ -193,13 +193,13 @@ def test_bad_graph_input():
         fd.degree(jnp.ones((2, 3)))
     with pytest.raises(ValueError, match=r"square \(n, n\) matrix"):
         fd.is_dag(jnp.ones(4))
-    with pytest.raises(ValueError, match="adjacency must be finite"):
+    with pytest.raises(ValueError, match="adjacency contains NaN or infinite"):
         fd.is_dag(jnp.array([[0.0, jnp.nan], [0.0, 0.0]]))
     with pytest.raises(ValueError, match=r"edges\[1\]"):
         fd.adjacency_matrix([(1, 2), (2, 5)], [1, 2, 3])
     with pytest.raises(ValueError, match="source must be a vertex index"):
         fd.has_path(CYCLE4, 4, 0)
-    with pytest.raises(ValueError, match="not bipartite"):
+    with pytest.raises(ValueError, match="adjacency must be a bipartite graph"):
         fd.bipartition(fd.complete_graph(3))
     with pytest.raises(ValueError, match=r"sizes\[1\] must be a positive integer"):
         fd.mlp_graph([3, 0, 1])
@@ -207,7 +207,21 @@ def test_bad_graph_input():
     with pytest.raises(ValueError, match=r"params\[0\] must be"):
         bad = [{"W": jnp.ones((3, 3)), "b": jnp.ones(2)}, {"W": jnp.ones((1, 2)), "b": jnp.ones(1)}]
         fd.graph_forward(g, bad, "relu", jnp.ones(3))
-    with pytest.raises(ValueError, match=r"x must have shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"x must be of shape \(3,\) or \(batch, 3\)"):
         fd.graph_forward(g, nn.mlp([3, 2, 1]).init(jax.random.key(0))["params"], "relu", jnp.ones(4))
-    with pytest.raises(ValueError, match="not elementwise"):
+    with pytest.raises(ValueError, match=r"activation must be elementwise \('softmax' is not"):
         fd.graph_forward(g, nn.mlp([3, 2, 1]).init(jax.random.key(0))["params"], "softmax", jnp.ones(3))
+    with pytest.raises(ValueError, match="activation must be one of 'sigmoid', 'relu'"):
+        fd.graph_forward(g, nn.mlp([3, 2, 1]).init(jax.random.key(0))["params"], "swish", jnp.ones(3))
+    # Counts of any integer type keep their value (no wrap-around) or are refused by name.
+    for big in (2**31 + 5, np.int64(2**32 + 1000)):
+        with pytest.raises(ValueError, match=r"n must be an integer in \[1, 65536\]; got"):
+            fd.complete_graph(big)
+        with pytest.raises(ValueError, match=r"vertices must be an integer in \[1, 65536\]"):
+            fd.adjacency_matrix([], big)
+        with pytest.raises(ValueError, match=r"source must be an integer in \[0, 3\]"):
+            fd.shortest_path_lengths(CYCLE4, big)
+        with pytest.raises(ValueError, match="source must be a vertex index"):
+            fd.has_path(CYCLE4, big, 0)
+    with pytest.raises(ValueError, match="sizes must be at most 65536 neurons"):
+        fd.mlp_graph([2**16, 2])

@@ -68,7 +68,7 @@ def test_finite_difference_gradients():
 
 
 def test_unknown_activation_is_a_clear_error():
-    with pytest.raises(ValueError, match="activation='swish'.*expected one of"):
+    with pytest.raises(ValueError, match="activation must be one of .*; got 'swish'"):
         nn.get_activation("swish")
     assert nn.get_activation(None)(jnp.float32(2.0)) == 2.0
     assert math.isclose(float(nn.get_activation("linear")(jnp.float32(-1.5))), -1.5)

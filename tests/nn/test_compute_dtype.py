@@ -81,9 +81,9 @@ def test_compute_dtype_reaches_the_model_through_the_config():
 
 @pytest.mark.parametrize("bad", ["float16", "int8", "fp32", None])
 def test_bad_compute_dtype_is_a_clear_error(bad):
-    with pytest.raises(ValueError, match="compute_dtype must be one of float32, bfloat16"):
+    with pytest.raises(ValueError, match="compute_dtype must be one of 'float32', 'bfloat16'; got"):
         nn.mlp([4, 2], compute_dtype=bad)
-    with pytest.raises(ValueError, match="compute_dtype must be one of float32, bfloat16"):
+    with pytest.raises(ValueError, match="compute_dtype must be one of 'float32', 'bfloat16'; got"):
         nn.cnn(compute_dtype=bad)
     with pytest.raises(ValueError, match="compute_dtype"):
         TrainConfig(compute_dtype=str(bad))

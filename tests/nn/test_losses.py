@@ -104,7 +104,7 @@ def test_bad_input_is_a_clear_error():
         nn.softmax_cross_entropy(jnp.zeros((2, 3)), jnp.array([0, 3]))
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
         nn.softmax_cross_entropy(jnp.zeros((2, 3)), jnp.array([-1, 0]))
-    with pytest.raises(ValueError, match="labels has shape"):
+    with pytest.raises(ValueError, match="labels must be integer class indices of shape"):
         nn.softmax_cross_entropy(jnp.zeros((2, 3)), jnp.array([0, 1, 2]))
     with pytest.raises(ValueError, match="probabilities"):
         nn.binary_cross_entropy(jnp.array([1.5]), jnp.array([1.0]))

@@ -97,16 +97,21 @@ def test_perceptron_is_the_deck_weighted_sum():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: nn.mlp([3, 0, 1]), r"sizes\[1\] must be a positive integer"),
+        (lambda: nn.mlp([3, 0, 1]), r"sizes\[1\] must be an integer in \[1, 2147483647\]; got 0"),
         (lambda: nn.mlp([3, -2, 1]), r"sizes\[1\]"),
         (lambda: nn.mlp([3]), "at least the input and output"),
         (lambda: nn.mlp([3, 2.5, 1]), r"sizes\[1\]"),
-        (lambda: nn.mlp([3, 2], activation="swish"), "activation='swish'"),
-        (lambda: nn.mlp([3, 2], output_activation="gelu"), "output_activation='gelu'"),
-        (lambda: nn.mlp([3, 2], dropout=1.0), r"dropout must be in \[0, 1\)"),
+        (lambda: nn.mlp([3, 2], activation="swish"), "activation must be one of .*; got 'swish'"),
+        (lambda: nn.mlp([3, 2], output_activation="gelu"), "output_activation must be one of .*; got 'gelu'"),
+        (lambda: nn.mlp([3, 2], dropout=1.0), r"dropout must be a finite real number in \[0, 1\); got 1.0"),
         (lambda: nn.mlp([3, 2], dropout=-0.1), "dropout"),
-        (lambda: nn.perceptron(0), "positive"),
-        (lambda: nn.mlp([3, 2]).init(jax.random.key(0), (4,)), r"input_shape \(4,\).*expects 3"),
+        (lambda: nn.perceptron(0), r"n_inputs must be an integer in \[1, 2147483647\]; got 0"),
+        # a width of any integer type keeps its value (no wrap-around), or is refused by name
+        (lambda: nn.mlp([np.int64(2**32 + 3), 2]), r"sizes\[0\] must be an integer in \[1, \d+\]; got 4294967299"),
+        (lambda: nn.batch_norm_init(2**40), r"n_features must be an integer in \[1, 2147483647\]; got 1099511627776"),
+        (lambda: nn.cnn(channels=(np.uint64(2**33),)), r"channels\[0\] must be an integer in \[1, 2147483647\]"),
+        (lambda: nn.mlp([3, 2]).init(jax.random.key(0), (4,)),
+         r"input_shape must be a shape of 3 features \(sizes\[0\]\); got \(4,\)"),
     ],
 )
 def test_bad_construction_is_a_clear_error(call, match):
@@ -117,12 +122,12 @@ def test_bad_construction_is_a_clear_error(call, match):
 def test_shape_mismatch_in_apply_is_a_clear_error():
     model = nn.mlp([3, 2, 1])
     variables = model.init(jax.random.key(0), (3,))
-    with pytest.raises(ValueError, match=r"x has shape \(5, 4\); expected .*3 features"):
+    with pytest.raises(ValueError, match=r"x must be an array whose trailing axes hold 3 features.*got shape \(5, 4\)"):
         model.apply(variables, jnp.zeros((5, 4)))
-    with pytest.raises(ValueError, match=r"x has shape"):
+    with pytest.raises(ValueError, match=r"x must be an array whose trailing axes hold"):
         jax.jit(lambda v, x: model.apply(v, x)[0])(variables, jnp.zeros((2, 7)))
     wrong = nn.mlp([3, 4, 5, 1]).init(jax.random.key(0), (3,))
-    with pytest.raises(ValueError, match="params has 3 layers; this mlp expects 2"):
+    with pytest.raises(ValueError, match=r"variables\['params'\] must be 2 layers for this mlp; got 3 layers"):
         model.apply(wrong, jnp.zeros((3,)))
 
 

@@ -164,7 +164,7 @@ def test_mlp_with_batch_norm_and_dropout_train_eval():
         (lambda: optim.l1_proximal(0.1, -0.5), "learning_rate must be a finite real number >= 0; got -0.5"),
         (lambda: optim.weight_decay(0.1, mask="biases"), "mask must be 'weights', 'all', None, .*; got 'biases'"),
         (lambda: nn.dropout(jnp.ones(3), 1.0, key=jax.random.key(0), train=True), r"dropout must be"),
-        (lambda: nn.batch_norm_init(0), "n_features must be a positive integer"),
+        (lambda: nn.batch_norm_init(0), r"n_features must be an integer in \[1, 2147483647\]; got 0"),
     ],
 )
 def test_bad_regularizer_arguments(call, match):

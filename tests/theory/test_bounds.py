@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import scipy.optimize
 import scipy.special
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlwork.theory import bounds
 
@@ -162,9 +164,9 @@ def test_vc_dimensions_of_the_deck_classes():
     assert bounds.vc_dimension("rectangle", 3) == 6
     with pytest.raises(ValueError, match="hypothesis_class must be one of"):
         bounds.vc_dimension("circle", 2)
-    with pytest.raises(ValueError, match="needs dim"):
+    with pytest.raises(ValueError, match="dim must be the dimension of the input space"):
         bounds.vc_dimension("linear")
-    with pytest.raises(ValueError, match="dim must be 1"):
+    with pytest.raises(ValueError, match="dim must be 1 for 'interval'"):
         bounds.vc_dimension("interval", 2)
 
 
@@ -215,11 +217,94 @@ def test_shattering_agrees_with_the_vc_dimension_on_random_points():
 
 
 def test_bad_points_raise():
-    with pytest.raises(ValueError, match="points must have shape"):
+    with pytest.raises(ValueError, match="points must be of shape"):
         bounds.shatters(np.zeros((2, 2, 2)), "linear")
-    with pytest.raises(ValueError, match="intervals need points on the line"):
+    with pytest.raises(ValueError, match="points must be on the line for intervals"):
         bounds.shatters(np.zeros((3, 2)), "interval")
-    with pytest.raises(ValueError, match="accepts at most 16"):
+    with pytest.raises(ValueError, match="points must be at most 16 points"):
         bounds.shatters(np.zeros((17, 2)), "rectangle")
     with pytest.raises(ValueError, match="labels must be 3 booleans"):
         bounds.realizes(TRIANGLE, [1, 0], "linear")
+
+
+# --------------------------------------------------------------------------------------------
+# Counts of every integer type and size: the bound for the value given, never a wrapped one
+# --------------------------------------------------------------------------------------------
+
+_INTEGER_TYPES = {
+    "python": int,
+    "int64": np.int64,
+    "uint64": np.uint64,
+    "int32": np.int32,
+    "array_int64": lambda v: np.array([v], np.int64),
+}
+
+
+def _typed(value, kind):
+    """value as an integer of the given type, or None where the type cannot hold it."""
+    limits = {"int64": 2**63 - 1, "array_int64": 2**63 - 1, "uint64": 2**64 - 1, "int32": 2**31 - 1}
+    return None if value > limits.get(kind, math.inf) else _INTEGER_TYPES[kind](value)
+
+
+def _binary_kl(q, p):
+    """kl(q || p) in nats, float64 (0 log 0 = 0)."""
+    out = 0.0
+    if q > 0:
+        out += q * math.log(q / p)
+    if q < 1:
+        out += (1 - q) * math.log((1 - q) / (1 - p))
+    return out
+
+
+def _kl_inverse_oracle(q, c):
+    lo, hi = q, 1.0
+    if _binary_kl(q, 1.0 - 1e-15) <= c:
+        return 1.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _binary_kl(q, mid) <= c else (lo, mid)
+    return lo
+
+
+@given(log2_n=st.floats(0.0, 70.0), log2_d=st.floats(0.0, 40.0), kind=st.sampled_from(sorted(_INTEGER_TYPES)),
+       r=st.floats(0.0, 0.5), delta=st.floats(0.001, 0.5), kl=st.floats(0.0, 1e4))
+def test_every_bound_is_the_bound_for_the_count_given(log2_n, log2_d, kind, r, delta, kl):
+    """Sample sizes, VC dimensions and class sizes of every integer type and any size — a NumPy
+    int64 above 2**32, a Python int above 2**63 — give the hand-derived float64 bound (to float32
+    rounding) or, where a type cannot hold the value, are not drawn. (Through jnp.asarray they
+    wrapped: np.int64(2**32 + 1000) became 1000.)"""
+    n, d = int(2**log2_n), int(2**log2_d)
+    tn, td = _typed(n, kind), _typed(d, kind)
+    if tn is None or td is None:
+        return
+    def first(x):
+        return float(np.asarray(x).reshape(-1)[0])
+
+    close = dict(rel=2e-5, abs=1e-6)
+    expected = r + math.sqrt((math.log(n) + math.log(1 / delta)) / (2 * n))
+    assert first(bounds.finite_class_bound(r, tn, tn, delta)) == pytest.approx(expected, **close)
+    vc = r + math.sqrt((d * (math.log(2 * n / d) + 1) + math.log(4 / delta)) / n) if n >= d else math.inf
+    assert first(bounds.vc_bound(r, td, tn, delta)) == pytest.approx(vc, **close)
+    budget = max(kl + math.log(2 * math.sqrt(n) / delta), 0.0)
+    assert first(bounds.pac_bayes_bound(r, kl, tn, delta)) == pytest.approx(r + math.sqrt(budget / (2 * n)), **close)
+    seeger = _kl_inverse_oracle(r, budget / n)
+    assert first(bounds.pac_bayes_bound(r, kl, tn, delta, form="kl")) == pytest.approx(seeger, rel=1e-4, abs=1e-5)
+    m = math.ceil((math.log(n) - math.log(delta)) / 0.05)
+    assert first(bounds.finite_class_sample_complexity(0.05, delta, tn)) == pytest.approx(m, rel=1e-6, abs=1)
+    m = math.ceil((d * math.log(1 / 0.05) - math.log(delta)) / 0.05)
+    assert first(bounds.vc_sample_complexity(0.05, delta, td)) == pytest.approx(m, rel=1e-6, abs=1)
+
+
+def test_counts_beyond_float32_or_not_positive_raise_naming_the_argument():
+    with pytest.raises(ValueError, match=r"^n must be at most 3.4e\+38 in magnitude \(the largest float32\); got 1e"):
+        bounds.vc_bound(0.1, 3, 10**39)
+    with pytest.raises(ValueError, match=r"^n must be positive; got -5"):
+        bounds.vc_bound(0.1, 3, np.int64(-5))
+    with pytest.raises(ValueError, match=r"^n_hypotheses must be a positive integer; got 0"):
+        bounds.finite_class_bound(0.1, 0, 100)
+    with pytest.raises(ValueError, match=r"^n_hypotheses must be at least 1"):
+        bounds.finite_class_bound(0.1, np.array([2, 0], np.int64), 100)
+    # A class size beyond float32 keeps its logarithm (computed on the host in float64).
+    big = np.array([2.0**200], np.float64)
+    expected = 0.1 + math.sqrt((200 * math.log(2) + math.log(20)) / 2000)
+    assert float(bounds.finite_class_bound(0.1, big, 1000)[0]) == pytest.approx(expected, rel=1e-5)

@@ -266,9 +266,9 @@ def test_gaussian_entropy_against_scipy():
     assert float(it.gaussian_entropy(sigma, base=math.e)) == pytest.approx(
         scipy.stats.multivariate_normal(np.zeros(3), cov).entropy(), rel=1e-5)
     assert float(it.gaussian_entropy(0.01)) < 0  # differential entropy can be negative
-    with pytest.raises(ValueError, match="sigma must be positive"):
+    with pytest.raises(ValueError, match="sigma must be positive standard deviations"):
         it.gaussian_entropy(jnp.array([1.0, 0.0]))
-    with pytest.raises(ValueError, match="sigma_q must be positive"):
+    with pytest.raises(ValueError, match="sigma_q must be positive standard deviations"):
         it.gaussian_kl(0.0, 1.0, 0.0, -1.0)
 
 
@@ -361,19 +361,19 @@ def test_gaussian_kl_gradients_stay_finite_and_correct_for_tiny_sigmas(e_q, offs
 def test_bad_distributions_raise():
     with pytest.raises(ValueError, match="p must be non-negative"):
         it.entropy(jnp.array([1.2, -0.2]))
-    with pytest.raises(ValueError, match="must sum to 1"):
+    with pytest.raises(ValueError, match="must be a distribution summing to 1"):
         it.entropy(jnp.array([0.5, 0.6]))
     with pytest.raises(ValueError, match="p has shape .* but q has shape"):
         it.kl_divergence(jnp.ones(3) / 3, jnp.ones(4) / 4)
-    with pytest.raises(ValueError, match="q contains non-finite"):
+    with pytest.raises(ValueError, match="q must be finite"):
         it.cross_entropy(jnp.array([0.5, 0.5]), jnp.array([jnp.nan, 0.5]))
     with pytest.raises(ValueError, match="p_xy must be a distribution given as a matrix"):
         it.mutual_information(jnp.array([0.5, 0.5]))
     with pytest.raises(ValueError, match="p must be probabilities"):
         it.information(jnp.array([0.5, 1.5]))
-    with pytest.raises(ValueError, match="base must be positive and different from 1"):
+    with pytest.raises(ValueError, match="base must be"):
         it.entropy(jnp.array([0.5, 0.5]), base=1)
-    with pytest.raises(ValueError, match="summing to 0"):
+    with pytest.raises(ValueError, match="a distribution summing to 0"):
         it.entropy(jnp.zeros(3), normalize=True)
 
 

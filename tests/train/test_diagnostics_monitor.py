@@ -131,10 +131,11 @@ def test_monitored_epoch_matches_independent_gradients(small_mnist):
     assert dead[0][:2].all()
     assert monitor["dead_relu_layers"]["layer_1"] == pytest.approx(dead[0].mean())
     assert monitor["dead_relu_fraction"] == pytest.approx(np.concatenate(dead).mean())
-    # Monitoring observes; it does not change training.
+    # Monitoring observes; it does not change training (the monitored epoch is another program,
+    # which XLA may fuse and round differently on another CPU: equal to float32 round-off).
     plain_state, _ = plain(state, images, labels)
     for a, b in zip(jax.tree.leaves(plain_state.params), jax.tree.leaves(new_state.params), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
 
 
 def test_fit_rows_carry_the_monitor_and_plot(small_mnist, tmp_path):

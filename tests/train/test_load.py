@@ -22,6 +22,15 @@ def _template_restore(workdir, step, template):
         manager.close()
 
 
+def _assert_accuracy(probs, labels, reported):
+    """The accuracy of ``probs`` is the one the trainer reported, counted by another program: it
+    may differ only by the images whose top two probabilities tie to float32 round-off."""
+    probs = np.asarray(probs)
+    top2 = np.sort(probs, axis=-1)[:, -2:]
+    ties = np.mean(top2[:, 1] - top2[:, 0] <= 1e-6)
+    assert abs(float(np.mean(probs.argmax(-1) == labels)) - reported) <= ties + 1e-6
+
+
 def _assert_trees_equal(a, b):
     assert jax.tree.structure(a) == jax.tree.structure(b)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
@@ -45,8 +54,7 @@ def test_single_run_variables_equal_the_trainers_restore(which, step):
 def test_best_predictions_reproduce_the_reported_test_accuracy():
     run = load_run(runs.single())
     ds = runs.dataset()
-    accuracy = float(np.mean(predict(run, ds.test_images).argmax(-1) == ds.test_labels))
-    assert accuracy == pytest.approx(run.summary["test_accuracy"], abs=1e-6)
+    _assert_accuracy(predict(run, ds.test_images), ds.test_labels, run.summary["test_accuracy"])
 
 
 def test_model_state_is_loaded_for_a_model_with_batchnorm():
@@ -59,8 +67,7 @@ def test_model_state_is_loaded_for_a_model_with_batchnorm():
     stats = run.variables["state"]["batch_stats"]["BatchNorm_0"]
     assert stats["mean"].shape == (32,) and float(np.abs(stats["mean"]).sum()) > 0  # trained, not initial zeros
     ds = runs.dataset()
-    accuracy = float(np.mean(predict(run, ds.test_images).argmax(-1) == ds.test_labels))
-    assert accuracy == pytest.approx(run.summary["test_accuracy"], abs=1e-6)
+    _assert_accuracy(predict(run, ds.test_images), ds.test_labels, run.summary["test_accuracy"])
 
 
 def test_population_best_is_every_members_best_and_the_ensemble_matches_the_summary():
@@ -73,13 +80,11 @@ def test_population_best_is_every_members_best_and_the_ensemble_matches_the_summ
     _assert_trees_equal(run.variables["params"], saved["best_params"])
     _assert_trees_equal(load_run(workdir, "latest").variables["params"], saved["state"].params)
     ds = runs.dataset()
-    ensemble = float(np.mean(predict(run, ds.test_images).argmax(-1) == ds.test_labels))
-    assert ensemble == pytest.approx(run.summary["ensemble_test_accuracy"], abs=1e-6)
+    _assert_accuracy(predict(run, ds.test_images), ds.test_labels, run.summary["ensemble_test_accuracy"])
     for k in range(2):
         member = run.member(k)
         assert not member.is_ensemble
-        acc = float(np.mean(predict(member, ds.test_images).argmax(-1) == ds.test_labels))
-        assert acc == pytest.approx(run.summary["members"][k]["test_accuracy"], abs=1e-6)
+        _assert_accuracy(predict(member, ds.test_images), ds.test_labels, run.summary["members"][k]["test_accuracy"])
 
 
 def test_missing_runs_and_checkpoints_give_the_documented_errors(tmp_path):

@@ -96,6 +96,10 @@ def test_evaluate_counts_every_example_with_padding(small_mnist):
     logits = xf @ W.T + b
     logp = logits - logits.max(1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(1, keepdims=True))
-    assert float(got["accuracy"]) == pytest.approx(np.mean(logits.argmax(1) == y))
+    # float32 against float64: the same class wherever the top two logits are not tied to float32
+    # round-off (there either class is right, and the CPU decides).
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-4 * (1 + np.abs(logits).max(1))
+    np.testing.assert_array_equal(np.asarray(got["predictions"])[clear], logits.argmax(1)[clear])
+    assert abs(float(got["accuracy"]) - np.mean(logits.argmax(1) == y)) <= np.mean(~clear) + 1e-6
     assert float(got["loss"]) == pytest.approx(-logp[np.arange(150), y].mean(), rel=1e-4)
-    np.testing.assert_array_equal(got["predictions"], logits.argmax(1))

@@ -144,7 +144,10 @@ def test_importances_and_staged_predictions():
     assert set(np.argsort(imp)[-2:]) == {0, 1}  # the two informative columns come first
     stages = np.asarray(trees.staged_predict(model, X))
     assert stages.shape == (15, 400)
-    np.testing.assert_array_equal(stages[-1], np.asarray(trees.predict(model, X)))
+    # The last stage is the model's score summed another way: the same class wherever the score
+    # is not 0 to float32 round-off (there either class is right, and the CPU decides).
+    clear = np.abs(np.asarray(boosting_scores(model, jnp.asarray(X, jnp.float32)))[:, 0]) > 1e-5
+    np.testing.assert_array_equal(stages[-1][clear], np.asarray(trees.predict(model, X))[clear])
     assert np.mean(stages[-1] == y) > np.mean(stages[0] == y) - 0.05
 
 

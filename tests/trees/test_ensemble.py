@@ -81,7 +81,11 @@ def test_bagging_uses_every_feature_and_forest_samples_features_per_node():
     per_tree = [numpy_leaf_values(jax.tree.map(lambda a, t=t: a[t], rf.trees), X) for t in range(32)]
     np.testing.assert_allclose(np.asarray(trees.predict_proba(rf, X)), np.mean(per_tree, axis=0), atol=1e-6)
     stages = np.asarray(trees.staged_predict(rf, X))
-    np.testing.assert_array_equal(stages[-1], np.asarray(trees.predict(rf, X)))
+    # The last stage is the forest's vote, summed another way: the same class wherever the vote
+    # is not a tie to float32 round-off (there either class is right, and the CPU decides).
+    proba = np.sort(np.asarray(trees.predict_proba(rf, X)), axis=1)
+    clear = proba[:, -1] - proba[:, -2] > 1e-5
+    np.testing.assert_array_equal(stages[-1][clear], np.asarray(trees.predict(rf, X))[clear])
 
 
 def fit_pair(Xtr, ytr):

@@ -39,6 +39,21 @@ def heap_arrays(sk, depth):
     return feature, thr, gain, nan_left
 
 
+def assert_same_tree(a, b, X, rtol=1e-6):
+    """Trees grown by two different programs (or from equivalent data) are the same tree: they
+    cut the rows of ``X`` into the same leaves (one-to-one), their float fields agree to float32
+    round-off, and they predict the same. Which feature makes a cut where two features separate
+    the rows alike is not compared: their gains tie, and another CPU may round the tie the other
+    way."""
+    leaves_a, leaves_b = np.asarray(trees.tree_leaf(a, X)), np.asarray(trees.tree_leaf(b, X))
+    pairs = set(zip(leaves_a.tolist(), leaves_b.tolist(), strict=True))
+    assert len(pairs) == len(set(leaves_a.tolist())) == len(set(leaves_b.tolist()))
+    for name in ("gain", "impurity", "weight", "value", "leaf_weight"):
+        np.testing.assert_allclose(np.asarray(getattr(a, name)), np.asarray(getattr(b, name)), rtol=rtol,
+                                   atol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(np.asarray(trees.predict(a, X)), np.asarray(trees.predict(b, X)))
+
+
 @pytest.fixture(scope="module")
 def no_ties():
     """make_classification(random_state=3) has no tied splits at depth 4: same tree as sklearn."""
@@ -96,8 +111,7 @@ def test_min_samples_leaf_and_integer_weights(no_ties):
     w = np.random.default_rng(0).integers(0, 3, len(y))
     weighted = trees.fit_tree(X, y, max_depth=4, max_bins=None, sample_weight=w)
     repeated = trees.fit_tree(np.repeat(X, w, axis=0), np.repeat(y, w), max_depth=4, max_bins=None)
-    np.testing.assert_array_equal(np.asarray(weighted.feature), np.asarray(repeated.feature))
-    np.testing.assert_allclose(np.asarray(weighted.value), np.asarray(repeated.value), atol=1e-6)
+    assert_same_tree(weighted, repeated, X[w > 0])
 
 
 def test_nan_in_training_is_supported_like_sklearn(no_ties):
@@ -116,8 +130,7 @@ def test_hist_mode_equals_exact_mode_when_bins_suffice_and_text_rendering():
     X, y = DATA["iris"]
     exact = trees.fit_tree(X, y, max_depth=8, max_bins=None)
     hist = trees.fit_tree(X, y, max_depth=8, max_bins=64)  # iris has < 64 distinct values per feature
-    for a, b in zip(jax.tree.leaves(exact), jax.tree.leaves(hist), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert_same_tree(exact, hist, X)
     text = trees.export_text(exact, feature_names=["sl", "sw", "pl", "pw"])
     assert text.splitlines()[0].startswith("|--- pl <= 2.450") and "class: 0" in text
 
@@ -126,8 +139,8 @@ def test_levels_unrolled_or_scanned_grow_the_same_tree(no_ties, monkeypatch):
     X, y, scanned = no_ties
     monkeypatch.setattr(tree_module, "UNROLL_MIN_VALUES", 0)
     unrolled = trees.fit_tree(X, y, max_depth=4, max_bins=None)
-    for a, b in zip(jax.tree.leaves(scanned), jax.tree.leaves(unrolled), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert_same_tree(scanned, unrolled, X)
+    np.testing.assert_array_equal(np.asarray(scanned.feature), np.asarray(unrolled.feature))  # no ties here
 
 
 def test_predict_under_jit_and_vmap_and_input_checks(no_ties):
