@@ -77,7 +77,7 @@ def check_no_nan(value: Any, name: str) -> None:
     for leaf in leaves:
         v = concrete(leaf)
         if v is not None and v.dtype.kind in "fc" and v.size and np.isnan(v).any():
-            raise ValueError(f"{name} contains NaN")
+            fail(name, "free of NaN", f"{int(np.isnan(v).sum())} NaN of {v.size} values")
 
 
 def check_finite(value: Any, name: str) -> None:
@@ -87,7 +87,8 @@ def check_finite(value: Any, name: str) -> None:
     for leaf in jax.tree_util.tree_leaves(value):
         v = concrete(leaf)
         if v is not None and v.dtype.kind in "fc" and v.size and not np.isfinite(v).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
+            bad = int((~np.isfinite(v)).sum())
+            fail(name, "finite (no NaN or ±inf)", f"{bad} non-finite of {v.size} values")
 
 
 def fail(name: str, expected: str, got: Any) -> None:
