@@ -85,7 +85,7 @@ nb_execution_excludepatterns = ["guides/*", "api/*", "index.md", "getting_starte
 # --- HTML ---
 html_theme = "sphinx_book_theme"
 html_title = f"mlwork {version}"
-html_static_path = ["_static"]
+html_static_path: list[str] = []  # no static files of our own (an absent _static is a warning)
 html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
