@@ -87,7 +87,10 @@ class TrainConfig:
     optimizer: str = _knob("adam", "Optax optimizer (the deck's section 14)", choices=OPTIMIZERS)
     lr: float = _knob(1e-3, "peak learning rate (swept members' rates replace it)", flag="--lr")
     schedule: str = _knob("step", "learning-rate schedule; step = the deck's StepLR (halve every 5 epochs); "
-                                  "the cosine family, exponential and onecycle span --epochs", choices=SCHEDULES)
+                                  "the cosine family, exponential and onecycle span --epochs; warmup_cosine warms "
+                                  "up over the first epoch from exactly 0, as Optax's does (the first "
+                                  "step moves nothing), onecycle from --lr/25",
+                      choices=SCHEDULES)
     weight_decay: float = _knob(0.0, "decoupled L2 strength (weights only, never biases or norm scales)")
     l1: float = _knob(0.0, "proximal L1 strength (weights only)")
     clip_norm: float | None = _knob(None, "clip gradients to this global norm (none: no clipping)")
