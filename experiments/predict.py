@@ -70,7 +70,15 @@ def load_image(path: Path, input_shape: tuple[int, ...], invert: bool = False,
     if changes:
         warn(f"warning: {path}: {' and '.join(changes)} as the run expects")
     x = np.asarray(grey, dtype=np.uint8)
-    return 255 - x if invert else x
+    if invert:
+        return 255 - x
+    # MNIST digits are light strokes on a dark background. A light border says the drawing is the
+    # other way round (ink on paper), which the model would read as a blob: say so, do not guess.
+    border = np.concatenate([x[0], x[-1], x[1:-1, 0], x[1:-1, -1]])
+    if np.median(border) > 127:
+        warn(f"warning: {path}: dark strokes on a light background (border median "
+             f"{int(np.median(border))}); the model expects light on dark: pass --invert")
+    return x
 
 
 def read_inputs(paths: list[str], input_shape: tuple[int, ...], invert: bool):

@@ -73,6 +73,22 @@ def test_invert_turns_dark_on_light_drawings_into_mnist_polarity(run, tmp_path, 
     np.testing.assert_allclose(p["probabilities"], predict(run, digit), atol=1e-6)
 
 
+def test_dark_on_light_drawing_without_invert_gets_a_warning(tmp_path):
+    digit = runs.dataset().test_images[2]
+    warnings = []
+    paper, screen = tmp_path / "paper.png", tmp_path / "screen.png"
+    Image.fromarray(255 - digit).save(paper)
+    Image.fromarray(digit).save(screen)
+    cli.load_image(screen, (28, 28), warn=warnings.append)
+    assert warnings == []  # MNIST's own polarity: nothing to say
+    x = cli.load_image(paper, (28, 28), warn=warnings.append)
+    assert len(warnings) == 1 and "light background" in warnings[0] and "--invert" in warnings[0]
+    np.testing.assert_array_equal(x, 255 - digit)  # warned, not silently changed
+    warnings.clear()
+    cli.load_image(paper, (28, 28), invert=True, warn=warnings.append)
+    assert warnings == []
+
+
 def test_a_population_predicts_with_its_ensemble(images, capsys):
     png, _, _ = images
     assert cli.main(["--workdir", str(runs.population()), "--json", str(png)]) == 0
