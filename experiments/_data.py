@@ -33,7 +33,7 @@ def _dataset(name: str, data_dir: str | None, source: str, env: tuple[str | None
 def load_or_report(name: str, data_dir: str | None, source: str = "auto"):
     """:func:`mlwork.data.load_dataset` ``(name, data_dir, source=source)``, memoised per process
     (keyed by the environment variables it reads too, so repeated runs — one per planted fault,
-    say — parse the data once). Prints the source's notice to stderr; on a
+    say — parse the data once). load_dataset prints the source's notice to stderr; on a
     :class:`~mlwork.data.DataError` (a forced source unavailable, no source left, a bad file)
     prints ``error: ...`` and returns ``None`` (the caller exits with code 2)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # quiet TensorFlow, should TFDS load it
@@ -44,6 +44,4 @@ def load_or_report(name: str, data_dir: str | None, source: str = "auto"):
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return None
-    if dataset.notice:
-        print(dataset.notice, file=sys.stderr, flush=True)
     return dataset

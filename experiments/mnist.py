@@ -101,9 +101,6 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_compile_cache:
             enable_compilation_cache()
         dataset = load_dataset(config.dataset, config.data_dir, test_dir=config.test_dir, source=config.source)
-        if dataset.notice:
-            sys.stdout.flush()
-            print(dataset.notice, file=sys.stderr, flush=True)
         print(f"{prefix}data: {dataset.source} — {len(dataset.train_labels)} train, {len(dataset.test_labels)} test; "
               f"workdir: {workdir}", flush=True)
         summary = train_and_evaluate(config, workdir, dataset, resume=args.resume, stop_after=args.stop_after)

