@@ -20,7 +20,7 @@ stored one example per row, so the batched layer is ``Z = A Wᵀ + b``. Layers t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -63,6 +63,19 @@ class Model(NamedTuple):
 
 #: The widest layer (and the longest axis) a model here may have: array axes are int32-indexed.
 MAX_WIDTH = 2**31 - 1
+
+
+def _check_variables(variables: Any) -> None:
+    """``variables`` must be what ``init`` returned: a mapping with ``"params"`` (and ``"state"``).
+    Its parameters alone (``variables["params"]``, a list for the MLP) are the usual mistake."""
+    if isinstance(variables, Mapping) and "params" in variables:
+        return
+    if isinstance(variables, Mapping):
+        got = f"a dict with keys {sorted(map(str, variables))}"
+    else:
+        got = f"a {type(variables).__name__}"
+    fail("variables", "the dict init returns, {'params': ..., 'state': ...} (pass all of it, not "
+         "variables['params'])", got)
 
 
 def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
@@ -256,6 +269,7 @@ def mlp(
         return {"params": layers, "state": {"batch_norm": stats}}
 
     def forward(variables: Variables, x, train: bool, key: Array | None):
+        _check_variables(variables)
         params = variables["params"]
         if len(params) != n_layers:
             fail("variables['params']", f"{n_layers} layers for this mlp", f"{len(params)} layers")
@@ -331,6 +345,7 @@ def perceptron(n_inputs: int, activation: str = "sigmoid") -> Model:
 
     def apply(variables: Variables, x, *, train: bool = False, key: Array | None = None):
         del train, key  # a perceptron has no stochastic layers
+        _check_variables(variables)
         p = variables["params"]
         x = _flatten_features(_as_float_input(x), n_inputs)
         check_no_nan(x, "x")
@@ -413,6 +428,7 @@ def from_flax(module: Any, *, output_activation: str | None = None, train_arg: s
         return {"params": params, "state": variables}
 
     def apply(variables: Variables, x, *, train: bool = False, key: Array | None = None):
+        _check_variables(variables)
         state = dict(variables.get("state", {}))
         flax_vars = {"params": variables["params"], **state}
         rngs = {"dropout": key} if key is not None else {}
@@ -423,6 +439,7 @@ def from_flax(module: Any, *, output_activation: str | None = None, train_arg: s
         return out, state
 
     def hidden(variables: Variables, x) -> dict[str, Array]:
+        _check_variables(variables)
         flax_vars = {"params": variables["params"], **dict(variables.get("state", {}))}
         _, sown = module.apply(flax_vars, x, mutable=[HIDDEN_COLLECTION], **_kwargs(False))
         leaves = jax.tree_util.tree_flatten_with_path(dict(sown).get(HIDDEN_COLLECTION, {}))[0]

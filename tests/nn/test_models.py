@@ -220,3 +220,25 @@ def test_reshape_max_pool_equals_flax_max_pool(shape):
     np.testing.assert_allclose(tie.ravel(), [0.25] * 4)
     with pytest.raises(ValueError, match="impl"):
         max_pool_2x2(x, "avg")
+
+
+@pytest.mark.parametrize("name", ["mlp", "mlp_bn", "perceptron", "cnn"])
+def test_passing_params_where_variables_belong_is_one_line_naming_variables(name):
+    model, shape = {
+        "mlp": (lambda: nn.mlp([4, 3, 2]), (4,)),
+        "mlp_bn": (lambda: nn.mlp([4, 3, 2], batch_norm=True), (4,)),
+        "perceptron": (lambda: nn.perceptron(4), (4,)),
+        "cnn": (lambda: nn.cnn(n_classes=3, channels=(2,), hidden=4), (8, 8)),
+    }[name]
+    model = model()
+    variables = model.init(jax.random.key(0), shape)
+    x = jnp.ones((2, *shape))
+    model.apply(variables, x)  # the whole dict works
+    for wrong in (variables["params"], {"state": variables["state"]}):
+        with pytest.raises(ValueError, match=r"^variables must be the dict init returns.*; got a (list|dict)"):
+            model.apply(wrong, x)
+        with pytest.raises(ValueError, match=r"^variables must be the dict init returns"):
+            jax.jit(lambda v: model.apply(v, x)[0])(wrong)  # the same line under jit, at trace time
+    if model.hidden is not None:
+        with pytest.raises(ValueError, match=r"^variables must be the dict init returns"):
+            model.hidden(variables["params"], x)
