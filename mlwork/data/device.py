@@ -16,7 +16,25 @@ Array = jax.Array
 
 
 def normalize(images: Array, mean: float, std: float) -> Array:
-    r"""uint8 pixels to standardised float32: :math:`x' = (x/255 - \mu)/\sigma` (deck section 20)."""
+    r"""uint8 pixels to standardised float32 (deck section 20).
+
+    .. math:: x' = \frac{x / 255 - \mu}{\sigma}
+
+    Args:
+      images: pixels, any shape, an integer or float dtype with values in ``[0, 255]``.
+      mean: :math:`\mu`, the per-pixel mean on ``[0, 1]`` images (MNIST's is
+        :data:`~mlwork.data.MNIST_MEAN`).
+      std: :math:`\sigma > 0`, the per-pixel standard deviation on ``[0, 1]`` images.
+
+    Returns:
+      float32, the shape of ``images``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.data import normalize
+      >>> normalize(jnp.array([0, 255], jnp.uint8), mean=0.5, std=0.5).tolist()
+      [-1.0, 1.0]
+    """
     return (images.astype(jnp.float32) * (1.0 / 255.0) - mean) * (1.0 / std)
 
 
@@ -37,11 +55,30 @@ def _affine_one(key: Array, image: Array, max_shift: float, max_rotation: float)
 
 
 def augment(key: Array, images: Array, max_shift: float = 2.0, max_rotation_deg: float = 10.0) -> Array:
-    """Random per-image shifts of up to ``max_shift`` pixels and rotations of up to
-    ``max_rotation_deg`` degrees, with bilinear resampling and a black (0) border.
+    r"""Random per-image shifts and rotations (data augmentation), resampled bilinearly with a black border.
 
-    ``images`` is a float batch ``(B, H, W)`` of raw intensities (before normalisation, so the
-    border fill is the background).
+    Each image gets its own angle :math:`\theta \sim U(-\theta_{max}, \theta_{max})` and shift
+    :math:`t \sim U(-s, s)^2`; output pixel :math:`p` samples the input at
+    :math:`R(-\theta)(p - c - t) + c`, :math:`c` the image's centre (a rotation about the centre,
+    then a shift), with 0 outside the image.
+
+    Args:
+      key: a PRNG key; the same key gives the same transforms.
+      images: a float batch ``(B, H, W)`` of raw intensities, before normalisation (so the border
+        fill, 0, is the background).
+      max_shift: :math:`s`, the largest shift along each axis, in pixels.
+      max_rotation_deg: :math:`\theta_{max}`, the largest rotation, in degrees.
+
+    Returns:
+      The transformed batch, the shape of ``images``, float32.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork.data import augment
+      >>> images = jnp.zeros((2, 8, 8)).at[:, 2:6, 2:6].set(255.0)
+      >>> out = augment(jax.random.key(0), images, max_shift=0.0, max_rotation_deg=0.0)
+      >>> out.shape, bool(jnp.all(out == images))  # no shift, no rotation: the identity
+      ((2, 8, 8), True)
     """
     keys = jax.random.split(key, images.shape[0])
     max_rotation = math.radians(max_rotation_deg)
@@ -50,7 +87,30 @@ def augment(key: Array, images: Array, max_shift: float = 2.0, max_rotation_deg:
 
 def preprocess(images_u8: Array, mean: float, std: float, *, key: Array | None = None,
                augment_data: bool = False) -> Array:
-    """A uint8 batch to the model's float32 input: optional augmentation, then normalisation."""
+    r"""A uint8 batch to the model's float32 input: optional :func:`augment`, then :func:`normalize`.
+
+    Runs on the device, inside the compiled step, so only the uint8 data crosses from the host.
+
+    Args:
+      images_u8: uint8 pixels ``(B, H, W)``.
+      mean: the per-pixel mean on ``[0, 1]`` images.
+      std: the per-pixel standard deviation on ``[0, 1]`` images, positive.
+      key: a PRNG key, required when ``augment_data``.
+      augment_data: apply :func:`augment` (training) or not (evaluation).
+
+    Returns:
+      float32 ``(B, H, W)``, :math:`(x / 255 - \mu) / \sigma`.
+
+    Raises:
+      ValueError: ``augment_data`` without a ``key``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.data import MNIST_MEAN, MNIST_STD, preprocess
+      >>> x = preprocess(jnp.zeros((1, 28, 28), jnp.uint8), MNIST_MEAN, MNIST_STD)
+      >>> x.dtype.name, round(float(x[0, 0, 0]), 4)  # -0.1307 / 0.3081
+      ('float32', -0.4242)
+    """
     x = images_u8.astype(jnp.float32)
     if augment_data:
         if key is None:

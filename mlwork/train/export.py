@@ -52,6 +52,22 @@ def export_run(workdir: str | Path | LoadedRun, path: str | Path, which: str | i
     Raises:
       ValueError: ``path`` exists and is not an empty folder.
       RunError, CheckpointError: as :func:`~mlwork.train.load_run`.
+
+    Example:
+      >>> import tempfile
+      >>> from pathlib import Path
+      >>> import jax.numpy as jnp, numpy as np
+      >>> from mlwork import nn
+      >>> from mlwork.train import LoadedRun, export_run, load_exported
+      >>> variables = {"params": [{"W": jnp.zeros((10, 784)), "b": jnp.arange(10.0)}], "state": {}}
+      >>> run = LoadedRun(nn.mlp([784, 10]), variables, {"mean": 0.1307, "std": 0.3081}, None, 0, "best")
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> folder = export_run(run, Path(tmp.name) / "exported")
+      >>> sorted(f.name for f in folder.iterdir())
+      ['function.jax', 'load_exported.py', 'meta.json', 'variables.npz']
+      >>> load_exported(folder)(np.zeros((4, 28, 28), np.uint8)).argmax(-1).tolist()  # any batch size
+      [9, 9, 9, 9]
+      >>> tmp.cleanup()
     """
     path = Path(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):

@@ -72,11 +72,42 @@ class ExportedRun:
 
 
 def load_exported(path: str | Path) -> ExportedRun:
-    """Load an export folder written by ``mlwork.train.export_run``.
+    """Load an export folder written by :func:`mlwork.train.export_run`; it needs only JAX and NumPy.
+
+    Args:
+      path: the export folder (``function.jax``, ``variables.npz``, ``meta.json``).
+
+    Returns:
+      An ``ExportedRun``: call it on images ``(*batch, *input_shape)`` (a trailing channel axis of 1
+      is accepted), integer pixel levels in ``[0, 255]`` or floats in ``[0, 1]``, to get float32
+      class probabilities ``(*batch, classes)``; its ``meta`` is ``meta.json``, and
+      ``input_shape`` and ``class_names`` are read from it.
 
     Raises:
-      ValueError: ``path`` is not an export folder, or its files do not match the SHA-256
-        recorded in ``meta.json`` (damaged or edited).
+      ValueError: ``path`` is not an export folder (no readable ``meta.json``, another format), or
+        its files do not match the SHA-256 recorded in ``meta.json`` (damaged or edited); (when
+        called) images of another shape, or outside their dtype's range.
+
+    Example:
+      >>> import tempfile
+      >>> from pathlib import Path
+      >>> import jax.numpy as jnp, numpy as np
+      >>> from mlwork import nn
+      >>> from mlwork.train import LoadedRun, export_run, load_exported
+      >>> variables = {"params": [{"W": jnp.zeros((10, 784)), "b": jnp.zeros(10)}], "state": {}}
+      >>> run = LoadedRun(nn.mlp([784, 10]), variables, {"mean": 0.1307, "std": 0.3081}, None, 0, "best")
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> model = load_exported(export_run(run, Path(tmp.name) / "exported"))
+      >>> probs = model(np.zeros((28, 28, 1), np.float32))  # one image with a channel axis
+      >>> model.input_shape, probs.shape, [round(float(p), 3) for p in probs[:3]]  # uniform
+      ((28, 28), (10,), [0.1, 0.1, 0.1])
+      >>> _ = (Path(tmp.name) / "exported" / "variables.npz").write_bytes(b"edited")
+      >>> try:
+      ...     load_exported(Path(tmp.name) / "exported")
+      ... except ValueError as e:
+      ...     print(str(e).split("variables.npz ")[1])
+      is missing or damaged (SHA-256 differs from meta.json)
+      >>> tmp.cleanup()
     """
     path = Path(path)
     try:

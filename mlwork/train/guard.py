@@ -22,7 +22,33 @@ from mlwork.train.errors import WorkdirInUse
 
 
 class WorkdirLock:
-    """``with WorkdirLock(workdir): ...`` — exclusive for the duration, across processes."""
+    """An exclusive lock on ``<workdir>/.lock``: ``with WorkdirLock(workdir): ...``, one run per workdir.
+
+    The lock is an ``fcntl.flock`` on the file, across processes (and across open files in one
+    process); the kernel releases it when the process ends, even by SIGKILL, so no stale lock is
+    left. The holder's pid is written into the file, and named by the error of the next would-be
+    holder. Entering creates ``workdir`` if needed.
+
+    Args:
+      workdir: the run's folder.
+
+    Raises:
+      WorkdirInUse: (on entering) another open lock holds the workdir.
+      OSError: (on entering) the lock file cannot be created or locked for another reason.
+
+    Example:
+      >>> import tempfile
+      >>> from mlwork.train import WorkdirInUse, WorkdirLock
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> with WorkdirLock(tmp.name) as lock:
+      ...     try:
+      ...         with WorkdirLock(tmp.name):
+      ...             pass
+      ...     except WorkdirInUse as e:
+      ...         print("refused:", "is in use by another run" in str(e), lock.held())
+      refused: True True
+      >>> tmp.cleanup()
+    """
 
     def __init__(self, workdir: str | Path):
         self.path = Path(workdir) / ".lock"
@@ -51,8 +77,12 @@ class WorkdirLock:
         return self
 
     def held(self) -> bool:
-        """Whether the workdir still holds this lock's file (``False`` once someone removed or
-        replaced the workdir under the run)."""
+        """Whether the workdir still holds this lock's file.
+
+        Returns:
+          ``False`` before entering, after exiting, or once someone removed or replaced the workdir (or
+          its ``.lock``) under the run; ``True`` otherwise.
+        """
         if self._fd is None:
             return False
         try:
@@ -74,6 +104,21 @@ class PreemptionGuard:
     Installs handlers for SIGTERM and SIGINT that only record the request (nothing unsafe happens
     inside a handler); ``guard.signal_name`` says which arrived first. Restores the previous
     handlers on exit. Outside the main thread it does nothing.
+
+    Args:
+      signals: the signal numbers to catch.
+
+    Attributes:
+      requested: whether one of ``signals`` arrived while the guard was entered.
+      signal_name: the name of the first that arrived (``"SIGTERM"``, ``"SIGINT"``), or ``None``.
+
+    Example:
+      >>> import os, signal
+      >>> from mlwork.train import PreemptionGuard
+      >>> with PreemptionGuard(signals=(signal.SIGUSR1,)) as guard:
+      ...     os.kill(os.getpid(), signal.SIGUSR1)
+      ...     print(guard.requested, guard.signal_name)
+      True SIGUSR1
     """
 
     def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):

@@ -108,11 +108,23 @@ def predict(loaded: Any, images: Any, *, per_member: bool = False) -> np.ndarray
       ValueError: a shape that does not end with the run's input shape, values outside the
         convention's range, ``per_member`` for a single model.
 
-    Example::
+    Example:
+      With a trained run, ``predict(load_run("runs/mnist-mlp"), images_uint8)``. Here a
+      hand-made one whose logits are its biases, :math:`\\ln 9` for class 7 and 0 for the rest,
+      so :math:`p_7 = 9 / (9 + 9) = 0.5` for any image:
 
-      run = load_run("runs/mnist-mlp")
-      probs = predict(run, images_uint8)      # (N, 10)
-      labels = probs.argmax(-1)
+      >>> import math
+      >>> import jax.numpy as jnp, numpy as np
+      >>> from mlwork import nn
+      >>> from mlwork.train import LoadedRun, predict
+      >>> variables = {"params": [{"W": jnp.zeros((10, 784)), "b": jnp.zeros(10).at[7].set(math.log(9))}],
+      ...              "state": {}}
+      >>> run = LoadedRun(nn.mlp([784, 10]), variables, {"mean": 0.1307, "std": 0.3081}, None, 0, "best")
+      >>> probs = predict(run, np.zeros((2, 28, 28), np.uint8))
+      >>> probs.shape, probs.dtype.name, round(float(probs[0, 7]), 4), probs.argmax(-1).tolist()
+      ((2, 10), 'float32', 0.5, [7, 7])
+      >>> predict(run, np.zeros((28, 28), np.float32)).shape  # one image, floats in [0, 1]
+      (10,)
     """
     if per_member and not loaded.is_ensemble:
         raise ValueError("per_member needs a population run; this run holds a single model")

@@ -53,6 +53,18 @@ class LoadedRun(NamedTuple):
       step: the optimizer step of the checkpoint the variables come from.
       which: what was asked for: ``"best"``, ``"latest"`` or the step number.
       members: the population size, or ``None`` for a single model.
+
+    Usually from :func:`load_run`; it can be built by hand around any model and variables (the
+    ``config`` needs ``mean`` and ``std``, the normalisation the model expects).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> from mlwork.train import LoadedRun
+      >>> variables = {"params": [{"W": jnp.zeros((10, 784)), "b": jnp.zeros(10)}], "state": {}}
+      >>> run = LoadedRun(nn.mlp([784, 10]), variables, {"mean": 0.1307, "std": 0.3081}, None, 0, "best")
+      >>> run.input_shape, run.num_classes, run.class_names[:3], run.is_ensemble
+      ((28, 28), 10, ('0', '1', '2'), False)
     """
 
     model: nn.Model
@@ -70,20 +82,27 @@ class LoadedRun(NamedTuple):
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """The shape of one input image, e.g. ``(28, 28)``."""
+        """The shape of one input image, e.g. ``(28, 28)`` (``config["input_shape"]``, default ``(28, 28)``)."""
         return tuple(int(d) for d in self.config.get("input_shape", (28, 28)))
 
     @property
     def class_names(self) -> tuple[str, ...]:
+        """The class names, index ``i`` naming class ``i`` (``config["class_names"]``; default
+        ``"0"``, ``"1"``, ...)."""
         return tuple(self.config.get("class_names") or (str(i) for i in range(self.num_classes)))
 
     @property
     def num_classes(self) -> int:
+        """The number of classes (``config["num_classes"]``, default 10)."""
         return int(self.config.get("num_classes", 10))
 
     @property
     def mean_std(self) -> tuple[float, float]:
-        """The normalisation ``(x / 255 - mean) / std`` the run trained with."""
+        """The normalisation ``(x / 255 - mean) / std`` the run trained with, as ``(mean, std)``.
+
+        Raises:
+          RunError: ``config`` lacks them (and names no data set whose statistics are known).
+        """
         if "mean" in self.config and "std" in self.config:
             return float(self.config["mean"]), float(self.config["std"])
         try:
@@ -92,7 +111,29 @@ class LoadedRun(NamedTuple):
             raise RunError("config.json lacks the normalisation statistics (mean, std) of this run") from None
 
     def member(self, k: int) -> LoadedRun:
-        """Member ``k`` of a population as a single-model run."""
+        """Member ``k`` of a population as a single-model run.
+
+        Args:
+          k: the member's index, in ``[0, members)``.
+
+        Returns:
+          A :class:`LoadedRun` with member ``k``'s variables (the member axis removed) and
+          ``members=None``.
+
+        Raises:
+          ValueError: a single-model run, or ``k`` out of range.
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from mlwork import nn
+          >>> from mlwork.train import LoadedRun
+          >>> params = [{"W": jnp.zeros((3, 10, 784)), "b": jnp.arange(30.0).reshape(3, 10)}]  # 3 members
+          >>> variables = {"params": params, "state": {}}
+          >>> run = LoadedRun(nn.mlp([784, 10]), variables, {"mean": 0.0, "std": 1.0}, None, 0, "best", members=3)
+          >>> one = run.member(2)
+          >>> one.is_ensemble, one.variables["params"][0]["b"][0].item()
+          (False, 20.0)
+        """
         if not self.is_ensemble:
             raise ValueError("member(k) needs a population run; this run holds a single model")
         if not 0 <= k < self.members:
@@ -225,10 +266,17 @@ def load_run(workdir: str | Path, which: str | int = "best", *, model: nn.Model 
         do not match the SHA-256 recorded when it was saved.
       ValueError: ``which`` is not ``"best"``, ``"latest"`` or a non-negative step.
 
-    Example::
+    Example (needs a trained run's workdir, which takes seconds to make, so this is not run
+    here):
 
-      run = load_run("runs/mnist-mlp")
-      probs = predict(run, test_images)          # (N, 10)
+    .. code-block:: python
+
+        from mlwork.train import load_run, predict
+
+        run = load_run("runs/mnist-mlp")            # the best checkpoint
+        probs = predict(run, test_images)           # (N, 10), rows summing to 1
+        latest = load_run("runs/mnist-mlp", "latest")
+        run.step, latest.step                       # e.g. (7030, 8436)
     """
     if isinstance(which, str) and which.isdigit():
         which = int(which)

@@ -21,9 +21,23 @@ FIELDS = (("train_loss", "loss"), ("train_accuracy", "accuracy"), ("val_loss", "
 
 
 def use_progress_bar(stream: TextIO | None = None) -> bool:
-    """``True`` when ``stream`` (default ``sys.stdout``) is a terminal: show a tqdm bar there;
-    otherwise print one :func:`epoch_line` per epoch. A closed or missing stream counts as not
-    a terminal."""
+    """Whether to show a tqdm progress bar on ``stream``: only when it is a terminal.
+
+    Otherwise the loop prints one :func:`epoch_line` per epoch. A closed stream, or an object
+    without ``isatty``, counts as not a terminal.
+
+    Args:
+      stream: the output stream; default ``sys.stdout``.
+
+    Returns:
+      ``stream.isatty()``, or ``False`` when that cannot be asked.
+
+    Example:
+      >>> import io
+      >>> from mlwork.train import use_progress_bar
+      >>> use_progress_bar(io.StringIO())
+      False
+    """
     stream = sys.stdout if stream is None else stream
     try:
         return bool(stream.isatty())

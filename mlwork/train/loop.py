@@ -120,6 +120,23 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
     Raises:
       NonFiniteLossError: a member's loss became NaN or infinite (nothing is yielded for that
         epoch); it names the member (population), the epoch and the global step.
+
+    Example (stop mid-epoch and finish that epoch exactly later; compiling and training take
+    seconds, so this is not run here):
+
+    .. code-block:: python
+
+        from mlwork.train import Interrupted, compile_run, init_state, prepare, train_epochs
+
+        run = prepare(config, dataset)           # config.steps_per_call shorter than an epoch
+        state = init_state(run)
+        compiled = compile_run(run, state)
+        polls = iter(range(3))                   # interrupt at the third poll
+        for event in train_epochs(run, state, compiled, interrupt=lambda: next(polls, 2) == 2):
+            state = event.state
+        if isinstance(event, Interrupted):
+            for event in train_epochs(run, state, compiled, partial=event.partial):
+                state = event.state
     """
     config, spe, k = run.config, run.steps_per_epoch, run.population
     if k is not None and best is None:
@@ -215,10 +232,17 @@ def fit(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = None,
     Raises:
       RunError, NonFiniteLossError: see :func:`~mlwork.train.programs.prepare` and :func:`train_epochs`.
 
-    Example::
+    Example (training takes seconds to minutes, so this is not run here):
+
+    .. code-block:: python
+
+        from mlwork.data import load_dataset
+        from mlwork.train import TrainConfig, fit, make_evaluator
 
         result = fit(TrainConfig(epochs=2), load_dataset("mnist"))
-        result.history[-1]["val_accuracy"]
+        result.history[-1]["val_accuracy"]          # e.g. 0.97
+        evaluate = make_evaluator(result.run)
+        float(evaluate(result.state.params, result.state.model_state, *result.run.test)["accuracy"])
     """
     run = prepare(config, dataset, model=model, tx=tx)
     state = init_state(run)

@@ -44,8 +44,28 @@ from mlwork.train.step import make_evaluate, make_train_chunk, make_train_step
 
 
 def build_model(config: TrainConfig, input_shape: tuple[int, ...] = (28, 28), num_classes: int = 10) -> nn.Model:
-    """The model ``config.model`` names, sized for the data: the deck's ``D-256-128-C`` ReLU MLP
-    with dropout (``D`` = pixels per image), or the BatchNorm CNN with ``C`` classes."""
+    """The model ``config.model`` names, sized for the data.
+
+    ``"mlp"``: the deck's ``D-256-128-C`` ReLU MLP with dropout ``config.dropout`` (``D`` the
+    pixels per image, ``C`` the classes); ``"cnn"``: the BatchNorm CNN (:func:`mlwork.nn.cnn`) with
+    ``C`` classes. ``config.compute_dtype`` is passed on when it is not float32.
+
+    Args:
+      config: the run's knobs (``model``, ``dropout``, ``compute_dtype``).
+      input_shape: one image's shape, e.g. ``(28, 28)``.
+      num_classes: ``C``, the number of classes.
+
+    Returns:
+      An uninitialised :class:`~mlwork.nn.Model` (``init`` and ``apply``).
+
+    Example:
+      >>> import jax
+      >>> from mlwork import nn
+      >>> from mlwork.train import TrainConfig, build_model
+      >>> model = build_model(TrainConfig(model="mlp"))
+      >>> nn.count_params(model.init(jax.random.key(0), (28, 28)))  # 784·256+256 + 256·128+128 + 128·10+10
+      235146
+    """
     kwargs = {"compute_dtype": config.compute_dtype} if config.compute_dtype != "float32" else {}
     if config.model == "mlp":
         return nn.mlp([math.prod(input_shape), 256, 128, num_classes], activation="relu", dropout=config.dropout,
@@ -54,9 +74,33 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...] = (28, 28), nu
 
 
 def build_schedule(config: TrainConfig, steps_per_epoch: int):
-    """The learning-rate schedule in optimizer steps, from epoch-level choices:
-    ``step`` halves the rate every 5 epochs (the deck's ``StepLR(5, 0.5)``); ``exponential``
-    decays it tenfold over the run; the cosine family spans the whole run (warm-up: 1 epoch)."""
+    r"""The learning-rate schedule, in optimizer steps, from the epoch-level ``config.schedule``.
+
+    With :math:`\eta` = ``config.lr``, :math:`S` = ``steps_per_epoch`` and :math:`T = S \cdot`
+    ``config.epochs`` (at least 1):
+
+    * ``constant``: :math:`\eta`;
+    * ``step``: :math:`\eta \cdot 0.5^{\lfloor t / 5S \rfloor}`, the deck's ``StepLR(5, 0.5)``;
+    * ``exponential``: :math:`\eta \cdot 10^{-t/T}`, tenfold over the run;
+    * ``cosine``: :math:`\eta \cdot \tfrac12 (1 + \cos(\pi t / T))` (Loshchilov & Hutter, 2017);
+    * ``warmup_cosine``: a linear warm-up over one epoch to :math:`\eta`, then cosine to ``T``;
+    * ``onecycle``: the one-cycle policy (Smith & Topin, 2019) peaking at :math:`\eta`.
+
+    (See :func:`mlwork.optim.schedule`.)
+
+    Args:
+      config: the run's knobs (``schedule``, ``lr``, ``epochs``).
+      steps_per_epoch: :math:`S`, optimizer steps per epoch, >= 1.
+
+    Returns:
+      An Optax schedule: step count -> learning rate (a float32 scalar).
+
+    Example:
+      >>> from mlwork.train import TrainConfig, build_schedule
+      >>> schedule = build_schedule(TrainConfig(lr=0.1, schedule="step"), steps_per_epoch=10)
+      >>> [round(float(schedule(t)), 3) for t in (0, 49, 50, 100)]  # halved every 5 epochs
+      [0.1, 0.1, 0.05, 0.025]
+    """
     total = max(1, config.epochs * steps_per_epoch)
     lr = config.lr
     return {
@@ -71,13 +115,22 @@ def build_schedule(config: TrainConfig, steps_per_epoch: int):
 
 
 class Run(NamedTuple):
-    """A config made concrete: the model, the optimizer, and the splits on the device(s).
+    """A config made concrete: the model, the optimizer, and the splits on the device(s) (from :func:`prepare`).
 
     Attributes:
+      config: the run's :class:`~mlwork.train.TrainConfig`.
+      model: the :class:`~mlwork.nn.Model` trained.
+      tx: the Optax optimizer (with the schedule in it).
+      schedule: the learning-rate schedule, step -> rate (:func:`build_schedule`).
+      custom_tx: whether ``tx`` was passed to :func:`prepare` rather than built from the config.
+      stopper: the early-stopping rule on validation accuracy (``mode="max"``).
+      mean, std: the normalisation applied on the device (``(x / 255 - mean) / std``).
+      steps_per_epoch: optimizer steps per epoch, ``n_train // batch_size`` (the remainder is
+        dropped; each epoch reshuffles).
+      train, val, test: ``(uint8 images (n, *input_shape), int32 labels (n,))`` on the device(s).
+      mesh: the device mesh (one device for a population).
       members: the population's members, ``None`` for a single model.
       input_shape, num_classes, class_names: from the data set (one image's shape, e.g. ``(28, 28)``).
-      mean, std: the normalisation applied on the device (``(x / 255 - mean) / std``).
-      train, val, test: ``(uint8 images (n, *input_shape), int32 labels (n,))`` on the device(s).
     """
 
     config: TrainConfig
@@ -119,7 +172,23 @@ def prepare(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = N
 
     Raises:
       RunError: more devices than exist, a batch the devices cannot split evenly, a batch larger
-        than the training split, a custom ``tx`` on a population.
+        than the training split, a custom ``tx`` on a population (or a population in a
+        multi-process job).
+      ValueError: ``config.val_fraction`` leaves no training example
+        (:func:`mlwork.data.split_validation`).
+
+    Returns:
+      A :class:`Run`.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.data import Dataset
+      >>> from mlwork.train import TrainConfig, prepare
+      >>> images, labels = np.zeros((40, 28, 28), np.uint8), np.arange(40, dtype=np.uint8) % 10
+      >>> dataset = Dataset("mnist", images, labels, images[:10], labels[:10], source="memory")
+      >>> run = prepare(TrainConfig(batch_size=8, val_fraction=0.25), dataset)
+      >>> run.steps_per_epoch, run.train[0].shape, run.val[1].dtype.name, run.population  # 30 // 8
+      (3, (30, 28, 28), 'int32', None)
     """
     population = config.is_population
     if population and tx is not None:
@@ -156,9 +225,32 @@ def prepare(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = N
 
 
 def init_state(run: Run) -> TrainState:
-    """A fresh :class:`TrainState` seeded by ``config.seed``, replicated over the mesh; for a
-    population, K states stacked on a leading axis (member k seeded by its own seed, with its
-    learning-rate scale and weight decay in its optimizer state)."""
+    r"""A fresh :class:`~mlwork.train.TrainState` for ``run``, at step 0.
+
+    A single model is seeded by ``config.seed`` and replicated over the mesh. A population stacks
+    :math:`K` states on a leading axis: member :math:`k` seeded by its own seed, with its
+    learning-rate scale :math:`\eta_k / \eta` and weight decay in its optimizer state
+    (:func:`mlwork.optim.set_hyperparams`).
+
+    Args:
+      run: from :func:`prepare`.
+
+    Returns:
+      The state; every leaf ``(K, ...)`` for a population.
+
+    Example (compiling a run takes seconds, so this is not run here):
+
+    .. code-block:: python
+
+        from mlwork.data import load_dataset
+        from mlwork.train import TrainConfig, compile_run, init_state, prepare, train_epochs
+
+        run = prepare(TrainConfig(epochs=2, population=4), load_dataset("mnist"))
+        state = init_state(run)                    # every leaf (4, ...)
+        compiled = compile_run(run, state)
+        for event in train_epochs(run, state, compiled):
+            print([row["val_accuracy"] for row in event.rows])   # one row per member
+    """
     if run.members is None:
         state = create_train_state(run.model, run.tx, jax.random.key(run.config.seed), run.input_shape, run.stopper)
         return parallel.put_replicated(state, run.mesh)
@@ -186,9 +278,28 @@ def split_tree(run: Run, tree: Any) -> tuple[TrainState, tuple[Any, Any] | None]
 
 
 def make_evaluator(run: Run):
-    """``evaluate(params, model_state, images, labels) -> {"loss", "accuracy", "predictions"}``,
-    jitted (see :func:`~mlwork.train.step.make_evaluate`); for a population, every member's
-    (each with a leading member axis) on the same images."""
+    """The jitted evaluation of ``run``'s model (see :func:`~mlwork.train.make_evaluate`).
+
+    ``evaluate(params, model_state, images, labels) -> {"loss", "accuracy", "predictions"}``:
+    mean cross-entropy (nats) and accuracy (a fraction) over uint8 ``images (n, *input_shape)``
+    and integer ``labels (n,)``, and int32 ``predictions (n,)``, in batches of
+    ``config.eval_batch_size``. For a population the parameters carry a leading member axis, and
+    so does every output (each member on the same images).
+
+    Args:
+      run: from :func:`prepare`.
+
+    Returns:
+      The jitted function; a single model's runs sharded over ``run.mesh``.
+
+    Example (needs a trained state; see :func:`init_state` for the rest of the pipeline):
+
+    .. code-block:: python
+
+        evaluate = make_evaluator(run)
+        metrics = evaluate(state.params, state.model_state, *run.test)
+        float(metrics["accuracy"])
+    """
     evaluate = make_evaluate(run.model, mean=run.mean, std=run.std, batch_size=run.config.eval_batch_size,
                              mesh=None if run.members is not None else run.mesh)
     if run.members is not None:
@@ -198,7 +309,28 @@ def make_evaluator(run: Run):
 
 
 def ensemble_predict(run: Run, params: Any, model_state: Any, images: jax.Array) -> jax.Array:
-    """Mean softmax over the members (axis 0 of ``params``), in batches: ``(n, classes)``."""
+    r"""The population's ensemble prediction: the mean of the members' softmax outputs.
+
+    .. math:: \bar p(x) = \frac{1}{K} \sum_{k=1}^{K} \operatorname{softmax}(f_{\theta_k}(x))
+
+    computed in batches of ``config.eval_batch_size``, in float32.
+
+    Args:
+      run: the population's :class:`Run` (its model and normalisation).
+      params: the members' parameters, a leading member axis ``(K, ...)`` on every leaf.
+      model_state: the members' model state, likewise (``{}`` for an MLP).
+      images: uint8 ``(n, *input_shape)``.
+
+    Returns:
+      float32 class probabilities ``(n, classes)``, each row summing to 1.
+
+    Example (needs a trained population; see :func:`init_state`):
+
+    .. code-block:: python
+
+        probs = ensemble_predict(run, state.params, state.model_state, run.test[0])
+        accuracy = float((probs.argmax(-1) == run.test[1]).mean())
+    """
     from mlwork.data.device import preprocess
 
     def member_probs(p, s, x):
@@ -257,6 +389,16 @@ def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Com
 
     Raises:
       RunError: a ``block`` outside ``[1, population]``.
+
+    Returns:
+      The :class:`Compiled` programs.
+
+    Example (compiling takes seconds; see :func:`init_state` for the whole pipeline):
+
+    .. code-block:: python
+
+        compiled = compile_run(run, state)
+        compiled.steps_per_call, compiled.compile_time_s   # e.g. 703, 2.1 (a whole epoch per call)
     """
     config, spe = run.config, run.steps_per_epoch
     every = min(MONITOR_EVERY, spe) if config.monitor else 0  # >= 1 sampled step per epoch

@@ -14,8 +14,26 @@ import numpy as np
 
 
 def params_sha256(params: Any) -> str:
-    """SHA-256 of the parameters' bytes, leaf by leaf in pytree order: equal hashes mean
-    bit-identical parameters (used to compare runs, e.g. resumed vs uninterrupted)."""
+    """SHA-256 of the parameters' bytes, leaf by leaf in pytree order, each leaf's dtype and shape included.
+
+    Equal hashes mean bit-identical parameters (used to compare runs, e.g. a resumed run with an
+    uninterrupted one).
+
+    Args:
+      params: a pytree of arrays (JAX or NumPy), fetched to the host.
+
+    Returns:
+      The hex digest, 64 characters.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.train import params_sha256
+      >>> a = {"W": np.zeros((2, 2), np.float32)}
+      >>> params_sha256(a) == params_sha256({"W": np.zeros((2, 2), np.float32)}), len(params_sha256(a))
+      (True, 64)
+      >>> params_sha256(a) == params_sha256({"W": np.zeros((4,), np.float32)})  # same bytes, other shape
+      False
+    """
     h = hashlib.sha256()
     for leaf in jax.tree.leaves(params):
         arr = np.asarray(jax.device_get(leaf))

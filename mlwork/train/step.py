@@ -30,13 +30,51 @@ ORDER, STEP = 0, 1  # fold_in tags of the two random streams
 def make_train_step(model: Model, tx: optax.GradientTransformation, *, mean: float, std: float,
                     augment: bool = False, loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy,
                     mesh: Mesh | None = None, monitor_every: int = 0):
-    """``train_step(state, images_u8, labels) -> (state, metrics)``: preprocess on the device,
-    gradient of ``loss_fn(model(x), y)``, one Optax update. ``metrics`` has the batch ``loss`` and
-    the number of ``correct`` predictions. Pure: jit it, scan it or vmap it. With a ``mesh`` the
-    batch is sharded over its ``data`` axis (see :mod:`mlwork.train.parallel`). With
-    ``monitor_every=k > 0`` ``metrics`` also has ``monitor``: the global and per-layer gradient
-    norms on every k-th step, zeros in between (see
-    :func:`mlwork.train.diagnostics.sampled_gradient_statistics`)."""
+    r"""``train_step(state, images_u8, labels) -> (state, metrics)``: one optimizer step on one batch.
+
+    The batch is preprocessed on the device (:func:`mlwork.data.preprocess`: augmentation when
+    ``augment``, then :math:`(x/255 - \mu)/\sigma`), then
+
+    .. math:: L(\theta) = \operatorname{loss\_fn}(f_\theta(x), y), \qquad
+              (u, s') = \operatorname{tx.update}(\nabla_\theta L, s, \theta), \qquad \theta' = \theta + u
+
+    with dropout on (``train=True``). The step's randomness is
+    ``fold_in(fold_in(state.key, STEP), state.step)``, so it is a function of the state. Pure: jit
+    it, scan it or vmap it.
+
+    Args:
+      model: the :class:`~mlwork.nn.Model`.
+      tx: the Optax optimizer.
+      mean: :math:`\mu`, the pixel mean on ``[0, 1]`` images.
+      std: :math:`\sigma`, the pixel standard deviation, positive.
+      augment: random shifts and rotations (:func:`mlwork.data.augment`).
+      loss_fn: ``loss_fn(logits (B, C), labels (B,)) -> scalar``, the batch's mean loss; default
+        softmax cross-entropy (nats).
+      mesh: shard the batch over the mesh's ``data`` axis (:mod:`mlwork.train.parallel`);
+        ``None``: no constraint.
+      monitor_every: ``k > 0`` adds ``metrics["monitor"]``: the global and per-layer gradient
+        norms every k-th step, zeros in between
+        (:func:`mlwork.train.diagnostics.sampled_gradient_statistics`).
+
+    Returns:
+      ``train_step``. Its arguments: a :class:`~mlwork.train.TrainState`, uint8 images
+      ``(B, *input_shape)`` and integer labels ``(B,)``; its ``metrics``: the batch's float32
+      ``loss``, the int32 number of ``correct`` predictions (and ``monitor``). The new state has
+      ``step + 1``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from mlwork import nn
+      >>> from mlwork.optim import early_stopping
+      >>> from mlwork.train import create_train_state, make_train_step
+      >>> model, tx = nn.mlp([4, 2]), optax.sgd(0.1)
+      >>> state = create_train_state(model, tx, jax.random.key(0), (2, 2), early_stopping(mode="max"))
+      >>> step = jax.jit(make_train_step(model, tx, mean=0.0, std=1.0))
+      >>> images, labels = jnp.zeros((3, 2, 2), jnp.uint8), jnp.array([0, 1, 0])
+      >>> new_state, metrics = step(state, images, labels)
+      >>> int(new_state.step), metrics["loss"].dtype.name, metrics["correct"].shape
+      (1, 'float32', ())
+    """
 
     def train_step(state: TrainState, images: Array, labels: Array) -> tuple[TrainState, dict[str, Array]]:
         images, labels = constrain_batch((images, labels), mesh)
@@ -82,6 +120,33 @@ def make_train_chunk(train_step, batch_size: int, length: int | None = None, *,
     :func:`mlwork.train.diagnostics.make_epoch_monitor`) also ``monitor``:
     ``monitor(state, steps["monitor"] or None, images, labels, epoch_done)``, computed after the
     chunk's last step in the same program.
+
+    Args:
+      train_step: from :func:`make_train_step`.
+      batch_size: examples per step, >= 1.
+      length: steps in the chunk, in ``[1, steps_per_epoch]``; ``None``: the whole epoch.
+      monitor: the end-of-chunk hook above, or ``None``.
+
+    Returns:
+      ``train_chunk``, taking the whole training split: uint8 images ``(n, *input_shape)`` and
+      integer labels ``(n,)``.
+
+    Raises:
+      ValueError: (when ``train_chunk`` is traced) ``batch_size > n``, or ``length`` outside
+        ``[1, n // batch_size]``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from mlwork import nn
+      >>> from mlwork.optim import early_stopping
+      >>> from mlwork.train import create_train_state, make_train_chunk, make_train_step
+      >>> model, tx = nn.mlp([4, 2]), optax.sgd(0.1)
+      >>> state = create_train_state(model, tx, jax.random.key(0), (2, 2), early_stopping(mode="max"))
+      >>> chunk = jax.jit(make_train_chunk(make_train_step(model, tx, mean=0.0, std=1.0), batch_size=2, length=2))
+      >>> images, labels = jnp.zeros((6, 2, 2), jnp.uint8), jnp.array([0, 1, 0, 1, 0, 1])
+      >>> state, metrics = chunk(state, images, labels)  # steps 1-2 of a 3-step epoch
+      >>> int(state.step), int(state.epoch), metrics["losses"].shape, int(metrics["nonfinite_step"])
+      (2, 0, (2,), -1)
     """
 
     def train_chunk(state: TrainState, images: Array, labels: Array):
@@ -126,18 +191,74 @@ def make_train_chunk(train_step, batch_size: int, length: int | None = None, *,
 
 
 def make_train_epoch(train_step, batch_size: int, *, monitor: Callable[..., dict] | None = None):
-    """``train_epoch(state, images, labels) -> (state, metrics)``: one pass over a seeded
-    permutation of the data in fixed-shape batches (the remainder dropped), as one ``lax.scan``
-    (:func:`make_train_chunk` with the whole epoch). Call it at an epoch's start."""
+    """``train_epoch(state, images, labels) -> (state, metrics)``: one whole epoch as one ``lax.scan``.
+
+    One pass over a seeded permutation of the data in fixed-shape batches (the remainder
+    dropped): :func:`make_train_chunk` with the whole epoch. Call it at an epoch's start.
+
+    Args:
+      train_step: from :func:`make_train_step`.
+      batch_size: examples per step, >= 1.
+      monitor: the end-of-epoch hook of :func:`make_train_chunk`, or ``None``.
+
+    Returns:
+      ``train_epoch``; ``metrics`` as :func:`make_train_chunk`'s. The new state has
+      ``step + n // batch_size`` and ``epoch + 1``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from mlwork import nn
+      >>> from mlwork.optim import early_stopping
+      >>> from mlwork.train import create_train_state, make_train_epoch, make_train_step
+      >>> model, tx = nn.mlp([4, 2]), optax.sgd(0.1)
+      >>> state = create_train_state(model, tx, jax.random.key(0), (2, 2), early_stopping(mode="max"))
+      >>> epoch = jax.jit(make_train_epoch(make_train_step(model, tx, mean=0.0, std=1.0), batch_size=2))
+      >>> images, labels = jnp.zeros((5, 2, 2), jnp.uint8), jnp.array([0, 1, 0, 1, 0])
+      >>> state, metrics = epoch(state, images, labels)  # 5 // 2 steps, the fifth example dropped
+      >>> int(state.step), int(state.epoch), int(metrics["correct"]) <= 4
+      (2, 1, True)
+    """
     return make_train_chunk(train_step, batch_size, None, monitor=monitor)
 
 
 def make_evaluate(model: Model, *, mean: float, std: float, batch_size: int = 1000,
                   loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy, mesh: Mesh | None = None):
-    """``evaluate(params, model_state, images, labels) -> metrics``: the whole set in fixed-size
-    batches (the last padded and masked, so every example counts and nothing recompiles), in
-    evaluation mode (no dropout, running BatchNorm statistics). ``metrics``: ``loss`` (mean),
-    ``accuracy``, ``predictions`` (argmax per example)."""
+    r"""``evaluate(params, model_state, images, labels) -> metrics``: the whole set in evaluation mode.
+
+    Evaluation mode: no dropout, BatchNorm's running statistics. The set goes through in
+    fixed-size batches, the last padded and masked, so every example counts and nothing
+    recompiles:
+
+    .. math:: \text{loss} = \frac1n \sum_{i=1}^{n} \operatorname{loss\_fn}(f(x_i), y_i), \qquad
+              \text{accuracy} = \frac1n \sum_{i=1}^{n} [\arg\max f(x_i) = y_i]
+
+    Args:
+      model: the :class:`~mlwork.nn.Model`.
+      mean: the pixel mean on ``[0, 1]`` images.
+      std: the pixel standard deviation, positive.
+      batch_size: examples per batch (rounded up to a multiple of the mesh's devices).
+      loss_fn: ``loss_fn(logits (B, C), labels (B,)) -> scalar``; default softmax cross-entropy
+        (nats).
+      mesh: shard each batch over the mesh's ``data`` axis; ``None``: no constraint.
+
+    Returns:
+      ``evaluate``, pure (jit it). Its arguments: the parameters and model state, uint8 images
+      ``(n, *input_shape)``, integer labels ``(n,)``; its ``metrics``: float32 ``loss`` and
+      ``accuracy`` (a fraction), and ``predictions`` ``(n,)`` (the argmax per example).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> from mlwork.train import make_evaluate
+      >>> params = [{"W": jnp.eye(2, 4), "b": jnp.zeros(2)}]  # logits: the first two pixels
+      >>> evaluate = jax.jit(make_evaluate(nn.mlp([4, 2]), mean=0.0, std=1.0, batch_size=2))
+      >>> images = jnp.array([[[255, 0], [0, 0]], [[0, 255], [0, 0]], [[0, 255], [0, 0]]], jnp.uint8)
+      >>> metrics = evaluate(params, {}, images, jnp.array([0, 1, 0]))
+      >>> metrics["predictions"].tolist(), round(float(metrics["accuracy"]), 4)
+      ([0, 1, 1], 0.6667)
+      >>> round(float(metrics["loss"]), 4)  # (2 log(1 + 1/e) + log(1 + e)) / 3
+      0.6466
+    """
 
     def evaluate(params: Any, model_state: Any, images: Array, labels: Array) -> dict[str, Array]:
         n = images.shape[0]

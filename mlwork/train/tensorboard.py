@@ -43,18 +43,36 @@ def member_run(member: int) -> str:
 
 
 class TensorBoardWriter:
-    """Event files under ``<workdir>/tensorboard``.
+    """TensorBoard event files under ``<workdir>/tensorboard`` (tensorboardX; no TensorFlow needed).
+
+    A single model's scalars go to the top run; population member ``k``'s to the sub-folder
+    ``member_<k>`` (two digits), so TensorBoard draws one curve per member. Writers open lazily, at
+    the first write.
 
     Args:
       workdir: the run's folder.
-      flush_secs: how often tensorboardX flushes pending events to disk.
+      flush_secs: how often, in seconds, tensorboardX flushes pending events to disk.
 
-    Use as a context manager (or call ``close()``)::
+    Attributes:
+      logdir: ``<workdir>/tensorboard``.
+
+    Use as a context manager (or call :meth:`close`)::
 
       with TensorBoardWriter(workdir) as tb:
           for row in history:
               tb.write_row(row)
           tb.write_summary(summary)
+
+    Example:
+      >>> import tempfile
+      >>> from mlwork.train import TensorBoardWriter
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> with TensorBoardWriter(tmp.name) as tb:
+      ...     tb.write_row({"epoch": 1, "train_loss": 0.4, "val_accuracy": 0.9})
+      ...     tb.write_row({"epoch": 1, "member": 1, "train_loss": 0.5})
+      >>> sorted(p.name for p in tb.logdir.iterdir() if p.is_dir()), any(tb.logdir.glob("events.out.*"))
+      (['member_01'], True)
+      >>> tmp.cleanup()
     """
 
     def __init__(self, workdir: str | Path, flush_secs: int = 10):
@@ -64,8 +82,14 @@ class TensorBoardWriter:
 
     @staticmethod
     def available() -> bool:
-        """Whether tensorboardX is installed (a declared dependency; a bare machine may lack it,
-        and then a run writes no events — :func:`~mlwork.train.train_and_evaluate` says so once)."""
+        """Whether tensorboardX is installed.
+
+        It is a declared dependency, but a bare machine may lack it; then a run writes no events, and
+        :func:`~mlwork.train.train_and_evaluate` says so once.
+
+        Returns:
+          ``True`` if ``import tensorboardX`` would find the package.
+        """
         import importlib.util
 
         return importlib.util.find_spec("tensorboardX") is not None
@@ -79,7 +103,17 @@ class TensorBoardWriter:
         return self._writers[run]
 
     def write_scalars(self, values: Mapping[str, float], step: int, member: int | None = None) -> None:
-        """Write ``{tag: value}`` at ``step`` (to member ``member``'s run when given)."""
+        """Write ``{tag: value}`` at ``step`` (to member ``member``'s run when given).
+
+        Args:
+          values: tags (e.g. ``"train_loss"``, ``"grad_norm/layer_0"``) and numbers.
+          step: the x coordinate (the epoch, for a run's rows).
+          member: a population member's index, or ``None`` for the top run.
+
+        Raises:
+          CheckpointError: the events cannot be written (a full, read-only or vanished disk: the
+            run's exit code 4).
+        """
         try:
             writer = self._writer("" if member is None else member_run(member))
             for tag, value in values.items():
@@ -90,17 +124,36 @@ class TensorBoardWriter:
             raise CheckpointError(f"could not write TensorBoard events in {self.logdir}: {e.strerror or e}") from None
 
     def write_row(self, row: Mapping[str, Any]) -> None:
-        """Every scalar of one ``metrics.jsonl`` row at ``step = row["epoch"]`` (a population
-        row, with ``member``, goes to that member's run)."""
+        """Every scalar of one ``metrics.jsonl`` row at ``step = row["epoch"]``.
+
+        A population row, with ``member``, goes to that member's run; nested mappings become
+        ``outer/inner`` tags; non-numbers and non-finite numbers are left out.
+
+        Args:
+          row: one metrics row, with an ``epoch`` field.
+
+        Raises:
+          ValueError: the row has no ``epoch``.
+          CheckpointError: as :meth:`write_scalars`.
+        """
         if "epoch" not in row:
             raise ValueError(f"row must have an 'epoch' field, got fields {sorted(row)}")
         self.write_scalars(scalars(row), int(row["epoch"]), row.get("member"))
 
     def write_summary(self, summary: Mapping[str, Any], step: int | None = None) -> None:
-        """The final figures of ``summary.json`` under ``test/`` (and ``best/``) at ``step``
-        (default ``summary["epochs_run"]``): ``test/accuracy``, ``test/loss``,
-        ``best/val_accuracy`` per model; for a population also ``test/ensemble_accuracy`` in
-        the top run and each member's figures in its run."""
+        """The final figures of ``summary.json`` under ``test/`` and ``best/``.
+
+        ``test/accuracy``, ``test/loss``, ``best/val_accuracy`` and ``best/epoch`` per model; for a
+        population also ``test/ensemble_accuracy`` and ``test/best_member_accuracy`` in the top run
+        and each member's figures in its run. Fields that are not numbers are skipped.
+
+        Args:
+          summary: the run's summary (as ``summary.json`` holds it).
+          step: the step to write at; default ``summary["epochs_run"]`` (0 if absent).
+
+        Raises:
+          CheckpointError: as :meth:`write_scalars`.
+        """
         step = int(summary.get("epochs_run", 0) if step is None else step)
         names = {"test_accuracy": "test/accuracy", "test_loss": "test/loss",
                  "best_val_accuracy": "best/val_accuracy", "best_epoch": "best/epoch",
@@ -116,14 +169,22 @@ class TensorBoardWriter:
                 self.write_scalars(pick(member), step, member=k)
 
     def write_text(self, tag: str, text: str, step: int = 0) -> None:
-        """A text entry (e.g. the run's config as JSON) in the top run."""
+        """A text entry (e.g. the run's config as JSON) in the top run.
+
+        Args:
+          tag: the entry's name.
+          text: its text (Markdown, as TensorBoard renders it).
+          step: the step to write at.
+        """
         self._writer().add_text(tag, text, step)
 
     def flush(self) -> None:
+        """Write every open writer's pending events to disk now."""
         for w in self._writers.values():
             w.flush()
 
     def close(self) -> None:
+        """Flush and close every open writer (a later write opens new ones)."""
         for w in self._writers.values():
             w.close()
         self._writers.clear()

@@ -92,6 +92,7 @@ class CheckResult:
     values: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict, one key per attribute."""
         return dataclasses.asdict(self)
 
 
@@ -180,6 +181,38 @@ def check_overfit_one_batch(model, tx: optax.GradientTransformation, x, y, *, ke
     (a healthy run memorises 64 examples and its loss never climbs above where it started).
     A non-finite loss points to "Loss = NaN", a climb to a learning rate that is too high, a
     loss that stays up to "Loss doesn't decrease".
+
+    Args:
+      model: the model (``init``, ``apply``).
+      tx: the optimizer to train with.
+      x: a preprocessed float batch ``(B, ...)``.
+      y: integer labels ``(B,)``.
+      key: a PRNG key (initialisation unless ``variables``, and dropout).
+      loss_fn: ``loss_fn(outputs, labels) -> scalar``; default softmax cross-entropy (nats).
+      steps: optimizer steps, >= 1.
+      variables: the starting variables; default a fresh ``model.init``.
+      min_accuracy: the accuracy on the batch to reach, a fraction.
+      max_loss_fraction: the final loss allowed, as a fraction of the initial one.
+      max_rise: the highest loss allowed during training, as a multiple of the initial one.
+
+    Returns:
+      A :class:`CheckResult` numbered 1; ``values`` has ``initial_loss``, ``final_loss``,
+      ``peak_loss_ratio``, ``accuracy`` (and ``first_nonfinite_step`` when the loss broke).
+
+    Raises:
+      ValueError: ``x`` not a batch, labels not an integer vector of its length, ``steps`` not a
+        positive integer.
+
+    Example:
+      >>> import jax, optax
+      >>> from mlwork import nn
+      >>> from mlwork.train.diagnostics import check_overfit_one_batch
+      >>> x = jax.random.normal(jax.random.key(1), (16, 4))
+      >>> y = x[:, :3].argmax(-1)
+      >>> result = check_overfit_one_batch(nn.mlp([4, 8, 3]), optax.adam(0.05), x, y, key=jax.random.key(0),
+      ...                                  steps=100)
+      >>> result.passed, result.values["accuracy"], result.cause is None
+      (True, 1.0, True)
     """
     x, y = _check_batch(x, y)
     if isinstance(steps, bool) or int(steps) != steps or steps < 1:
@@ -251,6 +284,32 @@ def check_labels(x, y, *, n_classes: int, key: Array, holdout: float = 0.25, min
     means held-out examples leak from the training part (duplicates). The learner does not
     depend on the model or the optimizer, so this check judges the data alone; it is invariant
     to a common shift and scale of the inputs.
+
+    Args:
+      x: preprocessed inputs ``(n, ...)``, float.
+      y: integer labels ``(n,)``.
+      n_classes: the number of classes :math:`K`, >= 2.
+      key: a PRNG key (the held-out split and the control's permutation).
+      holdout: the fraction of examples held out for scoring, in ``(0, 1)``.
+      min_gain: how far above chance the given labels' accuracy must be (0.2 above).
+
+    Returns:
+      A :class:`CheckResult` numbered 2; ``values`` has the ``histogram``, ``accuracy_given``,
+      ``accuracy_control``, ``chance`` and ``control_band``.
+
+    Raises:
+      ValueError: ``x`` not a batch, labels not an integer vector of its length, ``n_classes`` not
+        an integer >= 2.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork.train.diagnostics import check_labels
+      >>> x = jax.random.normal(jax.random.key(1), (60, 4))
+      >>> y = x[:, :3].argmax(-1)  # labels that are a function of the inputs
+      >>> check_labels(x, y, n_classes=3, key=jax.random.key(0)).passed
+      True
+      >>> check_labels(x, jnp.roll(y, 1), n_classes=3, key=jax.random.key(0)).passed  # misaligned
+      False
     """
     x, y = _check_batch(x, y, n_classes)
     n = x.shape[0]
@@ -294,7 +353,23 @@ def check_normalization(x, *, mean_tol: float = 0.1, std_tol: float = 0.1) -> Ch
     r"""Checklist 3, "Is the data normalised?": the inputs after preprocessing have mean ≈ 0 and
     standard deviation ≈ 1 over all their values (the deck's section 20 standardisation
     :math:`x' = (x/255 - \mu)/\sigma`). Passes when :math:`|\bar x| \le 0.1` and
-    :math:`|s - 1| \le 0.1`, and every value is finite. Computed in float64."""
+    :math:`|s - 1| \le 0.1`, and every value is finite. Computed in float64.
+
+    Args:
+      x: the preprocessed inputs, any shape.
+      mean_tol: the largest :math:`|\bar x|` allowed.
+      std_tol: the largest :math:`|s - 1|` allowed.
+
+    Returns:
+      A :class:`CheckResult` numbered 3; ``values`` has ``mean``, ``std``, ``min``, ``max``.
+
+    Example:
+      >>> import jax
+      >>> from mlwork.train.diagnostics import check_normalization
+      >>> x = jax.random.normal(jax.random.key(0), (1000, 4))
+      >>> check_normalization(x).passed, check_normalization(x * 255).passed
+      (True, False)
+    """
     values_np = np.asarray(x, np.float64)
     if values_np.size == 0:
         raise ValueError("x is empty; pass the preprocessed inputs")
@@ -329,7 +404,35 @@ def check_gradient_flow(model, variables: Any, x, y, *, key: Array, loss_fn: Los
     r"""Checklist 4, "Are gradients flowing?": on one batch in training mode, every parameter
     tensor gets a finite, non-zero gradient, and the per-layer gradient norms
     :math:`\|\nabla_{\theta_l} J\|` (see :func:`mlwork.train.diagnostics.norms`) span less than
-    a factor ``max_ratio`` (1e4): no layer's gradient is 10⁴× smaller than another's."""
+    a factor ``max_ratio`` (1e4): no layer's gradient is 10⁴× smaller than another's.
+
+    Args:
+      model: the model (``init``, ``apply``).
+      variables: its variables (``{"params", "state"}``, or the params alone).
+      x: a preprocessed float batch ``(B, ...)``.
+      y: integer labels ``(B,)``.
+      key: a PRNG key (dropout).
+      loss_fn: ``loss_fn(outputs, labels) -> scalar``; default softmax cross-entropy.
+      max_ratio: the largest ratio allowed between the largest and the smallest layer norm.
+
+    Returns:
+      A :class:`CheckResult` numbered 4; ``values`` has ``layer_norms``, ``tensor_norms``,
+      ``max_min_ratio`` and the ``zero`` and ``nonfinite`` tensors' paths.
+
+    Raises:
+      ValueError: ``x`` not a batch, or labels not an integer vector of its length.
+
+    Example:
+      >>> import jax
+      >>> from mlwork import nn
+      >>> from mlwork.train.diagnostics import check_gradient_flow
+      >>> model = nn.mlp([4, 8, 3])
+      >>> x = jax.random.normal(jax.random.key(1), (16, 4))
+      >>> result = check_gradient_flow(model, model.init(jax.random.key(0), (4,)), x, x[:, :3].argmax(-1),
+      ...                              key=jax.random.key(0))
+      >>> result.passed, sorted(result.values["layer_norms"])
+      (True, ['layer_1', 'layer_2'])
+    """
     x, y = _check_batch(x, y)
     grads = jax.device_get(_gradients(model, loss_fn, _variables(variables), x, y, key))
     tensors = {jax.tree_util.keystr(path): float(np.linalg.norm(np.asarray(g, np.float64)))
@@ -395,6 +498,32 @@ def check_loss_matches_task(model, loss_fn: LossFn = softmax_cross_entropy, *, n
 
     With ``x`` and ``variables``, the model's actual outputs are also checked against the
     declaration (probabilities that sum to 1 declared as logits, or the reverse).
+
+    Args:
+      model: the model; its ``output_activation`` is the declaration.
+      loss_fn: ``loss_fn(outputs, labels) -> scalar`` with integer labels.
+      n_classes: the number of classes :math:`K`, >= 2.
+      x: optionally, a preprocessed batch, to check the model's actual outputs.
+      variables: the model's variables, with ``x``.
+      confidence: :math:`c`, the score of the confident probes.
+      min_gradient: the smallest gradient norm allowed when confidently wrong.
+
+    Returns:
+      A :class:`CheckResult` numbered 5; ``values`` has ``loss_right``, ``loss_uniform``,
+      ``loss_wrong`` and ``grad_confidently_wrong``.
+
+    Raises:
+      ValueError: ``n_classes`` not an integer >= 2.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork import nn
+      >>> from mlwork.train.diagnostics import check_loss_matches_task
+      >>> check_loss_matches_task(nn.mlp([4, 8, 3]), n_classes=3).passed  # cross-entropy on logits
+      True
+      >>> mse = lambda probs, labels: jnp.mean((probs - jax.nn.one_hot(labels, 3)) ** 2)
+      >>> check_loss_matches_task(nn.mlp([4, 8, 3], output_activation="softmax"), mse, n_classes=3).passed
+      False
     """
     if isinstance(n_classes, bool) or int(n_classes) != n_classes or n_classes < 2:
         raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
@@ -444,11 +573,34 @@ def check_loss_matches_task(model, loss_fn: LossFn = softmax_cross_entropy, *, n
 
 def check_train_eval_mode(model, variables: Any, x, *, key: Array, expect_mode_difference: bool = True,
                           atol: float = 1e-6) -> CheckResult:
-    r"""Checklist 6, "Is train/eval mode correct?": evaluation (``train=False``) is deterministic
+    """Checklist 6, "Is train/eval mode correct?": evaluation (``train=False``) is deterministic
     — the same outputs with two different keys and with none — and, for a model with dropout or
     BatchNorm (``expect_mode_difference``), training mode gives different outputs (random masks,
     batch statistics). Differences are max-abs over the outputs, relative to their scale; the
-    second test is only meaningful, and only made, when evaluation is deterministic."""
+    second test is only meaningful, and only made, when evaluation is deterministic.
+
+    Args:
+      model: the model (``apply(variables, x, train=..., key=...)``).
+      variables: its variables.
+      x: a preprocessed batch ``(B, ...)``.
+      key: a PRNG key (split into the two keys compared).
+      expect_mode_difference: whether training mode should differ from evaluation (dropout or
+        BatchNorm present).
+      atol: the largest difference, relative to the outputs' scale, that counts as none.
+
+    Returns:
+      A :class:`CheckResult` numbered 6; ``values`` has ``eval_max_difference``,
+      ``train_vs_eval`` and ``train_vs_train``.
+
+    Example:
+      >>> import jax
+      >>> from mlwork import nn
+      >>> from mlwork.train.diagnostics import check_train_eval_mode
+      >>> model = nn.mlp([4, 8, 3], dropout=0.5)
+      >>> x = jax.random.normal(jax.random.key(1), (8, 4))
+      >>> check_train_eval_mode(model, model.init(jax.random.key(0), (4,)), x, key=jax.random.key(2)).passed
+      True
+    """
     x = jnp.asarray(x)
     variables = _variables(variables)
     k1, k2 = jax.random.split(key)
@@ -480,7 +632,30 @@ def check_shapes(model, x, y, *, key: Array, n_classes: int, loss_fn: LossFn = s
     give ``(batch, n_classes)`` outputs in both modes; the labels are ``(batch,)``; the loss is
     a scalar; ``hidden`` (if any) keeps the batch axis. Everything is traced with
     ``jax.eval_shape`` (nothing is computed, so this check is instant even for a large model);
-    the assertions are chex's (``assert_shape``, ``assert_rank``)."""
+    the assertions are chex's (``assert_shape``, ``assert_rank``).
+
+    Args:
+      model: the model (``init``, ``apply``).
+      x: a preprocessed batch ``(B, ...)``.
+      y: labels, expected ``(B,)``.
+      key: a PRNG key (only traced).
+      n_classes: the number of classes, the outputs' last axis.
+      loss_fn: ``loss_fn(outputs, labels) -> scalar``.
+
+    Returns:
+      A :class:`CheckResult` numbered 7; the evidence names the first mismatch.
+
+    Example:
+      >>> import jax
+      >>> from mlwork import nn
+      >>> from mlwork.train.diagnostics import check_shapes
+      >>> x = jax.random.normal(jax.random.key(1), (8, 4))
+      >>> y = x[:, :3].argmax(-1)
+      >>> print(check_shapes(nn.mlp([4, 8, 3]), x, y, key=jax.random.key(0), n_classes=3).evidence)
+      input (8, 4) -> outputs (8, 3) (want (8, 3)); labels (8,); loss scalar
+      >>> check_shapes(nn.mlp([4, 8, 3]), x, y, key=jax.random.key(0), n_classes=10).passed
+      False
+    """
     x, y = jnp.asarray(x), jnp.asarray(y)
     batch = x.shape[0] if x.ndim else 0
     values: dict[str, Any] = {"input": list(x.shape), "labels": list(y.shape)}
@@ -521,7 +696,33 @@ def check_initial_loss(model, variables: Any, x, y, *, n_classes: int, factor: f
     200 seeds), so the check passes when :math:`J_0` is within a ``factor`` (2) of
     :math:`\ln K`: :math:`\ln K/2 \le J_0 \le 2\ln K`. Far above means over-confident
     initial outputs (a too-large initialisation scale, un-normalised inputs); far below, that
-    the untrained model already knows the labels (a leak)."""
+    the untrained model already knows the labels (a leak).
+
+    Args:
+      model: the model.
+      variables: its untrained variables.
+      x: preprocessed inputs ``(n, ...)``.
+      y: integer labels ``(n,)``.
+      n_classes: :math:`K`, >= 2.
+      factor: how far from :math:`\ln K` the loss may be, a ratio > 1.
+
+    Returns:
+      A :class:`CheckResult` numbered 8; ``values`` has the ``initial_loss`` (nats), the
+      ``expected`` :math:`\ln K` and the ``allowed`` range.
+
+    Raises:
+      ValueError: ``x`` not a batch, labels not an integer vector of its length, ``n_classes`` not
+        an integer >= 2, ``factor <= 1``.
+
+    Example:
+      >>> import jax
+      >>> from mlwork import nn
+      >>> from mlwork.train.diagnostics import check_initial_loss
+      >>> model = nn.mlp([4, 8, 3])
+      >>> x = jax.random.normal(jax.random.key(1), (60, 4))
+      >>> check_initial_loss(model, model.init(jax.random.key(0), (4,)), x, x[:, :3].argmax(-1), n_classes=3).passed
+      True
+    """
     x, y = _check_batch(x, y, n_classes)
     if not factor > 1.0:
         raise ValueError(f"factor must be > 1, got {factor}")
@@ -558,6 +759,38 @@ def run_checklist(model, x, y, *, tx: optax.GradientTransformation, key: Array,
     A seeded permutation picks the batch of ``batch_size`` (checks 1, 4, 6, 7) and the first
     ``eval_size`` examples for the initial loss (8); checks 2-3 use all of ``x``. One
     initialisation from ``key`` serves checks 1, 4, 5, 6 and 8 (7 initialises its own).
+
+    Args:
+      model: the model (``init``, ``apply``, ``output_activation``).
+      x: preprocessed float inputs ``(n, ...)``, ``n >= batch_size``.
+      y: integer labels ``(n,)``.
+      tx: the optimizer, for check 1.
+      key: a PRNG key, split among the checks.
+      loss_fn: ``loss_fn(outputs, labels) -> scalar``; default softmax cross-entropy.
+      n_classes: the number of classes, >= 2.
+      batch_size: the batch of checks 1, 4, 6 and 7.
+      overfit_steps: the steps of check 1.
+      eval_size: the examples of check 8.
+      expect_mode_difference: passed to check 6 (``False`` for a model without dropout or
+        BatchNorm).
+
+    Returns:
+      The eight :class:`CheckResult`, numbered 1 to 8.
+
+    Raises:
+      ValueError: fewer than ``batch_size`` examples, ``x`` not a batch, labels not an integer
+        vector of its length, ``n_classes`` not an integer >= 2.
+
+    Example:
+      >>> import jax, optax
+      >>> from mlwork import nn
+      >>> from mlwork.train.diagnostics import run_checklist
+      >>> x = jax.random.normal(jax.random.key(1), (60, 4))
+      >>> results = run_checklist(nn.mlp([4, 8, 3]), x, x[:, :3].argmax(-1), tx=optax.adam(0.05),
+      ...                         key=jax.random.key(0), n_classes=3, batch_size=16, overfit_steps=100,
+      ...                         expect_mode_difference=False)
+      >>> [r.number for r in results], [r.name for r in results if not r.passed]  # a sample's stats
+      ([1, 2, 3, 4, 5, 6, 7, 8], ['normalisation'])
     """
     x, y = _check_batch(x, y, n_classes)
     if x.shape[0] < batch_size:
@@ -582,7 +815,23 @@ def run_checklist(model, x, y, *, tx: optax.GradientTransformation, key: Array,
 
 def format_table(results: Sequence[CheckResult]) -> str:
     """The results as a Markdown table (``#``, check, result, evidence), each failure's likely
-    cause on a line below it."""
+    cause on a line below it.
+
+    Args:
+      results: checklist results, e.g. from :func:`run_checklist`.
+
+    Returns:
+      The Markdown text, ending with the line ``"<passed>/<total> checks passed"``.
+
+    Example:
+      >>> from mlwork.train.diagnostics import CheckResult, format_table
+      >>> print(format_table([CheckResult(3, "normalisation", False, "mean 28.9", cause="not normalised")]))
+      | # | check | result | evidence |
+      |---|---|---|---|
+      | 3 | normalisation | FAIL | mean 28.9<br>**likely cause:** not normalised |
+      <BLANKLINE>
+      0/1 checks passed
+    """
     lines = ["| # | check | result | evidence |", "|---|---|---|---|"]
     for r in results:
         evidence = r.evidence.replace("|", "/")

@@ -28,7 +28,22 @@ Array = jax.Array
 
 
 def interpolate(params_a: Any, params_b: Any, alpha: Array | float) -> Any:
-    r""":math:`(1-\alpha)\,\theta_a + \alpha\,\theta_b`, leaf by leaf (``alpha`` a scalar)."""
+    r""":math:`(1-\alpha)\,\theta_a + \alpha\,\theta_b`, leaf by leaf (``alpha`` a scalar).
+
+    Args:
+      params_a: :math:`\theta_a`, a pytree of arrays.
+      params_b: :math:`\theta_b`, the same structure and shapes.
+      alpha: :math:`\alpha`, a scalar (0 gives ``params_a``, 1 ``params_b``).
+
+    Returns:
+      The interpolated pytree.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.train.diagnostics import interpolate
+      >>> interpolate({"w": jnp.array([0.0, 2.0])}, {"w": jnp.array([4.0, 2.0])}, 0.25)["w"].tolist()
+      [1.0, 2.0]
+    """
     return jax.tree.map(lambda a, b: a + alpha * (b - a), params_a, params_b)
 
 
@@ -69,6 +84,28 @@ def loss_along_line(loss_fn: Callable[..., Array], params_a: Any, params_b: Any,
 
     Reference: Goodfellow, Vinyals & Saxe, "Qualitatively characterizing neural network
     optimization problems" (ICLR 2015).
+
+    Args:
+      loss_fn: ``loss_fn(params, *args) -> array``.
+      params_a: :math:`\theta_a`.
+      params_b: :math:`\theta_b`, the same pytree structure.
+      alphas: the points :math:`\alpha`, a 1-D array.
+      *args: passed to ``loss_fn`` (e.g. a batch).
+      chunk: points vmapped at a time, >= 1; ``None``: all at once.
+
+    Returns:
+      ``(len(alphas), ...)``, the loss at each point.
+
+    Raises:
+      ValueError: the two parameter sets differ in structure, ``alphas`` not a non-empty 1-D array, a bad
+        ``chunk``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.train.diagnostics import loss_along_line
+      >>> loss = lambda p: jnp.sum(p["w"] ** 2)
+      >>> loss_along_line(loss, {"w": jnp.array(0.0)}, {"w": jnp.array(2.0)}, jnp.array([0.0, 0.5, 1.0])).tolist()
+      [0.0, 1.0, 4.0]
     """
     if jax.tree.structure(params_a) != jax.tree.structure(params_b):
         raise ValueError("params_a and params_b must have the same pytree structure")
@@ -98,6 +135,24 @@ def filter_normalized_direction(key: Array, params: Any, *,
     filter removes the scale invariance of ReLU/BatchNorm networks, so plots of different
     networks can be compared. Parameters with fewer than two axes (biases, BatchNorm scale and
     shift) get a zero direction: they have no filters and the slice leaves them fixed.
+
+    Args:
+      key: a PRNG key.
+      params: :math:`\theta`, the pytree the direction is for.
+      filter_axis: ``filter_axis(path, leaf) -> axis`` indexing the filters of a leaf.
+      eps: added to :math:`\|d_{i,j}\|` so a zero draw does not divide by zero.
+
+    Returns:
+      A pytree like ``params``: each filter with the norm of its parameters' filter; zeros for
+      leaves with fewer than two axes.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from mlwork.train.diagnostics import filter_normalized_direction
+      >>> params = {"W": jnp.array([[3.0, 4.0], [0.0, 1.0]]), "b": jnp.array([0.5, 0.5])}
+      >>> d = filter_normalized_direction(jax.random.key(0), params)
+      >>> [round(float(n), 4) for n in jnp.linalg.norm(d["W"], axis=1)], d["b"].tolist()  # rows: 5 and 1
+      ([5.0, 1.0], [0.0, 0.0])
     """
     return _directions(filter_axis or _filter_axis, float(eps), key, params)
 
@@ -140,6 +195,35 @@ def loss_surface(loss_fn: Callable[..., Array], params: Any, direction_1: Any, d
     :math:`\alpha`, ready for ``contour(alphas, betas, S)``). ``loss_fn(params, *args)``; all
     ``len(alphas)·len(betas)`` points in one jitted program, ``chunk`` points vmapped at a time
     (``None``: all at once, which holds that many copies of the parameters in memory).
+
+    Reference: Li, Xu, Taylor, Studer & Goldstein, "Visualizing the Loss Landscape of Neural
+    Nets" (NeurIPS 2018), with directions from :func:`filter_normalized_direction`.
+
+    Args:
+      loss_fn: ``loss_fn(params, *args) -> array``.
+      params: :math:`\theta^*`, the centre.
+      direction_1: :math:`\delta`, the structure of ``params``.
+      direction_2: :math:`\eta`, likewise.
+      alphas: the coordinates along :math:`\delta`, a 1-D array.
+      betas: the coordinates along :math:`\eta`, a 1-D array.
+      *args: passed to ``loss_fn``.
+      chunk: points vmapped at a time, >= 1; ``None``: all at once.
+
+    Returns:
+      ``(len(betas), len(alphas), ...)``.
+
+    Raises:
+      ValueError: a direction whose structure differs from ``params``, ``alphas`` or ``betas``
+        not non-empty 1-D arrays, a bad ``chunk``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.train.diagnostics import loss_surface
+      >>> loss = lambda p: jnp.sum(p["w"] ** 2)
+      >>> params = {"w": jnp.array([1.0, 0.0])}
+      >>> e1, e2 = {"w": jnp.array([1.0, 0.0])}, {"w": jnp.array([0.0, 1.0])}
+      >>> loss_surface(loss, params, e1, e2, jnp.array([-1.0, 0.0]), jnp.array([0.0, 2.0])).tolist()
+      [[0.0, 1.0], [4.0, 5.0]]
     """
     for name, d in (("direction_1", direction_1), ("direction_2", direction_2)):
         if jax.tree.structure(d) != jax.tree.structure(params):

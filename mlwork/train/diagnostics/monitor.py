@@ -45,7 +45,19 @@ MONITOR = 2
 def layer_groups(tree: Any) -> dict[str, Any]:
     """The layers of a parameter-shaped pytree, in order: ``{"layer_1": tree[0], ...}`` for a
     list or tuple (the deck's 1-based ``W^[l]`` numbering), ``{key: tree[key]}`` for a mapping
-    (Flax module names, in the model's order), ``{"params": tree}`` for anything else."""
+    (Flax module names, in the model's order), ``{"params": tree}`` for anything else.
+
+    Args:
+      tree: parameters, gradients or updates.
+
+    Returns:
+      ``{layer name: subtree}``, in order.
+
+    Example:
+      >>> from mlwork.train.diagnostics import layer_groups
+      >>> list(layer_groups([{"W": 1}, {"W": 2}])), list(layer_groups({"Conv_0": 1, "Dense_0": 2}))
+      (['layer_1', 'layer_2'], ['Conv_0', 'Dense_0'])
+    """
     if isinstance(tree, (list, tuple)) and not hasattr(tree, "_fields"):
         return {f"layer_{i + 1}": sub for i, sub in enumerate(tree)}
     if isinstance(tree, Mapping):
@@ -64,7 +76,21 @@ def norms(tree: Any) -> tuple[Array, dict[str, Array]]:
     .. math:: \|\theta\| = \sqrt{\textstyle\sum_l \|\theta_l\|^2}, \qquad
               \|\theta_l\| = \sqrt{\textstyle\sum_{i \in l} \theta_i^2}
 
-    Returns ``(global_norm, {layer: norm})`` (float32 scalars; one pass over the leaves)."""
+    Returns ``(global_norm, {layer: norm})`` (float32 scalars; one pass over the leaves).
+
+    Args:
+      tree: a pytree of arrays, grouped into layers by :func:`layer_groups`.
+
+    Returns:
+      ``(global_norm, {layer: norm})``, float32 scalars.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.train.diagnostics import norms
+      >>> total, layers = norms([{"W": jnp.array([3.0, 4.0])}, {"W": jnp.array([12.0])}])
+      >>> float(total), {k: float(v) for k, v in layers.items()}  # sqrt(25 + 144)
+      (13.0, {'layer_1': 5.0, 'layer_2': 12.0})
+    """
     squares = {name: _sum_squares(sub) for name, sub in layer_groups(tree).items()}
     total = sum(squares.values(), jnp.zeros((), jnp.float32))
     return jnp.sqrt(total), {name: jnp.sqrt(s) for name, s in squares.items()}
@@ -78,7 +104,23 @@ def update_ratios(updates: Any, params: Any, eps: float = 1e-12) -> tuple[Array,
     with :math:`\Delta\theta` the Optax updates (what ``apply_updates`` adds) and :math:`\theta`
     the parameters *before* the step. A common rule of thumb is :math:`r \approx 10^{-3}`; much
     larger means the learning rate is too high, much smaller that it is too low. Returns
-    ``(global_ratio, {layer: ratio})``."""
+    ``(global_ratio, {layer: ratio})``.
+
+    Args:
+      updates: :math:`\Delta\theta`, the structure of ``params``.
+      params: :math:`\theta`, before the step.
+      eps: :math:`\epsilon`, guards a zero norm.
+
+    Returns:
+      ``(global_ratio, {layer: ratio})``, float32 scalars.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.train.diagnostics import update_ratios
+      >>> ratio, layers = update_ratios([{"W": jnp.array([0.003, 0.004])}], [{"W": jnp.array([3.0, 4.0])}])
+      >>> round(float(ratio), 6), round(float(layers["layer_1"]), 6)
+      (0.001, 0.001)
+    """
     u_global, u_layers = norms(updates)
     p_global, p_layers = norms(params)
     return u_global / (p_global + eps), {k: u_layers[k] / (p_layers[k] + eps) for k in u_layers}
@@ -96,7 +138,25 @@ def dead_relu_fraction(activations: Mapping[str, Array]) -> tuple[Array, dict[st
 
     A ReLU unit that is zero on a whole batch gets no gradient from it ("dead"); exact zeros
     are what a ReLU produces, so smooth activations (sigmoid, tanh) count as alive. Returns
-    ``(overall_fraction, {layer: fraction})``; an empty mapping gives ``(nan, {})``."""
+    ``(overall_fraction, {layer: fraction})``; an empty mapping gives ``(nan, {})``.
+
+    Args:
+      activations: ``{layer: (batch, ..., units)}`` post-activation arrays.
+
+    Returns:
+      ``(overall_fraction, {layer: fraction})``, float32 scalars in ``[0, 1]``.
+
+    Raises:
+      ValueError: an array with fewer than two axes.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.train.diagnostics import dead_relu_fraction
+      >>> a = jnp.array([[0.0, 1.0, 0.0, 0.0], [0.0, 2.0, 3.0, 0.0]])  # units 0 and 3 never fire
+      >>> overall, layers = dead_relu_fraction({"layer_1": a})
+      >>> float(overall), float(layers["layer_1"])
+      (0.5, 0.5)
+    """
     per_layer, dead, total = {}, jnp.zeros((), jnp.float32), 0
     for name, a in activations.items():
         a = jnp.asarray(a)
@@ -112,7 +172,20 @@ def dead_relu_fraction(activations: Mapping[str, Array]) -> tuple[Array, dict[st
 
 
 def gradient_statistics(grads: Any) -> dict[str, Array]:
-    """The global and per-layer gradient norms of one step: ``grad_norm``, ``grad_norm_layers``."""
+    """The global and per-layer gradient norms of one step: ``grad_norm``, ``grad_norm_layers``.
+
+    Args:
+      grads: the gradient pytree.
+
+    Returns:
+      ``{"grad_norm": scalar, "grad_norm_layers": {layer: scalar}}`` (see :func:`norms`).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.train.diagnostics import gradient_statistics
+      >>> float(gradient_statistics([{"W": jnp.array([3.0, 4.0])}])["grad_norm"])
+      5.0
+    """
     grad_norm, layers = norms(grads)
     return {"grad_norm": grad_norm, "grad_norm_layers": layers}
 
@@ -124,7 +197,27 @@ def sampled_gradient_statistics(grads: Any, step: Array, every: int) -> dict[str
     A norm is one more pass over a parameter-sized pytree, about a tenth of an MLP step on a
     CPU, so the trainer samples every 10th step (a ``lax.cond`` whose only operand, the
     gradient, exists anyway). Under ``vmap`` over training states (a population) the ``cond``
-    becomes a ``select`` and the norms are computed on every step."""
+    becomes a ``select`` and the norms are computed on every step.
+
+    Args:
+      grads: the gradient pytree.
+      step: the optimizer step, an integer scalar (traced is fine).
+      every: the sampling period in steps, >= 1.
+
+    Returns:
+      :func:`gradient_statistics`'s dict plus ``sampled``, float32 1.0 or 0.0.
+
+    Raises:
+      ValueError: ``every`` not a positive integer.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.train.diagnostics import sampled_gradient_statistics
+      >>> g = [{"W": jnp.array([3.0, 4.0])}]
+      >>> [(float(s["grad_norm"]), float(s["sampled"]))
+      ...  for s in (sampled_gradient_statistics(g, jnp.array(t), 10) for t in (20, 21))]
+      [(5.0, 1.0), (0.0, 0.0)]
+    """
     if isinstance(every, bool) or int(every) != every or every < 1:
         raise ValueError(f"every must be a positive number of steps, got {every!r}")
     take = step % every == 0
@@ -142,7 +235,23 @@ def summarize_steps(stats: dict[str, Any]) -> dict[str, Any]:
     ``grad_norm_layers_sum`` (:math:`\sum_t w_t \|g_t\|`, :math:`w_t` = ``sampled``, all ones
     if absent), ``grad_norm_max`` (the largest sampled global norm, −inf if none: where a spike
     shows) and ``monitored_steps`` (:math:`\sum_t w_t`). :func:`monitor_row` turns the
-    epoch's totals into means."""
+    epoch's totals into means.
+
+    Args:
+      stats: stacked step statistics: ``grad_norm`` ``(T,)``, ``grad_norm_layers`` (each ``(T,)``),
+        optionally ``sampled`` ``(T,)``.
+
+    Returns:
+      The four sums above (scalars; per layer for ``grad_norm_layers_sum``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.train.diagnostics import summarize_steps
+      >>> s = summarize_steps({"grad_norm": jnp.array([5.0, 0.0, 7.0]), "sampled": jnp.array([1.0, 0.0, 1.0]),
+      ...                      "grad_norm_layers": {"layer_1": jnp.array([5.0, 0.0, 7.0])}})
+      >>> float(s["grad_norm_sum"]), float(s["grad_norm_max"]), float(s["monitored_steps"])
+      (12.0, 7.0, 2.0)
+    """
     stats = dict(stats)
     w = stats.pop("sampled", None)
     if w is None:
@@ -179,7 +288,27 @@ def make_epoch_monitor(model: Any, *, mean: float, std: float, tx: Any = None,
 
     The probe costs one forward and backward pass of ``update_batch`` examples and one forward
     pass of ``probe_size`` per epoch. On the host, :func:`accumulate_monitor` adds the calls of
-    an epoch up and :func:`monitor_row` makes them a row of ``metrics.jsonl``."""
+    an epoch up and :func:`monitor_row` makes them a row of ``metrics.jsonl``.
+
+    Args:
+      model: the model (``apply``, and optionally ``hidden``).
+      mean: the pixel mean on ``[0, 1]`` images.
+      std: the pixel standard deviation, positive.
+      tx: the optimizer, for the update/parameter ratio; ``None``: no ratio.
+      loss_fn: ``loss_fn(logits, labels) -> scalar``; default softmax cross-entropy.
+      probe_size: the probe's examples.
+      update_batch: the probe examples whose gradient gives the update ratio.
+
+    Returns:
+      The ``monitor`` hook, pure (traced inside the compiled call).
+
+    Example (it runs inside the trainer's compiled call; see :func:`mlwork.train.compile_run`):
+
+    .. code-block:: python
+
+        hook = make_epoch_monitor(run.model, mean=run.mean, std=run.std, tx=run.tx)
+        chunk = make_train_chunk(train_step, batch_size=64, monitor=hook)
+    """
 
     def probe(state: Any, images: Array, labels: Array) -> dict[str, Any]:
         out = {"done": jnp.ones((), jnp.float32)}
@@ -231,7 +360,23 @@ def accumulate_monitor(total: Mapping[str, Any] | None, chunk: Mapping[str, Any]
     total: step sums and counts add, maxima take the larger, and the ``epoch`` probe is kept
     from the call that ended the epoch. The total is plain JSON-ready Python (it travels in a
     preemption checkpoint with the epoch's other partial sums); ``None`` stays ``None`` when
-    there is nothing to add."""
+    there is nothing to add.
+
+    Args:
+      total: the epoch's total so far, or ``None`` at its start.
+      chunk: one call's ``monitor`` output, fetched to the host, or ``None``.
+
+    Returns:
+      The new total (a new dict), or ``None``.
+
+    Example:
+      >>> from mlwork.train.diagnostics import accumulate_monitor, monitor_row
+      >>> call = {"steps": {"grad_norm_sum": 12.0, "grad_norm_layers_sum": {"layer_1": 12.0},
+      ...                   "grad_norm_max": 7.0, "monitored_steps": 2.0}}
+      >>> total = accumulate_monitor(accumulate_monitor(None, call), call)
+      >>> total["grad_norm_sum"], total["monitored_steps"], monitor_row(total)["grad_norm"]
+      (24.0, 4.0, 6.0)
+    """
     if not chunk:
         return None if total is None else dict(total)
     out = dict(total or {})
@@ -255,7 +400,21 @@ def monitor_row(total: Mapping[str, Any] | None) -> dict[str, Any]:
     """An epoch's :func:`accumulate_monitor` total as the fields of its ``metrics.jsonl`` row:
     ``grad_norm`` and ``grad_norm_layers`` (means over the sampled steps; ``None`` if none was
     sampled), ``grad_norm_max``, ``monitored_steps``, and the end-of-epoch probe's
-    ``param_norm``, ``update_ratio``, ``dead_relu_fraction`` (each with ``*_layers``)."""
+    ``param_norm``, ``update_ratio``, ``dead_relu_fraction`` (each with ``*_layers``).
+
+    Args:
+      total: an epoch's :func:`accumulate_monitor` total, or ``None``.
+
+    Returns:
+      The row's fields, sorted by name; ``{}`` for no total.
+
+    Example:
+      >>> from mlwork.train.diagnostics import monitor_row
+      >>> monitor_row({"grad_norm_sum": 12.0, "grad_norm_layers_sum": {"layer_1": 12.0}, "grad_norm_max": 7.0,
+      ...              "monitored_steps": 2.0, "epoch": {"param_norm": 20.5}})  # doctest: +NORMALIZE_WHITESPACE
+      {'grad_norm': 6.0, 'grad_norm_layers': {'layer_1': 6.0}, 'grad_norm_max': 7.0,
+       'monitored_steps': 2.0, 'param_norm': 20.5}
+    """
     if not total:
         return {}
     row: dict[str, Any] = {}
