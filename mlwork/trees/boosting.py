@@ -47,7 +47,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlwork.trees import _checks
+from mlwork._validate import fail
+from mlwork.trees import _checks, _deprecated
 from mlwork.trees._grow import GrowSpec, feature_parallel, grow, run_feature_parallel
 from mlwork.trees.tree import Tree, check_X_any, leaf_values, prepare, to_tree, tree_spec, tree_value
 
@@ -182,7 +183,7 @@ def softmax_loss(y, f):
     return jax.nn.logsumexp(f) - jnp.take(f, y.astype(jnp.int32))
 
 
-LOSSES: dict[str, Callable] = {"squared": squared_loss, "logistic": logistic_loss, "softmax": softmax_loss}
+BOOSTING_LOSSES: dict[str, Callable] = {"squared": squared_loss, "logistic": logistic_loss, "softmax": softmax_loss}
 
 
 @flax.struct.dataclass
@@ -196,8 +197,13 @@ class GradientBoosting:
 
 
 def loss_fn(loss) -> Callable:
-    """The per-sample loss function for a built-in name or a callable."""
-    return LOSSES[loss] if isinstance(loss, str) else loss
+    """The per-sample loss function for a built-in name or a callable; anything else raises a
+    one-line ``ValueError`` that names ``loss`` and the choices."""
+    if isinstance(loss, str) and loss in BOOSTING_LOSSES:
+        return BOOSTING_LOSSES[loss]
+    if isinstance(loss, str) or not callable(loss):
+        fail("loss", f"one of {', '.join(map(repr, sorted(BOOSTING_LOSSES)))} or a callable", repr(loss))
+    return loss
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -325,8 +331,8 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
         raise ValueError(f"second_order must be True or False, got {second_order!r}")
     if subsample < 1.0 and key is None:
         raise ValueError("key is required when subsample < 1")
-    if not (callable(loss) or loss in LOSSES):
-        raise ValueError(f"loss must be one of {sorted(LOSSES)} or a callable, got {loss!r}")
+    if not (callable(loss) or loss in BOOSTING_LOSSES):
+        raise ValueError(f"loss must be one of {sorted(BOOSTING_LOSSES)} or a callable, got {loss!r}")
     data = prepare(X, max_bins, sample_weight)
     n = data.X.shape[0]
     if loss in ("logistic", "softmax"):
@@ -384,3 +390,7 @@ def boosting_predict_proba(model: GradientBoosting, X) -> Array:
     if model.loss == "softmax":
         return jax.nn.softmax(F, axis=1)
     raise ValueError("predict_proba needs a model fit with loss='logistic' or 'softmax'")
+
+
+# The name of 0.1 works until 0.3, with a DeprecationWarning.
+__getattr__ = _deprecated.module_getattr("mlwork.trees.boosting", globals(), {"LOSSES": "BOOSTING_LOSSES"})

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlwork._validate import concrete
+from mlwork.trees import _deprecated
 
 Array = jax.Array
 
@@ -66,20 +67,22 @@ def _entropy(counts: Array) -> Array:
     p = _proportions(counts)
     positive = p > 0
     safe = jnp.where(positive, p, 1.0)
-    return -jnp.sum(jnp.where(positive, p * jnp.log2(safe), 0.0), axis=-1)
+    # 0 - sum rather than -sum (the same value, exactly, and the same gradient): a pure node has
+    # entropy +0.0, not -0.0.
+    return 0.0 - jnp.sum(jnp.where(positive, p * jnp.log2(safe), 0.0), axis=-1)
 
 
-def gini(counts) -> Array:
+def gini_impurity(counts) -> Array:
     r"""Gini impurity :math:`1 - \sum_c p_c^2` over the last axis."""
     return _gini(_checked_counts(counts))
 
 
-def entropy(counts) -> Array:
+def entropy_impurity(counts) -> Array:
     r"""Shannon entropy in bits :math:`-\sum_c p_c \log_2 p_c` over the last axis (:math:`0\log 0 = 0`)."""
     return _entropy(_checked_counts(counts))
 
 
-def variance(values, sample_weight=None) -> Array:
+def variance_impurity(values, sample_weight=None) -> Array:
     r"""Regression impurity :math:`\frac{1}{W}\sum_i w_i (y_i - \bar y)^2` (population variance)
     of ``values`` ``(n,)``; the weights default to 1."""
     y = jnp.asarray(values)
@@ -133,3 +136,8 @@ def _information_gain(parent: Array, children: Array, criterion: str) -> Array:
     keep = sizes > 0  # an empty child contributes nothing
     child_imp = impurity(jnp.where(keep[:, None], children, 1.0))
     return impurity(parent) - jnp.sum(jnp.where(keep, sizes * child_imp, 0.0)) / jnp.sum(parent)
+
+
+# The names of 0.1 work until 0.3, with a DeprecationWarning.
+__getattr__ = _deprecated.module_getattr(
+    "mlwork.trees.impurity", globals(), {k: v for k, v in _deprecated.RENAMED.items() if k != "LOSSES"})
