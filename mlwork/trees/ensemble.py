@@ -225,7 +225,7 @@ def fit_random_forest(key: Array, X, y, n_estimators: int = 100, *, task: str = 
       >>> from mlwork import trees
       >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 0, 1, 1, 1])
       >>> forest = trees.fit_random_forest(jax.random.key(0), X, y, 5, max_depth=1)
-      >>> np.asarray(trees.predict_proba(forest, X[[2]])).round(2).tolist()  # 4 of 5 trees: class 0
+      >>> np.asarray(trees.predict_proba(forest, X[[2]]), float).round(2).tolist()  # 4 of 5 trees: 0
       [[0.8, 0.2]]
 
     Reference: Breiman, "Random Forests", Machine Learning 45 (2001).
