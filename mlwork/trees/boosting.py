@@ -91,7 +91,8 @@ def samme_alpha(error, n_classes: int, learning_rate: float = 1.0):
     :math:`K = 2` and :math:`\eta = 1` it is :math:`\ln\frac{1-\varepsilon}{\varepsilon}`,
     Freund & Schapire's :math:`\ln(1/\beta)` (twice the deck's
     :math:`\tfrac12 \ln\frac{1-\varepsilon}{\varepsilon}`). :math:`\varepsilon` is clipped into
-    :math:`[10^{-12}, 1 - 10^{-12}]`, so a perfect learner gets a large finite vote.
+    :math:`[10^{-12}, 1 - 10^{-12}]`, so a perfect learner gets a large finite vote. Traceable,
+    it checks nothing and raises nothing (it runs inside :func:`fit_adaboost`'s scan).
 
     Args:
       error: :math:`\varepsilon`, the weighted error rate in :math:`[0, 1]`: a Python float or a
@@ -101,9 +102,6 @@ def samme_alpha(error, n_classes: int, learning_rate: float = 1.0):
 
     Returns:
       :math:`\alpha`, float32 (the dtype of ``error``), the shape of ``error``; in nats.
-
-    Raises:
-      Nothing: the arguments are not checked (it runs inside :func:`fit_adaboost`'s scan).
 
     Example:
       >>> from mlwork import trees
