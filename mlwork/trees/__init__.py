@@ -5,9 +5,10 @@ run one compiled program; ``predict``/``predict_proba`` are ``jit``-compiled and
 model.
 """
 
+from mlwork.trees import _deprecated
 from mlwork.trees.binning import Bins, apply_bins, fit_bins
 from mlwork.trees.boosting import (
-    LOSSES,
+    BOOSTING_LOSSES,
     AdaBoost,
     GradientBoosting,
     fit_adaboost,
@@ -19,15 +20,19 @@ from mlwork.trees.boosting import (
     squared_loss,
 )
 from mlwork.trees.ensemble import Forest, bootstrap_counts, fit_bagging, fit_random_forest
-from mlwork.trees.impurity import entropy, gini, information_gain, variance
+from mlwork.trees.impurity import entropy_impurity, gini_impurity, information_gain, variance_impurity
 from mlwork.trees.models import feature_importances, predict, predict_proba, staged_predict
 from mlwork.trees.tree import Tree, export_text, fit_tree, tree_leaf
 
 __all__ = [
-    "LOSSES", "AdaBoost", "Bins", "Forest", "GradientBoosting", "Tree",
-    "apply_bins", "bootstrap_counts", "entropy", "export_text", "feature_importances",
+    "BOOSTING_LOSSES", "AdaBoost", "Bins", "Forest", "GradientBoosting", "Tree",
+    "apply_bins", "bootstrap_counts", "entropy_impurity", "export_text", "feature_importances",
     "fit_adaboost", "fit_bagging", "fit_bins", "fit_gradient_boosting", "fit_random_forest",
-    "fit_tree", "gini", "grad_hess", "information_gain", "logistic_loss", "predict",
+    "fit_tree", "gini_impurity", "grad_hess", "information_gain", "logistic_loss", "predict",
     "predict_proba", "samme_alpha", "softmax_loss", "squared_loss", "staged_predict", "tree_leaf",
-    "variance",
+    "variance_impurity",
 ]
+
+# The names of 0.1 that collided with mlwork.theory.entropy and mlwork.nn.LOSSES work until 0.3,
+# with a DeprecationWarning; they are not in __all__.
+__getattr__ = _deprecated.module_getattr("mlwork.trees", globals(), _deprecated.RENAMED)

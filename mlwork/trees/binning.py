@@ -51,6 +51,13 @@ class Bins:
       n_bins: ``(d,)`` number of value bins each feature uses (1 for a constant feature).
       max_bins: ``B``, the number of value bins (static); NaN goes to bin ``B``.
       has_missing: whether the training data had any NaN (static).
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> bins = trees.fit_bins(np.array([[0.0], [1.0], [1.0], [3.0], [np.nan]]), max_bins=None)
+      >>> bins.n_bins.tolist(), bins.edges.tolist(), bins.missing_bin, bins.has_missing
+      ([3], [[0.5, 2.0]], 3, True)
     """
 
     lower: Array
@@ -66,6 +73,7 @@ class Bins:
 
     @property
     def missing_bin(self) -> int:
+        """The bin index of NaN, ``B`` (one past the value bins)."""
         return self.max_bins
 
 
@@ -120,15 +128,39 @@ def _feature_cuts(col: np.ndarray, max_bins: int | None) -> tuple[np.ndarray, np
 
 
 def fit_bins(X, max_bins: int | None = 255, sample_weight=None) -> Bins:
-    """Bins for the columns of ``X`` (``(n, d)``, NaN = missing), computed on the host.
+    r"""Bins for the columns of ``X``, computed on the host (NumPy).
 
-    ``max_bins=None`` gives the exact mode (one bin per distinct value). Rows whose
+    With :math:`v_1 < \dots < v_m` the distinct values of a feature, ``max_bins=None`` (exact)
+    gives one bin per value and the edges :math:`e_b = (v_b + v_{b+1})/2` (every midpoint, as
+    scikit-learn's splitter tries); with ``max_bins=B`` a feature of more than :math:`B` distinct
+    values is cut at its :math:`B - 1` quantiles :math:`q_{k/B}` (midpoint percentiles, from at
+    most ``QUANTILE_SUBSAMPLE`` rows), so each bin holds about :math:`n/B` samples. Rows whose
     ``sample_weight`` is 0 take no part in the bins (their values set no edge, so no threshold),
     exactly as if they had been left out of ``X``; :func:`apply_bins` still gives them a bin.
-    Each column is sorted
-    once, from a feature-major copy (a strided column of a row-major matrix costs a cache miss
-    per value); integer columns of at most 16 bits are counted instead of sorted. The bins are
-    the same as for the float32 values.
+    Each column is sorted once, from a feature-major copy (a strided column of a row-major
+    matrix costs a cache miss per value); integer columns of at most 16 bits are counted instead
+    of sorted. The bins are the same as for the float32 values.
+
+    Args:
+      X: ``(n, d)`` features, any real dtype (compared in float32); NaN marks a missing value.
+        Not checked here (:func:`fit_tree` and the other fits check it).
+      max_bins: :math:`B`, value bins per feature; ``None`` for one bin per distinct value.
+      sample_weight: ``(n,)`` weights; only which are positive matters. ``None``: every row.
+
+    Returns:
+      The :class:`Bins`, arrays on the device (``(d, B)`` lower and upper bin values).
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> bins = trees.fit_bins(np.array([[0.0], [1.0], [1.0], [3.0]]), max_bins=None)
+      >>> bins.edges.tolist()  # midpoints between the distinct values 0, 1, 3
+      [[0.5, 2.0]]
+      >>> trees.fit_bins(np.arange(100.0).reshape(100, 1), max_bins=4).n_bins.tolist()
+      [4]
+
+    Reference: Ke et al., "LightGBM", NeurIPS 2017, Algorithm 1 (histogram-based split finding);
+    Chen & Guestrin, "XGBoost", KDD 2016, section 3.3 (quantile candidate splits).
     """
     X = np.asarray(X)
     if not _small_int(X):
@@ -159,10 +191,28 @@ def bin_dtype(max_bins: int):
 
 
 def apply_bins(bins: Bins, X) -> np.ndarray:
-    """The binned matrix, feature-major: ``(d, n)`` with bin ``B`` for NaN (host NumPy).
+    r"""The binned matrix, feature-major, on the host (NumPy).
 
-    Integer input of at most 16 bits is binned through a per-feature lookup table over its
-    dtype's range (the same bins as its float32 values, without a search per value).
+    A value :math:`x` of feature :math:`j` goes to bin :math:`b` with
+    :math:`e_{j,b-1} < x \le e_{j,b}` (the edges of :attr:`Bins.edges`; a binary search per
+    value), NaN to bin :math:`B` (:attr:`Bins.missing_bin`). Integer input of at most 16 bits is
+    binned through a per-feature lookup table over its dtype's range (the same bins as its
+    float32 values, without a search per value).
+
+    Args:
+      bins: the :class:`Bins` of the training data (:func:`fit_bins`).
+      X: ``(n, d)`` features, any real dtype, NaN for missing; ``d`` as at :func:`fit_bins`.
+
+    Returns:
+      ``(d, n)`` bins, the smallest unsigned dtype holding ``0..B`` (``uint8`` for
+      :math:`B \le 255`).
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> X = np.array([[0.0], [1.0], [1.0], [3.0], [np.nan]])
+      >>> trees.apply_bins(trees.fit_bins(X, max_bins=None), X).tolist()  # NaN: bin B = 3
+      [[0, 1, 1, 2, 3]]
     """
     X = np.asarray(X)
     small = _small_int(X)

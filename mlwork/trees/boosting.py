@@ -47,7 +47,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlwork.trees import _checks
+from mlwork._validate import fail
+from mlwork.trees import _checks, _deprecated
 from mlwork.trees._grow import GrowSpec, feature_parallel, grow, run_feature_parallel
 from mlwork.trees.tree import Tree, check_X_any, leaf_values, prepare, to_tree, tree_spec, tree_value
 
@@ -57,7 +58,24 @@ Array = jax.Array
 # ============================================================================= AdaBoost
 @flax.struct.dataclass
 class AdaBoost:
-    """SAMME AdaBoost: classification trees stacked ``(T, ...)`` and their votes ``alpha (T,)``."""
+    r"""A fitted SAMME AdaBoost model (:func:`fit_adaboost`), a pytree.
+
+    It predicts :math:`H(x) = \arg\max_k \sum_t \alpha_t [h_t(x) = k]` (:func:`predict`);
+    :func:`predict_proba` gives SAMME's probability estimates.
+
+    Attributes:
+      trees: the :class:`Tree` of every round, arrays stacked along a leading ``(T,)`` axis.
+      alpha: ``(T,)`` float32 votes :math:`\alpha_t`; 0 for the rounds after boosting stopped.
+      n_classes: :math:`K` (static).
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 0, 1, 1, 1])
+      >>> model = trees.fit_adaboost(X, y, 3)
+      >>> model.alpha.tolist(), model.n_classes  # a perfect first stump: alpha 1, then stop
+      ([1.0, 0.0, 0.0], 2)
+    """
 
     trees: Tree
     alpha: Array
@@ -65,7 +83,36 @@ class AdaBoost:
 
 
 def samme_alpha(error, n_classes: int, learning_rate: float = 1.0):
-    r""":math:`\alpha = \eta(\ln((1-\varepsilon)/\varepsilon) + \ln(K-1))` (SAMME)."""
+    r"""The vote of a learner with weighted error :math:`\varepsilon` in SAMME:
+
+    .. math:: \alpha = \eta\left(\ln\frac{1-\varepsilon}{\varepsilon} + \ln(K-1)\right)
+
+    positive exactly when the learner beats chance, :math:`\varepsilon < 1 - 1/K`. For
+    :math:`K = 2` and :math:`\eta = 1` it is :math:`\ln\frac{1-\varepsilon}{\varepsilon}`,
+    Freund & Schapire's :math:`\ln(1/\beta)` (twice the deck's
+    :math:`\tfrac12 \ln\frac{1-\varepsilon}{\varepsilon}`). :math:`\varepsilon` is clipped into
+    :math:`[10^{-12}, 1 - 10^{-12}]`, so a perfect learner gets a large finite vote. Traceable,
+    it checks nothing and raises nothing (it runs inside :func:`fit_adaboost`'s scan).
+
+    Args:
+      error: :math:`\varepsilon`, the weighted error rate in :math:`[0, 1]`: a Python float or a
+        float array (any shape; traceable).
+      n_classes: :math:`K \ge 2`, a Python int.
+      learning_rate: :math:`\eta > 0`, the shrinkage of every vote.
+
+    Returns:
+      :math:`\alpha`, float32 (the dtype of ``error``), the shape of ``error``; in nats.
+
+    Example:
+      >>> from mlwork import trees
+      >>> round(float(trees.samme_alpha(0.25, 2)), 4)  # ln 3
+      1.0986
+      >>> round(float(trees.samme_alpha(0.5, 3)), 4)  # ln 1 + ln 2: better than chance (2/3)
+      0.6931
+
+    Reference: Zhu, Zou, Rosset & Hastie, "Multi-class AdaBoost", Statistics and Its Interface 2
+    (2009), Algorithm 2 (SAMME), step 2(c); Freund & Schapire, JCSS 55 (1997), AdaBoost.M1.
+    """
     error = jnp.clip(error, 1e-12, 1 - 1e-12)
     return learning_rate * (jnp.log1p(-error) - jnp.log(error) + jnp.log(n_classes - 1.0))
 
@@ -107,13 +154,52 @@ def fit_adaboost(X, y, n_estimators: int = 50, *, max_depth: int = 1, learning_r
     r"""AdaBoost with SAMME weights (the deck's algorithm for :math:`K = 2`) on depth-``max_depth``
     trees (stumps by default), fit in one ``lax.scan`` over rounds.
 
-    The reweighting is computed as :math:`w_i e^{-\alpha_t [h_t(x_i) = y_i]}` (equal after
-    normalisation) so a large :math:`\alpha_t` cannot overflow; weights that underflow to 0
-    simply drop out. If every :math:`\alpha_t = 0` the model predicts the weighted class prior.
-    ``sample_weight`` all zero, negative or NaN raises ``ValueError``.
+    Round :math:`t` fits a tree :math:`h_t` to the weights :math:`w`, then
 
-    Reference: Freund & Schapire, JCSS 55 (1997); Zhu, Zou, Rosset & Hastie, "Multi-class
-    AdaBoost", Statistics and Its Interface 2 (2009).
+    .. math:: \varepsilon_t = \frac{\sum_i w_i [h_t(x_i) \ne y_i]}{\sum_i w_i}, \quad
+              \alpha_t = \eta\left(\ln\frac{1-\varepsilon_t}{\varepsilon_t} + \ln(K-1)\right),
+              \quad w_i \leftarrow w_i\, e^{\alpha_t [h_t(x_i) \ne y_i]}
+
+    (:func:`samme_alpha`), and the model predicts :math:`\arg\max_k \sum_t \alpha_t
+    [h_t(x) = k]`. The reweighting is computed as :math:`w_i e^{-\alpha_t [h_t(x_i) = y_i]}`
+    (equal after normalisation) so a large :math:`\alpha_t` cannot overflow; weights that
+    underflow to 0 simply drop out. Boosting stops (the later :math:`\alpha_t` are 0) after a
+    perfect learner (:math:`\alpha_t = 1`, scikit-learn's convention) or one no better than
+    chance (:math:`\varepsilon_t \ge 1 - 1/K`, :math:`\alpha_t = 0`). If every
+    :math:`\alpha_t = 0` the model predicts the weighted class prior.
+
+    Args:
+      X: ``(n, d)`` features (float32 after conversion); NaN marks a missing value.
+      y: ``(n,)`` class indices ``0..K−1`` (integers), at least two classes.
+      n_estimators: rounds :math:`T \ge 1`.
+      max_depth: depth of each tree (1: stumps).
+      learning_rate: :math:`\eta > 0`, scaling every :math:`\alpha_t`.
+      criterion: the trees' split criterion, ``"gini"`` or ``"entropy"``.
+      max_bins: value bins per feature (≤ 255); ``None`` for every midpoint (exact).
+      sample_weight: ``(n,)`` initial weights, non-negative with a positive sum; default ones.
+      n_classes: :math:`K` (default ``max(y) + 1``).
+
+    Returns:
+      An :class:`AdaBoost` with ``T`` trees and votes ``alpha`` ``(T,)``.
+
+    Raises:
+      ValueError: bad shapes, ±inf in ``X``, a single class, ``n_estimators < 1``,
+        ``learning_rate <= 0``, an unknown ``criterion``, ``sample_weight`` all zero,
+        negative or NaN.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 1, 0, 1, 1])
+      >>> model = trees.fit_adaboost(X, y, 3)
+      >>> round(float(model.alpha[0]), 4)  # first stump: error 1/6, alpha = ln 5
+      1.6094
+      >>> trees.predict(model, X).tolist()
+      [0, 0, 1, 0, 1, 1]
+
+    Reference: Freund & Schapire, "A decision-theoretic generalization of on-line learning and
+    an application to boosting", JCSS 55 (1997); Zhu, Zou, Rosset & Hastie, "Multi-class
+    AdaBoost", Statistics and Its Interface 2 (2009), Algorithm 2 (SAMME).
     """
     n_estimators = _checks.check_int(n_estimators, "n_estimators", 1)
     learning_rate = _checks.check_positive(learning_rate, "learning_rate")
@@ -168,26 +254,111 @@ def adaboost_predict_proba(model: AdaBoost, X) -> Array:
 
 # ============================================================================= gradient boosting
 def squared_loss(y, f):
-    r""":math:`\tfrac12 (y - f)^2`; residual :math:`y - f`."""
+    r"""Squared loss of one sample for gradient boosting (``loss="squared"``):
+
+    .. math:: L(y, f) = \tfrac12 (y - f)^2, \qquad -\partial_f L = y - f, \qquad \partial_f^2 L = 1
+
+    so the negative gradient is the deck's residual.
+
+    Args:
+      y: the target, a float scalar (or any shape broadcasting with ``f``).
+      f: the score :math:`F(x)`, a float scalar.
+
+    Returns:
+      :math:`L`, float32 (the inputs' dtype), the broadcast shape; in the target's unit squared.
+
+    Example:
+      >>> from mlwork import trees
+      >>> float(trees.squared_loss(3.0, 1.0))
+      2.0
+
+    Reference: Friedman, "Greedy function approximation: a gradient boosting machine",
+    Ann. Statist. 29 (2001), LS_Boost (Algorithm 2).
+    """
     return 0.5 * jnp.square(y - f)
 
 
 def logistic_loss(y, f):
-    r""":math:`\log(1 + e^{f}) - y f` for :math:`y \in \{0, 1\}` and logit :math:`f`."""
+    r"""Binary log loss of one sample for gradient boosting (``loss="logistic"``):
+
+    .. math:: L(y, f) = \log(1 + e^{f}) - y f, \qquad \partial_f L = \sigma(f) - y, \qquad
+              \partial_f^2 L = \sigma(f)(1 - \sigma(f))
+
+    the negative log-likelihood of :math:`y` under :math:`P(y = 1) = \sigma(f)`, computed with
+    ``softplus`` (finite for any logit).
+
+    Args:
+      y: the label, 0 or 1 (float).
+      f: the logit :math:`F(x)`, a float scalar.
+
+    Returns:
+      :math:`L` in nats, float32 (the inputs' dtype), the broadcast shape.
+
+    Example:
+      >>> from mlwork import trees
+      >>> round(float(trees.logistic_loss(1.0, 0.0)), 4)  # ln 2
+      0.6931
+
+    Reference: Friedman (2001), L2_TreeBoost (Algorithm 5); Chen & Guestrin, "XGBoost", KDD 2016.
+    """
     return jax.nn.softplus(f) - y * f
 
 
 def softmax_loss(y, f):
-    r""":math:`\log\sum_k e^{f_k} - f_y` for a class index :math:`y` and logits :math:`f \in \mathbb{R}^K`."""
+    r"""Multi-class log loss of one sample for gradient boosting (``loss="softmax"``):
+
+    .. math:: L(y, f) = \log\sum_{k=1}^K e^{f_k} - f_y, \qquad
+              \partial_{f_k} L = \mathrm{softmax}(f)_k - [y = k]
+
+    the negative log-likelihood of class :math:`y` under :math:`\mathrm{softmax}(f)`; boosting
+    uses the diagonal of its Hessian, :math:`p_k(1 - p_k)`.
+
+    Args:
+      y: the class index :math:`y \in \{0..K-1\}` (any numeric dtype; cast to int32).
+      f: ``(K,)`` float logits.
+
+    Returns:
+      :math:`L` in nats, a float32 scalar (the dtype of ``f``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import trees
+      >>> round(float(trees.softmax_loss(jnp.array(0), jnp.zeros(3))), 4)  # ln 3
+      1.0986
+
+    Reference: Friedman (2001), L_K_TreeBoost (Algorithm 6); Chen & Guestrin, "XGBoost", KDD 2016.
+    """
     return jax.nn.logsumexp(f) - jnp.take(f, y.astype(jnp.int32))
 
 
-LOSSES: dict[str, Callable] = {"squared": squared_loss, "logistic": logistic_loss, "softmax": softmax_loss}
+#: Gradient-boosting losses by name, each a per-sample ``loss(y_i, f_i)``: the names that
+#: :func:`fit_gradient_boosting` and :func:`grad_hess` accept (not :data:`mlwork.nn.LOSSES`).
+BOOSTING_LOSSES: dict[str, Callable] = {"squared": squared_loss, "logistic": logistic_loss, "softmax": softmax_loss}
 
 
 @flax.struct.dataclass
 class GradientBoosting:
-    """Boosted trees ``(T, K, ...)`` (``K`` outputs), the constant start ``init (K,)``, the loss."""
+    r"""A fitted gradient-boosting model (:func:`fit_gradient_boosting`), a pytree.
+
+    Its raw score is :math:`F(x) = F_0 + \eta \sum_{t=1}^{T} f_t(x)` with one tree per output per
+    round; :func:`predict` gives classes (``"logistic"``, ``"softmax"``) or :math:`F(x)`,
+    :func:`predict_proba` :math:`\sigma(F)` or :math:`\mathrm{softmax}(F)`.
+
+    Attributes:
+      trees: the trees (a :class:`Tree`), arrays stacked along leading ``(T, K)`` axes (:math:`K`
+        outputs: 1, or the number of classes for ``"softmax"``).
+      init: ``(K,)`` float32 constant start :math:`F_0 = \arg\min_c \sum_i w_i L(y_i, c)`.
+      learning_rate: :math:`\eta` (static).
+      loss: the loss name or callable (static).
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+      >>> model = trees.fit_gradient_boosting(X, y, n_estimators=3, max_depth=1)
+      >>> model.init.tolist(), model.trees.feature.shape, model.learning_rate  # F_0 = mean(y)
+      ([0.5], (3, 1, 1), 0.1)
+    """
 
     trees: Tree
     init: Array
@@ -196,13 +367,48 @@ class GradientBoosting:
 
 
 def loss_fn(loss) -> Callable:
-    """The per-sample loss function for a built-in name or a callable."""
-    return LOSSES[loss] if isinstance(loss, str) else loss
+    """The per-sample loss function for a built-in name or a callable; anything else raises a
+    one-line ``ValueError`` that names ``loss`` and the choices."""
+    if isinstance(loss, str) and loss in BOOSTING_LOSSES:
+        return BOOSTING_LOSSES[loss]
+    if isinstance(loss, str) or not callable(loss):
+        fail("loss", f"one of {', '.join(map(repr, sorted(BOOSTING_LOSSES)))} or a callable", repr(loss))
+    return loss
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def grad_hess(loss, y: Array, F: Array) -> tuple[Array, Array]:
-    r"""Per-sample gradient and Hessian diagonal ``(n, K)`` of ``loss(y_i, f_i)`` by autodiff."""
+    r"""Per-sample gradient and Hessian diagonal of a boosting loss, by autodiff:
+
+    .. math:: g_i = \partial_F L(y_i, F_i), \qquad h_i = \partial^2_F L(y_i, F_i)
+
+    (``jax.grad`` and the diagonal of ``jax.hessian``), the statistics of XGBoost's
+    second-order approximation of the loss; :math:`-g_i` is Friedman's pseudo-residual.
+
+    Args:
+      loss: a name of :data:`BOOSTING_LOSSES` (``"squared"``, ``"logistic"``, ``"softmax"``) or a
+        callable ``loss(y_i, f_i) -> scalar``, ``f_i`` a scalar when ``K = 1`` else ``(K,)``.
+        Static (hashable).
+      y: ``(n,)`` targets (class indices for ``"softmax"``).
+      F: ``(n, K)`` float current scores.
+
+    Returns:
+      ``(g, h)``, each ``(n, K)`` in the dtype of ``F``.
+
+    Raises:
+      ValueError: ``loss`` neither a name of :data:`BOOSTING_LOSSES` nor a callable (a one-line
+        message naming ``loss`` and the choices).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import trees
+      >>> g, h = trees.grad_hess("logistic", jnp.array([1.0, 0.0]), jnp.zeros((2, 1)))
+      >>> g.ravel().tolist(), h.ravel().tolist()  # sigma(0) - y and sigma(0)(1 - sigma(0))
+      ([-0.5, 0.5], [0.25, 0.25])
+
+    Reference: Chen & Guestrin, "XGBoost: a scalable tree boosting system", KDD 2016, eq. (3);
+    Friedman (2001), Algorithm 1.
+    """
     fn = loss_fn(loss)
     k = F.shape[1]
 
@@ -293,7 +499,28 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
                           line_search: bool = True) -> GradientBoosting:
     r"""Gradient boosting with trees of depth ``max_depth``, one ``lax.scan`` over rounds.
 
+    Starting from :math:`F_0 = \arg\min_c \sum_i w_i L(y_i, c)`, round :math:`t` takes
+    :math:`g_i, h_i` (:func:`grad_hess`) at :math:`F_{t-1}`, fits a tree :math:`f_t` and sets
+    :math:`F_t = F_{t-1} + \eta f_t`:
+
+    * first order (default, Friedman 2001, Algorithm 1; the deck's "fit the residuals"): a
+      least-squares tree on the pseudo-residuals :math:`r_i = -g_i`, each leaf :math:`\ell`
+      then set to :math:`\sum_{i \in \ell} w_i r_i / \sum_{i \in \ell} w_i h_i` (one Newton
+      step; the mean residual for squared loss);
+    * second order (``second_order=True``, XGBoost): leaf weights and split gain
+
+    .. math:: w_\ell^* = -\frac{G_\ell}{H_\ell + \lambda}, \qquad
+              \mathcal{L}_{\mathrm{split}} = \frac12\left[\frac{G_L^2}{H_L+\lambda} +
+              \frac{G_R^2}{H_R+\lambda} - \frac{(G_L+G_R)^2}{H_L+H_R+\lambda}\right] - \gamma
+
+    (Chen & Guestrin 2016, eqs. (5) and (7); :math:`G, H` the sums of :math:`w_i g_i, w_i h_i`),
+    a split made only when :math:`\mathcal{L}_{\mathrm{split}} > 0` and both children have
+    :math:`H \ge` ``min_child_weight``.
+
     Args:
+      X: ``(n, d)`` features (float32 after conversion); NaN marks a missing value.
+      y: ``(n,)`` targets: reals (``"squared"``, callables), labels 0/1 (``"logistic"``), class
+        indices (``"softmax"``); ``(n, n_outputs)`` for a multi-output callable.
       loss: ``"squared"`` (:math:`\tfrac12(y-F)^2`, regression), ``"logistic"`` (binary
         labels 0/1), ``"softmax"`` (class indices, one tree per class per round), or a callable
         ``loss(y_i, f_i) -> scalar`` with ``f_i`` a scalar (``n_outputs=1``) or an
@@ -307,13 +534,45 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
         mean residual for squared loss), instead of the plain mean residual (``False``). Falls
         back to the mean where the Hessian vanishes (e.g. absolute loss).
       min_samples_leaf: samples each child must keep (both modes).
+      n_estimators: rounds :math:`T \ge 1`.
+      learning_rate: shrinkage :math:`\eta > 0`.
+      max_depth: depth of each tree.
+      reg_lambda: :math:`\lambda \ge 0`, the L2 penalty on leaf weights (second order).
+      gamma: :math:`\gamma \ge 0`, the smallest gain worth a split (second order).
+      min_child_weight: the smallest Hessian sum :math:`H` of a child (second order).
+      max_bins: value bins per feature (≤ 255); ``None`` for every midpoint (exact).
+      key: PRNG key for ``subsample``.
+      sample_weight: ``(n,)`` non-negative weights with a positive sum; default ones.
+      n_classes: number of classes for ``"softmax"``/``"logistic"`` (default ``max(y) + 1``).
+      n_outputs: :math:`K` for a callable loss with vector scores.
+
+    Returns:
+      A :class:`GradientBoosting` with ``(T, K)`` trees.
+
+    Raises:
+      ValueError: an unknown ``loss``, ``"logistic"`` with other than two classes, bad shapes,
+        ±inf in ``X``, ``subsample < 1`` without ``key``, out-of-range settings
+        (``n_estimators``, ``learning_rate``, ``subsample``, ``reg_lambda``, ``gamma``,
+        ``min_child_weight``), ``sample_weight`` all zero, negative or NaN.
 
     Zero weight: a leaf, or a whole round, that holds no weight (a subsample of zero-weight rows)
     adds 0 to the score — the ensemble keeps its value — as does a second-order leaf with
     :math:`H + \lambda = 0`. ``sample_weight`` all zero, negative or NaN raises ``ValueError``.
 
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+      >>> gb = trees.fit_gradient_boosting(X, y, n_estimators=3, max_depth=1)
+      >>> [round(v, 4) for v in trees.predict(gb, X[[0, 5]]).tolist()]  # 0.5 -+ 0.5 (1 - 0.9^3)
+      [0.3645, 0.6355]
+      >>> xgb = trees.fit_gradient_boosting(X, y, n_estimators=1, max_depth=1, second_order=True)
+      >>> xgb.trees.value.ravel().tolist()  # -G/(H + lambda) = -(3 * 0.5)/(3 + 1)
+      [-0.375, 0.375]
+
     Reference: Friedman, "Greedy function approximation: a gradient boosting machine",
-    Ann. Statist. 29 (2001); Chen & Guestrin, "XGBoost", KDD 2016.
+    Ann. Statist. 29 (2001), Algorithm 1; Chen & Guestrin, "XGBoost: a scalable tree boosting
+    system", KDD 2016, eqs. (5)-(7).
     """
     n_estimators = _checks.check_int(n_estimators, "n_estimators", 1)
     learning_rate = _checks.check_positive(learning_rate, "learning_rate")
@@ -325,8 +584,8 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
         raise ValueError(f"second_order must be True or False, got {second_order!r}")
     if subsample < 1.0 and key is None:
         raise ValueError("key is required when subsample < 1")
-    if not (callable(loss) or loss in LOSSES):
-        raise ValueError(f"loss must be one of {sorted(LOSSES)} or a callable, got {loss!r}")
+    if not (callable(loss) or loss in BOOSTING_LOSSES):
+        raise ValueError(f"loss must be one of {sorted(BOOSTING_LOSSES)} or a callable, got {loss!r}")
     data = prepare(X, max_bins, sample_weight)
     n = data.X.shape[0]
     if loss in ("logistic", "softmax"):
@@ -384,3 +643,7 @@ def boosting_predict_proba(model: GradientBoosting, X) -> Array:
     if model.loss == "softmax":
         return jax.nn.softmax(F, axis=1)
     raise ValueError("predict_proba needs a model fit with loss='logistic' or 'softmax'")
+
+
+# The name of 0.1 works until 0.3, with a DeprecationWarning.
+__getattr__ = _deprecated.module_getattr("mlwork.trees.boosting", globals(), {"LOSSES": "BOOSTING_LOSSES"})

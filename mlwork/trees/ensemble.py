@@ -51,8 +51,16 @@ class Forest:
 
     Attributes:
       trees: a :class:`~mlwork.trees.tree.Tree` whose arrays have a leading ``(T,)`` axis.
-      oob_score: out-of-bag accuracy (classification) or :math:`R^2` (regression); NaN without
-        bootstrap or when no sample was ever out of bag.
+      oob_score: out-of-bag accuracy (classification) or :math:`R^2` (regression), a float32
+        scalar; NaN without bootstrap or when no sample was ever out of bag.
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 0, 1, 1, 1])
+      >>> forest = trees.fit_random_forest(jax.random.key(0), X, y, 5, max_depth=1)
+      >>> forest.kind, forest.trees.feature.shape, float(forest.oob_score)
+      ('classification', (5, 1), 1.0)
     """
 
     trees: Tree
@@ -60,11 +68,35 @@ class Forest:
 
     @property
     def kind(self) -> str:
+        """``"classification"`` or ``"regression"``, the kind of its trees."""
         return self.trees.kind
 
 
 def bootstrap_counts(key: Array, n: int) -> Array:
-    """Multiplicities :math:`c \\sim \\mathrm{Multinomial}(n, 1/n)` of a bootstrap sample ``(n,)``."""
+    r"""Multiplicities of a bootstrap sample: how often each of ``n`` rows is drawn in ``n``
+    draws with replacement,
+
+    .. math:: c \sim \mathrm{Multinomial}(n; 1/n, \dots, 1/n), \qquad \sum_i c_i = n,
+
+    so a row is out of bag (:math:`c_i = 0`) with probability :math:`(1 - 1/n)^n \approx e^{-1}`.
+    A forest weighs row :math:`i` of tree :math:`t` by :math:`c_{ti}` instead of copying data.
+
+    Args:
+      key: a JAX PRNG key.
+      n: the number of rows, a Python int (static).
+
+    Returns:
+      ``(n,)`` float32 counts (whole numbers).
+
+    Example:
+      >>> import jax
+      >>> from mlwork import trees
+      >>> c = trees.bootstrap_counts(jax.random.key(0), 10)
+      >>> c.tolist(), float(c.sum())
+      ([1.0, 1.0, 2.0, 4.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0], 10.0)
+
+    Reference: Efron, "Bootstrap methods: another look at the jackknife", Ann. Statist. 7 (1979).
+    """
     draws = jax.random.randint(key, (n,), 0, n)
     return jax.ops.segment_sum(jnp.ones(n, jnp.float32), draws, num_segments=n)
 
@@ -164,6 +196,38 @@ def fit_random_forest(key: Array, X, y, n_estimators: int = 100, *, task: str = 
     Tree settings are those of :func:`~mlwork.trees.fit_tree`. ``batch_size`` trees are
     vmapped together (1 is fastest on CPU; raise it on accelerators).
 
+    Args:
+      key: a JAX PRNG key; each tree's bootstrap sample and feature draws come from it.
+      X: ``(n, d)`` features (float32 after conversion); NaN marks a missing value.
+      y: ``(n,)`` class indices ``0..C−1`` (classification) or real targets (regression).
+      n_estimators: :math:`T \ge 1` trees.
+      task: ``"classification"`` or ``"regression"``.
+      criterion: ``"gini"`` (default) or ``"entropy"``; ``"variance"`` for regression.
+      max_depth: depth of each tree, :math:`\ge 1`.
+      max_features: features tried per node: ``"auto"`` (above), ``None`` (all, bagging),
+        ``"sqrt"``, ``"log2"``, an int or a fraction of ``d``.
+      bootstrap: draw a bootstrap sample per tree (:func:`bootstrap_counts`); else every tree
+        sees every row.
+      min_samples_split, min_samples_leaf, max_bins, sample_weight, n_classes: as for
+        :func:`~mlwork.trees.fit_tree`.
+      compute_oob: compute the out-of-bag score (with ``bootstrap``).
+      batch_size: trees grown together per step of the map, :math:`\ge 1`.
+
+    Returns:
+      A :class:`Forest` with ``T`` trees and ``oob_score``.
+
+    Raises:
+      ValueError: bad input as for :func:`~mlwork.trees.fit_tree`, ``n_estimators < 1``,
+        ``batch_size < 1``, a non-bool ``bootstrap``.
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 0, 1, 1, 1])
+      >>> forest = trees.fit_random_forest(jax.random.key(0), X, y, 5, max_depth=1)
+      >>> np.asarray(trees.predict_proba(forest, X[[2]]), float).round(2).tolist()  # 4 of 5 trees: 0
+      [[0.8, 0.2]]
+
     Reference: Breiman, "Random Forests", Machine Learning 45 (2001).
     """
     n_estimators = _checks.check_int(n_estimators, "n_estimators", 1)
@@ -186,7 +250,31 @@ def fit_random_forest(key: Array, X, y, n_estimators: int = 100, *, task: str = 
 
 
 def fit_bagging(key: Array, X, y, n_estimators: int = 10, **kwargs) -> Forest:
-    """Bagging: :func:`fit_random_forest` with every feature tried at every node.
+    r"""Bagging: :func:`fit_random_forest` with every feature tried at every node.
+
+    .. math:: \hat f(x) = \frac1T \sum_{t=1}^T h_t(x), \qquad h_t \text{ fit to a bootstrap sample}
+
+    Args:
+      key: a JAX PRNG key (the bootstrap samples).
+      X: ``(n, d)`` features; NaN marks a missing value.
+      y: ``(n,)`` class indices or real targets.
+      n_estimators: :math:`T \ge 1` trees.
+      **kwargs: the other arguments of :func:`fit_random_forest` (``max_depth`` is required),
+        except ``max_features``.
+
+    Returns:
+      A :class:`Forest`.
+
+    Raises:
+      ValueError: ``max_features`` given, or as :func:`fit_random_forest`.
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 0, 1, 1, 1])
+      >>> bag = trees.fit_bagging(jax.random.key(0), X, y, 5, max_depth=1)
+      >>> trees.predict(bag, X).tolist(), float(bag.oob_score)
+      ([0, 0, 0, 1, 1, 1], 1.0)
 
     Reference: Breiman, "Bagging predictors", Machine Learning 24 (1996).
     """

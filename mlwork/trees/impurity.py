@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlwork._validate import concrete
+from mlwork.trees import _deprecated
 
 Array = jax.Array
 
@@ -66,22 +67,120 @@ def _entropy(counts: Array) -> Array:
     p = _proportions(counts)
     positive = p > 0
     safe = jnp.where(positive, p, 1.0)
-    return -jnp.sum(jnp.where(positive, p * jnp.log2(safe), 0.0), axis=-1)
+    # 0 - sum rather than -sum (the same value, exactly, and the same gradient): a pure node has
+    # entropy +0.0, not -0.0.
+    return 0.0 - jnp.sum(jnp.where(positive, p * jnp.log2(safe), 0.0), axis=-1)
 
 
-def gini(counts) -> Array:
-    r"""Gini impurity :math:`1 - \sum_c p_c^2` over the last axis."""
+def gini_impurity(counts) -> Array:
+    r"""Gini impurity of a node from its class counts, over the last axis:
+
+    .. math:: \mathrm{Gini}(S) = 1 - \sum_{c=1}^{C} p_c^2, \qquad p_c = \frac{n_c}{\sum_k n_k}
+
+    the probability that two samples drawn with replacement from :math:`S` have different
+    classes: 0 for a pure node, at most :math:`1 - 1/C` (uniform classes). Not
+    :func:`mlwork.theory.entropy`'s kind of function: the argument is counts of one node, the
+    impurity a tree's splits minimise (``criterion="gini"``).
+
+    Args:
+      counts: ``(..., C)`` class counts or sample weights of a node (any real dtype, integers
+        are cast to float32; any unit, since they are normalised), or class proportions;
+        finite, non-negative, with a positive total over the last axis. Leading axes are a batch.
+
+    Returns:
+      The Gini impurity, float32 (the input's float dtype), shape ``counts.shape[:-1]``; a
+      dimensionless number in :math:`[0, 1 - 1/C]`.
+
+    Raises:
+      ValueError: a scalar (no class axis), a negative or non-finite count, or a zero total —
+        when the values are concrete; under ``jit`` a zero total gives NaN.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import trees
+      >>> round(float(trees.gini_impurity(jnp.array([7, 3]))), 4)  # the deck's 1 - (0.7² + 0.3²)
+      0.42
+      >>> trees.gini_impurity(jnp.array([[5.0, 5.0], [4.0, 0.0]])).tolist()  # 50/50, pure
+      [0.5, 0.0]
+
+    Reference: Breiman, Friedman, Olshen & Stone, *Classification and Regression Trees* (1984),
+    the Gini index of diversity (chapter 4).
+    """
     return _gini(_checked_counts(counts))
 
 
-def entropy(counts) -> Array:
-    r"""Shannon entropy in bits :math:`-\sum_c p_c \log_2 p_c` over the last axis (:math:`0\log 0 = 0`)."""
+def entropy_impurity(counts) -> Array:
+    r"""Entropy impurity of a node from its class counts, in bits, over the last axis:
+
+    .. math:: H(S) = -\sum_{c=1}^{C} p_c \log_2 p_c, \qquad p_c = \frac{n_c}{\sum_k n_k}
+
+    with :math:`0 \log 0 = 0`: 0 (``+0.0``) for a pure node, 1 bit for a 50/50 node,
+    :math:`\log_2 C` at most. This is the impurity of a tree node (``criterion="entropy"``,
+    from counts of any scale); :func:`mlwork.theory.entropy` is the entropy of a probability
+    distribution (any base, checked to sum to 1). Gradients are finite where a count is 0
+    (the double-``where`` trick).
+
+    Args:
+      counts: ``(..., C)`` class counts or sample weights of a node (any real dtype, integers
+        are cast to float32; any unit, since they are normalised), or class proportions;
+        finite, non-negative, with a positive total over the last axis. Leading axes are a batch.
+
+    Returns:
+      The entropy in bits, float32 (the input's float dtype), shape ``counts.shape[:-1]``, in
+      :math:`[0, \log_2 C]`.
+
+    Raises:
+      ValueError: a scalar (no class axis), a negative or non-finite count, or a zero total —
+        when the values are concrete; under ``jit`` a zero total gives NaN.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import trees
+      >>> float(trees.entropy_impurity(jnp.array([5, 5])))  # the deck's 50/50 node: 1 bit
+      1.0
+      >>> trees.entropy_impurity(jnp.array([[1.0, 1.0, 2.0], [10.0, 0.0, 0.0]])).tolist()
+      [1.5, 0.0]
+
+    Reference: Quinlan, "Induction of decision trees", Machine Learning 1 (1986), the expected
+    information :math:`I(p, n)` of ID3; Shannon, "A mathematical theory of communication" (1948).
+    """
     return _entropy(_checked_counts(counts))
 
 
-def variance(values, sample_weight=None) -> Array:
-    r"""Regression impurity :math:`\frac{1}{W}\sum_i w_i (y_i - \bar y)^2` (population variance)
-    of ``values`` ``(n,)``; the weights default to 1."""
+def variance_impurity(values, sample_weight=None) -> Array:
+    r"""Regression impurity of a node: the weighted population variance of its targets,
+
+    .. math:: \mathrm{Var}(S) = \frac{1}{W}\sum_{i \in S} w_i (y_i - \bar y)^2, \qquad
+              \bar y = \frac{1}{W}\sum_{i \in S} w_i y_i, \quad W = \sum_{i \in S} w_i
+
+    (divided by :math:`W`, not :math:`W - 1`), the least-squares impurity whose decrease a
+    regression tree's splits maximise (``criterion="variance"``).
+
+    Args:
+      values: ``(n,)`` targets :math:`y` of the node's samples, finite (integers are cast to
+        float32); the result is in their unit squared.
+      sample_weight: ``(n,)`` weights :math:`w_i`, finite and non-negative with a positive
+        sum; ``None`` (default) weighs every sample 1.
+
+    Returns:
+      The variance, a float32 scalar (the dtype of float ``values``), :math:`\ge 0`.
+
+    Raises:
+      ValueError: ``values`` not 1-D or empty, ``sample_weight`` of another shape; non-finite
+        values, negative or non-finite weights or a zero weight sum (when concrete).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork import trees
+      >>> float(trees.variance_impurity(jnp.array([1.0, 2.0, 3.0, 4.0])))
+      1.25
+      >>> w = jnp.array([1.0, 1.0, 1.0, 3.0])  # mean 3, sum of w (y - 3)^2 = 8, over W = 6
+      >>> round(float(trees.variance_impurity(jnp.array([1.0, 2.0, 3.0, 4.0]), w)), 4)
+      1.3333
+
+    Reference: Breiman, Friedman, Olshen & Stone, *Classification and Regression Trees* (1984),
+    least-squares regression trees (chapter 8).
+    """
     y = jnp.asarray(values)
     if y.ndim != 1 or y.shape[0] == 0:
         raise ValueError(f"values must be a non-empty 1-D array, got shape {y.shape}")
@@ -104,12 +203,40 @@ def _variance(y: Array, w: Array) -> Array:
 
 
 def information_gain(parent_counts, child_counts, criterion: str = "entropy") -> Array:
-    r"""Impurity decrease of a split: :math:`i(S) - \sum_v \frac{|S_v|}{|S|} i(S_v)`.
+    r"""Impurity decrease of a split of a node :math:`S` into children :math:`S_1..S_V`:
+
+    .. math:: IG(S, A) = i(S) - \sum_{v=1}^{V} \frac{|S_v|}{|S|}\, i(S_v)
+
+    with :math:`i` the entropy in bits (:func:`entropy_impurity`, the deck's information gain)
+    or the Gini impurity (:func:`gini_impurity`, CART's decrease in impurity), and
+    :math:`|S_v|` the total count of child :math:`v`. An empty child contributes nothing.
+    :func:`fit_tree` maximises :math:`|S| \cdot IG` (the weighted decrease, ``Tree.gain``).
 
     Args:
-      parent_counts: ``(C,)`` class counts of the node :math:`S`.
-      child_counts: ``(V, C)`` class counts of its children; rows must add up to the parent.
-      criterion: ``"entropy"`` (the deck's information gain, bits) or ``"gini"``.
+      parent_counts: ``(C,)`` class counts (or weights) of the node :math:`S`, finite,
+        non-negative, with a positive total.
+      child_counts: ``(V, C)`` class counts of its children; the rows must add up to
+        ``parent_counts`` (relative tolerance ``1e-5``).
+      criterion: ``"entropy"`` (default; the result is in bits) or ``"gini"``.
+
+    Returns:
+      The impurity decrease, a float32 scalar, :math:`\ge 0` up to rounding.
+
+    Raises:
+      ValueError: an unknown ``criterion``; shapes other than ``(C,)`` and ``(V, C)``; children
+        that do not add up to the parent; negative or non-finite counts or a zero parent total.
+
+    Example:
+      >>> from mlwork import trees
+      >>> parent, children = [10, 10], [[8, 2], [2, 8]]
+      >>> round(float(trees.information_gain(parent, children)), 4)  # 1 - H(0.8, 0.2) bits
+      0.2781
+      >>> round(float(trees.information_gain(parent, children, "gini")), 4)  # 0.5 - 0.32
+      0.18
+
+    Reference: Quinlan, "Induction of decision trees", Machine Learning 1 (1986), the gain
+    criterion; Breiman et al., *Classification and Regression Trees* (1984), the decrease in
+    impurity.
     """
     if criterion not in ("entropy", "gini"):
         raise ValueError(f"criterion must be 'entropy' or 'gini', got {criterion!r}")
@@ -133,3 +260,8 @@ def _information_gain(parent: Array, children: Array, criterion: str) -> Array:
     keep = sizes > 0  # an empty child contributes nothing
     child_imp = impurity(jnp.where(keep[:, None], children, 1.0))
     return impurity(parent) - jnp.sum(jnp.where(keep, sizes * child_imp, 0.0)) / jnp.sum(parent)
+
+
+# The names of 0.1 work until 0.3, with a DeprecationWarning.
+__getattr__ = _deprecated.module_getattr(
+    "mlwork.trees.impurity", globals(), {k: v for k, v in _deprecated.RENAMED.items() if k != "LOSSES"})

@@ -30,10 +30,36 @@ def _dispatch(model, table: dict, what: str):
 
 
 def predict(model: Model, X) -> Array:
-    """Class indices (classifiers), values (regressors) or raw scores (custom-loss boosting).
+    r"""Predictions of any fitted tree model.
 
-    ``X`` is ``(n, d)`` with NaN for missing values. Works under ``jit`` (the model is a pytree;
-    value checks on ``X`` then are skipped).
+    * :class:`Tree`: the majority class of the leaf a row reaches (its largest class
+      proportion), or the leaf mean;
+    * :class:`Forest`: :math:`\arg\max_k \frac1T\sum_t p_t(k \mid x)` (soft vote), or the mean
+      of the trees;
+    * :class:`AdaBoost`: :math:`\arg\max_k \sum_t \alpha_t [h_t(x) = k]`;
+    * :class:`GradientBoosting`: :math:`F(x) = F_0 + \eta\sum_t f_t(x)`, thresholded at 0
+      (``"logistic"``) or its argmax (``"softmax"``), else :math:`F(x)` itself.
+
+    Works under ``jit`` (the model is a pytree; the value checks on ``X`` are then skipped).
+
+    Args:
+      model: a :class:`Tree`, :class:`Forest`, :class:`AdaBoost` or :class:`GradientBoosting`.
+      X: ``(n, d)`` features (float32 after conversion), NaN for missing values.
+
+    Returns:
+      ``(n,)`` int32 class indices (classifiers), float32 values (regressors), or ``(n, K)``
+      raw scores (a multi-output custom loss).
+
+    Raises:
+      ValueError: another type of ``model``; ``X`` not ``(n, d)`` with the training ``d``, or
+        with ±inf (when concrete).
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 0, 1, 1, 1])
+      >>> trees.predict(trees.fit_tree(X, y, max_depth=1), np.array([[1.0], [4.0], [np.nan]])).tolist()
+      [0, 1, 0]
     """
     table = {Tree: tree_predict, Forest: forest_predict, AdaBoost: adaboost_predict,
              GradientBoosting: boosting_predict}
@@ -41,7 +67,36 @@ def predict(model: Model, X) -> Array:
 
 
 def predict_proba(model: Model, X) -> Array:
-    """Class probabilities ``(n, K)`` of a classifier; ``ValueError`` for a regressor."""
+    r"""Class probabilities of a fitted classifier.
+
+    * :class:`Tree`: the class proportions (by weight) of the leaf;
+    * :class:`Forest`: their mean over the trees, :math:`\frac1T\sum_t p_t(k \mid x)`;
+    * :class:`AdaBoost`: SAMME's estimate :math:`\mathrm{softmax}(f(x)/(K-1))` of the coded vote
+      :math:`f_k = v_k - (1 - v_k)/(K-1)` (Zhu et al. 2009; scikit-learn's);
+    * :class:`GradientBoosting`: :math:`\sigma(F)` (``"logistic"``) or
+      :math:`\mathrm{softmax}(F)` (``"softmax"``).
+
+    Args:
+      model: a classification :class:`Tree` or :class:`Forest`, an :class:`AdaBoost`, or a
+        :class:`GradientBoosting` fit with ``loss="logistic"`` or ``"softmax"``.
+      X: ``(n, d)`` features, NaN for missing values.
+
+    Returns:
+      ``(n, K)`` float32 probabilities, each row summing to 1.
+
+    Raises:
+      ValueError: a regression model (or custom-loss boosting), another type of ``model``, or
+        bad ``X`` as for :func:`predict`.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+      >>> gb = trees.fit_gradient_boosting(X, y, loss="logistic", n_estimators=3, max_depth=1)
+      >>> p = np.asarray(trees.predict_proba(gb, X[[0, 5]]), float)
+      >>> p.round(3).tolist(), p.sum(axis=1).round(6).tolist()  # [1 - sigma(F), sigma(F)]
+      ([[0.634, 0.366], [0.366, 0.634]], [1.0, 1.0])
+    """
     table = {Tree: tree_predict_proba, Forest: forest_predict_proba, AdaBoost: adaboost_predict_proba,
              GradientBoosting: boosting_predict_proba}
     return _dispatch(model, table, "predict_proba")(model, X)
@@ -54,6 +109,27 @@ def feature_importances(model: Model) -> Array:
     weighted impurity decrease of node :math:`t` (scikit-learn's definition; for Newton trees
     the XGBoost gain). Forests average their trees' normalised importances, AdaBoost weights
     them by :math:`\alpha_t`, gradient boosting sums the unnormalised ones over all trees.
+
+    Args:
+      model: a :class:`Tree`, :class:`Forest`, :class:`AdaBoost` or :class:`GradientBoosting`.
+
+    Returns:
+      ``(d,)`` float32 importances, non-negative, summing to 1 (all 0 when no tree split).
+
+    Raises:
+      ValueError: another type of ``model``.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> X = np.c_[np.arange(6.0), np.ones(6)]  # feature 1 is constant
+      >>> tree = trees.fit_tree(X, np.array([0, 0, 0, 1, 1, 1]), max_depth=1)
+      >>> trees.feature_importances(tree).tolist()
+      [1.0, 0.0]
+
+    Reference: Breiman, Friedman, Olshen & Stone, *Classification and Regression Trees* (1984);
+    Louppe et al., "Understanding variable importances in forests of randomized trees",
+    NeurIPS 2013 (mean decrease of impurity).
     """
     if isinstance(model, Tree):
         trees, weights, normalise_each = model, None, True
@@ -94,8 +170,32 @@ def _per_tree_values(trees: Tree, X: Array) -> Array:
 
 
 def staged_predict(model: Forest | AdaBoost | GradientBoosting, X) -> Array:
-    """Predictions of the first ``t = 1..T`` trees/rounds, ``(T, n)`` (or ``(T, n, K)`` raw scores
-    for a multi-output custom loss): the curve "test accuracy vs number of estimators" in one pass.
+    r"""Predictions of the first :math:`t = 1..T` trees or rounds, in one pass: the curve "test
+    score against the number of estimators".
+
+    Row :math:`t` is what :func:`predict` gives for the ensemble cut to its first :math:`t`
+    members: the mean of :math:`t` trees (:class:`Forest`), the vote of :math:`t` rounds
+    (:class:`AdaBoost`), :math:`F_t(x) = F_0 + \eta\sum_{s \le t} f_s(x)`
+    (:class:`GradientBoosting`).
+
+    Args:
+      model: a :class:`Forest`, :class:`AdaBoost` or :class:`GradientBoosting`.
+      X: ``(n, d)`` features, NaN for missing values.
+
+    Returns:
+      ``(T, n)`` class indices (int32) or values (float32), ``(T, n, K)`` raw scores for a
+      multi-output custom loss.
+
+    Raises:
+      ValueError: a single :class:`Tree` or another type; bad ``X`` as for :func:`predict`.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+      >>> gb = trees.fit_gradient_boosting(X, y, n_estimators=3, max_depth=1)
+      >>> np.asarray(trees.staged_predict(gb, X[[0]]), float).round(4).ravel().tolist()  # 0.5 - 0.5(1 - 0.9^t)
+      [0.45, 0.405, 0.3645]
     """
     if isinstance(model, Tree) or not isinstance(model, Forest | AdaBoost | GradientBoosting):
         raise ValueError(f"staged_predict needs an ensemble, got {type(model).__name__}")

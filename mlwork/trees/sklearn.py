@@ -76,6 +76,12 @@ def jax_key(random_state) -> jax.Array:
 
     Raises:
       ValueError: for any other ``random_state`` (negative or too large ints included).
+
+    Example:
+      >>> import jax
+      >>> from mlwork.trees.sklearn import jax_key
+      >>> bool((jax.random.key_data(jax_key(3)) == jax.random.key_data(jax.random.key(3))).all())
+      True
     """
     rs = check_random_state(random_state)  # validates ints as NumPy seeds, raises otherwise
     if isinstance(random_state, numbers.Integral):
@@ -215,7 +221,13 @@ class _Regressor(RegressorMixin, _TreeModel):
 
 # ============================================================================= trees
 class DecisionTreeClassifier(_Classifier):
-    """A classification tree (:func:`mlwork.trees.fit_tree`), scikit-learn's interface.
+    r"""A classification tree (:func:`mlwork.trees.fit_tree`), scikit-learn's interface.
+
+    Each split maximises the weighted impurity decrease
+    :math:`W_t\, i(t) - W_L\, i(L) - W_R\, i(R)` with :math:`i` the Gini impurity
+    :math:`1 - \sum_c p_c^2` or the entropy :math:`-\sum_c p_c \log_2 p_c`
+    (:func:`mlwork.trees.gini_impurity`, :func:`mlwork.trees.entropy_impurity`); a leaf
+    predicts its class proportions (Breiman et al. 1984, CART).
 
     Args:
       criterion: ``"gini"``, ``"entropy"`` or ``"log_loss"`` (the same as ``"entropy"``).
@@ -231,9 +243,17 @@ class DecisionTreeClassifier(_Classifier):
       model_: the fitted :class:`mlwork.trees.Tree`; ``classes_``, ``n_classes_``, ``n_features_in_``
         and ``feature_importances_`` as in scikit-learn.
 
+    Raises:
+      ValueError: from ``fit``: bad input (shapes, ±inf in ``X``, a single class, negative
+        weights) or a bad setting (an unknown ``criterion``, ``max_depth < 1``, ...).
+
     Example:
-      >>> from sklearn.model_selection import cross_val_score
-      >>> cross_val_score(DecisionTreeClassifier(max_depth=3), X, y, cv=5)  # doctest: +SKIP
+      >>> import numpy as np
+      >>> from mlwork.trees.sklearn import DecisionTreeClassifier
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array(["no", "no", "no", "yes", "yes", "yes"])
+      >>> clf = DecisionTreeClassifier(max_depth=1).fit(X, y)
+      >>> clf.predict([[1.0], [4.0]]).tolist(), clf.predict_proba([[1.0]]).tolist()
+      (['no', 'yes'], [[1.0, 0.0]])
     """
 
     def __init__(self, criterion="gini", max_depth=None, min_samples_split=2, min_samples_leaf=1,
@@ -257,7 +277,11 @@ class DecisionTreeClassifier(_Classifier):
 
 
 class DecisionTreeRegressor(_Regressor):
-    """A regression tree with variance-reduction splits (:func:`mlwork.trees.fit_tree`).
+    r"""A regression tree with variance-reduction splits (:func:`mlwork.trees.fit_tree`).
+
+    Each split maximises :math:`W_t \mathrm{Var}(t) - W_L \mathrm{Var}(L) - W_R \mathrm{Var}(R)`
+    (:func:`mlwork.trees.variance_impurity`: the decrease of the squared error); a leaf
+    predicts the weighted mean of its targets (Breiman et al. 1984, CART, chapter 8).
 
     Args:
       criterion: ``"squared_error"`` (variance reduction; the only one).
@@ -266,6 +290,17 @@ class DecisionTreeRegressor(_Regressor):
 
     Attributes:
       model_: the fitted :class:`mlwork.trees.Tree`; ``n_features_in_``, ``feature_importances_``.
+
+    Raises:
+      ValueError: from ``fit``: bad input (shapes, ±inf in ``X``, non-finite ``y``, negative
+        weights) or a bad setting (``criterion`` other than ``"squared_error"``, ...).
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.trees.sklearn import DecisionTreeRegressor
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0.0, 0.0, 0.0, 10.0, 10.0, 10.0])
+      >>> DecisionTreeRegressor(max_depth=1).fit(X, y).predict([[1.0], [4.0]]).tolist()
+      [0.0, 10.0]
     """
 
     def __init__(self, criterion="squared_error", max_depth=None, min_samples_split=2, min_samples_leaf=1,
@@ -294,7 +329,10 @@ def _regression_criterion(criterion) -> str:
 
 # ============================================================================= forests
 class RandomForestClassifier(_Classifier):
-    """A random forest (:func:`mlwork.trees.fit_random_forest`): bootstrap samples, soft vote.
+    r"""A random forest (:func:`mlwork.trees.fit_random_forest`): bootstrap samples, soft vote.
+
+    Predicts :math:`\arg\max_k \frac1T \sum_{t=1}^T p_t(k \mid x)`, trees fit to bootstrap
+    samples with ``max_features`` features drawn at every node (Breiman 2001).
 
     Args:
       n_estimators: number of trees.
@@ -308,6 +346,19 @@ class RandomForestClassifier(_Classifier):
     Attributes:
       model_: the fitted :class:`mlwork.trees.Forest`; ``oob_score_`` when ``oob_score``;
         ``classes_``, ``n_classes_``, ``n_features_in_``, ``feature_importances_``.
+
+    Raises:
+      ValueError: from ``fit``: bad input (shapes, ±inf in ``X``, a single class, negative
+        weights) or a bad setting (an unknown ``criterion``, ``max_depth < 1``, ``oob_score`` without
+        ``bootstrap``, ...).
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.trees.sklearn import RandomForestClassifier
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array(["no", "no", "no", "yes", "yes", "yes"])
+      >>> rf = RandomForestClassifier(n_estimators=5, max_depth=1, oob_score=True, random_state=0)
+      >>> rf.fit(X, y).predict([[1.0], [4.0]]).tolist(), rf.oob_score_
+      (['no', 'yes'], 1.0)
     """
 
     def __init__(self, n_estimators=100, criterion="gini", max_depth=None, min_samples_split=2,
@@ -331,7 +382,10 @@ class RandomForestClassifier(_Classifier):
 
 
 class RandomForestRegressor(_Regressor):
-    """A regression forest (:func:`mlwork.trees.fit_random_forest`): the mean of the trees.
+    r"""A regression forest (:func:`mlwork.trees.fit_random_forest`): the mean of the trees.
+
+    Predicts :math:`\frac1T \sum_{t=1}^T h_t(x)`, trees fit to bootstrap samples
+    (Breiman 2001).
 
     Args:
       n_estimators, max_depth, min_samples_split, min_samples_leaf, bootstrap, oob_score, max_bins, random_state: as
@@ -339,6 +393,22 @@ class RandomForestRegressor(_Regressor):
       criterion: ``"squared_error"``.
       max_features: features tried per node (default ``1.0``, all: scikit-learn's default; the
         deck's :math:`p/3` is ``1/3``).
+
+    Attributes:
+      model_: the fitted :class:`mlwork.trees.Forest`; ``oob_score_`` (:math:`R^2`) when
+        ``oob_score``; ``n_features_in_``, ``feature_importances_``.
+
+    Raises:
+      ValueError: from ``fit``: bad input (shapes, ±inf in ``X``, non-finite ``y``, negative
+        weights) or a bad setting (``criterion`` other than ``"squared_error"``, ...).
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.trees.sklearn import RandomForestRegressor
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0.0, 0.0, 0.0, 10.0, 10.0, 10.0])
+      >>> rf = RandomForestRegressor(n_estimators=5, max_depth=1, random_state=0).fit(X, y)
+      >>> rf.predict([[1.0], [4.0]]).tolist()
+      [0.0, 10.0]
     """
 
     def __init__(self, n_estimators=100, criterion="squared_error", max_depth=None, min_samples_split=2,
@@ -427,14 +497,32 @@ _GB_PARAMS_DOC = """
     Attributes:
       model_: the fitted :class:`mlwork.trees.GradientBoosting`; ``n_features_in_``,
         ``feature_importances_`` (summed gains){extra}.
-"""
+
+    Raises:
+      ValueError: from ``fit``: another ``loss``, bad input or a bad setting (as
+        :func:`mlwork.trees.fit_gradient_boosting`).
+{example}"""
 
 
 class GradientBoostingClassifier(_GradientBoosting, _Classifier):
-    """Gradient boosting with the log loss (:func:`mlwork.trees.fit_gradient_boosting`): the
-    logistic loss for two classes, softmax (one tree per class per round) for more."""
+    r"""Gradient boosting with the log loss (:func:`mlwork.trees.fit_gradient_boosting`): the
+    logistic loss for two classes, softmax (one tree per class per round) for more.
 
-    __doc__ += _GB_PARAMS_DOC.format(loss='``"log_loss"`` (the only one).', extra="; ``classes_``, ``n_classes_``")
+    The score :math:`F(x) = F_0 + \eta \sum_t f_t(x)` is the log-odds of ``classes_[1]``
+    (:math:`P = \sigma(F)`) or the softmax logits; each tree fits the negative gradient
+    :math:`y - p` (Friedman 2001, Algorithms 5 and 6), or XGBoost's Newton trees with
+    ``second_order`` (Chen & Guestrin 2016, eqs. (5) and (7))."""
+
+    __doc__ += _GB_PARAMS_DOC.format(loss='``"log_loss"`` (the only one).', extra="; ``classes_``, ``n_classes_``",
+                                     example="""
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.trees.sklearn import GradientBoostingClassifier
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array(["no", "no", "no", "yes", "yes", "yes"])
+      >>> gb = GradientBoostingClassifier(n_estimators=3, max_depth=1).fit(X, y)
+      >>> gb.predict([[1.0], [4.0]]).tolist(), gb.decision_function([[4.0]]).round(4).tolist()
+      (['no', 'yes'], [0.5501])
+""")
 
     def __init__(self, loss="log_loss", learning_rate=0.1, n_estimators=100, subsample=1.0, max_depth=3,
                  min_samples_leaf=1, max_bins=255, second_order=False, reg_lambda=1.0, gamma=0.0,
@@ -458,9 +546,21 @@ class GradientBoostingClassifier(_GradientBoosting, _Classifier):
 
 
 class GradientBoostingRegressor(_GradientBoosting, _Regressor):
-    """Gradient boosting with the squared error (:func:`mlwork.trees.fit_gradient_boosting`)."""
+    r"""Gradient boosting with the squared error (:func:`mlwork.trees.fit_gradient_boosting`).
 
-    __doc__ += _GB_PARAMS_DOC.format(loss='``"squared_error"`` (the only one).', extra="")
+    :math:`F(x) = \bar y + \eta \sum_t f_t(x)`, each tree fit to the residuals
+    :math:`y - F_{t-1}(x)` (Friedman 2001, LS_Boost, Algorithm 2), or XGBoost's Newton trees
+    with ``second_order`` (Chen & Guestrin 2016, eqs. (5) and (7))."""
+
+    __doc__ += _GB_PARAMS_DOC.format(loss='``"squared_error"`` (the only one).', extra="", example="""
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.trees.sklearn import GradientBoostingRegressor
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+      >>> gb = GradientBoostingRegressor(n_estimators=3, max_depth=1).fit(X, y)
+      >>> gb.predict([[1.0], [4.0]]).round(4).tolist()  # 0.5 -+ 0.5 (1 - 0.9^3)
+      [0.3645, 0.6355]
+""")
 
     def __init__(self, loss="squared_error", learning_rate=0.1, n_estimators=100, subsample=1.0, max_depth=3,
                  min_samples_leaf=1, max_bins=255, second_order=False, reg_lambda=1.0, gamma=0.0,
@@ -479,6 +579,10 @@ class GradientBoostingRegressor(_GradientBoosting, _Regressor):
 class AdaBoostClassifier(_Classifier):
     """SAMME AdaBoost on shallow trees (:func:`mlwork.trees.fit_adaboost`).
 
+    Predicts :math:`\\arg\\max_k \\sum_t \\alpha_t [h_t(x) = k]` with
+    :math:`\\alpha_t = \\eta(\\ln\\frac{1-\\varepsilon_t}{\\varepsilon_t} + \\ln(K-1))`
+    (Zhu, Zou, Rosset & Hastie 2009, Algorithm 2; Freund & Schapire 1997 for two classes).
+
     scikit-learn's ``AdaBoostClassifier`` takes a base ``estimator``; this one boosts its own
     trees, configured by ``max_depth`` (stumps by default, scikit-learn's default base) and
     ``criterion``. Fitting is deterministic, so there is no ``random_state``.
@@ -494,6 +598,18 @@ class AdaBoostClassifier(_Classifier):
     Attributes:
       model_: the fitted :class:`mlwork.trees.AdaBoost`; ``estimator_weights_`` ``(n_estimators,)``
         the votes :math:`\\alpha_t`; ``classes_``, ``n_classes_``, ``n_features_in_``, ``feature_importances_``.
+
+    Raises:
+      ValueError: from ``fit``: bad input (shapes, ±inf in ``X``, a single class, negative
+        weights) or a bad setting (an unknown ``criterion``, ``max_depth < 1``, ...).
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.trees.sklearn import AdaBoostClassifier
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 1, 0, 1, 1])
+      >>> ada = AdaBoostClassifier(n_estimators=3).fit(X, y)
+      >>> round(float(ada.estimator_weights_[0]), 4), ada.predict(X).tolist()  # alpha_1 = ln 5
+      (1.6094, [0, 0, 1, 0, 1, 1])
     """
 
     def __init__(self, n_estimators=50, learning_rate=1.0, max_depth=1, criterion="gini", max_bins=255):
@@ -550,5 +666,17 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
 def expected_failed_checks(estimator) -> dict[str, str]:
     """``{check name: reason}`` for ``estimator``: the ``expected_failed_checks`` callable of
     :func:`sklearn.utils.estimator_checks.check_estimator` and ``parametrize_with_checks``
-    (scikit-learn ≥ 1.6 declares expected failures there, no longer in the estimator's tags)."""
+    (scikit-learn ≥ 1.6 declares expected failures there, no longer in the estimator's tags).
+
+    Args:
+      estimator: an estimator of this module (any other gets ``{}``).
+
+    Returns:
+      A new dict ``{check name: reason}`` from :data:`EXPECTED_FAILED_CHECKS`.
+
+    Example:
+      >>> from mlwork.trees.sklearn import RandomForestClassifier, expected_failed_checks
+      >>> list(expected_failed_checks(RandomForestClassifier()))
+      ['check_sample_weight_equivalence_on_dense_data']
+    """
     return dict(EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {}))

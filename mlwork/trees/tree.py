@@ -55,6 +55,16 @@ class Tree:
       kind: ``"classification"``, ``"regression"`` or ``"boosting"`` (static).
       criterion: the split criterion (static).
       n_features: number of input features (static).
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 0, 1, 1, 1])
+      >>> tree = trees.fit_tree(X, y, max_depth=1)
+      >>> tree.depth, tree.feature.tolist(), tree.threshold.tolist()  # x <= 2.5 goes left
+      (1, [0], [2.5])
+      >>> tree.gain.tolist(), tree.value.tolist()  # 6 * Gini(3, 3) - 0 - 0; pure leaves
+      ([3.0], [[1.0, 0.0], [0.0, 1.0]])
     """
 
     feature: Array
@@ -71,6 +81,7 @@ class Tree:
 
     @property
     def depth(self) -> int:
+        """:math:`D`, the number of levels (``2^D − 1`` internal slots), from the arrays' shape."""
         return int(np.log2(self.feature.shape[-1] + 1))
 
 
@@ -153,7 +164,11 @@ def fit_tree(X, y, *, task: str = "classification", criterion: str | None = None
     r"""Fit one decision tree, growing level by level to ``max_depth``.
 
     At every node the split :math:`(f, t)` maximises the weighted impurity decrease
-    :math:`W_t i(t) - W_L i(L) - W_R i(R)` (the deck's information gain times :math:`W_t`)
+
+    .. math:: \Delta(f, t) = W_t\, i(t) - W_L\, i(L) - W_R\, i(R)
+
+    (the deck's information gain times :math:`W_t`, the node's total weight; :math:`i` is
+    :func:`gini_impurity`, :func:`entropy_impurity` or :func:`variance_impurity`)
     over all features, or over ``max_features`` features drawn per node without replacement.
     A node stays a leaf when it is pure, has fewer than ``min_samples_split`` samples, or no
     split leaves ``min_samples_leaf`` samples on both sides.
@@ -172,9 +187,25 @@ def fit_tree(X, y, *, task: str = "classification", criterion: str | None = None
       n_classes: number of classes (default ``max(y) + 1``).
 
     Returns:
-      A :class:`Tree`. Raises ``ValueError`` for bad input (shapes, a single class, ±inf in
-      ``X``, ``max_depth < 1``). Fitting needs concrete arrays (the bins come from the data);
-      the growing itself is one compiled program per input shape.
+      A :class:`Tree`. Fitting needs concrete arrays (the bins come from the data); the growing
+      itself is one compiled program per input shape.
+
+    Raises:
+      ValueError: bad input: shapes, a single class, ±inf in ``X``, ``max_depth < 1``, an
+        unknown ``task`` or ``criterion`` (or one of the other task), ``max_features`` without
+        ``key``, ``sample_weight`` all zero, negative or NaN.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 0, 1, 1, 1])
+      >>> tree = trees.fit_tree(X, y, max_depth=1)
+      >>> float(tree.threshold[0]), trees.predict(tree, np.array([[1.0], [4.0]])).tolist()
+      (2.5, [0, 1])
+
+    Reference: Breiman, Friedman, Olshen & Stone, *Classification and Regression Trees* (1984),
+    the decrease in impurity (chapter 4) and regression trees (chapter 8); Quinlan (1986), the
+    information gain; Chen & Guestrin, KDD 2016, Algorithm 3 (the learnt side of missing values).
     """
     data = prepare(X, max_bins, sample_weight)
     spec, target, w = tree_spec(data, y, task=task, criterion=criterion, max_depth=max_depth,
@@ -236,7 +267,28 @@ def needs_count(spec: GrowSpec, w: np.ndarray) -> bool:
 # ----------------------------------------------------------------------------- prediction
 @jax.jit
 def tree_leaf(tree: Tree, X: Array) -> Array:
-    """Index of the leaf each row of ``X`` ``(n, d)`` reaches, in ``[0, 2^D)``."""
+    r"""Index of the leaf each row of ``X`` reaches, in ``[0, 2^D)``.
+
+    From the root, node :math:`i` sends a row to :math:`2i + 1` when
+    :math:`x_{f_i} \le t_i` (NaN: to the side ``missing_left`` says) and to :math:`2i + 2`
+    otherwise, :math:`D` times; a node that does not split sends every row left. Compiled with
+    ``jit``; the input is not checked.
+
+    Args:
+      tree: one :class:`Tree` (no batch axes).
+      X: ``(n, d)`` float features, NaN for missing.
+
+    Returns:
+      ``(n,)`` int32 leaf indices, in the order of ``tree.value``'s leaves.
+
+    Example:
+      >>> import jax.numpy as jnp, numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 0, 1, 1, 1])
+      >>> tree = trees.fit_tree(X, y, max_depth=1)
+      >>> trees.tree_leaf(tree, jnp.array([[1.0], [4.0], [jnp.nan]])).tolist()
+      [0, 1, 0]
+    """
     depth = tree.depth
     rows = jnp.arange(X.shape[0])
     node = jnp.zeros(X.shape[0], jnp.int32)
@@ -293,7 +345,34 @@ def tree_importances(tree: Tree, n_features: int) -> Array:
 
 
 def export_text(tree: Tree, feature_names=None, class_names=None, decimals: int = 3) -> str:
-    """A text rendering of a single tree, one node per line (like scikit-learn's ``export_text``)."""
+    """A text rendering of a single tree, one node per line (like scikit-learn's ``export_text``).
+
+    Each split shows its test, the side NaN goes to, the node's impurity (the criterion's name:
+    ``gini``, ``entropy`` in bits, ``variance``; ``cover`` for boosting trees) and weight; each
+    leaf its class with the class proportions, or its value.
+
+    Args:
+      tree: one :class:`Tree` (index a single tree out of an ensemble first).
+      feature_names: ``d`` names for the features (default ``x[j]``).
+      class_names: ``K`` names for the classes (default the indices).
+      decimals: digits of thresholds, impurities and values.
+
+    Returns:
+      The rendering, lines joined with ``"\\n"``.
+
+    Raises:
+      ValueError: ``tree`` has batch axes (a stack of trees).
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import trees
+      >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 0, 1, 1, 1])
+      >>> print(trees.export_text(trees.fit_tree(X, y, max_depth=1), feature_names=["x"], decimals=1))
+      |--- x <= 2.5 or NaN  [gini 0.5, weight 6]
+      |   class: 0  (p = [1.00, 0.00], weight 3)
+      |--- x >  2.5
+      |   class: 1  (p = [0.00, 1.00], weight 3)
+    """
     t = jax.tree.map(np.asarray, tree)
     if t.feature.ndim != 1:
         raise ValueError("export_text renders one tree; index a single tree out of an ensemble first")
