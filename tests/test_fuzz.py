@@ -418,9 +418,9 @@ def parent_and_children(draw):
 @given(counts=st.one_of(arrays(1, 2, 4, elements=POSITIVE, min_side=1), arrays(0, 2, 4, elements=COUNTS_ELEMENTS)),
        split=parent_and_children())
 def test_impurities(counts, split):
-    check("trees.gini", trees.gini, counts)
-    check("trees.entropy", trees.entropy, counts)
-    check("trees.variance", trees.variance, counts)
+    check("trees.gini_impurity", trees.gini_impurity, counts)
+    check("trees.entropy_impurity", trees.entropy_impurity, counts)
+    check("trees.variance_impurity", trees.variance_impurity, counts)
     for criterion in ("entropy", "gini", "x"):
         check("trees.information_gain", trees.information_gain, *split, criterion=criterion)
 
