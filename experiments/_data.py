@@ -8,8 +8,9 @@ import functools
 import os
 import sys
 
-SOURCE_HELP = ("force one data source (default auto: --data-dir/$MLWORK_DATA_DIR, the download cache, TFDS when "
-               "TensorFlow is installed, download, the system package, the embedded MNIST sample)")
+SOURCE_HELP = ("data source (auto: --data-dir/$MLWORK_DATA_DIR, the download cache, TFDS when TensorFlow is "
+               "installed, a download, the system package, the embedded MNIST sample; any other forces that one) "
+               "(default: %(default)s)")
 # The environment variables the source chain reads: a change in any of them is a different load.
 _ENV = ("MLWORK_DATA_DIR", "MLWORK_OFFLINE", "MLWORK_DATA_MIRRORS", "MLWORK_CACHE_DIR", "XDG_CACHE_HOME",
         "TFDS_DATA_DIR")
@@ -17,8 +18,10 @@ _ENV = ("MLWORK_DATA_DIR", "MLWORK_OFFLINE", "MLWORK_DATA_MIRRORS", "MLWORK_CACH
 
 def add_source_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--source {auto,idx,cache,tfds,download,system,sample}`` (default ``auto``) to a parser
-    or argument group; pass ``args.source`` on to :func:`load_or_report`."""
-    from mlwork.data.sources import SOURCES
+    or argument group; pass ``args.source`` on to :func:`load_or_report`. Imports no JAX: the
+    choices are :data:`mlwork.train.config.SOURCES`, kept equal to :data:`mlwork.data.sources.SOURCES`
+    by a test."""
+    from mlwork.train.config import SOURCES
 
     parser.add_argument("--source", choices=SOURCES, default="auto", help=SOURCE_HELP)
 

@@ -6,20 +6,51 @@
    w = (0.2, 0.4, −0.5), b = 0.1, y = 1, with every chain-rule factor printed.
 2. A deeper MLP: the hand-written delta recurrence (``mlwork.nn.backprop``) against ``jax.grad``,
    with the largest difference per layer.
+
+The command line is parsed before JAX is imported, so ``--help`` and a bad flag answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
 
-import jax
-import jax.numpy as jnp
+HELP = """\
+Backpropagation by hand vs jax.grad (deck section 13).
 
-from mlwork import nn
+1. The deck's single neuron: z = w.x + b, a = sigmoid(z), L = (a - y)^2 with x = (0.5, 0.8, -0.3),
+   w = (0.2, 0.4, -0.5), b = 0.1, y = 1, with every chain-rule factor printed.
+2. A deeper MLP (--sizes): the hand-written delta recurrence (mlwork.nn.backprop) against
+   jax.grad on a random batch, with the largest difference per layer."""
+
+EXIT_CODES = {0: "success", 2: "bad input: a flag (one line on stderr)"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Flags -> namespace (``sizes`` a list of ints); exits 2 with one line on a bad flag. Imports no JAX."""
+    from experiments._common import experiment_parser, int_list
+
+    parser = experiment_parser("backprop", HELP, EXIT_CODES)
+    parser.add_argument("--sizes", default="8,16,16,4",
+                        help="MLP widths, input to output, comma-separated (default: %(default)s)")
+    parser.add_argument("--activation", default="tanh", choices=["relu", "sigmoid", "tanh"],
+                        help="hidden-layer activation (default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=32, metavar="N",
+                        help="examples in the random batch, >= 1 (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default: %(default)s)")
+    args = parser.parse_args(argv)
+    args.sizes = int_list(parser, "--sizes", args.sizes, at_least=2)
+    if args.batch <= 0:
+        parser.error(f"--batch must be a positive integer; got {args.batch}")
+    return args
 
 
 def single_neuron() -> dict[str, float | list[float]]:
     """The chain-rule factors of the deck's single-neuron example."""
+    import jax
+    import jax.numpy as jnp
+
+    from mlwork import nn
+
     x = jnp.array([0.5, 0.8, -0.3], jnp.float32)
     w = jnp.array([0.2, 0.4, -0.5], jnp.float32)
     b, y = jnp.float32(0.1), jnp.float32(1.0)
@@ -38,18 +69,13 @@ def single_neuron() -> dict[str, float | list[float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="8,16,16,4", help="MLP widths, comma-separated")
-    parser.add_argument("--activation", default="tanh", choices=["relu", "sigmoid", "tanh"])
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        sizes = [int(s) for s in args.sizes.split(",")]
-    except ValueError:
-        parser.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
-    if args.batch <= 0:
-        parser.error("--batch must be positive")
+    args = parse_args(argv)
+    import jax
+    import jax.numpy as jnp
+
+    from mlwork import nn
+
+    sizes = args.sizes
 
     r = single_neuron()
     print("Single neuron (deck section 13): z = w.x + b, a = sigmoid(z), L = (a - y)^2")
@@ -62,10 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     print("  jax.grad: dL/dw         = (" + ", ".join(f"{v:.5f}" for v in r["jax dL/dw"]) + ")"
           f", dL/db = {r['jax dL/db']:.5f}")
 
-    try:
-        model = nn.mlp(sizes, activation=args.activation)
-    except ValueError as e:
-        parser.error(str(e))
+    model = nn.mlp(sizes, activation=args.activation)
     k_init, k_x, k_y = jax.random.split(jax.random.key(args.seed), 3)
     params = model.init(k_init, (sizes[0],))["params"]
     x = jax.random.normal(k_x, (args.batch, sizes[0]))

@@ -11,7 +11,8 @@ shuffled labels, MSE on softmax outputs, a 10× too high learning rate — so th
 check catches it and what it names as the likely cause.
 
 Writes ``checklist.md`` (the table) and ``checklist.json`` (every measured value) into
-``--out``. Exit codes: 0 every check passed, 1 some check failed, 2 bad input.
+``--out``. Exit codes (:data:`EXIT_CODES`): 0 every check passed, 1 some check failed, 2 bad input.
+The command line is parsed before JAX is imported, so ``--help`` and a bad flag answer at once.
 """
 
 from __future__ import annotations
@@ -22,34 +23,61 @@ import json
 
 FAULTS = ("none", "detached", "unnormalised", "shuffled-labels", "mse-softmax", "high-lr")
 
+HELP = """\
+Run the deck's debugging checklist on a model and a data set, and print what it measured.
+
+The eight checks (mlwork.train.diagnostics.checklist): overfit one batch, labels, normalisation,
+gradient flow, loss/task match, train/eval mode, shapes, initial loss ~ ln 10. --fault plants one
+of the classic bugs first (a detached layer, un-normalised inputs, shuffled labels, MSE on softmax
+outputs, a 10x too high learning rate), so the table shows which check catches it and what it
+names as the likely cause. Writes checklist.md (the table) and checklist.json (every measured
+value) into --out.
+
+examples:
+  python -m experiments.checklist                        # the MLP on the best available MNIST
+  python -m experiments.checklist --model cnn
+  python -m experiments.checklist --fault unnormalised   # see a check catch a planted bug"""
+
+EXIT_CODES = {
+    0: "every check passed",
+    1: "some check failed (the table printed says which, and the likely cause)",
+    2: "bad input: a flag, or the data set could not be loaded (one line on stderr, nothing written)",
+}
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from experiments._common import add_out_arg
+    """Flags -> namespace; exits 2 with one line on a bad flag. Imports no JAX."""
+    from experiments._common import add_out_arg, experiment_parser
     from experiments._data import add_source_argument
-    from mlwork.optim import OPTIMIZERS
+    from mlwork.train.config import DATASETS, OPTIMIZERS
 
-    p = argparse.ArgumentParser(prog="python -m experiments.checklist", description=__doc__.split("\n")[0])
-    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
-    p.add_argument("--dataset", choices=("mnist", "fashion_mnist"), default="mnist")
-    p.add_argument("--data-dir", default=None, help="folder with the four IDX files (default: the mnist source chain)")
+    p = experiment_parser("checklist", HELP, EXIT_CODES)
+    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
+                   help="the deck's 784-256-128-10 MLP, or the CNN (default: %(default)s)")
+    p.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (default: %(default)s)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="folder with the four IDX files (default: none, the --source chain)")
     add_source_argument(p)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--dropout", type=float, default=0.2)
-    p.add_argument("--examples", type=int, default=5000, help="training examples the checks look at")
-    p.add_argument("--overfit-steps", type=int, default=100, help="steps for check 1 (overfit one batch)")
-    p.add_argument("--fault", choices=FAULTS, default="none", help="plant a bug first, to see which check catches it")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="Optax optimizer (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate, > 0 (default: %(default)s)")
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout probability, in [0, 1) (default: %(default)s)")
+    p.add_argument("--examples", type=int, default=5000, metavar="N",
+                   help="training examples the checks look at, at least 128 (default: %(default)s)")
+    p.add_argument("--overfit-steps", type=int, default=100, metavar="N",
+                   help="steps for check 1 (overfit one batch), >= 1 (default: %(default)s)")
+    p.add_argument("--fault", choices=FAULTS, default="none",
+                   help="plant a bug first, to see which check catches it (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed (default: %(default)s)")
     add_out_arg(p, "runs/checklist")
     args = p.parse_args(argv)
     if args.examples < 128:
-        p.error(f"--examples must be at least 128, got {args.examples}")
+        p.error(f"--examples must be at least 128; got {args.examples}")
     if args.overfit_steps < 1:
-        p.error(f"--overfit-steps must be positive, got {args.overfit_steps}")
+        p.error(f"--overfit-steps must be a positive integer; got {args.overfit_steps}")
     if not args.lr > 0:
-        p.error(f"--lr must be positive, got {args.lr}")
+        p.error(f"--lr must be positive; got {args.lr}")
     if not 0.0 <= args.dropout < 1.0:
-        p.error(f"--dropout must be in [0, 1), got {args.dropout}")
+        p.error(f"--dropout must be in [0, 1); got {args.dropout}")
     return args
 
 

@@ -4,17 +4,25 @@
 
 Network 3 -> 2 -> 1 (ReLU hidden layer, sigmoid output) with the deck's weights, input
 x = (0.5, 0.8, -0.3): z^[1] = (0.67, -0.33), a^[1] = (0.67, 0), z^[2] = 0.702, ŷ ≈ 0.669.
+
+The command line is parsed before JAX is imported, so ``--help`` and a bad flag answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+if TYPE_CHECKING:
+    from mlwork import nn
 
-from mlwork import nn
+HELP = """\
+The deck's worked forward pass (section 11), step by step, then on a batch with jax.vmap.
+
+Network 3 -> 2 -> 1 (ReLU hidden layer, sigmoid output) with the deck's weights, input
+x = (0.5, 0.8, -0.3): z[1] = (0.67, -0.33), a[1] = (0.67, 0), z[2] = 0.702, y_hat ~ 0.669."""
+
+EXIT_CODES = {0: "success", 2: "bad input: a flag (one line on stderr)"}
 
 W1 = [[0.2, 0.4, -0.5], [-0.3, 0.1, 0.2]]
 B1 = [0.1, -0.2]
@@ -25,6 +33,10 @@ X = [0.5, 0.8, -0.3]
 
 def deck_network() -> tuple[nn.Model, dict]:
     """The deck's 3 -> 2 -> 1 network and its variables."""
+    import jax.numpy as jnp
+
+    from mlwork import nn
+
     model = nn.mlp([3, 2, 1], activation="relu", output_activation="sigmoid")
     params = [
         {"W": jnp.array(W1, jnp.float32), "b": jnp.array(B1, jnp.float32)},
@@ -34,16 +46,32 @@ def deck_network() -> tuple[nn.Model, dict]:
 
 
 def _fmt(v) -> str:
+    import numpy as np
+
     return "(" + ", ".join(f"{float(t):.4g}" for t in np.ravel(v)) + ")"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batch", type=int, default=4, help="batch size for the vmap demo")
-    parser.add_argument("--seed", type=int, default=0)
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Flags -> namespace; exits 2 with one line on a bad flag. Imports no JAX."""
+    from experiments._common import experiment_parser
+
+    parser = experiment_parser("forward_pass", HELP, EXIT_CODES)
+    parser.add_argument("--batch", type=int, default=4, metavar="N",
+                        help="batch size for the vmap demo, >= 1 (row 0 is the deck's x) (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="PRNG seed of the other rows (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.batch <= 0:
-        parser.error("--batch must be positive")
+        parser.error(f"--batch must be a positive integer; got {args.batch}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from mlwork import nn
 
     model, variables = deck_network()
     x = jnp.array(X, jnp.float32)

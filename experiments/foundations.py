@@ -8,6 +8,8 @@ and writes three figures into --out:
 * secant_tangent.png: secants of f(x) = x^2 through x = 1 turning into the tangent (slope 2);
 * riemann.png: left Riemann rectangles under x^2 on [0, 2] for n = 4, 8, 64 (exact area 8/3);
 * mlp_graph.png: the MLP --sizes drawn as a layered graph, edges coloured by their weights.
+
+The command line is parsed before JAX is imported, so ``--help`` and a bad flag answer at once.
 """
 
 from __future__ import annotations
@@ -15,15 +17,24 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
+from experiments._common import out_dir, pyplot, save_figure
 
-from experiments._common import add_out_arg, out_dir, plt, save_figure
-from mlwork import foundations as fd
-from mlwork import nn
+if TYPE_CHECKING:
+    from mlwork import foundations as fd
+
+HELP = """\
+The deck's mathematical foundations (sections 1-7), worked example by worked example.
+
+Prints every worked example of sections 1-7 with the value mlwork.foundations computes for it,
+and writes three figures into --out:
+
+  secant_tangent.png  secants of f(x) = x^2 through x = 1 turning into the tangent (slope 2)
+  riemann.png         left Riemann rectangles under x^2 on [0, 2] for n = 4, 8, 64 (exact area 8/3)
+  mlp_graph.png       the MLP --sizes drawn as a layered graph, edges coloured by their weights"""
+
+EXIT_CODES = {0: "success", 2: "bad input: a flag (one line on stderr, nothing written)"}
 
 #: Widest layer the MLP drawing accepts (more neurons make an unreadable picture).
 MAX_DRAWN_WIDTH = 32
@@ -54,6 +65,10 @@ def _estimate(result: fd.LimitResult) -> str:
 
 
 def numbers_section() -> None:
+    import jax.numpy as jnp
+
+    from mlwork import foundations as fd
+
     _heading("1. Foundations of numbers")
     q_max = 10_000
     found = fd.sqrt_fractions(2, q_max)
@@ -89,6 +104,11 @@ def numbers_section() -> None:
 
 
 def functions_section() -> None:
+    import jax.numpy as jnp
+    import optax
+
+    from mlwork import foundations as fd
+
     _heading("3. Functions and parameters")
     f = lambda x: fd.polynomial(x, {"a": jnp.array([0.0, 0.0, 1.0])})  # noqa: E731  x^2
     g = lambda x: fd.linear(x, {"m": 1.0, "b": 1.0})  # noqa: E731  x + 1
@@ -115,6 +135,11 @@ def functions_section() -> None:
 
 
 def calculus_section() -> None:
+    import jax
+    import jax.numpy as jnp
+
+    from mlwork import foundations as fd
+
     _heading("4. Limits")
     lim = fd.limit(lambda x: 3 * x + 1, 2.0)
     decades = {0.1, 0.01, 0.001}  # the deck's h = 0.1, 0.01, 0.001 (the table has more points)
@@ -182,6 +207,13 @@ def calculus_section() -> None:
 
 
 def graphs_section(sizes: list[int], seed: int) -> tuple[fd.LayeredGraph, list]:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from mlwork import foundations as fd
+    from mlwork import nn
+
     _heading("7. Graph theory")
     A = fd.adjacency_matrix([(1, 2), (1, 3), (2, 3), (3, 4)], [1, 2, 3, 4])
     print("  G = (V, E), V = {1, 2, 3, 4}, E = {12, 13, 23, 34}:")
@@ -215,6 +247,13 @@ def graphs_section(sizes: list[int], seed: int) -> tuple[fd.LayeredGraph, list]:
 
 
 def plot_secant_tangent(path: Path) -> Path:
+    import jax
+    import numpy as np
+
+    from mlwork import foundations as fd
+
+    plt = pyplot()
+
     x0 = 1.0
     xs = np.linspace(-0.2, 3.2, 200)
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -234,6 +273,12 @@ def plot_secant_tangent(path: Path) -> Path:
 
 
 def plot_riemann(path: Path) -> Path:
+    import numpy as np
+
+    from mlwork import foundations as fd
+
+    plt = pyplot()
+
     xs = np.linspace(0, 2, 200)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
     for ax, n in zip(axes, (4, 8, 64), strict=True):
@@ -249,6 +294,12 @@ def plot_riemann(path: Path) -> Path:
 
 
 def plot_mlp_graph(graph: fd.LayeredGraph, params: list, path: Path) -> Path:
+    import numpy as np
+
+    from mlwork import foundations as fd
+
+    plt = pyplot()
+
     sizes, layer = graph.sizes, np.asarray(graph.layer)
     index_in_layer = np.concatenate([np.arange(n) for n in sizes])
     pos = np.stack([layer.astype(float), index_in_layer - (np.asarray(sizes)[layer] - 1) / 2], axis=1)
@@ -269,22 +320,27 @@ def plot_mlp_graph(graph: fd.LayeredGraph, params: list, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Flags -> namespace (``sizes`` a list of ints); exits 2 with one line on a bad flag. Imports no JAX."""
+    from experiments._common import add_out_arg, experiment_parser, int_list
+
+    parser = experiment_parser("foundations", HELP, EXIT_CODES)
     add_out_arg(parser, "runs/foundations")
     parser.add_argument("--sizes", default="4,5,4,2",
-                        help="MLP layer widths for the graph section, comma-separated "
-                             "(default: the deck's 4,5,4,2)")
-    parser.add_argument("--seed", type=int, default=0, help="PRNG seed for the MLP's weights")
+                        help="MLP layer widths for the graph section, comma-separated, at most "
+                             f"{MAX_DRAWN_WIDTH} each (default: the deck's %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="PRNG seed for the MLP's weights (default: %(default)s)")
     args = parser.parse_args(argv)
-    try:
-        sizes = [int(s) for s in args.sizes.split(",")]
-    except ValueError:
-        parser.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
-    if len(sizes) < 2 or any(n <= 0 for n in sizes):
-        parser.error(f"--sizes needs at least two positive widths, got {args.sizes!r}")
-    if max(sizes) > MAX_DRAWN_WIDTH:
-        parser.error(f"--sizes: layers wider than {MAX_DRAWN_WIDTH} neurons are too many to draw")
+    args.sizes = int_list(parser, "--sizes", args.sizes, at_least=2)
+    if max(args.sizes) > MAX_DRAWN_WIDTH:
+        parser.error(f"--sizes must be widths of at most {MAX_DRAWN_WIDTH} (more neurons are too many to draw); "
+                     f"got {max(args.sizes)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = args.sizes
     out = out_dir(args.out)
 
     print("From Numbers to Neural Networks, sections 1-7, computed with mlwork.foundations")

@@ -14,7 +14,8 @@ cross-entropy (evaluation mode, on ``--eval-examples`` training and test images)
 
 Writes ``landscape_1d.png``, ``landscape_2d.png``, ``first_layer_weights.png`` (rows of W^[1]
 as 28×28 images, trained and minus their initial values: the deck's "what do hidden layers
-learn?") and ``landscape.json`` into ``--out``.
+learn?") and ``landscape.json`` into ``--out``. Exit codes (:data:`EXIT_CODES`): 0 success, 2 bad input.
+The command line is parsed before JAX is imported, so ``--help`` and a bad flag answer at once.
 """
 
 from __future__ import annotations
@@ -22,44 +23,80 @@ from __future__ import annotations
 import argparse
 import json
 
+HELP = """\
+The loss landscape of the trained MLP, and what its first layer learned.
+
+Trains the deck's 784-256-128-10 MLP with mlwork.train.fit, then evaluates the cross-entropy
+(evaluation mode, on --eval-examples training and test images)
+
+  - along the straight line from the initial to the trained parameters,
+    theta(a) = (1 - a) theta_0 + a theta_1 (one vmapped program);
+  - on a plane through the trained parameters along two random filter-normalised directions
+    (Li et al., 2018), J(theta* + a d + b e) on a --grid x --grid mesh (one program, vmapped in
+    chunks of --chunk parameter sets).
+
+Writes landscape_1d.png, landscape_2d.png, first_layer_weights.png (rows of W[1] as 28x28
+images, trained and minus their initial values: the deck's "what do hidden layers learn?") and
+landscape.json into --out.
+
+examples:
+  python -m experiments.landscape                    # 3 epochs on the best available MNIST
+  python -m experiments.landscape --epochs 10 --grid 41"""
+
+EXIT_CODES = {
+    0: "success",
+    2: "bad input: a flag, or the data set could not be loaded (one line on stderr, nothing written)",
+}
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from experiments._common import add_out_arg
+    """Flags -> namespace; exits 2 with one line on a bad flag. Imports no JAX."""
+    from experiments._common import add_out_arg, experiment_parser
     from experiments._data import add_source_argument
+    from mlwork.train.config import DATASETS
 
-    p = argparse.ArgumentParser(prog="python -m experiments.landscape", description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", choices=("mnist", "fashion_mnist"), default="mnist")
-    p.add_argument("--data-dir", default=None, help="folder with the four IDX files (default: the source chain)")
+    p = experiment_parser("landscape", HELP, EXIT_CODES)
+    p.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (default: %(default)s)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="folder with the four IDX files (default: none, the --source chain)")
     add_source_argument(p)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--examples", type=int, default=None, help="train on the first N training images (default all)")
-    p.add_argument("--eval-examples", type=int, default=1000, help="images the loss is evaluated on, per split")
-    p.add_argument("--points", type=int, default=41, help="points along the 1-D line")
+    p.add_argument("--epochs", type=int, default=3, metavar="N", help="epochs to train, >= 1 (default: %(default)s)")
+    p.add_argument("--examples", type=int, default=None, metavar="N",
+                   help="train on the first N training images, at least 128 (default: all)")
+    p.add_argument("--eval-examples", type=int, default=1000, metavar="N",
+                   help="images the loss is evaluated on, per split (default: %(default)s)")
+    p.add_argument("--points", type=int, default=41, metavar="N",
+                   help="points along the 1-D line, >= 2 (default: %(default)s)")
     p.add_argument("--line-range", type=float, nargs=2, default=(-0.25, 1.25), metavar=("START", "STOP"),
-                   help="alpha range of the line (0 = initial, 1 = trained)")
-    p.add_argument("--grid", type=int, default=25, help="points per axis of the 2-D slice")
-    p.add_argument("--span", type=float, default=1.0, help="the 2-D slice covers [-span, span]^2")
-    p.add_argument("--chunk", type=int, default=32, help="parameter sets evaluated at once (memory)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--filters", type=int, default=32, help="first-layer units to draw")
+                   help="alpha range of the line, 0 = initial, 1 = trained (default: -0.25 1.25)")
+    p.add_argument("--grid", type=int, default=25, metavar="N",
+                   help="points per axis of the 2-D slice, >= 2 (default: %(default)s)")
+    p.add_argument("--span", type=float, default=1.0,
+                   help="the 2-D slice covers [-span, span]^2, > 0 (default: %(default)s)")
+    p.add_argument("--chunk", type=int, default=32, metavar="N",
+                   help="parameter sets evaluated at once (memory) (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed (default: %(default)s)")
+    p.add_argument("--filters", type=int, default=32, metavar="N",
+                   help="first-layer units to draw (default: %(default)s)")
     add_out_arg(p, "runs/landscape")
     args = p.parse_args(argv)
     for name in ("epochs", "eval_examples", "chunk", "filters"):
         if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.points < 2 or args.grid < 2:
-        p.error("--points and --grid need at least 2 points")
+            p.error(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
+    for name in ("points", "grid"):
+        if getattr(args, name) < 2:
+            p.error(f"--{name} must be at least 2; got {getattr(args, name)}")
     if args.examples is not None and args.examples < 128:
-        p.error(f"--examples must be at least 128, got {args.examples}")
+        p.error(f"--examples must be at least 128; got {args.examples}")
     if not args.span > 0:
-        p.error(f"--span must be positive, got {args.span}")
+        p.error(f"--span must be positive; got {args.span}")
     return args
 
 
 def plot_line(path, alphas, losses, names):
-    import matplotlib.pyplot as plt
+    from experiments._common import pyplot, save_figure
 
-    from experiments._common import save_figure
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, name in enumerate(names):
@@ -74,10 +111,11 @@ def plot_line(path, alphas, losses, names):
 
 
 def plot_plane(path, alphas, betas, surface):
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from experiments._common import save_figure
+    from experiments._common import pyplot, save_figure
+
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 5.4))
     z = np.log10(np.maximum(surface, 1e-12))
@@ -95,10 +133,11 @@ def plot_plane(path, alphas, betas, surface):
 def plot_weights(path, w_trained, w_initial, n):
     """Rows of W^[1] as 28×28 images: the trained weights, and what training changed
     (trained − initial), where the learned strokes show through the random initialisation."""
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from experiments._common import save_figure
+    from experiments._common import pyplot, save_figure
+
+    plt = pyplot()
 
     n = min(n, w_trained.shape[0])
     cols = 8

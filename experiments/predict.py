@@ -32,14 +32,40 @@ def _which(text: str) -> str | int:
         return text
     if text.isdigit():
         return int(text)
-    raise argparse.ArgumentTypeError(f"expected best, latest or a step number, got {text!r}")
+    # argparse puts "argument --which: " in front
+    raise argparse.ArgumentTypeError(f"must be best, latest or a checkpoint step; got {text!r}")
+
+
+HELP = """\
+Classify images with a trained run: label and probability per input.
+
+INPUTs are PNG/JPEG files (decoded with Pillow; converted to greyscale and resized to the run's
+input shape, with a warning, when they are not already) or IDX image files (.gz or raw, e.g.
+MNIST's t10k-images-idx3-ubyte.gz; every image in them is classified). MNIST digits are light on a
+dark background: pass --invert for dark-on-light drawings. A population run predicts with its
+ensemble (the members' mean softmax).
+
+examples:
+  python -m experiments.predict --workdir runs/a digit.png photo.jpg
+  python -m experiments.predict --workdir runs/a --json t10k-images-idx3-ubyte.gz
+  python -m experiments.predict --workdir runs/a --which latest --invert scan.png"""
+
+EXIT_CODES = {
+    0: "success",
+    EXIT_BAD_INPUT: "bad input: a flag, a workdir holding no run, an unreadable image or IDX file (one line on stderr)",
+    EXIT_CHECKPOINT: "the checkpoint is missing or damaged (one line on stderr)",
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m experiments.predict", description=__doc__.split("\n")[0],
-                                epilog="Exit codes: 0 success, 2 bad input, 4 missing or damaged checkpoint.")
-    p.add_argument("--workdir", required=True, help="the run's folder (written by experiments.mnist)")
-    p.add_argument("--which", type=_which, default="best", help="best (default), latest, or a checkpoint step")
+    """Flags -> namespace; exits 2 with one line on a bad flag. Imports no JAX."""
+    from experiments._common import experiment_parser
+
+    p = experiment_parser("predict", HELP, EXIT_CODES)
+    p.add_argument("--workdir", required=True, metavar="DIR",
+                   help="the run's folder, written by experiments.mnist (required)")
+    p.add_argument("--which", type=_which, default="best",
+                   help="best, latest, or a checkpoint step (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout, for machines")
     p.add_argument("--invert", action="store_true", help="invert PNG/JPEG images (for dark strokes on light paper)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG/JPEG files or IDX image files")

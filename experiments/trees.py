@@ -9,24 +9,38 @@
    diabetes) next to the matching scikit-learn estimator with the same hyperparameters.
 3. Test accuracy against the number of estimators for the ensembles (one pass per model with
    ``staged_predict``), as a PNG.
+
+The command line is parsed before JAX is imported, so ``--help`` and a bad flag answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
 
-import jax
-import numpy as np
-from tqdm import tqdm
-
-from experiments._common import add_out_arg, out_dir, save_figure
-from mlwork import trees
+from experiments._common import out_dir, pyplot, save_figure
 
 DATASETS = ("breast_cancer", "wine", "digits", "diabetes")
+
+HELP = """\
+Decision trees, forests and boosting next to scikit-learn (deck sections 16-17).
+
+1. The deck's single tree: depth 3 on two features of iris (petal length and width), its
+   decision regions as a PNG (tree_regions.png) and the tree as text (tree.txt).
+2. Bagging, random forest, AdaBoost, gradient boosting (first order, the deck) and XGBoost-style
+   boosting (second order) on scikit-learn's bundled data sets, held-out accuracy (R^2 for
+   diabetes) next to the matching scikit-learn estimator with the same hyperparameters
+   (comparison.md).
+3. Test accuracy against the number of estimators for the ensembles, one pass per model
+   (accuracy_vs_estimators.png).
+
+Everything is written into --out."""
+
+EXIT_CODES = {0: "success", 2: "bad input: a flag (one line on stderr, nothing written)"}
 
 
 def load(name: str, seed: int):
     """A bundled scikit-learn data set split 70/30 (stratified for classification)."""
+    import numpy as np
     from sklearn import datasets
     from sklearn.model_selection import train_test_split
 
@@ -39,6 +53,8 @@ def load(name: str, seed: int):
 
 def score(classify: bool, y_true, y_pred) -> float:
     """Accuracy, or R² for regression."""
+    import numpy as np
+
     y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
     if classify:
         return float(np.mean(y_true == y_pred))
@@ -47,7 +63,11 @@ def score(classify: bool, y_true, y_pred) -> float:
 
 def models(classify: bool, n_classes: int, n_est: int, depth: int, seed: int):
     """(name, fit ours, scikit-learn estimator) triples with matching hyperparameters."""
+    import jax
     from sklearn import ensemble, tree
+
+    from mlwork import trees
+
 
     key = jax.random.key(seed)
     task = "classification" if classify else "regression"
@@ -86,11 +106,16 @@ def models(classify: bool, n_classes: int, n_est: int, depth: int, seed: int):
 
 def comparison(names, n_est: int, depth: int, seed: int):
     """Held-out scores: rows of dicts and the fitted ensembles of the first data set."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from mlwork import trees
+
     rows, curves = [], {}
     for name in names:
         classify, (Xtr, Xte, ytr, yte) = load(name, seed)
         k = len(np.unique(ytr)) if classify else 0
-        for label, fit, sk in tqdm(models(classify, k, n_est, depth, seed), desc=name, leave=False):
+        for label, fit, sk in tqdm(models(classify, k, n_est, depth, seed), desc=name, leave=False, disable=None):
             model = fit(Xtr, ytr)
             ours = score(classify, yte, trees.predict(model, Xte))
             theirs = score(classify, yte, sk.fit(Xtr, ytr).predict(Xte))
@@ -109,8 +134,12 @@ def markdown(rows) -> str:
 
 def deck_tree(out, seed: int) -> str:
     """Depth-3 tree on iris petal length/width: decision-region PNG and text rendering."""
-    import matplotlib.pyplot as plt
+    import numpy as np
     from sklearn.datasets import load_iris
+
+    from mlwork import trees
+
+    plt = pyplot()
 
     iris = load_iris()
     X, y = iris.data[:, 2:4].astype(np.float32), iris.target
@@ -133,7 +162,9 @@ def deck_tree(out, seed: int) -> str:
 
 
 def plot_curves(curves, dataset: str, out) -> None:
-    import matplotlib.pyplot as plt
+    import numpy as np
+
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, accs in curves.items():
@@ -145,20 +176,36 @@ def plot_curves(curves, dataset: str, out) -> None:
     save_figure(fig, out / "accuracy_vs_estimators.png")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Flags -> namespace (``datasets`` a list of names); exits 2 with one line on a bad flag. Imports no JAX."""
+    from experiments._common import add_out_arg, experiment_parser
+
+    parser = experiment_parser("trees", HELP, EXIT_CODES)
     add_out_arg(parser, "runs/trees")
-    parser.add_argument("--estimators", type=int, default=100, help="trees / boosting rounds")
-    parser.add_argument("--max-depth", type=int, default=8, help="depth of tree, bagging and forest")
+    parser.add_argument("--estimators", type=int, default=100, metavar="N",
+                        help="trees / boosting rounds per ensemble, >= 1 (default: %(default)s)")
+    parser.add_argument("--max-depth", type=int, default=8, metavar="D",
+                        help="depth of tree, bagging and forest, in [1, 20] (default: %(default)s)")
     parser.add_argument("--datasets", default=",".join(DATASETS),
-                        help=f"comma-separated subset of {', '.join(DATASETS)}")
-    parser.add_argument("--seed", type=int, default=0)
+                        help="comma-separated subset of the data sets (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the splits and the ensembles' randomness (default: %(default)s)")
     args = parser.parse_args(argv)
-    names = [d for d in args.datasets.split(",") if d]
-    if not names or any(d not in DATASETS for d in names):
-        parser.error(f"--datasets must be a comma-separated subset of {', '.join(DATASETS)}")
-    if args.estimators < 1 or not 1 <= args.max_depth <= 20:
-        parser.error("--estimators must be >= 1 and --max-depth in [1, 20]")
+    args.datasets = [d for d in args.datasets.split(",") if d]
+    unknown = [d for d in args.datasets if d not in DATASETS]
+    if not args.datasets or unknown:
+        parser.error(f"--datasets must be a comma-separated subset of {','.join(DATASETS)}; "
+                     f"got {','.join(unknown) or 'none'}")
+    if args.estimators < 1:
+        parser.error(f"--estimators must be a positive integer; got {args.estimators}")
+    if not 1 <= args.max_depth <= 20:
+        parser.error(f"--max-depth must be in [1, 20]; got {args.max_depth}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = args.datasets
     out = out_dir(args.out)
 
     print("1. Depth-3 tree on iris (petal length, petal width), exact splits")

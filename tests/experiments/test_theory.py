@@ -57,11 +57,18 @@ def test_theory_experiment_writes_tables_and_plots(tmp_path, capsys, monkeypatch
 
 @pytest.mark.parametrize(
     "flags",
-    [["--delta", "1.5"], ["--hidden", "a,b"], ["--rounds", "1"], ["--train-size", "0"],
-     ["--data-dir", "/nonexistent/mnist"], ["--test-dir", "/nonexistent/mnist"], ["--epochs", "0"]],
+    [["--delta", "1.5"], ["--hidden", "a,b"], ["--rounds", "1"], ["--train-size", "0"], ["--epochs", "0"]],
 )
-def test_bad_flags_exit_with_usage_error(flags, monkeypatch):
-    monkeypatch.delenv("MLWORK_DATA_DIR", raising=False)
+def test_bad_flags_exit_with_usage_error(flags):
     with pytest.raises(SystemExit) as e:
         theory.main(flags)
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("flag", ["--data-dir", "--test-dir"])
+def test_missing_data_exits_2_with_one_line(flag, monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv("MLWORK_DATA_DIR", raising=False)
+    assert theory.main([flag, "/nonexistent/mnist", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "/nonexistent/mnist" in err[-1]  # after any source notices
+    assert not (tmp_path / "out").exists()
