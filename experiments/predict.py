@@ -67,7 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--which", type=_which, default="best",
                    help="best, latest, or a checkpoint step (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout, for machines")
-    p.add_argument("--invert", action="store_true", help="invert PNG/JPEG images (for dark strokes on light paper)")
+    p.add_argument("--invert", action="store_true",
+                   help="invert PNG/JPEG images: for dark strokes on light paper (such an image without it "
+                        "gets a warning)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG/JPEG files or IDX image files")
     return p.parse_args(argv)
 
