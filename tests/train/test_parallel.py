@@ -44,6 +44,12 @@ def test_checkpoint_from_four_devices_restores_on_one(four_devices):
 
 
 @pytest.mark.slow
+def test_sigusr1_on_four_devices_saves_exits_75_and_resumes_exactly(four_devices):
+    assert four_devices["usr1"] == ["SIGUSR1", 75, 6]
+    assert four_devices["usr1_exact"]
+
+
+@pytest.mark.slow
 def test_indivisible_batch_is_a_clear_error_before_compiling(four_devices):
     assert "batch_size 62 is not divisible by the 4 devices" in four_devices["indivisible_error"]
 
