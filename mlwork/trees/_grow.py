@@ -14,9 +14,18 @@ contiguous):
 
 * ``gini`` / ``entropy``: the sample weight in the slot of its class (the scatter index carries
   the class, so a sample costs one update whatever the number of classes);
-* ``variance``: :math:`(w y, w)` with :math:`y` centred on its weighted mean (float32 precision);
-* ``newton``: :math:`(w g, w h)`, gradient and Hessian of the boosting loss;
+* ``variance``: :math:`(w (y - c), w)`;
+* ``newton``: :math:`(w (g - c h), w h)`, gradient and Hessian of the boosting loss;
 * plus a count of samples with non-zero weight when needed (see :class:`GrowSpec`).
+
+The shift :math:`c` of a regression node is the node's own mean (:math:`G/H` for ``newton``):
+each level first sums the samples' statistics about their parent's shift — one ``segment_sum``
+— which gives every node its mean, then takes the statistics about that mean. Sums, proxy
+scores and variances are then of the size of the node's own spread, so a group of targets far
+from the tree's mean (or a leaf far from the root's gradient mean) splits with full float32
+precision; centring once per tree would leave the gains of such a node to the rounding of
+scores the size of its squared distance from the tree's mean. Leaves are summed about their
+own means too (``Grown.leaf_shift``).
 
 Every split maximises a proxy score whose difference is the weighted impurity decrease
 
@@ -44,6 +53,7 @@ import numpy as np
 from mlwork.trees._criteria import (
     child_ok,
     node_impurity,
+    parent_score,
     present,
     score,
     splittable,
@@ -100,7 +110,8 @@ class Grown(NamedTuple):
     gain: Array          # (2^D − 1,) float32 weighted impurity decrease (0: no split)
     impurity: Array      # (2^D − 1,) float32 impurity of the node
     weight: Array        # (2^D − 1,) float32 total sample weight in the node
-    leaf_stats: Array    # (2^D, Q) summed channels per leaf
+    leaf_stats: Array    # (2^D, Q) summed channels per leaf, about leaf_shift (regression)
+    leaf_shift: Array    # (2^D,) float32 shift c of each leaf's statistics (0: classification)
     leaf: Array          # (n,) int32 leaf of every training sample
 
 
@@ -152,20 +163,22 @@ def _first_max(gain: Array) -> tuple[Array, Array]:
     return best, jnp.min(jnp.where(gain == best[..., None], idx, gain.shape[-1]), axis=-1)
 
 
-def _best_in_feature(spec: GrowSpec, hist: Array, parent_score: Array):
+def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | None):
     """Best (gain, bin, NaN-goes-left, node-has-NaN) per node for one feature's histogram.
 
     The missing-value bin is the last one, so the prefix sums over all ``B + 1`` bins are the
     left children "bins <= b" without NaN, and the last prefix sum is the node total. Among
     equal gains the first bin wins, which is the last non-empty bin of the left child.
+    ``base``: :func:`parent_score` per node; ``shift``: the nodes' shifts (``newton``).
     """
     nb = spec.max_bins
     cum = cumsum_bins(hist)  # (Q, L, B + 1)
     total = cum[:, :, nb:]
+    c = None if shift is None else shift[:, None]
 
     def side(left):
         right = total - left
-        gain = score(spec, left) + score(spec, right) - parent_score[:, None]
+        gain = score(spec, left, c) + score(spec, right, c) - base[:, None]
         ok = child_ok(spec, left) & child_ok(spec, right)
         return jnp.where(ok, gain, -jnp.inf)
 
@@ -191,7 +204,7 @@ def _merge_shards(best: _Best) -> _Best:
     return _Best(*(jnp.take_along_axis(x, shard[None, :], axis=0)[0] for x in gathered))
 
 
-def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score, key):
+def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, key):
     """Best split of every node of a level: a loop over features (or sampled slots)."""
     d, n = XbT.shape
     q = (spec.n_classes if spec.classification else dense.shape[1]) + (count is not None)
@@ -224,7 +237,7 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score, 
             k = jnp.minimum(first + jnp.minimum(i * block + t, per_shard - 1), n_items - 1)
             f_node, col = item(k)
             hist = _feature_hist(spec, col.astype(jnp.int32), node, n_nodes, cls, w, dense, count)
-            gain, b, nan_left, has_nan = _best_in_feature(spec, hist, parent_score)
+            gain, b, nan_left, has_nan = _best_in_feature(spec, hist, base, shift)
             best = _merge(best, _Best(gain, f_node, b, nan_left, has_nan))
         return best
 
@@ -233,29 +246,60 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score, 
 
 
 # ----------------------------------------------------------------------------- growth
-def channels(spec: GrowSpec, target: Array, w: Array) -> Array:
-    """Per-sample statistics ``(n, Q)`` summed into node totals and leaves."""
+def channels(spec: GrowSpec, target: Array, w: Array, shift: Array | None = None) -> Array:
+    """Per-sample statistics ``(n, Q)`` summed into node totals and leaves; regression ones
+    about the per-sample ``shift`` ``(n,)`` (the shift of the sample's node; default 0)."""
     if spec.classification:
         ch = w[:, None] * jax.nn.one_hot(target, spec.n_classes, dtype=jnp.float32)
-    elif spec.criterion == "variance":
-        ch = jnp.stack([w * target, w], axis=1)
     else:
-        ch = w[:, None] * target
+        ch = _moments(spec, target, w, jnp.zeros_like(w) if shift is None else shift)
     if spec.counted:
         ch = jnp.concatenate([ch, (w > 0).astype(jnp.float32)[:, None]], axis=1)
     return ch
 
 
+def _moments(spec: GrowSpec, target: Array, w: Array, c: Array) -> Array:
+    """``(n, 2)``: :math:`(w (y - c), w)` (``variance``) or :math:`(w (g - c h), w h)` (``newton``)."""
+    if spec.criterion == "variance":
+        return jnp.stack([w * (target - c), w], axis=1)
+    g, h = target[:, 0], target[:, 1]
+    return jnp.stack([w * (g - c * h), w * h], axis=1)
+
+
+def _node_shift(spec: GrowSpec, target: Array, w: Array, node: Array, n_nodes: int, inherited: Array) -> Array:
+    """Each node's own mean (:math:`G/H` for ``newton``) ``(L,)``, from its samples' statistics
+    about the shift it inherited from its parent (0 at the root); unchanged where :math:`W = 0`."""
+    m = jax.ops.segment_sum(_moments(spec, target, w, inherited[node]), node, num_segments=n_nodes)
+    has = m[:, 1] > 0
+    return inherited + jnp.where(has, m[:, 0] / jnp.where(has, m[:, 1], 1.0), 0.0)
+
+
 _RECORDS = ("feature", "split_bin", "threshold", "missing_left", "gain", "impurity", "weight")
 
 
-def _level(spec, n_nodes, level, node, alive, data):
-    """Split the nodes of one level; returns the per-node records and the samples' children."""
-    XbT, ch, cls, w, dense, count, sq, lower, upper, key = data
+def _level(spec, n_nodes, level, node, alive, shift, data):
+    """Split the nodes of one level; returns the per-node records, the samples' children and
+    the shifts the children inherit."""
+    XbT, target, ch, w, lower, upper, key = data
     n = XbT.shape[1]
-    tot = jax.ops.segment_sum(ch, node, num_segments=n_nodes).T  # (Q, L)
-    tot_sq = None if sq is None else jax.ops.segment_sum(sq, node, num_segments=n_nodes)
-    best = _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, score(spec, tot),
+    cls = target if spec.classification else None
+    if spec.classification:  # the channels do not depend on the node: computed once per tree
+        tot = jax.ops.segment_sum(ch, node, num_segments=n_nodes).T  # (Q, L)
+        tot_sq, c, dense = None, None, None
+    else:
+        shift = _node_shift(spec, target, w, node, n_nodes, shift)
+        cs = shift[node]
+        ch = channels(spec, target, w, cs)
+        dense = ch[:, :2]
+        variance = spec.criterion == "variance"
+        if variance:  # plus Σ w (y − c)², for the node's variance
+            ch = jnp.concatenate([ch, (dense[:, 0] * (target - cs))[:, None]], axis=1)
+        tot = jax.ops.segment_sum(ch, node, num_segments=n_nodes).T  # (Q [+ 1], L)
+        tot, tot_sq = (tot[:-1], tot[-1]) if variance else (tot, None)
+        ch = ch[:, :-1] if variance else ch
+        c = None if variance else shift  # the variance proxy needs no shift (see _criteria)
+    count = ch[:, -1] if spec.counted else None
+    best = _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score(spec, tot, c), c,
                          jax.random.fold_in(key, level))
     split = alive & jnp.isfinite(best.gain) & splittable(spec, tot, tot_sq, best.gain)
     # Route the samples; then settle what needs only the chosen split, from the samples:
@@ -282,7 +326,7 @@ def _level(spec, n_nodes, level, node, alive, data):
                   weight=weight_of(spec, tot))
     right = jnp.where(valued, right_value, ~nan_left[node])
     node = 2 * node + (split[node] & right).astype(jnp.int32)
-    return record, node, jnp.repeat(split, 2)
+    return record, node, jnp.repeat(split, 2), jnp.repeat(shift, 2)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -301,39 +345,44 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
     """
     n = XbT.shape[1]
     w = w.astype(jnp.float32)
-    if spec.criterion == "variance":
-        target = target.astype(jnp.float32)
-        target = target - jnp.sum(w * target) / jnp.maximum(jnp.sum(w), 1e-30)
-    ch = channels(spec, target, w)
-    data = (XbT, ch, target.astype(jnp.int32) if spec.classification else None, w,
-            None if spec.classification else ch[:, :2], ch[:, -1] if spec.counted else None,
-            w * jnp.square(target) if spec.criterion == "variance" else None, lower, upper, key)
+    target = target.astype(jnp.int32 if spec.classification else jnp.float32)
+    ch = channels(spec, target, w) if spec.classification else None
+    data = (XbT, target, ch, w, lower, upper, key)
     node = jnp.zeros(n, jnp.int32)
     n_scan = spec.depth - min(spec.unrolled_levels, spec.depth)
     parts = {k: [] for k in _RECORDS}
     alive = jnp.ones(1, bool)
+    shift = jnp.zeros(1, jnp.float32)  # the root's samples are summed about 0 to find its mean
     if n_scan:
         # Levels 0 .. n_scan−1 share one compiled body padded to the widest of them.
         width = 2 ** (n_scan - 1)
 
         def body(carry, level):
-            node, alive = carry
-            record, node, alive = _level(spec, width, level, node, alive[:width], data)
-            return (node, alive), record
+            node, alive, shift = carry
+            record, node, alive, shift = _level(spec, width, level, node, alive[:width], shift[:width], data)
+            return (node, alive, shift), record
 
         alive = jnp.zeros(2 * width, bool).at[0].set(True)
-        (node, alive), stacked = jax.lax.scan(body, (node, alive), jnp.arange(n_scan))
+        shift = jnp.zeros(2 * width, jnp.float32)
+        (node, alive, shift), stacked = jax.lax.scan(body, (node, alive, shift), jnp.arange(n_scan))
         lvl = np.concatenate([np.full(2**i, i) for i in range(n_scan)])
         pos = np.concatenate([np.arange(2**i) for i in range(n_scan)])
         for k in _RECORDS:
             parts[k].append(stacked[k][lvl, pos])
     for level in range(n_scan, spec.depth):
-        record, node, alive = _level(spec, 2**level, level, node, alive, data)
+        record, node, alive, shift = _level(spec, 2**level, level, node, alive, shift, data)
         for k in _RECORDS:
             parts[k].append(record[k])
     out = {k: jnp.concatenate(v) for k, v in parts.items()}
-    leaf_stats = jax.ops.segment_sum(ch, node, num_segments=2**spec.depth)
-    return Grown(**out, leaf_stats=leaf_stats, leaf=node)
+    n_leaves = 2**spec.depth
+    if spec.classification:
+        leaf_shift = jnp.zeros(n_leaves, jnp.float32)
+        leaf_stats = jax.ops.segment_sum(ch, node, num_segments=n_leaves)
+    else:
+        leaf_shift = _node_shift(spec, target, w, node, n_leaves, shift[:n_leaves])
+        leaf_stats = jax.ops.segment_sum(channels(spec, target, w, leaf_shift[node]), node,
+                                         num_segments=n_leaves)
+    return Grown(**out, leaf_stats=leaf_stats, leaf_shift=leaf_shift, leaf=node)
 
 
 def feature_parallel(spec: GrowSpec) -> GrowSpec:
