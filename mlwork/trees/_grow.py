@@ -122,6 +122,7 @@ class _Best(NamedTuple):
     bin: Array
     nan_left: Array   # NaN goes left (better gain); only meaningful where has_nan
     has_nan: Array    # the node has NaN in this feature (weighted samples)
+    left: Array | None  # (2, L) regression: the left child's first two channels (None: classification)
 
 
 def cumsum_bins(x: Array, block: int = 16) -> Array:
@@ -163,13 +164,14 @@ def _first_max(gain: Array) -> tuple[Array, Array]:
     return best, jnp.min(jnp.where(gain == best[..., None], idx, gain.shape[-1]), axis=-1)
 
 
-def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | None):
-    """Best (gain, bin, NaN-goes-left, node-has-NaN) per node for one feature's histogram.
+def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | None) -> _Best:
+    """Best split per node for one feature's histogram (``feature`` left to the caller).
 
     The missing-value bin is the last one, so the prefix sums over all ``B + 1`` bins are the
     left children "bins <= b" without NaN, and the last prefix sum is the node total. Among
     equal gains the first bin wins, which is the last non-empty bin of the left child.
     ``base``: :func:`parent_score` per node; ``shift``: the nodes' shifts (``newton``).
+    Regression also returns the left child's statistics, from which the children's shifts come.
     """
     nb = spec.max_bins
     cum = cumsum_bins(hist)  # (Q, L, B + 1)
@@ -182,26 +184,42 @@ def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | No
         ok = child_ok(spec, left) & child_ok(spec, right)
         return jnp.where(ok, gain, -jnp.inf)
 
+    def at(left, b):  # the first two channels of the left child at bin b, (2, L)
+        return None if spec.classification else jnp.take_along_axis(left[:2], b[None, :, None], axis=2)[..., 0]
+
     best, b = _first_max(side(cum))
     if not spec.any_missing:
         no = jnp.zeros(best.shape, bool)
-        return best, b, no, no
+        return _Best(best, None, b, no, no, at(cum, b))
     miss = hist[:, :, nb]
-    best_l, b_l = _first_max(side(cum + miss[:, :, None]))
+    with_nan = cum + miss[:, :, None]
+    best_l, b_l = _first_max(side(with_nan))
     use_l = best_l > best
-    return jnp.maximum(best, best_l), jnp.where(use_l, b_l, b), use_l, present(spec, miss)
+    left = None if spec.classification else jnp.where(use_l[None], at(with_nan, b_l), at(cum, b))
+    return _Best(jnp.maximum(best, best_l), None, jnp.where(use_l, b_l, b), use_l, present(spec, miss), left)
 
 
 def _merge(best: _Best, new: _Best) -> _Best:
     better = new.gain > best.gain  # strict: the first feature wins ties
-    return _Best(*(jnp.where(better, n, o) for n, o in zip(new, best, strict=True)))
+
+    def pick(n, o):
+        return None if n is None else jnp.where(better if n.ndim == 1 else better[None], n, o)
+
+    return _Best(*(pick(n, o) for n, o in zip(new, best, strict=True)))
 
 
 def _merge_shards(best: _Best) -> _Best:
     """The winner per node across feature shards (lowest shard on ties, like one device)."""
-    gathered = _Best(*(jax.lax.all_gather(x, FEATURE_AXIS) for x in best))  # (S, L)
+    gathered = _Best(*(None if x is None else jax.lax.all_gather(x, FEATURE_AXIS) for x in best))  # (S, ..., L)
     _, shard = _first_max(gathered.gain.T)
-    return _Best(*(jnp.take_along_axis(x, shard[None, :], axis=0)[0] for x in gathered))
+
+    def take(x):
+        if x is None:
+            return None
+        idx = jnp.broadcast_to(shard.reshape((1,) * (x.ndim - 1) + (-1,)), (1, *x.shape[1:]))
+        return jnp.take_along_axis(x, idx, axis=0)[0]
+
+    return _Best(*(take(x) for x in gathered))
 
 
 def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, key):
@@ -215,7 +233,7 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, k
     block = max(1, min(4, per_shard, _BLOCK_BUDGET // per_item)) if spec.unrolled_levels else 1
     no = jnp.zeros(n_nodes, bool)
     init = _Best(jnp.full(n_nodes, -jnp.inf), jnp.zeros(n_nodes, jnp.int32), jnp.zeros(n_nodes, jnp.int32),
-                 no, no)
+                 no, no, None if spec.classification else jnp.zeros((2, n_nodes), jnp.float32))
     if spec.max_features is not None:
         # Per node, max_features features without replacement: the top-k of uniform scores.
         # Every level draws scores for the widest level and uses its first L rows, so padded
@@ -237,8 +255,7 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, k
             k = jnp.minimum(first + jnp.minimum(i * block + t, per_shard - 1), n_items - 1)
             f_node, col = item(k)
             hist = _feature_hist(spec, col.astype(jnp.int32), node, n_nodes, cls, w, dense, count)
-            gain, b, nan_left, has_nan = _best_in_feature(spec, hist, base, shift)
-            best = _merge(best, _Best(gain, f_node, b, nan_left, has_nan))
+            best = _merge(best, _best_in_feature(spec, hist, base, shift)._replace(feature=f_node))
         return best
 
     best = jax.lax.fori_loop(0, -(-per_shard // block), body, init)
@@ -266,12 +283,11 @@ def _moments(spec: GrowSpec, target: Array, w: Array, c: Array) -> Array:
     return jnp.stack([w * (g - c * h), w * h], axis=1)
 
 
-def _node_shift(spec: GrowSpec, target: Array, w: Array, node: Array, n_nodes: int, inherited: Array) -> Array:
-    """Each node's own mean (:math:`G/H` for ``newton``) ``(L,)``, from its samples' statistics
-    about the shift it inherited from its parent (0 at the root); unchanged where :math:`W = 0`."""
-    m = jax.ops.segment_sum(_moments(spec, target, w, inherited[node]), node, num_segments=n_nodes)
-    has = m[:, 1] > 0
-    return inherited + jnp.where(has, m[:, 0] / jnp.where(has, m[:, 1], 1.0), 0.0)
+def _mean_shift(s: Array) -> Array:
+    """The mean :math:`c` of statistics ``(2, ...)`` summed about 0 (:math:`G/H` for ``newton``);
+    0 where they hold no weight."""
+    has = s[1] > 0
+    return jnp.where(has, s[0] / jnp.where(has, s[1], 1.0), 0.0)
 
 
 _RECORDS = ("feature", "split_bin", "threshold", "missing_left", "gain", "impurity", "weight")
@@ -287,7 +303,6 @@ def _level(spec, n_nodes, level, node, alive, shift, data):
         tot = jax.ops.segment_sum(ch, node, num_segments=n_nodes).T  # (Q, L)
         tot_sq, c, dense = None, None, None
     else:
-        shift = _node_shift(spec, target, w, node, n_nodes, shift)
         cs = shift[node]
         ch = channels(spec, target, w, cs)
         dense = ch[:, :2]
@@ -326,7 +341,19 @@ def _level(spec, n_nodes, level, node, alive, shift, data):
                   weight=weight_of(spec, tot))
     right = jnp.where(valued, right_value, ~nan_left[node])
     node = 2 * node + (split[node] & right).astype(jnp.int32)
-    return record, node, jnp.repeat(split, 2), jnp.repeat(shift, 2)
+    return record, node, jnp.repeat(split, 2), _child_shifts(spec, shift, tot, best, split)
+
+
+def _child_shifts(spec: GrowSpec, shift: Array, tot: Array, best: _Best, split: Array) -> Array:
+    """The shifts ``(2L,)`` of the children (heap order): their own means, from the winning
+    split's left statistics and the node totals, both summed about the node's shift (a node
+    that does not split sends all its samples to its left child)."""
+    if spec.classification:
+        return jnp.repeat(shift, 2)
+    left = jnp.where(split[None], best.left, tot[:2])
+    right = tot[:2] - left
+    children = jnp.stack([shift + _mean_shift(left), shift + _mean_shift(right)], axis=1)
+    return children.reshape(-1)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -352,7 +379,10 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
     n_scan = spec.depth - min(spec.unrolled_levels, spec.depth)
     parts = {k: [] for k in _RECORDS}
     alive = jnp.ones(1, bool)
-    shift = jnp.zeros(1, jnp.float32)  # the root's samples are summed about 0 to find its mean
+    if spec.classification:
+        shift = jnp.zeros(1, jnp.float32)
+    else:  # the root's mean; every other node's comes from its parent's split
+        shift = _mean_shift(jnp.sum(_moments(spec, target, w, jnp.zeros_like(w)), axis=0))[None]
     if n_scan:
         # Levels 0 .. n_scan−1 share one compiled body padded to the widest of them.
         width = 2 ** (n_scan - 1)
@@ -363,7 +393,7 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
             return (node, alive, shift), record
 
         alive = jnp.zeros(2 * width, bool).at[0].set(True)
-        shift = jnp.zeros(2 * width, jnp.float32)
+        shift = jnp.zeros(2 * width, jnp.float32).at[0].set(shift[0])
         (node, alive, shift), stacked = jax.lax.scan(body, (node, alive, shift), jnp.arange(n_scan))
         lvl = np.concatenate([np.full(2**i, i) for i in range(n_scan)])
         pos = np.concatenate([np.arange(2**i) for i in range(n_scan)])
@@ -379,7 +409,7 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
         leaf_shift = jnp.zeros(n_leaves, jnp.float32)
         leaf_stats = jax.ops.segment_sum(ch, node, num_segments=n_leaves)
     else:
-        leaf_shift = _node_shift(spec, target, w, node, n_leaves, shift[:n_leaves])
+        leaf_shift = shift[:n_leaves]
         leaf_stats = jax.ops.segment_sum(channels(spec, target, w, leaf_shift[node]), node,
                                          num_segments=n_leaves)
     return Grown(**out, leaf_stats=leaf_stats, leaf_shift=leaf_shift, leaf=node)
