@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mlwork._validate import check_int
+
 Array = jax.Array
 
 #: Rows used to find quantile cut points (scikit-learn's HistGradientBoosting uses 2e5 too).
@@ -122,7 +124,8 @@ def _feature_cuts(col: np.ndarray, max_bins: int | None) -> tuple[np.ndarray, np
 def fit_bins(X, max_bins: int | None = 255, sample_weight=None) -> Bins:
     """Bins for the columns of ``X`` (``(n, d)``, NaN = missing), computed on the host.
 
-    ``max_bins=None`` gives the exact mode (one bin per distinct value). Rows whose
+    ``max_bins``: 2 to 65535 value bins (uint16 bins, the missing one included), or ``None``
+    for the exact mode (one bin per distinct value). Rows whose
     ``sample_weight`` is 0 take no part in the bins (their values set no edge, so no threshold),
     exactly as if they had been left out of ``X``; :func:`apply_bins` still gives them a bin.
     Each column is sorted
@@ -130,6 +133,8 @@ def fit_bins(X, max_bins: int | None = 255, sample_weight=None) -> Bins:
     per value); integer columns of at most 16 bits are counted instead of sorted. The bins are
     the same as for the float32 values.
     """
+    if max_bins is not None:
+        max_bins = check_int(max_bins, "max_bins", 2, 65535)
     X = np.asarray(X)
     if not _small_int(X):
         X = X.astype(np.float32, copy=False)  # thresholds are compared in float32, as scikit-learn does

@@ -296,6 +296,7 @@ def tree_importances(tree: Tree, n_features: int) -> Array:
 
 def export_text(tree: Tree, feature_names=None, class_names=None, decimals: int = 3) -> str:
     """A text rendering of a single tree, one node per line (like scikit-learn's ``export_text``)."""
+    decimals = _checks.check_int(decimals, "decimals", 0)
     t = jax.tree.map(np.asarray, tree)
     if t.feature.ndim != 1:
         raise ValueError("export_text renders one tree; index a single tree out of an ensemble first")
