@@ -18,9 +18,10 @@ contiguous):
 * ``newton``: :math:`(w (g - c h), w h)`, gradient and Hessian of the boosting loss;
 * plus a count of samples with non-zero weight when needed (see :class:`GrowSpec`).
 
-The shift :math:`c` of a regression node is the node's own mean (:math:`G/H` for ``newton``):
-each level first sums the samples' statistics about their parent's shift — one ``segment_sum``
-— which gives every node its mean, then takes the statistics about that mean. Sums, proxy
+The shift :math:`c` of a regression node is the node's own mean (:math:`G/H` for ``newton``),
+known before its level is searched: the root's from a plain sum, every other node's from its
+parent's winning split (the left child's prefix sums at the chosen bin and the parent's
+totals, both summed about the parent's shift), at no extra pass over the samples. Sums, proxy
 scores and variances are then of the size of the node's own spread, so a group of targets far
 from the tree's mean (or a leaf far from the root's gradient mean) splits with full float32
 precision; centring once per tree would leave the gains of such a node to the rounding of
