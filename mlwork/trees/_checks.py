@@ -7,6 +7,11 @@ import numbers
 
 import numpy as np
 
+from mlwork import _validate
+
+#: Largest count or size an argument may take: it becomes an int32 on the device.
+INT32_MAX = 2**31 - 1
+
 #: Deepest tree allowed: a depth-D tree holds 2^D leaves in fixed-size arrays.
 MAX_DEPTH = 20
 
@@ -44,7 +49,7 @@ def check_labels(y, n_samples: int, n_classes: int | None = None) -> tuple[np.nd
     y = y.astype(np.int64)
     if y.min() < 0:
         raise ValueError(f"class labels must be non-negative integers 0..C-1, got minimum {y.min()}")
-    c = int(y.max()) + 1 if n_classes is None else int(n_classes)
+    c = int(y.max()) + 1 if n_classes is None else check_int(n_classes, "n_classes", 2)
     if y.max() >= c:
         raise ValueError(f"class labels must lie in [0, {c - 1}] for n_classes={c}, got {y.max()}")
     if np.unique(y).size < 2:
@@ -80,13 +85,10 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
 
 
 def check_int(value, name: str, low: int, high: int | None = None) -> int:
-    """An integer (not a bool) in ``[low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return int(value)
+    """A Python ``int`` from an integer of any type and size (``bool`` refused) in ``[low, high]``,
+    ``high`` at most 2³¹−1 (counts and sizes become int32 on the device): a NumPy ``int64``
+    keeps its value or is refused by name, never wrapped (:func:`mlwork._validate.check_int`)."""
+    return _validate.check_int(value, name, low, INT32_MAX if high is None else min(high, INT32_MAX))
 
 
 def check_depth(max_depth) -> int:

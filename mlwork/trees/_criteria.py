@@ -1,10 +1,16 @@
 r"""Split criteria on summed per-sample statistics ("channels"), channel-first.
 
 A statistics array ``s`` has the channels on its leading axis (any trailing shape): the class
-weights for ``gini``/``entropy``, :math:`(\sum w y, \sum w)` for ``variance``,
-:math:`(G, H)` for ``newton``, plus a sample count when :attr:`GrowSpec.counted`. Each
+weights for ``gini``/``entropy``, :math:`(\sum w (y - c), \sum w)` for ``variance``,
+:math:`(G - cH, H)` for ``newton``, plus a sample count when :attr:`GrowSpec.counted`. Each
 criterion has a proxy score whose difference is the weighted impurity decrease
 :math:`\Delta = W_t i(t) - W_L i(L) - W_R i(R)` (see :mod:`mlwork.trees._grow`).
+
+Regression statistics are taken about a per-node shift :math:`c` close to the node's own mean
+(:math:`G/H` for ``newton``), so their sums are of the size of the node's own spread, not of
+its distance from the tree's mean, and float32 keeps their precision at every depth. The
+variance proxy :math:`(\sum w (y - c))^2 / W` differs from the unshifted one by terms that
+cancel exactly in :math:`\Delta`; the Newton proxy carries the shift explicitly (below).
 """
 
 from __future__ import annotations
@@ -22,6 +28,11 @@ if TYPE_CHECKING:
     from mlwork.trees._grow import GrowSpec
 
 Array = jax.Array
+
+
+#: A variance node is pure when its variance is at most this fraction of its mean square about
+#: its own shift (a few float32 epsilons: what the rounding of equal targets leaves).
+PURE_TOLERANCE = 1e-6
 
 
 def _csum(x: Array) -> Array:
@@ -43,8 +54,14 @@ def _safe(x: Array) -> Array:
     return jnp.where(x > 0, x, 1.0)
 
 
-def score(spec: GrowSpec, s: Array) -> Array:
-    """Proxy score; score(L) + score(R) − score(parent) is the impurity decrease."""
+def score(spec: GrowSpec, s: Array, shift: Array | None = None) -> Array:
+    r"""Proxy score; score(L) + score(R) − :func:`parent_score` is the impurity decrease.
+
+    ``shift``: ``newton`` only, the per-node shift :math:`c` of the statistics (broadcast
+    against ``s[0]``). With :math:`G = G' + cH`, XGBoost's :math:`\tfrac12 G^2/(H+\lambda)`
+    is :math:`\tfrac12 (G' - c\lambda)^2/(H+\lambda)` plus terms that cancel in the gain
+    except :math:`-\tfrac12 c^2\lambda`, which :func:`parent_score` adds.
+    """
     w = weight_of(spec, s)
     if spec.criterion == "gini":
         c = s[: spec.n_classes]
@@ -54,7 +71,17 @@ def score(spec: GrowSpec, s: Array) -> Array:
         return (_csum(xlogy(c, c)) - xlogy(w, w)) / math.log(2.0)
     if spec.criterion == "variance":
         return jnp.square(s[0]) / _safe(w)
-    return 0.5 * jnp.square(s[0]) / _safe(w + spec.reg_lambda)
+    g = s[0] if shift is None or not spec.reg_lambda else s[0] - shift * spec.reg_lambda
+    return 0.5 * jnp.square(g) / _safe(w + spec.reg_lambda)
+
+
+def parent_score(spec: GrowSpec, s: Array, shift: Array | None = None) -> Array:
+    r"""The score a split's children are compared with: :func:`score` of the node's totals,
+    plus :math:`\tfrac12 c^2\lambda` for shifted ``newton`` statistics (see :func:`score`)."""
+    out = score(spec, s, shift)
+    if spec.criterion == "newton" and shift is not None and spec.reg_lambda:
+        out = out + 0.5 * spec.reg_lambda * jnp.square(shift)
+    return out
 
 
 def child_ok(spec: GrowSpec, s: Array) -> Array:
@@ -91,7 +118,9 @@ def splittable(spec: GrowSpec, tot: Array, sq: Array | None, gain: Array) -> Arr
         # Impure means two classes present: exact, unlike a float tolerance on the impurity.
         ok = _csum((tot[: spec.n_classes] > 0).astype(jnp.int32)) >= 2
     elif spec.criterion == "variance":
-        ok = node_impurity(spec, tot, sq) > 1e-6 * sq / _safe(weight_of(spec, tot)) + 1e-30
+        # Pure to float32 resolution: the variance is rounding noise next to the node's own
+        # mean square about its shift (≈ its mean), not next to the tree's spread.
+        ok = node_impurity(spec, tot, sq) > PURE_TOLERANCE * sq / _safe(weight_of(spec, tot))
     else:
         ok = gain > spec.gamma
     if spec.counted:

@@ -14,9 +14,19 @@ contiguous):
 
 * ``gini`` / ``entropy``: the sample weight in the slot of its class (the scatter index carries
   the class, so a sample costs one update whatever the number of classes);
-* ``variance``: :math:`(w y, w)` with :math:`y` centred on its weighted mean (float32 precision);
-* ``newton``: :math:`(w g, w h)`, gradient and Hessian of the boosting loss;
+* ``variance``: :math:`(w (y - c), w)`;
+* ``newton``: :math:`(w (g - c h), w h)`, gradient and Hessian of the boosting loss;
 * plus a count of samples with non-zero weight when needed (see :class:`GrowSpec`).
+
+The shift :math:`c` of a regression node is the node's own mean (:math:`G/H` for ``newton``),
+known before its level is searched: the root's from a plain sum, every other node's from its
+parent's winning split (the left child's prefix sums at the chosen bin and the parent's
+totals, both summed about the parent's shift), at no extra pass over the samples. Sums, proxy
+scores and variances are then of the size of the node's own spread, so a group of targets far
+from the tree's mean (or a leaf far from the root's gradient mean) splits with full float32
+precision; centring once per tree would leave the gains of such a node to the rounding of
+scores the size of its squared distance from the tree's mean. Leaves are summed about their
+own means too (``Grown.leaf_shift``).
 
 Every split maximises a proxy score whose difference is the weighted impurity decrease
 
@@ -44,6 +54,7 @@ import numpy as np
 from mlwork.trees._criteria import (
     child_ok,
     node_impurity,
+    parent_score,
     present,
     score,
     splittable,
@@ -100,7 +111,8 @@ class Grown(NamedTuple):
     gain: Array          # (2^D − 1,) float32 weighted impurity decrease (0: no split)
     impurity: Array      # (2^D − 1,) float32 impurity of the node
     weight: Array        # (2^D − 1,) float32 total sample weight in the node
-    leaf_stats: Array    # (2^D, Q) summed channels per leaf
+    leaf_stats: Array    # (2^D, Q) summed channels per leaf, about leaf_shift (regression)
+    leaf_shift: Array    # (2^D,) float32 shift c of each leaf's statistics (0: classification)
     leaf: Array          # (n,) int32 leaf of every training sample
 
 
@@ -111,6 +123,7 @@ class _Best(NamedTuple):
     bin: Array
     nan_left: Array   # NaN goes left (better gain); only meaningful where has_nan
     has_nan: Array    # the node has NaN in this feature (weighted samples)
+    left: Array | None  # (2, L) regression: the left child's first two channels (None: classification)
 
 
 def cumsum_bins(x: Array, block: int = 16) -> Array:
@@ -152,46 +165,65 @@ def _first_max(gain: Array) -> tuple[Array, Array]:
     return best, jnp.min(jnp.where(gain == best[..., None], idx, gain.shape[-1]), axis=-1)
 
 
-def _best_in_feature(spec: GrowSpec, hist: Array, parent_score: Array):
-    """Best (gain, bin, NaN-goes-left, node-has-NaN) per node for one feature's histogram.
+def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | None) -> _Best:
+    """Best split per node for one feature's histogram (``feature`` left to the caller).
 
     The missing-value bin is the last one, so the prefix sums over all ``B + 1`` bins are the
     left children "bins <= b" without NaN, and the last prefix sum is the node total. Among
     equal gains the first bin wins, which is the last non-empty bin of the left child.
+    ``base``: :func:`parent_score` per node; ``shift``: the nodes' shifts (``newton``).
+    Regression also returns the left child's statistics, from which the children's shifts come.
     """
     nb = spec.max_bins
     cum = cumsum_bins(hist)  # (Q, L, B + 1)
     total = cum[:, :, nb:]
+    c = None if shift is None else shift[:, None]
 
     def side(left):
         right = total - left
-        gain = score(spec, left) + score(spec, right) - parent_score[:, None]
+        gain = score(spec, left, c) + score(spec, right, c) - base[:, None]
         ok = child_ok(spec, left) & child_ok(spec, right)
         return jnp.where(ok, gain, -jnp.inf)
+
+    def at(left, b):  # the first two channels of the left child at bin b, (2, L)
+        return None if spec.classification else jnp.take_along_axis(left[:2], b[None, :, None], axis=2)[..., 0]
 
     best, b = _first_max(side(cum))
     if not spec.any_missing:
         no = jnp.zeros(best.shape, bool)
-        return best, b, no, no
+        return _Best(best, None, b, no, no, at(cum, b))
     miss = hist[:, :, nb]
-    best_l, b_l = _first_max(side(cum + miss[:, :, None]))
+    with_nan = cum + miss[:, :, None]
+    best_l, b_l = _first_max(side(with_nan))
     use_l = best_l > best
-    return jnp.maximum(best, best_l), jnp.where(use_l, b_l, b), use_l, present(spec, miss)
+    left = None if spec.classification else jnp.where(use_l[None], at(with_nan, b_l), at(cum, b))
+    return _Best(jnp.maximum(best, best_l), None, jnp.where(use_l, b_l, b), use_l, present(spec, miss), left)
 
 
 def _merge(best: _Best, new: _Best) -> _Best:
     better = new.gain > best.gain  # strict: the first feature wins ties
-    return _Best(*(jnp.where(better, n, o) for n, o in zip(new, best, strict=True)))
+
+    def pick(n, o):
+        return None if n is None else jnp.where(better if n.ndim == 1 else better[None], n, o)
+
+    return _Best(*(pick(n, o) for n, o in zip(new, best, strict=True)))
 
 
 def _merge_shards(best: _Best) -> _Best:
     """The winner per node across feature shards (lowest shard on ties, like one device)."""
-    gathered = _Best(*(jax.lax.all_gather(x, FEATURE_AXIS) for x in best))  # (S, L)
+    gathered = _Best(*(None if x is None else jax.lax.all_gather(x, FEATURE_AXIS) for x in best))  # (S, ..., L)
     _, shard = _first_max(gathered.gain.T)
-    return _Best(*(jnp.take_along_axis(x, shard[None, :], axis=0)[0] for x in gathered))
+
+    def take(x):
+        if x is None:
+            return None
+        idx = jnp.broadcast_to(shard.reshape((1,) * (x.ndim - 1) + (-1,)), (1, *x.shape[1:]))
+        return jnp.take_along_axis(x, idx, axis=0)[0]
+
+    return _Best(*(take(x) for x in gathered))
 
 
-def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score, key):
+def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, key):
     """Best split of every node of a level: a loop over features (or sampled slots)."""
     d, n = XbT.shape
     q = (spec.n_classes if spec.classification else dense.shape[1]) + (count is not None)
@@ -202,7 +234,7 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score, 
     block = max(1, min(4, per_shard, _BLOCK_BUDGET // per_item)) if spec.unrolled_levels else 1
     no = jnp.zeros(n_nodes, bool)
     init = _Best(jnp.full(n_nodes, -jnp.inf), jnp.zeros(n_nodes, jnp.int32), jnp.zeros(n_nodes, jnp.int32),
-                 no, no)
+                 no, no, None if spec.classification else jnp.zeros((2, n_nodes), jnp.float32))
     if spec.max_features is not None:
         # Per node, max_features features without replacement: the top-k of uniform scores.
         # Every level draws scores for the widest level and uses its first L rows, so padded
@@ -224,8 +256,7 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score, 
             k = jnp.minimum(first + jnp.minimum(i * block + t, per_shard - 1), n_items - 1)
             f_node, col = item(k)
             hist = _feature_hist(spec, col.astype(jnp.int32), node, n_nodes, cls, w, dense, count)
-            gain, b, nan_left, has_nan = _best_in_feature(spec, hist, parent_score)
-            best = _merge(best, _Best(gain, f_node, b, nan_left, has_nan))
+            best = _merge(best, _best_in_feature(spec, hist, base, shift)._replace(feature=f_node))
         return best
 
     best = jax.lax.fori_loop(0, -(-per_shard // block), body, init)
@@ -233,29 +264,58 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score, 
 
 
 # ----------------------------------------------------------------------------- growth
-def channels(spec: GrowSpec, target: Array, w: Array) -> Array:
-    """Per-sample statistics ``(n, Q)`` summed into node totals and leaves."""
+def channels(spec: GrowSpec, target: Array, w: Array, shift: Array | None = None) -> Array:
+    """Per-sample statistics ``(n, Q)`` summed into node totals and leaves; regression ones
+    about the per-sample ``shift`` ``(n,)`` (the shift of the sample's node; default 0)."""
     if spec.classification:
         ch = w[:, None] * jax.nn.one_hot(target, spec.n_classes, dtype=jnp.float32)
-    elif spec.criterion == "variance":
-        ch = jnp.stack([w * target, w], axis=1)
     else:
-        ch = w[:, None] * target
+        ch = _moments(spec, target, w, jnp.zeros_like(w) if shift is None else shift)
     if spec.counted:
         ch = jnp.concatenate([ch, (w > 0).astype(jnp.float32)[:, None]], axis=1)
     return ch
 
 
+def _moments(spec: GrowSpec, target: Array, w: Array, c: Array) -> Array:
+    """``(n, 2)``: :math:`(w (y - c), w)` (``variance``) or :math:`(w (g - c h), w h)` (``newton``)."""
+    if spec.criterion == "variance":
+        return jnp.stack([w * (target - c), w], axis=1)
+    g, h = target[:, 0], target[:, 1]
+    return jnp.stack([w * (g - c * h), w * h], axis=1)
+
+
+def _mean_shift(s: Array) -> Array:
+    """The mean :math:`c` of statistics ``(2, ...)`` summed about 0 (:math:`G/H` for ``newton``);
+    0 where they hold no weight."""
+    has = s[1] > 0
+    return jnp.where(has, s[0] / jnp.where(has, s[1], 1.0), 0.0)
+
+
 _RECORDS = ("feature", "split_bin", "threshold", "missing_left", "gain", "impurity", "weight")
 
 
-def _level(spec, n_nodes, level, node, alive, data):
-    """Split the nodes of one level; returns the per-node records and the samples' children."""
-    XbT, ch, cls, w, dense, count, sq, lower, upper, key = data
+def _level(spec, n_nodes, level, node, alive, shift, data):
+    """Split the nodes of one level; returns the per-node records, the samples' children and
+    the shifts the children inherit."""
+    XbT, target, ch, w, lower, upper, key = data
     n = XbT.shape[1]
-    tot = jax.ops.segment_sum(ch, node, num_segments=n_nodes).T  # (Q, L)
-    tot_sq = None if sq is None else jax.ops.segment_sum(sq, node, num_segments=n_nodes)
-    best = _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, score(spec, tot),
+    cls = target if spec.classification else None
+    if spec.classification:  # the channels do not depend on the node: computed once per tree
+        tot = jax.ops.segment_sum(ch, node, num_segments=n_nodes).T  # (Q, L)
+        tot_sq, c, dense = None, None, None
+    else:
+        cs = shift[node]
+        ch = channels(spec, target, w, cs)
+        dense = ch[:, :2]
+        variance = spec.criterion == "variance"
+        if variance:  # plus Σ w (y − c)², for the node's variance
+            ch = jnp.concatenate([ch, (dense[:, 0] * (target - cs))[:, None]], axis=1)
+        tot = jax.ops.segment_sum(ch, node, num_segments=n_nodes).T  # (Q [+ 1], L)
+        tot, tot_sq = (tot[:-1], tot[-1]) if variance else (tot, None)
+        ch = ch[:, :-1] if variance else ch
+        c = None if variance else shift  # the variance proxy needs no shift (see _criteria)
+    count = ch[:, -1] if spec.counted else None
+    best = _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score(spec, tot, c), c,
                          jax.random.fold_in(key, level))
     split = alive & jnp.isfinite(best.gain) & splittable(spec, tot, tot_sq, best.gain)
     # Route the samples; then settle what needs only the chosen split, from the samples:
@@ -282,7 +342,19 @@ def _level(spec, n_nodes, level, node, alive, data):
                   weight=weight_of(spec, tot))
     right = jnp.where(valued, right_value, ~nan_left[node])
     node = 2 * node + (split[node] & right).astype(jnp.int32)
-    return record, node, jnp.repeat(split, 2)
+    return record, node, jnp.repeat(split, 2), _child_shifts(spec, shift, tot, best, split)
+
+
+def _child_shifts(spec: GrowSpec, shift: Array, tot: Array, best: _Best, split: Array) -> Array:
+    """The shifts ``(2L,)`` of the children (heap order): their own means, from the winning
+    split's left statistics and the node totals, both summed about the node's shift (a node
+    that does not split sends all its samples to its left child)."""
+    if spec.classification:
+        return jnp.repeat(shift, 2)
+    left = jnp.where(split[None], best.left, tot[:2])
+    right = tot[:2] - left
+    children = jnp.stack([shift + _mean_shift(left), shift + _mean_shift(right)], axis=1)
+    return children.reshape(-1)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -301,39 +373,47 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
     """
     n = XbT.shape[1]
     w = w.astype(jnp.float32)
-    if spec.criterion == "variance":
-        target = target.astype(jnp.float32)
-        target = target - jnp.sum(w * target) / jnp.maximum(jnp.sum(w), 1e-30)
-    ch = channels(spec, target, w)
-    data = (XbT, ch, target.astype(jnp.int32) if spec.classification else None, w,
-            None if spec.classification else ch[:, :2], ch[:, -1] if spec.counted else None,
-            w * jnp.square(target) if spec.criterion == "variance" else None, lower, upper, key)
+    target = target.astype(jnp.int32 if spec.classification else jnp.float32)
+    ch = channels(spec, target, w) if spec.classification else None
+    data = (XbT, target, ch, w, lower, upper, key)
     node = jnp.zeros(n, jnp.int32)
     n_scan = spec.depth - min(spec.unrolled_levels, spec.depth)
     parts = {k: [] for k in _RECORDS}
     alive = jnp.ones(1, bool)
+    if spec.classification:
+        shift = jnp.zeros(1, jnp.float32)
+    else:  # the root's mean; every other node's comes from its parent's split
+        shift = _mean_shift(jnp.sum(_moments(spec, target, w, jnp.zeros_like(w)), axis=0))[None]
     if n_scan:
         # Levels 0 .. n_scan−1 share one compiled body padded to the widest of them.
         width = 2 ** (n_scan - 1)
 
         def body(carry, level):
-            node, alive = carry
-            record, node, alive = _level(spec, width, level, node, alive[:width], data)
-            return (node, alive), record
+            node, alive, shift = carry
+            record, node, alive, shift = _level(spec, width, level, node, alive[:width], shift[:width], data)
+            return (node, alive, shift), record
 
         alive = jnp.zeros(2 * width, bool).at[0].set(True)
-        (node, alive), stacked = jax.lax.scan(body, (node, alive), jnp.arange(n_scan))
+        shift = jnp.zeros(2 * width, jnp.float32).at[0].set(shift[0])
+        (node, alive, shift), stacked = jax.lax.scan(body, (node, alive, shift), jnp.arange(n_scan))
         lvl = np.concatenate([np.full(2**i, i) for i in range(n_scan)])
         pos = np.concatenate([np.arange(2**i) for i in range(n_scan)])
         for k in _RECORDS:
             parts[k].append(stacked[k][lvl, pos])
     for level in range(n_scan, spec.depth):
-        record, node, alive = _level(spec, 2**level, level, node, alive, data)
+        record, node, alive, shift = _level(spec, 2**level, level, node, alive, shift, data)
         for k in _RECORDS:
             parts[k].append(record[k])
     out = {k: jnp.concatenate(v) for k, v in parts.items()}
-    leaf_stats = jax.ops.segment_sum(ch, node, num_segments=2**spec.depth)
-    return Grown(**out, leaf_stats=leaf_stats, leaf=node)
+    n_leaves = 2**spec.depth
+    if spec.classification:
+        leaf_shift = jnp.zeros(n_leaves, jnp.float32)
+        leaf_stats = jax.ops.segment_sum(ch, node, num_segments=n_leaves)
+    else:
+        leaf_shift = shift[:n_leaves]
+        leaf_stats = jax.ops.segment_sum(channels(spec, target, w, leaf_shift[node]), node,
+                                         num_segments=n_leaves)
+    return Grown(**out, leaf_stats=leaf_stats, leaf_shift=leaf_shift, leaf=node)
 
 
 def feature_parallel(spec: GrowSpec) -> GrowSpec:

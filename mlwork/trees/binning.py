@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mlwork._validate import check_int
+
 Array = jax.Array
 
 #: Rows used to find quantile cut points (scikit-learn's HistGradientBoosting uses 2e5 too).
@@ -144,7 +146,8 @@ def fit_bins(X, max_bins: int | None = 255, sample_weight=None) -> Bins:
     Args:
       X: ``(n, d)`` features, any real dtype (compared in float32); NaN marks a missing value.
         Not checked here (:func:`fit_tree` and the other fits check it).
-      max_bins: :math:`B`, value bins per feature; ``None`` for one bin per distinct value.
+      max_bins: :math:`B`, value bins per feature, 2 to 65535 (uint16 bins, the missing one
+        included); ``None`` for one bin per distinct value.
       sample_weight: ``(n,)`` weights; only which are positive matters. ``None``: every row.
 
     Returns:
@@ -162,6 +165,8 @@ def fit_bins(X, max_bins: int | None = 255, sample_weight=None) -> Bins:
     Reference: Ke et al., "LightGBM", NeurIPS 2017, Algorithm 1 (histogram-based split finding);
     Chen & Guestrin, "XGBoost", KDD 2016, section 3.3 (quantile candidate splits).
     """
+    if max_bins is not None:
+        max_bins = check_int(max_bins, "max_bins", 2, 65535)
     X = np.asarray(X)
     if not _small_int(X):
         X = X.astype(np.float32, copy=False)  # thresholds are compared in float32, as scikit-learn does

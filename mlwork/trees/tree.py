@@ -113,8 +113,8 @@ def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None,
     r"""Leaf values ``(2^D, K)`` from summed leaf statistics.
 
     Args:
-      default: regression (``variance``) only: the tree's weighted target mean, added back to
-        the leaf means of the centred targets.
+      default: regression (``variance``) only: the tree's weighted target mean, the value of
+        a leaf without weight (without it, such a leaf keeps its parent's mean).
       prior: classification only: ``(K,)`` class distribution for a tree with zero total weight
         (e.g. a bootstrap sample of zero-weight rows only); default uniform.
 
@@ -132,12 +132,14 @@ def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None,
         mass = jnp.sum(total)
         root = jnp.where(mass > 0, total / jnp.where(mass > 0, mass, 1.0), prior)
         return jnp.where(w > 0, c / jnp.where(w > 0, w, 1.0), root[None, :])
+    c = grown.leaf_shift[:, None]  # the leaves' statistics are sums about c (their own mean)
     if spec.criterion == "variance":
         w = s[:, 1:2]
-        mean = s[:, 0:1] / jnp.where(w > 0, w, 1.0)
-        return mean if default is None else mean + default
+        mean = c + s[:, 0:1] / jnp.where(w > 0, w, 1.0)
+        return mean if default is None else jnp.where(w > 0, mean, default)
     denom = s[:, 1:2] + spec.reg_lambda
-    return jnp.where(denom > 0, -s[:, 0:1] / jnp.where(denom > 0, denom, 1.0), 0.0)
+    g = s[:, 0:1] + c * s[:, 1:2]
+    return jnp.where(denom > 0, -g / jnp.where(denom > 0, denom, 1.0), 0.0)
 
 
 def weighted_prior(spec: GrowSpec, target: Array, w: Array) -> Array:
@@ -355,13 +357,14 @@ def export_text(tree: Tree, feature_names=None, class_names=None, decimals: int 
       tree: one :class:`Tree` (index a single tree out of an ensemble first).
       feature_names: ``d`` names for the features (default ``x[j]``).
       class_names: ``K`` names for the classes (default the indices).
-      decimals: digits of thresholds, impurities and values.
+      decimals: digits of thresholds, impurities and values, a non-negative integer.
 
     Returns:
       The rendering, lines joined with ``"\\n"``.
 
     Raises:
-      ValueError: ``tree`` has batch axes (a stack of trees).
+      ValueError: ``tree`` has batch axes (a stack of trees), or ``decimals`` is not a
+        non-negative integer.
 
     Example:
       >>> import numpy as np
@@ -373,6 +376,7 @@ def export_text(tree: Tree, feature_names=None, class_names=None, decimals: int 
       |--- x >  2.5
       |   class: 1  (p = [0.00, 1.00], weight 3)
     """
+    decimals = _checks.check_int(decimals, "decimals", 0)
     t = jax.tree.map(np.asarray, tree)
     if t.feature.ndim != 1:
         raise ValueError("export_text renders one tree; index a single tree out of an ensemble first")
