@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mlwork._static import this_call
 from mlwork._validate import fail
 from mlwork.trees import _checks, _deprecated
 from mlwork.trees._grow import GrowSpec, feature_parallel, grow, run_feature_parallel
@@ -376,7 +377,6 @@ def loss_fn(loss) -> Callable:
     return loss
 
 
-@functools.partial(jax.jit, static_argnums=0)
 def grad_hess(loss, y: Array, F: Array) -> tuple[Array, Array]:
     r"""Per-sample gradient and Hessian diagonal of a boosting loss, by autodiff:
 
@@ -409,7 +409,13 @@ def grad_hess(loss, y: Array, F: Array) -> tuple[Array, Array]:
     Reference: Chen & Guestrin, "XGBoost: a scalable tree boosting system", KDD 2016, eq. (3);
     Friedman (2001), Algorithm 1.
     """
-    fn = loss_fn(loss)
+    fn = loss_fn(loss)  # a user's callable is traced as it is now (never a stale compiled program)
+    return _grad_hess(this_call(fn, BOOSTING_LOSSES.values()), y, F)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _grad_hess(fn, y: Array, F: Array) -> tuple[Array, Array]:
+    fn = BOOSTING_LOSSES[fn] if isinstance(fn, str) else fn
     k = F.shape[1]
 
     def one(yi, fi):
@@ -435,7 +441,7 @@ def _initial_score(loss, y: Array, w: Array, k: int) -> Array:
         return logp - jnp.mean(logp)
 
     def step(c, _):
-        g, h = grad_hess(loss, y, jnp.broadcast_to(c, (y.shape[0], k)))
+        g, h = _grad_hess(loss, y, jnp.broadcast_to(c, (y.shape[0], k)))
         return c - jnp.sum(w[:, None] * g, 0) / jnp.maximum(jnp.sum(w[:, None] * h, 0), 1e-12), None
 
     return jax.lax.scan(step, jnp.zeros(k), None, length=50)[0]
@@ -474,7 +480,7 @@ def _boosting_rounds(spec: GrowSpec, loss, k: int, n_estimators: int, learning_r
         return grown, value[:, None]
 
     def round_(F, t):
-        g, h = grad_hess(loss, y, F)  # (n, K)
+        g, h = _grad_hess(loss, y, F)  # (n, K)
         wt = w
         if subsample < 1.0:  # a fresh subsample without replacement each round
             m = max(1, int(round(subsample * n)))
@@ -609,7 +615,11 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
                              min_child_weight=min_child_weight, counted=min_samples_leaf > 1)
     spec = feature_parallel(spec)
     key = jax.random.key(0) if key is None else key
-    trees, F0 = _fit_boosting(spec, loss, k, n_estimators, learning_rate, subsample, bool(line_search),
+    # A callable loss is traced as it is now on every fit (ThisCall), never served from a program
+    # compiled for the same function object when its closure held other values.
+    fn = loss_fn(loss)
+    fn = loss if isinstance(loss, str) else this_call(fn)
+    trees, F0 = _fit_boosting(spec, fn, k, n_estimators, learning_rate, subsample, bool(line_search),
                               data.XbT, target, w, data.lower, data.upper, key)
     return GradientBoosting(trees=trees, init=F0, learning_rate=learning_rate, loss=loss)
 

@@ -117,3 +117,22 @@ def test_small_cnn_passes_the_whole_checklist(small_mnist):
     assert [r.number for r in results] == list(range(1, 9))
     assert all(r.passed for r in results), dg.format_table(results)
     assert set(results[3].values["layer_norms"]) >= {"Conv_0", "Conv_1", "Dense_0", "Dense_1", "BatchNorm_0"}
+
+
+def test_a_changed_loss_closure_is_seen_on_the_next_call():
+    """The checklist compiles its probes with the loss as a static argument: a user's loss whose
+    closure changed between two calls must be traced again, not served the old program."""
+    model = nn.mlp([4, 8, 3])
+    variables = model.init(jax.random.key(0), (4,))
+    x = jax.random.normal(jax.random.key(1), (16, 4))
+    y = x[:, :3].argmax(-1)
+    scale = {"s": 1.0}
+
+    def loss(out, labels):
+        return scale["s"] * nn.softmax_cross_entropy(out, labels)
+
+    live = dg.check_gradient_flow(model, variables, x, y, key=jax.random.key(0), loss_fn=loss)
+    scale["s"] = 0.0  # the same function object, now a loss with no gradient at all
+    dead = dg.check_gradient_flow(model, variables, x, y, key=jax.random.key(0), loss_fn=loss)
+    assert live.passed and all(v > 0 for v in live.values["layer_norms"].values())
+    assert not dead.passed and all(v == 0 for v in dead.values["layer_norms"].values())

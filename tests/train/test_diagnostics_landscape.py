@@ -64,3 +64,20 @@ def test_filter_normalised_directions_copy_each_filters_norm():
     assert not np.allclose(dW / np.linalg.norm(dW), W / np.linalg.norm(W))                          # a random direction
     other = filter_normalized_direction(jax.random.key(1), params)
     assert not np.allclose(np.asarray(other["mlp"][0]["W"]), dW)
+
+
+def test_a_changed_closure_is_seen_on_the_next_call():
+    centre = {"c": 0.0}
+
+    def loss(p):  # the same function object twice; what it closes over changes in between
+        return (p["w"] - centre["c"]) ** 2
+
+    a, b, alphas = {"w": jnp.array(0.0)}, {"w": jnp.array(2.0)}, jnp.array([0.0, 1.0])
+    np.testing.assert_allclose(np.asarray(loss_along_line(loss, a, b, alphas)), [0.0, 4.0])
+    centre["c"] = 2.0
+    np.testing.assert_allclose(np.asarray(loss_along_line(loss, a, b, alphas)), [4.0, 0.0])
+    d = {"w": jnp.array(1.0)}
+    before = np.asarray(loss_surface(loss, a, d, d, jnp.array([0.0]), jnp.array([0.0])))
+    centre["c"] = 3.0
+    after = np.asarray(loss_surface(loss, a, d, d, jnp.array([0.0]), jnp.array([0.0])))
+    assert before.ravel()[0] == pytest.approx(4.0) and after.ravel()[0] == pytest.approx(9.0)

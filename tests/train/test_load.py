@@ -105,6 +105,11 @@ def test_missing_runs_and_checkpoints_give_the_documented_errors(tmp_path):
             load_run(runs.single(), bad)
 
 
+# A truncated file fails Orbax's restore while TensorStore's reader threads still hold callbacks for
+# the asyncio loop Orbax closes; one may fire after the close ("Event loop is closed", ignored by
+# asyncio, reported by pytest as unraisable). It is Orbax's own cleanup race, after the error this
+# test is about has been raised and checked: keep it out of the suite's output.
+@pytest.mark.filterwarnings("ignore:Exception ignored in:pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("damage", ["tamper", "truncate"])
 def test_a_damaged_best_checkpoint_raises_and_latest_falls_back_with_a_warning(tmp_path, damage):
     workdir = runs.copy_run(runs.single(), tmp_path / "run")

@@ -173,3 +173,25 @@ def test_predict_proba_needs_a_classification_loss_and_adaboost_checks():
         trees.fit_adaboost(X, np.arange(30) % 2, 0)
     with pytest.raises(ValueError, match="single class"):
         trees.fit_adaboost(X, np.zeros(30, int), 3)
+
+
+def test_a_callable_loss_is_traced_as_it_is_now_on_every_fit_and_call():
+    """A closure whose captured value changed between two calls with the same function object must
+    not be served the program compiled for the old value (jit keys static arguments on identity)."""
+    X = np.linspace(0.0, 1.0, 32, dtype=np.float32)[:, None]
+    y = np.zeros(32, np.float32)
+    shift = {"value": 0.0}
+
+    def loss(t, f):  # squared error towards t + shift: the fit's constant F0 is the shifted mean
+        return 0.5 * (f - (t + shift["value"])) ** 2
+
+    first = trees.fit_gradient_boosting(X, y, loss=loss, n_estimators=2, max_depth=1)
+    shift["value"] = 10.0
+    second = trees.fit_gradient_boosting(X, y, loss=loss, n_estimators=2, max_depth=1)
+    assert float(first.init[0]) == pytest.approx(0.0, abs=1e-4)
+    assert float(second.init[0]) == pytest.approx(10.0, abs=1e-3)
+    g, _ = trees.grad_hess(loss, jnp.zeros(3), jnp.zeros((3, 1)))
+    np.testing.assert_allclose(np.asarray(g).ravel(), -10.0)
+    shift["value"] = -2.0
+    g, _ = trees.grad_hess(loss, jnp.zeros(3), jnp.zeros((3, 1)))
+    np.testing.assert_allclose(np.asarray(g).ravel(), 2.0)

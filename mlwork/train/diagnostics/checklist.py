@@ -40,11 +40,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from mlwork._static import this_call
 from mlwork.nn.losses import softmax_cross_entropy
 from mlwork.train.diagnostics.monitor import norms
 
 Array = jax.Array
 LossFn = Callable[[Array, Array], Array]
+#: The library's losses, cached by identity; a user's ``loss_fn`` is traced anew on every call.
+_KNOWN = (softmax_cross_entropy,)
 
 # The deck's "Common Problems", and what each check adds to them.
 NAN = "Loss = NaN: learning rate too high, a divide by zero, or a log of zero"
@@ -219,7 +222,8 @@ def check_overfit_one_batch(model, tx: optax.GradientTransformation, x, y, *, ke
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     k_init, k_train = jax.random.split(key)
     variables = _variables(variables if variables is not None else _init(model, k_init, tuple(x.shape[1:])))
-    losses, final, acc = jax.device_get(_fit_one_batch(model, tx, loss_fn, int(steps), variables, x, y, k_train))
+    losses, final, acc = jax.device_get(_fit_one_batch(model, tx, this_call(loss_fn, _KNOWN), int(steps), variables,
+                                                       x, y, k_train))
     start, peak = float(losses[0]), float(np.max(losses))
     final, acc = float(final), float(acc)
     values = {"steps": int(steps), "batch_size": int(x.shape[0]), "initial_loss": start, "final_loss": final,
@@ -434,7 +438,7 @@ def check_gradient_flow(model, variables: Any, x, y, *, key: Array, loss_fn: Los
       (True, ['layer_1', 'layer_2'])
     """
     x, y = _check_batch(x, y)
-    grads = jax.device_get(_gradients(model, loss_fn, _variables(variables), x, y, key))
+    grads = jax.device_get(_gradients(model, this_call(loss_fn, _KNOWN), _variables(variables), x, y, key))
     tensors = {jax.tree_util.keystr(path): float(np.linalg.norm(np.asarray(g, np.float64)))
                for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]}
     _, layers = norms(grads)
@@ -535,7 +539,7 @@ def check_loss_matches_task(model, loss_fn: LossFn = softmax_cross_entropy, *, n
                                                 f"softmax outputs, not {declared!r}"],
                        f"output_activation={declared!r} for a {n_classes}-class task", values)
     try:
-        probe = jax.device_get(_loss_probe(loss_fn, declared, int(n_classes), float(confidence)))
+        probe = jax.device_get(_loss_probe(this_call(loss_fn, _KNOWN), declared, int(n_classes), float(confidence)))
         j_right, j_uniform, j_wrong, j_extreme = (float(probe[k]) for k in ("right", "uniform", "wrong", "extreme"))
         grad_wrong = float(np.mean(np.linalg.norm(probe["grad_wrong"], axis=1)))
         g_extreme = probe["grad_extreme"]

@@ -24,6 +24,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from mlwork._static import this_call
+
 Array = jax.Array
 
 
@@ -109,7 +111,8 @@ def loss_along_line(loss_fn: Callable[..., Array], params_a: Any, params_b: Any,
     """
     if jax.tree.structure(params_a) != jax.tree.structure(params_b):
         raise ValueError("params_a and params_b must have the same pytree structure")
-    return _line(loss_fn, params_a, params_b, _check_points(alphas, "alphas", 1), tuple(args), _check_chunk(chunk))
+    return _line(this_call(loss_fn), params_a, params_b, _check_points(alphas, "alphas", 1), tuple(args),
+                 _check_chunk(chunk))
 
 
 def _filter_axis(path: tuple, leaf: Array) -> int:
@@ -231,5 +234,5 @@ def loss_surface(loss_fn: Callable[..., Array], params: Any, direction_1: Any, d
     alphas, betas = _check_points(alphas, "alphas", 1), _check_points(betas, "betas", 1)
     grid_b, grid_a = jnp.meshgrid(betas, alphas, indexing="ij")
     coords = jnp.stack([grid_a.reshape(-1), grid_b.reshape(-1)], axis=1)
-    values = _plane(loss_fn, params, direction_1, direction_2, coords, tuple(args), _check_chunk(chunk))
+    values = _plane(this_call(loss_fn), params, direction_1, direction_2, coords, tuple(args), _check_chunk(chunk))
     return values.reshape((betas.shape[0], alphas.shape[0]) + values.shape[1:])
