@@ -676,7 +676,7 @@ def section_trees(s: Section) -> None:
             if model == "rf":
                 def fit(x=xtr, y=ytr):
                     return jax.block_until_ready(trees.fit_random_forest(
-                        jax.random.key(0), x, y, n_est, max_depth=10, compute_oob=False))
+                        x, y, n_est, key=jax.random.key(0), max_depth=10, compute_oob=False))
             else:
                 def fit(x=xtr, y=ytr):
                     return jax.block_until_ready(trees.fit_gradient_boosting(

@@ -135,7 +135,7 @@ def bench_dataset(args, ds: str, Xtr, ytr, Xte, yte) -> list[dict]:
         from sklearn.ensemble import RandomForestClassifier
 
         ours = measure("mlwork", "rf", lambda: jax.block_until_ready(trees.fit_random_forest(
-            jax.random.key(0), Xtr, ytr, n_est, max_depth=10, compute_oob=False)),
+            Xtr, ytr, n_est, key=jax.random.key(0), max_depth=10, compute_oob=False)),
             lambda m: trees.predict(m, Xte))
         sk = measure(f"sklearn n_jobs={args.threads}", "rf", lambda: RandomForestClassifier(
             n_est, max_depth=10, n_jobs=args.threads, random_state=0).fit(Xtr, ytr),

@@ -86,12 +86,12 @@ def cases(trees, d, n_est: int):
     key = jax.random.key(0)
     return {
         "tree": lambda: trees.fit_tree(Xr, yr, task="regression", max_depth=10),
-        "rf_reg": lambda: trees.fit_random_forest(key, Xr, yr, n_est, task="regression", max_depth=10,
+        "rf_reg": lambda: trees.fit_random_forest(Xr, yr, n_est, key=key, task="regression", max_depth=10,
                                                   compute_oob=False),
         "gb_newton": lambda: trees.fit_gradient_boosting(Xr, yr, n_estimators=n_est, max_depth=6,
                                                          second_order=True),
         "gb_first": lambda: trees.fit_gradient_boosting(Xr, yr, n_estimators=n_est, max_depth=6),
-        "rf_clf": lambda: trees.fit_random_forest(key, Xc, yc, n_est, max_depth=10, compute_oob=False),
+        "rf_clf": lambda: trees.fit_random_forest(Xc, yc, n_est, key=key, max_depth=10, compute_oob=False),
     }
 
 

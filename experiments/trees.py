@@ -76,11 +76,11 @@ def models(classify: bool, n_classes: int, n_est: int, depth: int, seed: int):
     out = [
         ("tree", lambda X, y: trees.fit_tree(X, y, task=task, max_depth=depth),
          sk_tree(max_depth=depth, random_state=seed)),
-        ("bagging", lambda X, y: trees.fit_bagging(key, X, y, n_est, task=task, max_depth=depth,
+        ("bagging", lambda X, y: trees.fit_bagging(X, y, n_est, key=key, task=task, max_depth=depth,
                                                    compute_oob=False),
          (ensemble.BaggingClassifier if classify else ensemble.BaggingRegressor)(
              sk_tree(max_depth=depth), n_estimators=n_est, random_state=seed)),
-        ("random forest", lambda X, y: trees.fit_random_forest(key, X, y, n_est, task=task, max_depth=depth,
+        ("random forest", lambda X, y: trees.fit_random_forest(X, y, n_est, key=key, task=task, max_depth=depth,
                                                                compute_oob=False),
          (ensemble.RandomForestClassifier if classify else ensemble.RandomForestRegressor)(
              n_est, max_depth=depth, max_features="sqrt" if classify else 1 / 3, random_state=seed)),

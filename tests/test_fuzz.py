@@ -489,8 +489,9 @@ def test_fit_ensembles(data, kind, draw):
     bad_n = [0, -1, 1.5, "3"]
     if kind in ("forest", "bagging"):
         fit = trees.fit_random_forest if kind == "forest" else trees.fit_bagging
-        kw = one_bad(draw.draw, dict(n_estimators=n, max_depth=2), dict(n_estimators=bad_n, max_depth=[0, 1.5]))
-        model = check(f"trees.{fit.__name__}", fit, key, X, y, **kw)
+        kw = one_bad(draw.draw, dict(n_estimators=n, max_depth=2, task="classification"),
+                     dict(n_estimators=bad_n, max_depth=[0, 1.5]))
+        model = check(f"trees.{fit.__name__}", fit, X, y, key=key, **kw)
     elif kind == "adaboost":
         kw = one_bad(draw.draw, dict(n_estimators=n, learning_rate=0.5),
                      dict(n_estimators=bad_n, learning_rate=[0.0, -1.0, np.nan, np.inf]))

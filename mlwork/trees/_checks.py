@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import jax
 import numpy as np
 
 from mlwork import _validate
@@ -15,9 +16,57 @@ INT32_MAX = 2**31 - 1
 #: Deepest tree allowed: a depth-D tree holds 2^D leaves in fixed-size arrays.
 MAX_DEPTH = 20
 
+#: Deepest tree that ``max_depth=None`` resolves to (4096 leaf slots).
+AUTO_MAX_DEPTH = 12
+
+
+def is_prng_key(x) -> bool:
+    """Whether ``x`` is a JAX PRNG key: a typed key array (``jax.random.key``) or a raw
+    ``uint32`` key of shape ``(2,)`` (``jax.random.PRNGKey``)."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        return False
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return True
+    return dtype == np.uint32 and getattr(x, "shape", None) == (2,)
+
+
+def check_not_key(value, name: str, expected: str) -> None:
+    """A one-line error when a PRNG key sits where ``name`` belongs (the key is a keyword)."""
+    if is_prng_key(value):
+        _validate.fail(name, expected, "a PRNG key (pass the key as the keyword argument key=...)")
+
+
+def resolve_depth(max_depth, n_samples: int) -> int:
+    r"""``max_depth`` checked, ``None`` resolved to :math:`\min(12, \max(1, \lceil\log_2 n\rceil))`:
+    the depth a balanced tree needs for one leaf per sample, at most 4096 leaf slots."""
+    if max_depth is None:
+        return min(AUTO_MAX_DEPTH, max(1, math.ceil(math.log2(max(n_samples, 2)))))
+    return check_depth(max_depth)
+
+
+def is_label_dtype(y) -> bool:
+    """Integer or boolean targets: class labels (floats are real-valued targets)."""
+    if is_prng_key(y):
+        return False  # refused by name later, by check_y_shape
+    dtype = getattr(y, "dtype", None)
+    dtype = np.asarray(y).dtype if dtype is None else dtype
+    return bool(np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_))
+
+
+def infer_task(task, criterion, y) -> str:
+    """``task`` as given; ``None`` follows ``criterion`` when given (``"variance"``: regression),
+    else the targets: integer or boolean labels are classification, floats regression."""
+    if task is not None:
+        return task
+    if criterion is not None:
+        return "regression" if criterion == "variance" else "classification"
+    return "classification" if is_label_dtype(y) else "regression"
+
 
 def check_X(X, name: str = "X", n_features: int | None = None) -> np.ndarray:
     """``X`` as a float32 ``(n, d)`` array; NaN (missing) is allowed, ±inf is not."""
+    check_not_key(X, name, "a 2-D numeric array (n_samples, n_features)")
     try:
         arr = np.asarray(X)
     except Exception as e:  # e.g. ragged lists
@@ -36,11 +85,22 @@ def check_X(X, name: str = "X", n_features: int | None = None) -> np.ndarray:
     return arr
 
 
+def check_y_shape(y, n_samples: int) -> np.ndarray:
+    """``y`` as a 1-D array with one value per row of ``X``; a key, a 2-D ``y`` or a length that
+    disagrees with ``X`` is named as such."""
+    check_not_key(y, "y", f"a 1-D array of {n_samples} targets, one per row of X")
+    y = np.asarray(y)
+    if y.ndim != 1:
+        _validate.fail("y", f"a 1-D array of {n_samples} targets, one per row of X", f"shape {y.shape}")
+    if y.shape[0] != n_samples:
+        _validate.fail("X and y", "of the same length (one target per row of X)",
+                       f"X with {n_samples} rows and y with {y.shape[0]} values")
+    return y
+
+
 def check_labels(y, n_samples: int, n_classes: int | None = None) -> tuple[np.ndarray, int]:
     """Integer class indices ``0..C−1`` with at least two classes present."""
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != n_samples:
-        raise ValueError(f"y must have shape ({n_samples},) to match X, got {y.shape}")
+    y = check_y_shape(y, n_samples)
     if not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
         if not (np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
             raise ValueError(f"y must hold integer class indices for classification, got dtype {y.dtype}")
@@ -59,9 +119,7 @@ def check_labels(y, n_samples: int, n_classes: int | None = None) -> tuple[np.nd
 
 def check_targets(y, n_samples: int) -> np.ndarray:
     """Finite real regression targets ``(n,)`` as float32."""
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != n_samples:
-        raise ValueError(f"y must have shape ({n_samples},) to match X, got {y.shape}")
+    y = check_y_shape(y, n_samples)
     if not np.issubdtype(y.dtype, np.number):
         raise ValueError(f"y must be numeric for regression, got dtype {y.dtype}")
     y = y.astype(np.float32)

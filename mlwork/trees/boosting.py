@@ -149,7 +149,9 @@ def _adaboost_rounds(spec: GrowSpec, n_estimators: int, learning_rate: float, Xb
     return trees, alpha
 
 
-def fit_adaboost(X, y, n_estimators: int = 50, *, max_depth: int = 1, learning_rate: float = 1.0,
+@_deprecated.key_keyword
+def fit_adaboost(X, y, n_estimators: int = 50, *, key: Array | None = None, max_depth: int = 1,
+                 learning_rate: float = 1.0,
                  criterion: str = "gini", max_bins: int | None = 255, sample_weight=None,
                  n_classes: int | None = None) -> AdaBoost:
     r"""AdaBoost with SAMME weights (the deck's algorithm for :math:`K = 2`) on depth-``max_depth``
@@ -173,6 +175,8 @@ def fit_adaboost(X, y, n_estimators: int = 50, *, max_depth: int = 1, learning_r
       X: ``(n, d)`` features (float32 after conversion); NaN marks a missing value.
       y: ``(n,)`` class indices ``0..K−1`` (integers), at least two classes.
       n_estimators: rounds :math:`T \ge 1`.
+      key: unused (SAMME draws nothing: every round reweights all samples); accepted so that
+        every ``fit_*`` of :mod:`mlwork.trees` has one signature.
       max_depth: depth of each tree (1: stumps).
       learning_rate: :math:`\eta > 0`, scaling every :math:`\alpha_t`.
       criterion: the trees' split criterion, ``"gini"`` or ``"entropy"``.
@@ -202,6 +206,8 @@ def fit_adaboost(X, y, n_estimators: int = 50, *, max_depth: int = 1, learning_r
     an application to boosting", JCSS 55 (1997); Zhu, Zou, Rosset & Hastie, "Multi-class
     AdaBoost", Statistics and Its Interface 2 (2009), Algorithm 2 (SAMME).
     """
+    del key  # deterministic
+    _checks.check_not_key(n_estimators, "n_estimators", "a positive integer")
     n_estimators = _checks.check_int(n_estimators, "n_estimators", 1)
     learning_rate = _checks.check_positive(learning_rate, "learning_rate")
     data = prepare(X, max_bins, sample_weight)
@@ -496,11 +502,13 @@ def _boosting_rounds(spec: GrowSpec, loss, k: int, n_estimators: int, learning_r
     return trees, F0
 
 
-def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimators: int = 100,
-                          learning_rate: float = 0.1, max_depth: int = 3, subsample: float = 1.0,
+@_deprecated.key_keyword
+def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = None,
+                          loss: str | Callable | None = None, learning_rate: float = 0.1, max_depth: int = 3,
+                          subsample: float = 1.0,
                           second_order: bool = False, reg_lambda: float = 1.0, gamma: float = 0.0,
                           min_child_weight: float = 1.0, min_samples_leaf: int = 1,
-                          max_bins: int | None = 255, key: Array | None = None, sample_weight=None,
+                          max_bins: int | None = 255, sample_weight=None,
                           n_classes: int | None = None, n_outputs: int = 1,
                           line_search: bool = True) -> GradientBoosting:
     r"""Gradient boosting with trees of depth ``max_depth``, one ``lax.scan`` over rounds.
@@ -527,11 +535,18 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
       X: ``(n, d)`` features (float32 after conversion); NaN marks a missing value.
       y: ``(n,)`` targets: reals (``"squared"``, callables), labels 0/1 (``"logistic"``), class
         indices (``"softmax"``); ``(n, n_outputs)`` for a multi-output callable.
+      n_estimators: rounds :math:`T \ge 1`.
+      key: PRNG key for ``subsample`` (default ``jax.random.key(0)``: a fit is reproducible).
+        0.1-style ``fit_gradient_boosting(key, X, y, ...)`` works until 0.3, with a
+        ``DeprecationWarning``.
       loss: ``"squared"`` (:math:`\tfrac12(y-F)^2`, regression), ``"logistic"`` (binary
         labels 0/1), ``"softmax"`` (class indices, one tree per class per round), or a callable
         ``loss(y_i, f_i) -> scalar`` with ``f_i`` a scalar (``n_outputs=1``) or an
         ``(n_outputs,)`` vector; its gradient and Hessian diagonal come from ``jax.grad`` and
-        ``jax.hessian``.
+        ``jax.hessian``. ``None`` (default) follows the targets: integer or boolean labels are
+        ``"logistic"`` for two classes (``n_classes``, else ``max(y) + 1``) and ``"softmax"``
+        for more; float targets are ``"squared"`` (pass ``loss="logistic"`` for 0/1 labels
+        stored as floats). An explicit ``loss`` always wins.
       second_order: XGBoost's Newton trees (``reg_lambda``, ``gamma``, ``min_child_weight``
         apply) instead of least-squares trees on the negative gradient (the deck).
       subsample: fraction of samples drawn without replacement for each round (needs ``key``).
@@ -540,14 +555,13 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
         mean residual for squared loss), instead of the plain mean residual (``False``). Falls
         back to the mean where the Hessian vanishes (e.g. absolute loss).
       min_samples_leaf: samples each child must keep (both modes).
-      n_estimators: rounds :math:`T \ge 1`.
       learning_rate: shrinkage :math:`\eta > 0`.
-      max_depth: depth of each tree.
+      max_depth: depth of each tree (default 3: boosting adds many shallow trees, as
+        scikit-learn's ``GradientBoosting*`` does).
       reg_lambda: :math:`\lambda \ge 0`, the L2 penalty on leaf weights (second order).
       gamma: :math:`\gamma \ge 0`, the smallest gain worth a split (second order).
       min_child_weight: the smallest Hessian sum :math:`H` of a child (second order).
       max_bins: value bins per feature (≤ 255); ``None`` for every midpoint (exact).
-      key: PRNG key for ``subsample``.
       sample_weight: ``(n,)`` non-negative weights with a positive sum; default ones.
       n_classes: number of classes for ``"softmax"``/``"logistic"`` (default ``max(y) + 1``).
       n_outputs: :math:`K` for a callable loss with vector scores.
@@ -556,8 +570,9 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
       A :class:`GradientBoosting` with ``(T, K)`` trees.
 
     Raises:
-      ValueError: an unknown ``loss``, ``"logistic"`` with other than two classes, bad shapes,
-        ±inf in ``X``, ``subsample < 1`` without ``key``, out-of-range settings
+      ValueError: an unknown ``loss``, ``"logistic"`` with other than two classes, bad shapes
+        (a PRNG key where ``X``, ``y`` or ``n_estimators`` belongs, ``X`` and ``y`` of different
+        lengths), ±inf in ``X``, out-of-range settings
         (``n_estimators``, ``learning_rate``, ``subsample``, ``reg_lambda``, ``gamma``,
         ``min_child_weight``), ``sample_weight`` all zero, negative or NaN.
 
@@ -569,9 +584,11 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
       >>> import numpy as np
       >>> from mlwork import trees
       >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
-      >>> gb = trees.fit_gradient_boosting(X, y, n_estimators=3, max_depth=1)
-      >>> [round(v, 4) for v in trees.predict(gb, X[[0, 5]]).tolist()]  # 0.5 -+ 0.5 (1 - 0.9^3)
-      [0.3645, 0.6355]
+      >>> gb = trees.fit_gradient_boosting(X, y, 3, max_depth=1)  # float y: loss="squared"
+      >>> gb.loss, [round(v, 4) for v in trees.predict(gb, X[[0, 5]]).tolist()]  # 0.5 -+ 0.5 (1 - 0.9^3)
+      ('squared', [0.3645, 0.6355])
+      >>> trees.fit_gradient_boosting(X, y.astype(int), 3, max_depth=1).loss  # integer labels
+      'logistic'
       >>> xgb = trees.fit_gradient_boosting(X, y, n_estimators=1, max_depth=1, second_order=True)
       >>> xgb.trees.value.ravel().tolist()  # -G/(H + lambda) = -(3 * 0.5)/(3 + 1)
       [-0.375, 0.375]
@@ -580,6 +597,7 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
     Ann. Statist. 29 (2001), Algorithm 1; Chen & Guestrin, "XGBoost: a scalable tree boosting
     system", KDD 2016, eqs. (5)-(7).
     """
+    _checks.check_not_key(n_estimators, "n_estimators", "a positive integer")
     n_estimators = _checks.check_int(n_estimators, "n_estimators", 1)
     learning_rate = _checks.check_positive(learning_rate, "learning_rate")
     subsample = _checks.check_fraction(subsample, "subsample")
@@ -588,12 +606,12 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
     min_child_weight = _checks.check_positive(min_child_weight, "min_child_weight", allow_zero=True)
     if not isinstance(second_order, bool):
         raise ValueError(f"second_order must be True or False, got {second_order!r}")
-    if subsample < 1.0 and key is None:
-        raise ValueError("key is required when subsample < 1")
-    if not (callable(loss) or loss in BOOSTING_LOSSES):
-        raise ValueError(f"loss must be one of {sorted(BOOSTING_LOSSES)} or a callable, got {loss!r}")
+    if not (loss is None or callable(loss) or loss in BOOSTING_LOSSES):
+        raise ValueError(f"loss must be None, one of {sorted(BOOSTING_LOSSES)} or a callable, got {loss!r}")
     data = prepare(X, max_bins, sample_weight)
     n = data.X.shape[0]
+    if loss is None:
+        loss = _default_loss(y, n, n_classes)
     if loss in ("logistic", "softmax"):
         labels, c = _checks.check_labels(y, n, n_classes)
         if loss == "logistic" and c != 2:
@@ -622,6 +640,15 @@ def fit_gradient_boosting(X, y, *, loss: str | Callable = "squared", n_estimator
     trees, F0 = _fit_boosting(spec, fn, k, n_estimators, learning_rate, subsample, bool(line_search),
                               data.XbT, target, w, data.lower, data.upper, key)
     return GradientBoosting(trees=trees, init=F0, learning_rate=learning_rate, loss=loss)
+
+
+def _default_loss(y, n: int, n_classes) -> str:
+    """The loss the targets call for: labels (integer or boolean) are ``"logistic"`` for two
+    classes and ``"softmax"`` for more; anything else ``"squared"``."""
+    if not (_checks.is_label_dtype(y) and np.ndim(y) == 1):
+        return "squared"
+    _, c = _checks.check_labels(y, n, n_classes)
+    return "logistic" if c == 2 else "softmax"
 
 
 @jax.jit

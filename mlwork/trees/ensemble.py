@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from mlwork.trees import _checks
+from mlwork.trees import _checks, _deprecated
 from mlwork.trees._grow import GrowSpec, grow
 from mlwork.trees.tree import (
     Tree,
@@ -58,7 +58,7 @@ class Forest:
       >>> import jax, numpy as np
       >>> from mlwork import trees
       >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 0, 1, 1, 1])
-      >>> forest = trees.fit_random_forest(jax.random.key(0), X, y, 5, max_depth=1)
+      >>> forest = trees.fit_random_forest(X, y, 5, key=jax.random.key(0), max_depth=1)
       >>> forest.kind, forest.trees.feature.shape, float(forest.oob_score)
       ('classification', (5, 1), 1.0)
     """
@@ -179,8 +179,9 @@ def oob_score(kind: str, sums: tuple[Array, Array], y: np.ndarray) -> Array:
     return jnp.asarray(score, jnp.float32)
 
 
-def fit_random_forest(key: Array, X, y, n_estimators: int = 100, *, task: str = "classification",
-                      criterion: str | None = None, max_depth: int, max_features="auto",
+@_deprecated.key_keyword
+def fit_random_forest(X, y, n_estimators: int = 100, *, key: Array | None = None, task: str | None = None,
+                      criterion: str | None = None, max_depth: int | None = None, max_features="auto",
                       bootstrap: bool = True, min_samples_split: int = 2, min_samples_leaf: int = 1,
                       max_bins: int | None = 255, compute_oob: bool = True, sample_weight=None,
                       n_classes: int | None = None, batch_size: int = 1) -> Forest:
@@ -197,13 +198,19 @@ def fit_random_forest(key: Array, X, y, n_estimators: int = 100, *, task: str = 
     vmapped together (1 is fastest on CPU; raise it on accelerators).
 
     Args:
-      key: a JAX PRNG key; each tree's bootstrap sample and feature draws come from it.
       X: ``(n, d)`` features (float32 after conversion); NaN marks a missing value.
       y: ``(n,)`` class indices ``0..C−1`` (classification) or real targets (regression).
       n_estimators: :math:`T \ge 1` trees.
-      task: ``"classification"`` or ``"regression"``.
+      key: a JAX PRNG key; each tree's bootstrap sample and feature draws come from it
+        (default ``jax.random.key(0)``). 0.1's ``fit_random_forest(key, X, y, ...)`` still
+        works until 0.3, with a ``DeprecationWarning``.
+      task: ``"classification"`` or ``"regression"``; ``None`` (default) follows ``criterion``
+        when given, else the targets: integer or boolean ``y`` is classification, float ``y``
+        regression.
       criterion: ``"gini"`` (default) or ``"entropy"``; ``"variance"`` for regression.
-      max_depth: depth of each tree, :math:`\ge 1`.
+      max_depth: depth of each tree, :math:`\ge 1`; ``None`` (default):
+        :math:`\min(12, \lceil\log_2 n\rceil)`, as for :func:`~mlwork.trees.fit_tree` (a
+        forest averages deep, low-bias trees; Breiman grows them until pure).
       max_features: features tried per node: ``"auto"`` (above), ``None`` (all, bagging),
         ``"sqrt"``, ``"log2"``, an int or a fraction of ``d``.
       bootstrap: draw a bootstrap sample per tree (:func:`bootstrap_counts`); else every tree
@@ -217,26 +224,30 @@ def fit_random_forest(key: Array, X, y, n_estimators: int = 100, *, task: str = 
       A :class:`Forest` with ``T`` trees and ``oob_score``.
 
     Raises:
-      ValueError: bad input as for :func:`~mlwork.trees.fit_tree`, ``n_estimators < 1``,
+      ValueError: bad input as for :func:`~mlwork.trees.fit_tree` (a PRNG key where ``X``,
+        ``y`` or ``n_estimators`` belongs included), ``n_estimators < 1``,
         ``batch_size < 1``, a non-bool ``bootstrap``.
 
     Example:
       >>> import jax, numpy as np
       >>> from mlwork import trees
       >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 0, 1, 1, 1])
-      >>> forest = trees.fit_random_forest(jax.random.key(0), X, y, 5, max_depth=1)
+      >>> forest = trees.fit_random_forest(X, y, 5, key=jax.random.key(0), max_depth=1)
       >>> np.asarray(trees.predict_proba(forest, X[[2]]), float).round(2).tolist()  # 4 of 5 trees: 0
       [[0.8, 0.2]]
 
     Reference: Breiman, "Random Forests", Machine Learning 45 (2001).
     """
+    _checks.check_not_key(n_estimators, "n_estimators", "a positive integer")
     n_estimators = _checks.check_int(n_estimators, "n_estimators", 1)
     batch_size = _checks.check_int(batch_size, "batch_size", 1)
     if not isinstance(bootstrap, bool):
         raise ValueError(f"bootstrap must be True or False, got {bootstrap!r}")
-    if max_features == "auto":
-        max_features = "sqrt" if task == "classification" else 1 / 3
     data = prepare(X, max_bins, sample_weight)
+    task = _checks.infer_task(task, criterion, y)
+    if isinstance(max_features, str) and max_features == "auto":
+        max_features = "sqrt" if task == "classification" else 1 / 3
+    key = jax.random.key(0) if key is None else key
     spec, target, w = tree_spec(data, y, task=task, criterion=criterion, max_depth=max_depth,
                                 min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
                                 max_features=max_features, sample_weight=sample_weight,
@@ -249,18 +260,20 @@ def fit_random_forest(key: Array, X, y, n_estimators: int = 100, *, task: str = 
     return Forest(trees=trees, oob_score=score)
 
 
-def fit_bagging(key: Array, X, y, n_estimators: int = 10, **kwargs) -> Forest:
+@_deprecated.key_keyword
+def fit_bagging(X, y, n_estimators: int = 10, *, key: Array | None = None, **kwargs) -> Forest:
     r"""Bagging: :func:`fit_random_forest` with every feature tried at every node.
 
     .. math:: \hat f(x) = \frac1T \sum_{t=1}^T h_t(x), \qquad h_t \text{ fit to a bootstrap sample}
 
     Args:
-      key: a JAX PRNG key (the bootstrap samples).
       X: ``(n, d)`` features; NaN marks a missing value.
-      y: ``(n,)`` class indices or real targets.
+      y: ``(n,)`` class indices or real targets (the task follows them, as for
+        :func:`fit_random_forest`).
       n_estimators: :math:`T \ge 1` trees.
-      **kwargs: the other arguments of :func:`fit_random_forest` (``max_depth`` is required),
-        except ``max_features``.
+      key: a JAX PRNG key (the bootstrap samples; default ``jax.random.key(0)``). 0.1's
+        ``fit_bagging(key, X, y, ...)`` still works until 0.3, with a ``DeprecationWarning``.
+      **kwargs: the other arguments of :func:`fit_random_forest`, except ``max_features``.
 
     Returns:
       A :class:`Forest`.
@@ -272,7 +285,7 @@ def fit_bagging(key: Array, X, y, n_estimators: int = 10, **kwargs) -> Forest:
       >>> import jax, numpy as np
       >>> from mlwork import trees
       >>> X, y = np.arange(6.0).reshape(6, 1), np.array([0, 0, 0, 1, 1, 1])
-      >>> bag = trees.fit_bagging(jax.random.key(0), X, y, 5, max_depth=1)
+      >>> bag = trees.fit_bagging(X, y, 5, key=jax.random.key(0), max_depth=1)
       >>> trees.predict(bag, X).tolist(), float(bag.oob_score)
       ([0, 0, 0, 1, 1, 1], 1.0)
 
@@ -280,7 +293,7 @@ def fit_bagging(key: Array, X, y, n_estimators: int = 10, **kwargs) -> Forest:
     """
     if "max_features" in kwargs:
         raise ValueError("fit_bagging tries every feature; use fit_random_forest for max_features")
-    return fit_random_forest(key, X, y, n_estimators, max_features=None, **kwargs)
+    return fit_random_forest(X, y, n_estimators, key=key, max_features=None, **kwargs)
 
 
 @jax.jit

@@ -19,7 +19,7 @@ trees of :mod:`mlwork.trees`:
   scikit-learn's trees do.
 * NaN in ``X`` is supported by every estimator (each split learns where missing values go).
 * ``random_state`` seeds a JAX key: an int ``s`` becomes ``jax.random.key(s)`` (so the estimator
-  reproduces ``fit_*(jax.random.key(s), ...)`` exactly); ``None`` or a
+  reproduces ``fit_*(X, y, ..., key=jax.random.key(s))`` exactly); ``None`` or a
   :class:`numpy.random.RandomState` draws the seed from that generator, as scikit-learn does.
 * Predictions are computed in float32 by compiled programs; rows are padded to a bucketed
   count (powers of two, then multiples of ``ROW_BUCKET``) so that predicting on many
@@ -40,6 +40,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from mlwork.trees import _checks
 from mlwork.trees import boosting as _boosting
 from mlwork.trees import models as _models
 from mlwork.trees.ensemble import fit_random_forest
@@ -57,8 +58,8 @@ __all__ = [
     "expected_failed_checks",
 ]
 
-#: Deepest tree that ``max_depth=None`` resolves to (4096 leaf slots).
-AUTO_MAX_DEPTH = 12
+#: Deepest tree that ``max_depth=None`` resolves to (4096 leaf slots), as in the functional API.
+AUTO_MAX_DEPTH = _checks.AUTO_MAX_DEPTH
 #: Above this many rows, prediction inputs are padded to a multiple of it (powers of two below).
 ROW_BUCKET = 16384
 
@@ -433,7 +434,7 @@ def _fit_forest(est, X, y, sample_weight, task, criterion, n_classes):
     """Fit the forest of ``est`` and set ``est.oob_score_`` when asked."""
     if est.oob_score and not est.bootstrap:
         raise ValueError("oob_score=True needs bootstrap=True (out-of-bag samples come from bootstrap)")
-    forest = fit_random_forest(jax_key(est.random_state), X, y, est.n_estimators, task=task,
+    forest = fit_random_forest(X, y, est.n_estimators, key=jax_key(est.random_state), task=task,
                                criterion=criterion, max_depth=resolve_depth(est.max_depth, X.shape[0]),
                                max_features=est.max_features, bootstrap=est.bootstrap,
                                min_samples_split=est.min_samples_split, min_samples_leaf=est.min_samples_leaf,

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlwork._validate import concrete
-from mlwork.trees import _checks
+from mlwork.trees import _checks, _deprecated
 from mlwork.trees._grow import Grown, GrowSpec, feature_parallel, grow, run_feature_parallel, weight_of
 from mlwork.trees.binning import Bins, apply_bins, fit_bins
 
@@ -159,9 +159,10 @@ def to_tree(spec: GrowSpec, grown: Grown, value: Array, kind: str, n_features: i
                 n_features=n_features)
 
 
-def fit_tree(X, y, *, task: str = "classification", criterion: str | None = None, max_depth: int,
-             min_samples_split: int = 2, min_samples_leaf: int = 1, max_features=None,
-             max_bins: int | None = 255, key: Array | None = None, sample_weight=None,
+@_deprecated.key_keyword
+def fit_tree(X, y, *, key: Array | None = None, task: str | None = None, criterion: str | None = None,
+             max_depth: int | None = None, min_samples_split: int = 2, min_samples_leaf: int = 1,
+             max_features=None, max_bins: int | None = 255, sample_weight=None,
              n_classes: int | None = None) -> Tree:
     r"""Fit one decision tree, growing level by level to ``max_depth``.
 
@@ -175,16 +176,25 @@ def fit_tree(X, y, *, task: str = "classification", criterion: str | None = None
     A node stays a leaf when it is pure, has fewer than ``min_samples_split`` samples, or no
     split leaves ``min_samples_leaf`` samples on both sides.
 
+    Every fit of :mod:`mlwork.trees` is called ``fit_*(X, y, [n_estimators], *, key=None, ...)``;
+    0.1's ``fit_*(key, X, y, ...)`` still works until 0.3, with a ``DeprecationWarning``.
+
     Args:
-      X: ``(n, d)`` features; NaN marks a missing value.
-      y: class indices ``0..C−1`` (classification) or real targets (regression).
-      task: ``"classification"`` or ``"regression"``.
+      X: ``(n, d)`` features (float32 after conversion); NaN marks a missing value.
+      y: ``(n,)`` class indices ``0..C−1`` (classification) or real targets (regression).
+      key: PRNG key for the feature draws of ``max_features`` (default ``jax.random.key(0)``:
+        a fit is reproducible; it is unused without ``max_features``).
+      task: ``"classification"`` or ``"regression"``; ``None`` (default) follows ``criterion``
+        when given, else the targets: integer or boolean ``y`` is classification, float ``y``
+        regression (pass ``task="classification"`` for class labels stored as floats).
       criterion: ``"gini"`` (default) or ``"entropy"`` for classification; ``"variance"``.
-      max_depth: depth :math:`D \ge 1`; the tree has :math:`2^D` leaf slots.
+      max_depth: depth :math:`D \ge 1`; the tree has :math:`2^D` leaf slots. ``None``
+        (default): :math:`\min(12, \lceil\log_2 n\rceil)`, the depth a balanced tree needs
+        for one leaf per sample (scikit-learn grows until pure; fixed-size arrays cap it at
+        4096 leaf slots), as the scikit-learn estimators of :mod:`mlwork.trees.sklearn` do.
       max_features: None (all), ``"sqrt"``, ``"log2"``, an int or a fraction of ``d``.
       max_bins: value bins per feature (≤ 255); ``None`` for the exact search over every
         midpoint between distinct values (scikit-learn's splitter; for small data).
-      key: PRNG key, needed only with ``max_features``.
       sample_weight: ``(n,)`` non-negative weights.
       n_classes: number of classes (default ``max(y) + 1``).
 
@@ -193,9 +203,10 @@ def fit_tree(X, y, *, task: str = "classification", criterion: str | None = None
       itself is one compiled program per input shape.
 
     Raises:
-      ValueError: bad input: shapes, a single class, ±inf in ``X``, ``max_depth < 1``, an
-        unknown ``task`` or ``criterion`` (or one of the other task), ``max_features`` without
-        ``key``, ``sample_weight`` all zero, negative or NaN.
+      ValueError: bad input: a PRNG key where ``X`` or ``y`` belongs, ``X`` and ``y`` of
+        different lengths, a single class, ±inf in ``X``, ``max_depth < 1``, an unknown
+        ``task`` or ``criterion`` (or one of the other task), ``sample_weight`` all zero,
+        negative or NaN.
 
     Example:
       >>> import numpy as np
@@ -210,12 +221,11 @@ def fit_tree(X, y, *, task: str = "classification", criterion: str | None = None
     information gain; Chen & Guestrin, KDD 2016, Algorithm 3 (the learnt side of missing values).
     """
     data = prepare(X, max_bins, sample_weight)
+    task = _checks.infer_task(task, criterion, y)
     spec, target, w = tree_spec(data, y, task=task, criterion=criterion, max_depth=max_depth,
                                 min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
                                 max_features=max_features, sample_weight=sample_weight,
                                 n_classes=n_classes)
-    if spec.max_features is not None and key is None:
-        raise ValueError("key is required when max_features samples features per node")
     key = jax.random.key(0) if key is None else key
     return _fit_tree(feature_parallel(spec), task, data.XbT, target, w, data.lower, data.upper, key)
 
@@ -236,7 +246,7 @@ def tree_spec(data: Prepared, y, *, task, criterion, max_depth, min_samples_spli
         target, n_classes = _checks.check_labels(y, n, n_classes)
     else:
         target, n_classes = _checks.check_targets(y, n), 0
-    spec = GrowSpec(depth=_checks.check_depth(max_depth), max_bins=data.bins.max_bins,
+    spec = GrowSpec(depth=_checks.resolve_depth(max_depth, n), max_bins=data.bins.max_bins,
                     criterion=criterion, n_classes=n_classes,
                     max_features=_checks.resolve_max_features(max_features, d),
                     min_samples_leaf=_checks.check_int(min_samples_leaf, "min_samples_leaf", 1),

@@ -154,7 +154,7 @@ def test_importances_and_staged_predictions():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(loss="logistic", y=np.arange(30) % 3), "logistic"),
     (dict(loss="hinge"), "loss"),
-    (dict(subsample=0.5), "key"),
+    (dict(subsample=0.0), "subsample"),
     (dict(learning_rate=0.0), "learning_rate"),
     (dict(reg_lambda=-1.0), "reg_lambda"),
     (dict(max_depth=0), "max_depth"),

@@ -35,8 +35,8 @@ INT32 = "an integer in [1, 2147483647]"
      "an integer in [2, 2147483647]"),
     (lambda v: trees.fit_tree(X, Y_CLASS, max_depth=2, max_features=v, key=jax.random.key(0)), "max_features",
      "an integer in [1, 2]"),
-    (lambda v: trees.fit_random_forest(jax.random.key(0), X, Y_CLASS, v, max_depth=2), "n_estimators", INT32),
-    (lambda v: trees.fit_random_forest(jax.random.key(0), X, Y_CLASS, 2, max_depth=2, batch_size=v), "batch_size",
+    (lambda v: trees.fit_random_forest(X, Y_CLASS, v, key=jax.random.key(0), max_depth=2), "n_estimators", INT32),
+    (lambda v: trees.fit_random_forest(X, Y_CLASS, 2, key=jax.random.key(0), max_depth=2, batch_size=v), "batch_size",
      INT32),
     (lambda v: trees.fit_gradient_boosting(X, Y_REG, n_estimators=v), "n_estimators", INT32),
     (lambda v: trees.fit_gradient_boosting(X, np.zeros((20, 2), np.float32), loss=lambda y, f: 0.5 * (y - f) @ (y - f),
@@ -54,14 +54,14 @@ def test_counts_out_of_range_are_refused_by_name(fit, name, expected, value):
 @pytest.mark.parametrize("value", [True, 2.0, "3", None])
 def test_counts_that_are_not_integers_are_refused_by_name(value):
     with pytest.raises(ValueError, match=message("n_estimators", INT32, f"{value!r} ({type(value).__name__})")):
-        trees.fit_random_forest(jax.random.key(0), X, Y_CLASS, value, max_depth=2)
+        trees.fit_random_forest(X, Y_CLASS, value, key=jax.random.key(0), max_depth=2)
 
 
 def test_numpy_integers_keep_their_value():
     tree = trees.fit_tree(X, Y_CLASS, max_depth=np.int64(3), min_samples_leaf=np.int32(2),
                           min_samples_split=np.uint8(4), n_classes=np.int64(3), max_bins=np.int16(8))
     assert tree.depth == 3 and tree.value.shape == (8, 3)
-    forest = trees.fit_random_forest(jax.random.key(0), X, Y_CLASS, np.int64(3), max_depth=2,
+    forest = trees.fit_random_forest(X, Y_CLASS, np.int64(3), key=jax.random.key(0), max_depth=2,
                                      batch_size=np.uint64(2), max_features=np.int64(1))
     assert forest.trees.feature.shape == (3, 3)
     boost = trees.fit_gradient_boosting(X, Y_REG, n_estimators=np.int64(2), max_depth=np.int8(2))

@@ -54,7 +54,7 @@ def test_golden_forest_of_issue_17():
     """The issue's example: 10 trees on 2 weighted rows; some bootstraps draw neither."""
     X, y, w = [[0.0], [1.0], [2.0], [3.0]], [0, 1, 0, 1], np.array([1.0, 1.0, 0.0, 0.0])
     key = jax.random.key(0)
-    rf = trees.fit_random_forest(key, X, y, 10, max_depth=1, sample_weight=w)
+    rf = trees.fit_random_forest(X, y, 10, key=key, max_depth=1, sample_weight=w)
     proba = np.asarray(trees.predict_proba(rf, X))
     # Oracle from the bootstrap counts: a tree with both weighted rows splits them at 0.5
     # (x=0 → class 0, x ≥ 1 → class 1), one with a single weighted row predicts its class
@@ -81,7 +81,7 @@ def test_golden_forest_of_issue_17():
 
 def test_golden_regression_forest_empty_tree_is_the_weighted_mean():
     X, y, w = [[0.0], [1.0], [2.0], [3.0]], [5.0, 7.0, 100.0, 100.0], [1.0, 3.0, 0.0, 0.0]
-    rf = trees.fit_random_forest(jax.random.key(0), X, y, 10, task="regression", max_depth=1,
+    rf = trees.fit_random_forest(X, y, 10, key=jax.random.key(0), task="regression", max_depth=1,
                                  sample_weight=w)
     values = np.asarray(rf.trees.value)[..., 0]  # (T, leaves)
     empty = np.asarray(rf.trees.weight)[:, 0] == 0
@@ -93,8 +93,8 @@ def test_golden_regression_forest_empty_tree_is_the_weighted_mean():
 @pytest.mark.parametrize("bad", [[0.0, 0.0, 0.0, 0.0], [1.0, -1.0, 1.0, 1.0], [1.0, np.nan, 1.0, 1.0]])
 @pytest.mark.parametrize("fit", [
     lambda X, y, w: trees.fit_tree(X, y, max_depth=2, sample_weight=w),
-    lambda X, y, w: trees.fit_random_forest(jax.random.key(0), X, y, 3, max_depth=2, sample_weight=w),
-    lambda X, y, w: trees.fit_bagging(jax.random.key(0), X, y, 3, max_depth=2, sample_weight=w),
+    lambda X, y, w: trees.fit_random_forest(X, y, 3, key=jax.random.key(0), max_depth=2, sample_weight=w),
+    lambda X, y, w: trees.fit_bagging(X, y, 3, key=jax.random.key(0), max_depth=2, sample_weight=w),
     lambda X, y, w: trees.fit_adaboost(X, y, 3, sample_weight=w),
     lambda X, y, w: trees.fit_gradient_boosting(X, y, loss="logistic", n_estimators=3, sample_weight=w),
     lambda X, y, w: trees.fit_gradient_boosting(X, y, loss="logistic", second_order=True, n_estimators=3,

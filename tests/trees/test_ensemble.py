@@ -46,7 +46,7 @@ def test_random_forest_held_out_score_within_1_5_points_of_sklearn(name, seeds):
     cls = RandomForestRegressor if task == "regression" else RandomForestClassifier
     scores = []
     for seed in range(seeds):
-        f = trees.fit_random_forest(jax.random.key(seed), Xtr, ytr, 40, task=task, max_depth=8)
+        f = trees.fit_random_forest(Xtr, ytr, 40, key=jax.random.key(seed), task=task, max_depth=8)
         sk = cls(40, max_depth=8, max_features=1 / 3 if task == "regression" else "sqrt", oob_score=True,
                  random_state=seed).fit(Xtr, ytr)
         pred = np.asarray(trees.predict(f, Xte))
@@ -72,9 +72,9 @@ def test_bagging_uses_every_feature_and_forest_samples_features_per_node():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 5)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int)
-    bag = trees.fit_bagging(jax.random.key(0), X, y, 32, max_depth=2, compute_oob=False)
+    bag = trees.fit_bagging(X, y, 32, key=jax.random.key(0), max_depth=2, compute_oob=False)
     assert np.all(np.asarray(bag.trees.feature)[:, 0] == 0)
-    rf = trees.fit_random_forest(jax.random.key(0), X, y, 32, max_depth=2, max_features=1, compute_oob=False)
+    rf = trees.fit_random_forest(X, y, 32, key=jax.random.key(0), max_depth=2, max_features=1, compute_oob=False)
     roots = np.asarray(rf.trees.feature)[:, 0]
     assert len(set(roots)) >= 4 and 0.05 < np.mean(roots == 0) < 0.5
     # Soft vote: predict_proba is the mean of the trees' leaf distributions (NumPy oracle).
@@ -90,7 +90,7 @@ def test_bagging_uses_every_feature_and_forest_samples_features_per_node():
 
 def fit_pair(Xtr, ytr):
     """A forest and a boosted model whose programs other tests compile too (shared jit cache)."""
-    rf = trees.fit_random_forest(jax.random.key(0), Xtr, ytr, 40, max_depth=8)
+    rf = trees.fit_random_forest(Xtr, ytr, 40, key=jax.random.key(0), max_depth=8)
     gb = trees.fit_gradient_boosting(Xtr, ytr, loss="logistic", n_estimators=30, max_depth=3, second_order=True,
                                      reg_lambda=1.0, min_child_weight=1e-3)
     return rf, gb
@@ -118,7 +118,7 @@ def test_two_devices_and_vmapped_trees_give_the_same_models(tmp_path):
     for i, a in enumerate(jax.tree.leaves((rf, gb))):
         np.testing.assert_allclose(two[f"arr_{i}"], np.asarray(a), rtol=1e-5, atol=1e-5)
     # One device, 8 trees per vmap instead of one tree at a time: the same forest.
-    batched = trees.fit_random_forest(jax.random.key(0), Xtr, ytr, 40, max_depth=8, batch_size=8)
+    batched = trees.fit_random_forest(Xtr, ytr, 40, key=jax.random.key(0), max_depth=8, batch_size=8)
     for a, b in zip(jax.tree.leaves(rf), jax.tree.leaves(batched), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
 
@@ -132,9 +132,9 @@ def test_two_devices_and_vmapped_trees_give_the_same_models(tmp_path):
 def test_forest_bad_input(kwargs, match):
     X, y = datasets.load_iris(return_X_y=True)
     with pytest.raises(ValueError, match=match):
-        trees.fit_random_forest(jax.random.key(0), X, y, **({"max_depth": 3} | kwargs))
+        trees.fit_random_forest(X, y, key=jax.random.key(0), **({"max_depth": 3} | kwargs))
     with pytest.raises(ValueError, match="max_features"):
-        trees.fit_bagging(jax.random.key(0), X, y, 3, max_depth=2, max_features=2)
+        trees.fit_bagging(X, y, 3, key=jax.random.key(0), max_depth=2, max_features=2)
 
 
 

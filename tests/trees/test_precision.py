@@ -87,7 +87,7 @@ def test_issue_example_sklearn_forest():
 
 def test_issue_example_functional_api():
     assert_fits_y16(trees.predict(trees.fit_tree(X16, Y16, task="regression", max_depth=4), X16))
-    forest = trees.fit_random_forest(jax.random.key(0), X16, Y16, 3, task="regression", max_depth=4,
+    forest = trees.fit_random_forest(X16, Y16, 3, key=jax.random.key(0), task="regression", max_depth=4,
                                      max_features=None, bootstrap=False)
     assert_fits_y16(trees.predict(forest, X16))
 

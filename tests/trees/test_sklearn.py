@@ -124,7 +124,7 @@ def test_predictions_equal_the_functional_api():
         (sk.DecisionTreeClassifier(max_depth=3, max_features=2, random_state=7),
          trees.fit_tree(X, y, max_depth=3, max_features=2, key=key, sample_weight=w)),
         (sk.RandomForestClassifier(n_estimators=5, max_depth=4, random_state=7, criterion="entropy"),
-         trees.fit_random_forest(key, X, y, 5, max_depth=4, max_features="sqrt", criterion="entropy",
+         trees.fit_random_forest(X, y, 5, key=key, max_depth=4, max_features="sqrt", criterion="entropy",
                                  sample_weight=w)),
         (sk.GradientBoostingClassifier(n_estimators=5, subsample=0.7, random_state=7),
          trees.fit_gradient_boosting(X, y, loss="softmax", n_estimators=5, subsample=0.7, key=key, sample_weight=w)),
@@ -140,7 +140,7 @@ def test_predictions_equal_the_functional_api():
         (sk.DecisionTreeRegressor(max_depth=4),
          trees.fit_tree(Xr, yr, task="regression", max_depth=4, sample_weight=wr)),
         (sk.RandomForestRegressor(n_estimators=5, max_depth=4, max_features=1 / 3, random_state=7),
-         trees.fit_random_forest(key, Xr, yr, 5, task="regression", max_depth=4, sample_weight=wr)),
+         trees.fit_random_forest(Xr, yr, 5, key=key, task="regression", max_depth=4, sample_weight=wr)),
         (sk.GradientBoostingRegressor(n_estimators=5, second_order=True),
          trees.fit_gradient_boosting(Xr, yr, n_estimators=5, second_order=True, sample_weight=wr)),
     ]

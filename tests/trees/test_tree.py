@@ -158,16 +158,16 @@ def test_predict_under_jit_and_vmap_and_input_checks(no_ties):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(y=np.zeros(150, int)), "single class"),
-    (dict(y=np.zeros(10, int)), "shape"),
+    (dict(y=np.zeros(10, int)), r"X and y must be of the same length .*; got X with 150 rows and y with 10"),
+    (dict(y=np.zeros((150, 2), int)), r"y must be a 1-D array of 150 targets"),
     (dict(max_depth=0), "max_depth"),
     (dict(max_depth=2.5), "max_depth"),
     (dict(X=np.full((150, 4), np.inf)), "inf"),
     (dict(X=np.zeros(150)), "2-D"),
-    (dict(y=np.linspace(0, 1, 150)), "integer class"),
+    (dict(y=np.linspace(0, 1, 150), task="classification"), "integer class"),
     (dict(max_features=0), "max_features"),
-    (dict(max_features="sqrt"), "key is required"),
     (dict(max_bins=1), "max_bins"),
-    (dict(criterion="variance"), "criterion"),
+    (dict(criterion="variance", task="classification"), "criterion"),
     (dict(task="regression", y=np.r_[np.nan, np.ones(149)]), "finite"),
     (dict(sample_weight=-np.ones(150)), "non-negative"),
 ])
