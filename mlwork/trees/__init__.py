@@ -21,17 +21,18 @@ from mlwork.trees.boosting import (
 )
 from mlwork.trees.ensemble import Forest, bootstrap_counts, fit_bagging, fit_random_forest
 from mlwork.trees.impurity import entropy_impurity, gini_impurity, information_gain, variance_impurity
+from mlwork.trees.inspection import PermutationImportance, permutation_importance
 from mlwork.trees.modelfile import load_model, save_model
 from mlwork.trees.models import feature_importances, predict, predict_proba, staged_predict
 from mlwork.trees.tree import Tree, export_text, fit_tree, tree_leaf
 
 __all__ = [
-    "BOOSTING_LOSSES", "AdaBoost", "Bins", "Forest", "GradientBoosting", "Tree",
-    "apply_bins", "bootstrap_counts", "entropy_impurity", "export_text", "feature_importances",
-    "fit_adaboost", "fit_bagging", "fit_bins", "fit_gradient_boosting", "fit_random_forest",
-    "fit_tree", "gini_impurity", "grad_hess", "information_gain", "load_model", "logistic_loss", "predict",
-    "predict_proba", "samme_alpha", "save_model", "softmax_loss", "squared_loss", "staged_predict", "tree_leaf",
-    "variance_impurity",
+    "BOOSTING_LOSSES", "AdaBoost", "Bins", "Forest", "GradientBoosting", "PermutationImportance",
+    "Tree", "apply_bins", "bootstrap_counts", "entropy_impurity", "export_text",
+    "feature_importances", "fit_adaboost", "fit_bagging", "fit_bins", "fit_gradient_boosting",
+    "fit_random_forest", "fit_tree", "gini_impurity", "grad_hess", "information_gain", "load_model",
+    "logistic_loss", "permutation_importance", "predict", "predict_proba", "samme_alpha",
+    "save_model", "softmax_loss", "squared_loss", "staged_predict", "tree_leaf", "variance_impurity"
 ]
 
 # The names of 0.1 that collided with mlwork.theory.entropy and mlwork.nn.LOSSES work until 0.3,
