@@ -4,6 +4,8 @@
     python -m experiments.mnist --model cnn --augment
     python -m experiments.mnist --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist
     python -m experiments.mnist --workdir runs/a --epochs 4 --resume
+    python -m experiments.mnist --workdir runs/a --resume           # the run's own flags, from its config.json
+    python -m experiments.mnist --workdir runs/a --model cnn --resume auto   # resume if runs/a holds a run, else start
     python -m experiments.mnist --population 8                      # 8 seeds in one vmapped program
     python -m experiments.mnist --sweep lr=1e-4,3e-4,1e-3,3e-3      # a learning-rate sweep, likewise
     python -m experiments.mnist --devices 4                         # data parallel over 4 devices
@@ -18,7 +20,8 @@ Exit codes (one table for every experiment, :mod:`mlwork.train.errors`): 0 succe
 (flags, data files, a workdir holding another run or in use by one, a ``--resume`` that does not
 match the run or has nothing to resume; nothing written); 3 non-finite loss (nothing saved for
 that epoch); 4 a checkpoint could not be written (earlier checkpoints intact); 75 preempted by
-SIGTERM after saving a checkpoint, 130 interrupted by SIGINT after saving (rerun with ``--resume``).
+SIGTERM or SIGUSR1 (SLURM's warning before its time limit) after saving a checkpoint, 130 interrupted
+by SIGINT after saving (rerun with ``--resume``, or the same command with ``--resume auto``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ import sys
 import time
 from pathlib import Path
 
-from mlwork.train.config import TrainConfig, add_config_arguments, config_from_args
+from mlwork.train.config import (
+    TrainConfig,
+    add_config_arguments,
+    config_from_args,
+    given_config_flags,
+    resume_config,
+)
 from mlwork.train.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -45,14 +54,27 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     pass
 
 
+def _resume_value(text: str) -> str:
+    if text != "auto":
+        raise argparse.ArgumentTypeError(f"expected 'auto' or no value, got {text!r}")
+    return text
+
+
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, TrainConfig]:
-    """Flags -> ``(invocation flags, TrainConfig)``; exits 2 with one line on a bad flag. Imports no JAX."""
+    """Flags -> ``(invocation flags, TrainConfig)``; exits 2 with one line on a bad flag. Imports no JAX.
+
+    A ``--resume`` of a run (``auto`` too, when ``--workdir`` holds one) takes the flags not given
+    from the run's ``config.json``."""
     p = argparse.ArgumentParser(prog="python -m experiments.mnist", description=__doc__.split("\n")[0],
                                 epilog=exit_codes_epilog(), formatter_class=_HelpFormatter)
     add_config_arguments(p)
     run = p.add_argument_group("this invocation")
     run.add_argument("--workdir", default=None, help="the run's folder (default: runs/<dataset>-<model>-<time>)")
-    run.add_argument("--resume", action="store_true", help="continue the run in --workdir from its latest checkpoint")
+    run.add_argument("--resume", nargs="?", const=True, default=False, type=_resume_value, metavar="auto",
+                     help="continue the run in --workdir from its latest checkpoint; flags not given are the run's "
+                          "(its config.json), flags given must agree with them or extend the run (e.g. more "
+                          "--epochs). --resume auto: continue when --workdir holds a run, else start one (a "
+                          "scheduler reruns the same command after every preemption)")
     run.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     run.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
     run.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
@@ -72,6 +94,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, TrainConfig]
         p.error("--stop-after must be >= 1")
     try:
         config = config_from_args(args)
+        recorded = Path(args.workdir) / "config.json" if args.workdir else None
+        if args.resume and recorded is not None and recorded.exists():  # the run's flags, the given ones on top
+            config = resume_config(recorded, {name: getattr(args, name) for name in given_config_flags(p, argv)})
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT) from None
@@ -84,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from mlwork.data import load_dataset
     from mlwork.train import enable_compilation_cache, train_and_evaluate
-    from mlwork.train.lifecycle import quiet_orbax_logs
+    from mlwork.train.lifecycle import check_workdir, quiet_orbax_logs
     from mlwork.train.parallel import is_primary, maybe_initialize_distributed, process_prefix
     from mlwork.train.peers import watch_peers
 
@@ -98,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         prefix = "" if is_primary() else process_prefix()  # the other processes' lines say which they are
         if prefix and not args.workdir:  # the default name has the time in it: processes would disagree
             raise RunError("a multi-process job needs --workdir (the same folder on every process)")
+        from mlwork.train.programs import check_devices
+
+        check_workdir(workdir, config, None, args.resume)  # refusals that need no data come before loading it
+        check_devices(config)
         if not args.no_compile_cache:
             enable_compilation_cache()
         dataset = load_dataset(config.dataset, config.data_dir, test_dir=config.test_dir, source=config.source)

@@ -462,3 +462,25 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of parsed flags (raises :class:`RunError` on a bad value)."""
     return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+
+
+def given_config_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The :class:`TrainConfig` fields whose flags ``argv`` sets (the ``parser`` of
+    :func:`add_config_arguments`, which is left as it was)."""
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    saved, unset = {name: parser.get_default(name) for name in names}, object()
+    parser.set_defaults(**dict.fromkeys(names, unset))
+    try:
+        given = vars(parser.parse_args(argv))
+    finally:
+        parser.set_defaults(**saved)
+    return {name for name in names if given.get(name, unset) is not unset}
+
+
+def resume_config(recorded: str | Path | dict[str, Any], given: dict[str, Any]) -> TrainConfig:
+    """The config a resumed run asks for: the run's recorded one (its ``config.json``, or that
+    file's record) with the values ``given`` on the command line on top. Whether the run may
+    continue under it (only ``RESUME_KEYS`` must agree) is :meth:`TrainConfig.resume_mismatch`'s
+    to say."""
+    config = TrainConfig.from_json(recorded) if isinstance(recorded, (str, Path)) else TrainConfig.from_dict(recorded)
+    return config.replace(**given)

@@ -15,7 +15,8 @@ code    meaning
         the workdir gone); earlier checkpoints intact
 69      a multi-process job lost a process (it died or exited with an error): rerun every process
         with ``--resume`` (EX_UNAVAILABLE); earlier checkpoints intact
-75      preempted (SIGTERM) after saving a checkpoint: rerun with ``--resume`` (EX_TEMPFAIL)
+75      preempted (SIGTERM, or SIGUSR1: SLURM's warning before its time limit) after saving a
+        checkpoint: rerun with ``--resume`` (EX_TEMPFAIL)
 130     interrupted (SIGINT, Ctrl-C) after saving a checkpoint: rerun with ``--resume``
 ======  ===========================================================================================
 """
@@ -41,7 +42,8 @@ EXIT_CODES = {
     EXIT_CHECKPOINT: "a checkpoint or output could not be written or read (earlier checkpoints intact)",
     EXIT_PEER_LOST: "a multi-process job lost a process (it died or exited with an error): rerun every process "
                     "with --resume (earlier checkpoints intact)",
-    EXIT_PREEMPTED: "preempted by SIGTERM after saving a checkpoint: rerun with --resume",
+    EXIT_PREEMPTED: "preempted by SIGTERM or SIGUSR1 (a scheduler's warning) after saving a checkpoint: rerun "
+                    "with --resume",
     EXIT_INTERRUPTED: "interrupted by SIGINT (Ctrl-C) after saving a checkpoint: rerun with --resume",
 }
 
@@ -126,16 +128,17 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class Preempted(Exception):
-    """Raised after a checkpoint was saved in answer to SIGTERM (or SIGINT): rerun with ``--resume``.
+    """Raised after a checkpoint was saved in answer to SIGTERM or SIGUSR1 (or SIGINT): rerun with
+    ``--resume``.
 
-    :func:`exit_code` maps it to :data:`EXIT_PREEMPTED` (75) for SIGTERM and
+    :func:`exit_code` maps it to :data:`EXIT_PREEMPTED` (75) for SIGTERM and SIGUSR1 and
     :data:`EXIT_INTERRUPTED` (130) for SIGINT.
 
     Args:
       step: the optimizer step the checkpoint was saved at.
       epoch: the epochs completed at that step.
       workdir: the run's workdir, named in the message.
-      signal_name: ``"SIGTERM"`` (preempted) or ``"SIGINT"`` (interrupted).
+      signal_name: ``"SIGTERM"`` or ``"SIGUSR1"`` (preempted) or ``"SIGINT"`` (interrupted).
 
     Example:
       >>> from mlwork.train import Preempted, exit_code

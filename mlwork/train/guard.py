@@ -4,9 +4,10 @@
   run, so a second run on the same workdir refuses at once instead of both writing checkpoints.
   The kernel releases it when the process dies, even by SIGKILL: there is no stale lock to clean.
 * :class:`PreemptionGuard` — turns SIGTERM (what preemptible VMs, Kubernetes and SLURM send before
-  killing a job) and SIGINT (Ctrl-C) into a flag the training loop checks between compiled calls:
+  killing a job), SIGUSR1 (SLURM's warning before a time limit, ``--signal=USR1@120``) and SIGINT
+  (Ctrl-C) into a flag the training loop checks between compiled calls:
   it finishes the call in flight, writes a checkpoint, waits for asynchronous saves, and exits
-  with :data:`~mlwork.train.EXIT_PREEMPTED` (75; 130 for SIGINT).
+  with :data:`~mlwork.train.EXIT_PREEMPTED` (75, for SIGTERM and SIGUSR1 alike; 130 for SIGINT).
 """
 
 from __future__ import annotations
@@ -98,10 +99,10 @@ class WorkdirLock:
 
 
 class PreemptionGuard:
-    """Turns SIGTERM and SIGINT into a flag the training loop checks between compiled calls.
+    """Turns SIGTERM, SIGUSR1 and SIGINT into a flag the training loop checks between compiled calls.
 
     Use: ``with PreemptionGuard() as guard: ... if guard.requested: save and stop``.
-    Installs handlers for SIGTERM and SIGINT that only record the request (nothing unsafe happens
+    Installs handlers for these signals that only record the request (nothing unsafe happens
     inside a handler); ``guard.signal_name`` says which arrived first. Restores the previous
     handlers on exit. Outside the main thread it does nothing.
 
@@ -121,7 +122,7 @@ class PreemptionGuard:
       True SIGUSR1
     """
 
-    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
+    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)):
         self.signals = signals
         self.requested = False
         self.signal_name: str | None = None

@@ -66,14 +66,37 @@ def _has_checkpoints(workdir: Path) -> bool:
     return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
 
 
-def check_workdir(workdir: Path, config: TrainConfig, data_source: str, resume: bool) -> bool:
+def holds_run(workdir: str | Path) -> bool:
+    """Whether ``workdir`` holds a run (its ``config.json`` or a checkpoint)."""
+    workdir = Path(workdir)
+    return (workdir / "config.json").exists() or _has_checkpoints(workdir)
+
+
+def resolve_resume(workdir: str | Path, resume: bool | str) -> bool:
+    """``resume`` as a yes or no: ``"auto"`` resumes when ``workdir`` holds a run and starts one
+    otherwise (so a scheduler can rerun one command after every preemption).
+
+    Raises:
+      RunError: ``resume`` is not ``True``, ``False`` or ``"auto"``.
+    """
+    if resume == "auto":
+        return holds_run(workdir)
+    if not isinstance(resume, bool):
+        raise RunError(f"resume must be True, False or 'auto', got {resume!r}")
+    return resume
+
+
+def check_workdir(workdir: Path, config: TrainConfig, data_source: str | None, resume: bool | str) -> bool:
     """Refuse a workdir that holds another run, or nothing to resume, or a run that differs from
-    ``config`` (read-only). Returns ``True`` when a ``resume`` must start from scratch: the run
-    was stopped before its first checkpoint.
+    ``config`` (read-only; ``data_source`` ``None``: not compared, for a check before the data are
+    loaded). Returns ``True`` when a ``resume`` must start from scratch: the run was stopped before
+    its first checkpoint.
 
     Raises:
       RunError: naming what differs or what is missing.
     """
+    workdir = Path(workdir)
+    resume = resolve_resume(workdir, resume)
     existing = workdir / "config.json"
     has_checkpoints = _has_checkpoints(workdir)
     if not resume:
@@ -82,7 +105,9 @@ def check_workdir(workdir: Path, config: TrainConfig, data_source: str, resume: 
                            "choose another --workdir")
         return False
     if not has_checkpoints and not existing.exists():
-        raise RunError(f"--resume: no checkpoint in {workdir / 'checkpoints'}")
+        missing = "" if workdir.is_dir() else " (the folder does not exist)"
+        raise RunError(f"--resume: no checkpoint in {workdir / 'checkpoints'}{missing}; --resume auto starts a "
+                       "run when there is none")
     if not has_checkpoints:  # stopped before its first checkpoint: nothing to continue, any config starts over
         return True
     if existing.exists():
@@ -97,7 +122,7 @@ def check_workdir(workdir: Path, config: TrainConfig, data_source: str, resume: 
             raise RunError(f"--resume: workdir {workdir} holds a run with {differs}; change the flag back or use "
                            "another --workdir (nothing was changed)")
         old_source = old.get("data_source")
-        if old_source not in (None, data_source):
+        if data_source is not None and old_source not in (None, data_source):
             raise RunError(f"--resume: workdir {workdir} was trained on {old_source}, not {data_source}")
     return not has_checkpoints
 
@@ -129,7 +154,7 @@ def run_record(run: Run, dataset: Dataset, state: Any) -> dict[str, Any]:
     return record
 
 
-def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Dataset, *, resume: bool = False,
+def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Dataset, *, resume: bool | str = False,
                        stop_after: int | None = None, progress: bool = True,
                        log: Callable[[str], None] = print, plots: bool = True, model: nn.Model | None = None,
                        tx: optax.GradientTransformation | None = None,
@@ -145,7 +170,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
       resume: continue from the newest intact checkpoint with the same data order, RNG stream,
         schedule position and early-stopping counters: the final parameters equal an
         uninterrupted run's bit for bit (CPU). A run stopped before its first checkpoint starts
-        over.
+        over. ``"auto"``: resume when ``workdir`` holds a run, else start one.
       stop_after: end this invocation after that many epochs, as if interrupted.
       progress: a tqdm bar per epoch.
       log: where one-line messages go (resume, fallbacks, early stopping).
@@ -179,12 +204,15 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
     run = prepare(config, dataset, model=model, tx=tx)
     with _workdir_lock(workdir) as lock, PreemptionGuard() as guard, \
             contextlib.closing(ckpt.checkpoint_manager(workdir, keep=config.keep_checkpoints)) as manager:
-        fresh = check_workdir(workdir, config, dataset.source, resume)  # again, now that we hold the lock
+        resuming = resolve_resume(workdir, resume)  # "auto": does the workdir hold a run, now that we hold the lock
+        fresh = check_workdir(workdir, config, dataset.source, resuming)  # again, now that we hold the lock
         parallel.all_processes(True)  # every process has checked before the primary writes
         requested = lambda: parallel.any_process(guard.requested)  # noqa: E731 (one signalled process stops all)
-        tree, history, partial = _start(run, manager, workdir, resume and not fresh, log)
-        if resume and fresh:
+        tree, history, partial = _start(run, manager, workdir, resuming and not fresh, log)
+        if resuming and fresh:
             log(f"no checkpoint in {workdir} yet (stopped before its first): starting from scratch")
+        elif resume == "auto" and not resuming:
+            log(f"--resume auto: no run in {workdir} yet: starting one")
         meta = {**config.to_dict(), **run_record(run, dataset, split_tree(run, tree)[0])}
         if primary:
             report.write_json(workdir / "config.json", meta)

@@ -194,14 +194,7 @@ def prepare(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = N
     if population and tx is not None:
         raise RunError("a population trains mlwork's optimizer (its members' learning rates and weight decays "
                        "live in its state); a custom tx is for single models")
-    if population and jax.process_count() > 1:
-        raise RunError(f"a population trains in one process; this job has {jax.process_count()} (data "
-                       "parallelism over processes is for single models)")
-    try:
-        mesh = parallel.make_mesh(1 if population else config.devices)
-        parallel.check_batch(config.batch_size, mesh)
-    except ValueError as e:
-        raise RunError(str(e)) from None
+    mesh = check_devices(config)
     mean, std = dataset.mean_std
     tr_x, tr_y, va_x, va_y = split_validation(dataset.train_images, dataset.train_labels,
                                               config.val_fraction, seed=config.split_seed)
@@ -222,6 +215,25 @@ def prepare(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = N
                (put(va_x, np.uint8), put(va_y, np.int32)),
                (put(dataset.test_images, np.uint8), put(dataset.test_labels, np.int32)), mesh,
                config.members() if population else None, input_shape, len(class_names), class_names)
+
+
+def check_devices(config: TrainConfig) -> Mesh:
+    """The mesh ``config`` trains on, checked before any data are loaded.
+
+    Raises:
+      RunError: more devices than exist, a batch the devices cannot split evenly, a population in
+        a multi-process job.
+    """
+    population = config.is_population
+    if population and jax.process_count() > 1:
+        raise RunError(f"a population trains in one process; this job has {jax.process_count()} (data "
+                       "parallelism over processes is for single models)")
+    try:
+        mesh = parallel.make_mesh(1 if population else config.devices)
+        parallel.check_batch(config.batch_size, mesh)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    return mesh
 
 
 def init_state(run: Run) -> TrainState:

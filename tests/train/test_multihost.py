@@ -187,11 +187,12 @@ def test_kill_one_process_then_resume(two, data_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_to_one_process_stops_both_and_resumes_on_one(two, data_dir, tmp_path):
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR1"])  # SIGUSR1: SLURM's warning before its time limit
+def test_sigterm_to_one_process_stops_both_and_resumes_on_one(signame, two, data_dir, tmp_path):
     workdir = tmp_path / "run"
     procs = _start_two(data_dir, workdir)
     _wait_for_rows(workdir, 1, procs)
-    procs[1].send_signal(signal.SIGTERM)
+    procs[1].send_signal(getattr(signal, signame))
     codes, outs = _finish(procs, timeout=EXIT_BOUND_S)
     assert codes == [75, 75], [_tail(e) for _, e in outs]
     manager = checkpoint.checkpoint_manager(workdir, read_only=True)

@@ -122,7 +122,7 @@ def test_a_refused_start_leaves_the_workdir_as_it_was(path, data_dir, tmp_path, 
 
 MISMATCHES = [
     ("single", ["--population", "2"], "population=1, not 2"),
-    ("population", [], "population=2, not 1"),
+    ("population", ["--population", "1"], "population=2, not 1"),
     ("population", ["--population", "4"], "population=2, not 4"),
     ("sweep", ["--population", "2"], "population=1, not 2"),
     ("single", ["--model", "cnn"], "model='mlp', not 'cnn'"),
@@ -142,8 +142,11 @@ def test_a_mismatched_resume_is_refused_and_moves_nothing(holder, request_flags,
     code, err = _main(argv, capsys)
     assert code == 2 and differs in _one_line(err), err
     assert _snapshot(workdir) == before and not (workdir / "damaged_checkpoints").exists()
-    # The right command still continues the run (finished: nothing to train, evaluated again).
+    # The right command still continues the run (finished: nothing to train, evaluated again), and so
+    # does --resume with --workdir alone (config.json holds every flag).
     code, err = _main(_args(data_dir, holder, workdir, "--resume"), capsys)
+    assert code == 0, err
+    code, err = _main(["--workdir", str(workdir), "--resume"], capsys)
     assert code == 0, err
 
 
@@ -207,8 +210,10 @@ def test_a_nonfinite_loss_exits_3_naming_member_epoch_and_step(path, data_dir, t
     who = {"single": None, "population": "of member 0 (seed 0, lr 1e+06", "sweep": "of member 1 (seed 0, lr 1e+06"}
     assert ("member" not in line) if who[path] is None else (who[path] in line), line
     assert not any(p.name.isdigit() for p in (workdir / "checkpoints").iterdir())
-    # Stopped before its first checkpoint: --resume with a sane config starts over.
-    code, err = _main(_args(data_dir, path, workdir, "--optimizer", "sgd", "--resume", epochs=1), capsys)
+    # Stopped before its first checkpoint: --resume with a sane config starts over (flags not given are the
+    # recorded run's, so the rate is given).
+    code, err = _main(_args(data_dir, path, workdir, "--optimizer", "sgd", "--lr", "1e-3", "--resume", epochs=1),
+                      capsys)
     assert code == 0, err
 
 
@@ -232,7 +237,7 @@ def _signal_at_poll(monkeypatch, signum, poll):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signame, code", [("SIGTERM", 75), ("SIGINT", 130)])
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 75), ("SIGUSR1", 75), ("SIGINT", 130)])
 @pytest.mark.parametrize("path", PATHS)
 def test_a_signal_saves_then_the_resumed_run_is_exact(path, signame, code, finished, data_dir, tmp_path, capsys,
                                                       monkeypatch):
@@ -277,6 +282,29 @@ def test_sigkill_anywhere_then_resume_is_exact(path, finished, data_dir, tmp_pat
     resumed = subprocess.run(cmd + ["--resume"], env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _summary(workdir)["params_sha256"] == _summary(finished(path))["params_sha256"]
+
+
+@pytest.mark.slow
+def test_sigusr1_then_the_same_command_with_resume_auto_finishes_exact(finished, data_dir, tmp_path):
+    """What a SLURM job does: ``--resume auto`` starts the run in an empty workdir, SIGUSR1 (sent before
+    the time limit) saves and exits 75, the same command resumes it to the uninterrupted result, and a
+    changed command is refused with 2."""
+    workdir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "experiments.mnist", *_args(data_dir, "single", workdir), "--resume", "auto"]
+    proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for_first_epoch(workdir, proc)
+    proc.send_signal(signal.SIGUSR1)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 75, err[-2000:]
+    assert "preempted (SIGUSR1): checkpoint saved at step " in err and "Traceback" not in err
+    assert not (workdir / "summary.json").exists()
+    resumed = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from step " in resumed.stdout
+    assert _summary(workdir)["params_sha256"] == _summary(finished("single"))["params_sha256"]
+    changed = subprocess.run(cmd + ["--lr", "0.01"], env=_env(), cwd=ROOT, capture_output=True, text=True,
+                             timeout=300)
+    assert changed.returncode == 2 and "holds a run with lr=0.001, not 0.01" in _one_line(changed.stderr)
 
 
 @contextlib.contextmanager
