@@ -85,6 +85,12 @@ def augment(key: Array, images: Array, max_shift: float = 2.0, max_rotation_deg:
     return jax.vmap(lambda k, im: _affine_one(k, im, max_shift, max_rotation))(keys, images)
 
 
+def _leading(a, ndim: int):
+    """``a`` with leading axes of 1 up to ``ndim`` axes (explicit broadcasting over the batch)."""
+    a = jnp.asarray(a, jnp.float32)
+    return a.reshape((1,) * (ndim - a.ndim) + a.shape)
+
+
 def preprocess(images_u8: Array, mean: float, std: float, *, key: Array | None = None,
                augment_data: bool = False) -> Array:
     r"""A batch to the model's input: uint8 images through optional :func:`augment`, then
@@ -122,7 +128,8 @@ def preprocess(images_u8: Array, mean: float, std: float, *, key: Array | None =
             return images_u8.astype(jnp.int32)
         if augment_data:
             raise ValueError("augmentation is for uint8 images; got float features")
-        return (images_u8.astype(jnp.float32) - mean) * (1.0 / std)
+        x = images_u8.astype(jnp.float32)
+        return (x - _leading(mean, x.ndim)) * _leading(1.0 / jnp.asarray(std, jnp.float32), x.ndim)
     x = images_u8.astype(jnp.float32)
     if augment_data:
         if key is None:
