@@ -51,14 +51,17 @@ class ArrayDataset:
       x_train: ``(N, *input_shape)``: uint8 images, float32 features or int32 tokens.
       y_train: ``(N,)`` int32 class labels, ``(N, *target_shape)`` float32 values, or ``(N, C)``
         float32 multi-hot labels.
-      x_val, y_val: a validation split, or ``None`` (the trainer then carves a seeded one off the
-        training split).
-      x_test, y_test: a test split, or ``None`` (the trainer then reports the validation split's
+      x_val: the validation inputs, or ``None`` (the trainer then carves a seeded validation split
+        off the training split).
+      y_val: the validation targets, or ``None``.
+      x_test: the test inputs, or ``None`` (the trainer then reports the validation split's
         figures, and says so).
+      y_test: the test targets, or ``None``.
       target: one of :data:`TARGETS`.
       class_names: one name per class (``"classes"`` and ``"multilabel"``), else ``None``.
-      mean, std: the input normalisation: scalars for images, float32 arrays of ``input_shape``
-        for features, ``None`` for tokens.
+      mean: the input normalisation's mean: a scalar for images, a float32 array of
+        ``input_shape`` for features, ``None`` for tokens.
+      std: its standard deviation, likewise.
       name: a short name for titles and ``config.json``.
       source: where the arrays came from (``"memory"``, ``"npz:<path>"``, ``"idx:..."``).
       notice: a message to show the user, or ``""``.
@@ -98,7 +101,7 @@ class ArrayDataset:
 
     @property
     def target_shape(self) -> tuple[int, ...]:
-        """One target's shape: ``()`` for class labels, the trailing shape of values, ``(C,)`` for multi-hot."""
+        """The shape of one target (``()`` for class labels, the trailing shape of values, ``(C,)`` for multi-hot)."""
         return tuple(int(d) for d in self.y_train.shape[1:])
 
     @property
@@ -108,7 +111,7 @@ class ArrayDataset:
 
     @property
     def output_size(self) -> int:
-        """The model's outputs per example: the classes, or the values per target (at least 1)."""
+        """How many outputs the model has per example (the classes, or the values per target; at least 1)."""
         return self.num_classes if self.num_classes is not None else max(1, math.prod(self.target_shape))
 
     @property
@@ -123,6 +126,15 @@ class ArrayDataset:
         if self.target != "values":
             return np.zeros(self.output_size)
         return self.y_train.reshape(len(self.y_train), -1).astype(np.float64).mean(axis=0)
+
+    @property
+    def target_std(self) -> np.ndarray:
+        """The training targets' standard deviation per output, float64 ``(output_size,)`` (values
+        only, 1 where a target is constant; ones otherwise): the trainer learns standardised targets."""
+        if self.target != "values":
+            return np.ones(self.output_size)
+        std = self.y_train.reshape(len(self.y_train), -1).astype(np.float64).std(axis=0)
+        return np.where(std > 0, std, 1.0)
 
 
 def input_kind(dtype: Any) -> str:

@@ -54,7 +54,7 @@ RESUME_KEYS = ("model", "model_kwargs", "hidden", "dataset", "data", "task", "lo
 RUN_RECORD_KEYS = ("data_source", "n_params", "steps_per_epoch", "input_shape", "num_classes", "class_names",
                    "mean", "std", "members", "reproducibility", "data_name", "target", "target_shape",
                    "output_size", "input_kind", "input_dtype", "loss_name", "metric_names", "monitored",
-                   "monitored_mode", "test_split")
+                   "monitored_mode", "test_split", "target_mean", "target_std")
 
 
 def _knob(default: Any, help: str, *, choices: tuple[str, ...] | None = None, flag: str | None = None) -> Any:

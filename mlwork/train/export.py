@@ -75,7 +75,7 @@ def export_run(workdir: str | Path | LoadedRun, path: str | Path, which: str | i
     loaded = workdir if isinstance(workdir, LoadedRun) else load_run(workdir, which)
     mean, std = loaded.mean_std
     members = probabilities_fn(loaded.model, mean, std, loaded.is_ensemble, target=loaded.target,
-                               input_kind=loaded.input_kind)
+                               input_kind=loaded.input_kind, target_scaling=loaded.target_scaling)
 
     def infer(variables, x):
         probs = members(variables, x)

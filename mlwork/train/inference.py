@@ -27,7 +27,7 @@ CHUNK = 1024
 
 
 def probabilities_fn(model: Any, mean: Any, std: Any, ensemble: bool, *, target: str = "classes",
-                     input_kind: str = "images"):
+                     input_kind: str = "images", target_scaling: Any = None):
     """The inference function ``f(variables, x) -> probs`` of a run, pure and jittable.
 
     Args:
@@ -39,6 +39,8 @@ def probabilities_fn(model: Any, mean: Any, std: Any, ensemble: bool, *, target:
       target: ``"classes"`` (softmax), ``"multilabel"`` (sigmoid) or ``"values"`` (the outputs).
       input_kind: ``"images"`` or ``"features"`` (standardised as ``(x - mean) / std``) or
         ``"tokens"`` (as they are).
+      target_scaling: values only: ``(target_mean, target_std)`` per output; the values returned
+        are ``target_mean + target_std * outputs`` (``None``: the outputs).
 
     Returns:
       ``f(variables, x)`` with ``x`` ``(B, *input_shape)`` (float32 in ``[0, 1]`` for images, raw
@@ -54,7 +56,11 @@ def probabilities_fn(model: Any, mean: Any, std: Any, ensemble: bool, *, target:
             x = (x - mean.reshape(lead + mean.shape)) * inv_std.reshape(lead + inv_std.shape)
         out, _ = model.apply(variables, x, train=False)
         if target == "values":
-            return out.astype(jnp.float32)
+            out = out.astype(jnp.float32).reshape(out.shape[0], -1)
+            if target_scaling is not None:
+                shift, scale = (jnp.asarray(v, jnp.float32) for v in target_scaling)
+                out = out * scale[None] + shift[None]
+            return out
         wanted = "softmax" if target == "classes" else "sigmoid"
         if model.output_activation == wanted:
             return out
@@ -175,7 +181,7 @@ def predict(loaded: Any, images: Any, *, per_member: bool = False) -> np.ndarray
     x = x.reshape((n, *input_shape))
     mean, std = loaded.mean_std
     f = _compiled(loaded.model, _key(mean), _key(std), loaded.is_ensemble, loaded.target, loaded.input_kind,
-                  input_shape)
+                  input_shape, loaded.target_scaling)
     chunk = min(CHUNK, max(n, 1))
     padded = -(-n // chunk) * chunk
     x = np.concatenate([x, np.zeros((padded - n, *input_shape), x.dtype)]) if padded > n else x
@@ -200,7 +206,8 @@ def _key(value: Any) -> Any:
 
 @functools.lru_cache(maxsize=8)
 def _compiled(model: Any, mean: Any, std: Any, ensemble: bool, target: str = "classes", input_kind: str = "images",
-              input_shape: tuple[int, ...] = ()):
+              input_shape: tuple[int, ...] = (), target_scaling: Any = None):
     if isinstance(mean, tuple):
         mean, std = np.reshape(mean, input_shape), np.reshape(std, input_shape)
-    return jax.jit(probabilities_fn(model, mean, std, ensemble, target=target, input_kind=input_kind))
+    return jax.jit(probabilities_fn(model, mean, std, ensemble, target=target, input_kind=input_kind,
+                                    target_scaling=target_scaling))

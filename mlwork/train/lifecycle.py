@@ -352,7 +352,7 @@ def _evaluate_best(run: Run, manager, state: Any, best: tuple[Any, Any] | None
         ensemble = task.finalize(jax.device_get(task.stats(outputs, run.test[1])), n)
         for name, value in ensemble.items():
             test[f"ensemble_{name}"] = float(value)
-        test["ensemble_loss"] = float(np.mean(np.asarray(task.loss(outputs, run.test[1]))))
+        test["ensemble_loss"] = float(np.mean(np.asarray(task.example_loss(outputs, run.test[1]))))
         return test, None, None
     step = ckpt.best_step(manager)
     best_state, _ = ckpt.restore(manager, checkpoint_tree(run, state), step)

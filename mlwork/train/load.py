@@ -98,13 +98,23 @@ class LoadedRun(NamedTuple):
 
     @property
     def target(self) -> str:
-        """What the outputs mean: ``"classes"`` (default), ``"multilabel"`` or ``"values"`` (``config["target"]``)."""
+        """The kind of targets the outputs stand for, ``"classes"`` (default), ``"multilabel"`` or ``"values"``
+        (``config["target"]``)."""
         return str(self.config.get("target", "classes"))
 
     @property
     def target_shape(self) -> tuple[int, ...]:
         """One target's shape (``config["target_shape"]``; ``()`` for class labels)."""
         return tuple(int(d) for d in self.config.get("target_shape") or ())
+
+    @property
+    def target_scaling(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """For a regression, ``(target_mean, target_std)`` per output, the predictions being
+        ``target_mean + target_std * outputs`` (``config["target_mean"]``, ``["target_std"]``);
+        ``None`` otherwise."""
+        if self.target != "values" or "target_mean" not in self.config:
+            return None
+        return tuple(map(float, self.config["target_mean"])), tuple(map(float, self.config["target_std"]))
 
     @property
     def input_kind(self) -> str:

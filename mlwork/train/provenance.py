@@ -117,6 +117,8 @@ def run_metadata(dataset: Any, mean: Any, std: Any, task: Any = None) -> dict[st
               "class_names": list(data.class_names or []), "mean": as_json(mean), "std": as_json(std),
               "data_name": data.name, "target": data.target, "target_shape": list(data.target_shape),
               "input_kind": data.input_kind, "input_dtype": str(data.x_train.dtype)}
+    if data.target == "values":  # predictions are target_mean + target_std * outputs
+        record.update(target_mean=data.target_mean.tolist(), target_std=data.target_std.tolist())
     if task is not None:
         record.update(loss_name=task.loss_name, metric_names=list(task.metrics), monitored=task.monitor,
                       monitored_mode=task.mode)

@@ -291,7 +291,7 @@ def make_evaluate(model: Model, *, mean: float, std: float, batch_size: int = 10
             def task_body(carry, batch):
                 x, y, v = constrain_batch(batch, mesh)
                 outputs, _ = model.apply({"params": params, "state": model_state}, preprocess(x, mean, std))
-                loss_sum = carry[0] + jnp.sum(jnp.where(v, task.loss(outputs, y), 0.0))
+                loss_sum = carry[0] + jnp.sum(jnp.where(v, task.example_loss(outputs, y), 0.0))
                 stats = jax.tree.map(jnp.add, carry[1], task.stats(outputs, y, v))
                 return (loss_sum, stats), task.predictions(outputs)
 

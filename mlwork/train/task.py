@@ -18,6 +18,12 @@ own with :func:`register_loss` / :func:`register_metric`), by an import string
   averaged over the outputs (scikit-learn's ``uniform_average``), never a mean of per-batch
   :math:`R^2`.
 
+**Values are learnt standardised.** For a regression the model's outputs :math:`o` stand for
+:math:`(y - \mu_y) / \sigma_y` (the training targets' mean and standard deviation per output):
+the loss compares :math:`o` with the standardised targets (so its scale, and a learning rate
+that suits it, do not depend on the targets' units), while the metrics, ``predict`` and the
+plots use :math:`\hat y = \mu_y + \sigma_y o`, in the targets' own units.
+
 The targets' kind (:data:`mlwork.data.TARGETS`) chooses the defaults: class labels train with
 softmax cross-entropy and monitor ``accuracy`` (``max``); multi-hot labels with sigmoid binary
 cross-entropy and ``accuracy`` (per label); values with the squared error, metrics ``mse``,
@@ -285,6 +291,8 @@ class Task(NamedTuple):
       mode: ``"max"`` or ``"min"``: which way ``monitor`` improves.
       output_size: the model's outputs per example.
       target_shape: one target's shape.
+      shift, scale: values only: the training targets' mean and standard deviation per output,
+        float32 ``(output_size,)`` (``None`` otherwise); see the module docstring.
     """
 
     kind: str
@@ -295,14 +303,37 @@ class Task(NamedTuple):
     mode: str
     output_size: int
     target_shape: tuple[int, ...]
+    shift: Any = None
+    scale: Any = None
+
+    def to_units(self, outputs: Array) -> Array:
+        r"""Outputs in the targets' units: :math:`\mu_y + \sigma_y o` for values; as they are otherwise."""
+        if self.shift is None:
+            return outputs
+        o = outputs.astype(jnp.float32).reshape(outputs.shape[0], -1)
+        return o * jnp.asarray(self.scale)[None] + jnp.asarray(self.shift)[None]
+
+    def standardize(self, targets: Array) -> Array:
+        r"""Targets as the loss sees them: :math:`(y - \mu_y) / \sigma_y` for values, ``(B, D)``;
+        as they are otherwise."""
+        if self.shift is None:
+            return targets
+        t = targets.astype(jnp.float32).reshape(targets.shape[0], -1)
+        return (t - jnp.asarray(self.shift)[None]) * (1.0 / jnp.asarray(self.scale))[None]
+
+    def example_loss(self, outputs: Array, targets: Array) -> Array:
+        """The per-example losses, ``(B,)`` (on standardised targets for values)."""
+        return self.loss(outputs, self.standardize(targets))
 
     def batch_loss(self, outputs: Array, targets: Array) -> Array:
         """The mean of the per-example losses over the batch (what the step minimises)."""
-        return jnp.mean(self.loss(outputs, targets))
+        return jnp.mean(self.example_loss(outputs, targets))
 
     def stats(self, outputs: Array, targets: Array, valid: Array | None = None) -> dict[str, dict[str, Array]]:
-        """Every metric's sufficient statistics summed over the batch (over ``valid`` examples only)."""
+        """Every metric's sufficient statistics summed over the batch (over ``valid`` examples only),
+        the outputs in the targets' units."""
         out = {}
+        outputs = self.to_units(outputs)
         for name, metric in self.metrics.items():
             per_example = metric.stats(outputs, targets)
             if valid is not None:
@@ -322,7 +353,7 @@ class Task(NamedTuple):
             return jnp.argmax(outputs, -1)
         if self.kind == "multilabel":
             return (outputs > 0).astype(jnp.int32)
-        return outputs.reshape((outputs.shape[0], *self.target_shape)).astype(jnp.float32)
+        return self.to_units(outputs).reshape((outputs.shape[0], *self.target_shape))
 
     def probabilities(self, outputs: Array) -> Array:
         """What ``predict`` returns: softmax (classes), sigmoid (multi-hot) or the values (float32)."""
@@ -331,7 +362,7 @@ class Task(NamedTuple):
             return jax.nn.softmax(outputs, axis=-1)
         if self.kind == "multilabel":
             return jax.nn.sigmoid(outputs)
-        return outputs
+        return self.to_units(outputs)
 
     def ensemble_outputs(self, member_outputs: Array) -> Array:
         """Members' outputs ``(K, B, D)`` -> the ensemble's, as outputs the metrics read: the log of the
@@ -441,7 +472,9 @@ def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] |
     if natural is not None and mode != natural:
         raise RunError(f"monitor_mode must be {natural!r} for {monitor!r} (it improves that way); got {mode!r}")
     output_size = data.output_size
-    return Task(kind, loss_name, loss_fn, built, monitor, mode, output_size, data.target_shape)
+    shift, scale = (None, None) if kind != "values" else (
+        jnp.asarray(data.target_mean, jnp.float32), jnp.asarray(data.target_std, jnp.float32))
+    return Task(kind, loss_name, loss_fn, built, monitor, mode, output_size, data.target_shape, shift, scale)
 
 
 _WORDS = {"classes": "class labels", "multilabel": "multi-hot labels", "values": "values"}

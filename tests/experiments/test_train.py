@@ -121,13 +121,16 @@ def _digits_npz(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("problem, extra", [
-    ("diabetes", ["--epochs", "6", "--batch-size", "8", "--steps-per-call", "2"]),
-    ("digits", ["--model", "cnn", "--epochs", "4", "--batch-size", "32", "--steps-per-call", "2"]),
-    ("diabetes", ["--epochs", "6", "--batch-size", "8", "--steps-per-call", "2", "--population", "3"]),
-    ("digits", ["--epochs", "4", "--batch-size", "32", "--steps-per-call", "2", "--sweep", "lr=1e-3,3e-3"]),
-])
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("problem, extra, sig", [
+    ("diabetes", ["--epochs", "6", "--batch-size", "8", "--steps-per-call", "2"], signal.SIGTERM),
+    ("diabetes", ["--epochs", "6", "--batch-size", "8", "--steps-per-call", "2"], signal.SIGKILL),
+    ("digits", ["--model", "cnn", "--epochs", "4", "--batch-size", "32", "--steps-per-call", "2"], signal.SIGTERM),
+    ("diabetes", ["--epochs", "6", "--batch-size", "8", "--steps-per-call", "2", "--population", "3"],
+     signal.SIGTERM),
+    ("digits", ["--epochs", "4", "--batch-size", "32", "--steps-per-call", "2", "--sweep", "lr=1e-3,3e-3"],
+     signal.SIGKILL),
+], ids=["diabetes-sigterm", "diabetes-sigkill", "digits-cnn-sigterm", "diabetes-population-sigterm",
+        "digits-sweep-sigkill"])
 def test_a_stopped_run_resumes_bit_identical(problem, extra, sig, diabetes_npz, tmp_path):
     data = diabetes_npz if problem == "diabetes" else _digits_npz(tmp_path)
     base = [sys.executable, "-m", "experiments.train", "--data", str(data), *extra]
