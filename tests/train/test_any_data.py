@@ -237,3 +237,16 @@ def test_a_user_model_and_loss_by_import_string_come_back_in_a_new_process(regre
                               "JAX_PLATFORMS": "cpu"})
     assert out.returncode == 0, out.stderr[-2000:]
     np.testing.assert_allclose(json.loads(out.stdout.strip().splitlines()[-1]), expected, rtol=1e-5)
+
+
+def test_multi_hot_labels_train_with_sigmoid_cross_entropy_and_predict_label_probabilities(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 4)).astype(np.float32)
+    y = np.stack([x[:, 0] > 0, x[:, 1] > 0, x[:, 0] + x[:, 1] > 0], axis=1)  # booleans: multi-hot
+    data = from_arrays(x[:128], y[:128], x_test=x[128:], y_test=y[128:], class_names=["a", "b", "a+b"])
+    summary = train_and_evaluate(TrainConfig(epochs=3, **FAST), tmp_path / "w", data, plots=False, **QUIET)
+    assert summary["task"] == "multilabel" and summary["loss"] == "sigmoid_binary_cross_entropy"
+    probs = predict(load_run(tmp_path / "w"), x[128:])
+    assert probs.shape == (32, 3) and ((probs > 0) & (probs < 1)).all()
+    per_label = np.mean((probs > 0.5) == y[128:])
+    assert per_label == pytest.approx(summary["test_accuracy"], abs=1e-6)
