@@ -146,7 +146,7 @@ def run_record(run: Run, dataset: Dataset, state: Any) -> dict[str, Any]:
     ``RUN_RECORD_KEYS``): the data source and what its model expects
     (``run_metadata()``), the parameter count, steps per epoch, a
     population's members, and the :func:`~mlwork.train.provenance.reproducibility_record`."""
-    params = state.params if run.members is None else jax.tree.map(lambda x: x[0], state.params)
+    params = run.who.first(state.params)
     record = {"data_source": dataset.source, "n_params": nn.count_params(params),
               "steps_per_epoch": run.steps_per_epoch, **run_metadata(run.data, run.mean, run.std, run.task),
               "test_split": "validation" if run.test_is_val else "test",
@@ -368,16 +368,15 @@ def _progress_bar(run: Run, initial: int, progress: bool):
 
 
 def _epoch(run: Run, tree: Any) -> int:
-    state = split_tree(run, tree)[0]
-    return int(state.epoch) if run.members is None else int(state.epoch[0])
+    return run.who.scalar(split_tree(run, tree)[0].epoch)
 
 
 def _step(run: Run, state: Any) -> int:
-    return int(state.step) if run.members is None else int(state.step[0])
+    return run.who.scalar(state.step)
 
 
 def _detail(run: Run, member: int | None) -> str:
-    return "" if member is None else "seed {}, lr {:g}, weight_decay {:g}".format(*run.members[member])
+    return run.who.describe(member)
 
 
 def _show(bar, event: EpochEnd, monitor: str = "accuracy") -> None:

@@ -75,13 +75,6 @@ class Interrupted(NamedTuple):
     partial: dict[str, Any]
 
 
-def _per_member(tree: Any, k: int | None) -> list[Any]:
-    """Host metrics as one entry per member (a single model's get a member axis of 1)."""
-    if k is None:
-        return [tree]
-    return [jax.tree.map(lambda x, i=i: np.asarray(x)[i], tree) for i in range(k)]
-
-
 def _add_stats(total: Any, new: Any) -> Any:
     """Metric statistics summed on the host in float64, JSON-ready (nested lists) for a mid-epoch checkpoint."""
     new = jax.tree.map(lambda x: np.asarray(x, np.float64), new)
@@ -145,21 +138,20 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
             for event in train_epochs(run, state, compiled, partial=event.partial):
                 state = event.state
     """
-    config, spe, k = run.config, run.steps_per_epoch, run.population
-    if k is not None and best is None:
+    config, spe, who = run.config, run.steps_per_epoch, run.who
+    population = run.members is not None
+    if population and best is None:
         best = jax.tree.map(jnp.copy, (state.params, state.model_state))  # the calls donate the state's buffers
-    step_of = (lambda s: int(s.step)) if k is None else (lambda s: int(s.step[0]))  # noqa: E731
-    epoch_of = (lambda s: int(s.epoch)) if k is None else (lambda s: int(s.epoch[0]))  # noqa: E731
-    start = epoch_of(state)
+    start = who.scalar(state.epoch)
     if stopped_before(run, state):
         return
-    update_stopping = run.stopper.update if k is None else jax.vmap(run.stopper.update)
+    update_stopping = who.vmap(run.stopper.update)
     for epoch in range(start + 1, config.epochs + 1):
-        position = step_of(state) - (epoch - 1) * spe
+        position = who.scalar(state.step) - (epoch - 1) * spe
         if partial and position > 0:
             sums, time_s = [dict(s) for s in partial["members"]], partial["time_s"]
         else:
-            sums, time_s = [{"loss_sum": 0.0, "stats": None, "monitor": None} for _ in range(k or 1)], 0.0
+            sums, time_s = [{"loss_sum": 0.0, "stats": None, "monitor": None} for _ in range(who.count)], 0.0
         partial = None
         while position < spe:
             length = min(compiled.steps_per_call, spe - position)
@@ -167,11 +159,10 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
             state, m = compiled.chunks[length](state, *run.train)
             m = jax.device_get({name: m[name] for name in _FETCH if name in m})
             time_s += time.perf_counter() - t
-            for i, (member, total) in enumerate(zip(_per_member(m, k), sums, strict=True)):
+            for i, (member, total) in enumerate(zip(who.split(m), sums, strict=True)):
                 if member["nonfinite_step"] >= 0:
-                    detail = "" if k is None else "seed {}, lr {:g}, weight_decay {:g}".format(*run.members[i])
-                    raise NonFiniteLossError(epoch, int(member["nonfinite_step"]), member=None if k is None else i,
-                                             detail=detail)
+                    raise NonFiniteLossError(epoch, int(member["nonfinite_step"]), member=who.index(i),
+                                             detail=who.describe(i))
                 total["loss_sum"] += float(member["loss_sum"])
                 total["stats"] = _add_stats(total.get("stats"), member["stats"])
                 total["monitor"] = accumulate_monitor(total["monitor"], member.get("monitor"))
@@ -180,20 +171,17 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
                 yield Interrupted(epoch - 1, state, best, {"time_s": time_s, "members": sums})
                 return
         val = jax.device_get(compiled.evaluate_val(state.params, state.model_state, *run.val))
-        monitored = val[run.task.monitor]
-        if k is None:
-            es_state, _, stop = update_stopping(state.early_stopping, monitored)
-        else:
-            es_state, improved, _ = update_stopping(state.early_stopping, jnp.asarray(monitored))
+        es_state, improved, stop = update_stopping(state.early_stopping, jnp.asarray(val[run.task.monitor]))
+        if population:  # each member keeps its own best; early stopping is for single models
             best = (_keep_best(improved, state.params, best[0]), _keep_best(improved, state.model_state, best[1]))
             stop = False
         state = state._replace(early_stopping=es_state)
         lr = optim.current_learning_rate(state.opt_state)
-        lrs = [None if lr is None else float(lr)] if k is None else [float(x) for x in np.asarray(lr)]
+        lrs = [None] * who.count if lr is None else [float(x) for x in who.split(np.asarray(lr))]
         rows = []
         names = list(run.task.metrics)
-        for i, (total, member_val) in enumerate(zip(sums, _per_member(val, k), strict=True)):
-            head = {"epoch": epoch} if k is None else {"epoch": epoch, "member": i, **run.members[i]._asdict()}
+        for i, (total, member_val) in enumerate(zip(sums, who.split(val), strict=True)):
+            head = who.head(epoch, i)
             train = run.task.finalize(total["stats"], spe * config.batch_size)
             rows.append({**head, "train_loss": total["loss_sum"] / spe,
                          **{f"train_{name}": float(train[name]) for name in names},

@@ -168,6 +168,65 @@ def build_schedule(config: TrainConfig, steps_per_epoch: int):
     }[config.schedule]()
 
 
+class Members(NamedTuple):
+    """Who a run trains — one model (``members=None``) or a population — and everything that
+    differs between the two, in one place: the loop and the lifecycle ask it instead of branching.
+
+    A population's state has a leading member axis on every leaf; a single model's has none, and
+    counts as one member wherever metrics are handled per member.
+
+    Attributes:
+      members: the population's :class:`~mlwork.train.config.Member` list, or ``None``.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.train.config import Member
+      >>> from mlwork.train.programs import Members
+      >>> single, pop = Members(None), Members([Member(0, 1e-3, 0.0), Member(1, 1e-3, 0.0)])
+      >>> single.count, pop.count, pop.split({"loss": np.array([0.5, 0.7])})[1], single.head(3, 0)
+      (1, 2, {'loss': 0.7}, {'epoch': 3})
+    """
+
+    members: list[Member] | None
+
+    @property
+    def count(self) -> int:
+        """Members in the state (1 for a single model)."""
+        return 1 if self.members is None else len(self.members)
+
+    def scalar(self, x: Any) -> int:
+        """An int of a per-member counter that all members share (``state.step``, ``state.epoch``)."""
+        return int(x) if self.members is None else int(x[0])
+
+    def first(self, tree: Any) -> Any:
+        """The first member's leaves (a single model's as they are)."""
+        return tree if self.members is None else jax.tree.map(lambda x: x[0], tree)
+
+    def split(self, tree: Any) -> list[Any]:
+        """Host values as one entry per member (a single model's get a list of one)."""
+        if self.members is None:
+            return [tree]
+        return [jax.tree.map(lambda x, i=i: np.asarray(x)[i], tree) for i in range(len(self.members))]
+
+    def vmap(self, fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
+        """``fn`` over the member axis (``jax.vmap``), or ``fn`` itself for a single model."""
+        return fn if self.members is None else jax.vmap(fn, **kwargs)
+
+    def index(self, i: int) -> int | None:
+        """Member ``i`` as error messages name it: ``None`` for a single model."""
+        return None if self.members is None else i
+
+    def describe(self, i: int | None) -> str:
+        """Member ``i``'s seed and hyperparameters in words (``""`` for a single model)."""
+        return "" if self.members is None or i is None else "seed {}, lr {:g}, weight_decay {:g}".format(
+            *self.members[i])
+
+    def head(self, epoch: int, i: int) -> dict[str, Any]:
+        """The first fields of member ``i``'s ``metrics.jsonl`` row."""
+        return {"epoch": epoch} if self.members is None else {"epoch": epoch, "member": i,
+                                                              **self.members[i]._asdict()}
+
+
 class Run(NamedTuple):
     """A config made concrete: the model, the optimizer, and the splits on the device(s) (from :func:`prepare`).
 
@@ -217,6 +276,11 @@ class Run(NamedTuple):
     def population(self) -> int | None:
         """Members in the state's leading axis, ``None`` for a single model."""
         return None if self.members is None else len(self.members)
+
+    @property
+    def who(self) -> Members:
+        """The run's :class:`Members`: one model or a population, asked instead of branching."""
+        return Members(self.members)
 
 
 def prepare(config: TrainConfig, dataset: ArrayDataset | Dataset, *, model: nn.Model | None = None,
