@@ -183,8 +183,8 @@ class Members(NamedTuple):
       >>> from mlwork.train.config import Member
       >>> from mlwork.train.programs import Members
       >>> single, pop = Members(None), Members([Member(0, 1e-3, 0.0), Member(1, 1e-3, 0.0)])
-      >>> single.count, pop.count, pop.split({"loss": np.array([0.5, 0.7])})[1], single.head(3, 0)
-      (1, 2, {'loss': 0.7}, {'epoch': 3})
+      >>> single.count, pop.count, float(pop.split({"loss": np.array([0.5, 0.7])})[1]["loss"]), single.head(3, 0)
+      (1, 2, 0.7, {'epoch': 3})
     """
 
     members: list[Member] | None
