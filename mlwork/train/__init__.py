@@ -30,7 +30,7 @@ _EXPORTS = {
                "EXIT_BAD_INPUT", "EXIT_NONFINITE", "EXIT_CHECKPOINT", "EXIT_PREEMPTED", "EXIT_INTERRUPTED",
                "exit_code"),
     "task": ("Task", "Metric", "LOSSES", "METRICS", "make_task", "register_loss", "register_metric"),
-    "programs": ("Run", "Compiled", "MODEL_BUILDERS", "build_model", "build_schedule", "prepare", "check_outputs",
+    "programs": ("Run", "Compiled", "Members", "MODEL_BUILDERS", "build_model", "build_schedule", "prepare", "check_outputs",
                  "init_state", "compile_run", "make_evaluator", "ensemble_predict", "ensemble_outputs"),
     "loop": ("EpochEnd", "Interrupted", "FitResult", "train_epochs", "fit"),
     "lifecycle": ("train_and_evaluate",),
