@@ -113,7 +113,8 @@ def jax_epoch(kind: str, dataset: Dataset, batch: int, epochs: int):
         jax.block_until_ready(m["loss"])
         times.append(time.perf_counter() - t)
     examples = run.steps_per_epoch * batch
-    return compiled.compile_time_s, statistics.median(times[1:]), float(m["accuracy"]), examples, run
+    accuracy = float(run.task.finalize(jax.device_get(m["stats"]), examples)["accuracy"])
+    return compiled.compile_time_s, statistics.median(times[1:]), accuracy, examples, run
 
 
 def torch_epoch(kind: str, images: np.ndarray, labels: np.ndarray, batch: int, epochs: int):

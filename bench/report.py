@@ -53,6 +53,11 @@ COLUMNS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Any]]]] = {
         ("PyTorch epoch", _seconds("pytorch_epoch_s")), ("speed-up", _ratio("speedup_vs_pytorch")),
         ("× FLOP floor", _ratio("x_floor")), ("examples/epoch", _field("examples_per_epoch")),
     ],
+    "tabular_epoch": [
+        ("batch", _field("batch")), ("examples/epoch", _field("examples")), ("epoch", _seconds("epoch_s")),
+        ("compile", _seconds("compile_s")), ("FLOP floor", _seconds("floor_s")), ("× FLOP floor", _ratio("x_floor")),
+        ("matmuls alone", _seconds("matmuls_s")), ("× matmuls", _ratio("x_matmuls")),
+    ],
     "population": [
         ("members", _field("members")), ("member block", _field("member_block")), ("batch", _field("batch")),
         ("epoch", _seconds("epoch_s")), ("per member", _seconds("epoch_s_per_member")),

@@ -85,24 +85,34 @@ def augment(key: Array, images: Array, max_shift: float = 2.0, max_rotation_deg:
     return jax.vmap(lambda k, im: _affine_one(k, im, max_shift, max_rotation))(keys, images)
 
 
+def _leading(a, ndim: int):
+    """``a`` with leading axes of 1 up to ``ndim`` axes (explicit broadcasting over the batch)."""
+    a = jnp.asarray(a, jnp.float32)
+    return a.reshape((1,) * (ndim - a.ndim) + a.shape)
+
+
 def preprocess(images_u8: Array, mean: float, std: float, *, key: Array | None = None,
                augment_data: bool = False) -> Array:
-    r"""A uint8 batch to the model's float32 input: optional :func:`augment`, then :func:`normalize`.
+    r"""A batch to the model's input: uint8 images through optional :func:`augment`, then
+    :func:`normalize`; float features standardised, :math:`(x - \mu) / \sigma`; integer tokens as
+    they are (int32).
 
-    Runs on the device, inside the compiled step, so only the uint8 data crosses from the host.
+    Runs on the device, inside the compiled step, so only the stored data cross from the host.
 
     Args:
-      images_u8: uint8 pixels ``(B, H, W)``.
-      mean: the per-pixel mean on ``[0, 1]`` images.
-      std: the per-pixel standard deviation on ``[0, 1]`` images, positive.
+      images_u8: uint8 pixels ``(B, H, W)``; or float features ``(B, *shape)``; or integer tokens.
+      mean: the per-pixel mean on ``[0, 1]`` images (a scalar); for features, the per-feature mean
+        (a scalar or an array broadcasting over ``shape``).
+      std: the matching standard deviation, positive.
       key: a PRNG key, required when ``augment_data``.
       augment_data: apply :func:`augment` (training) or not (evaluation).
 
     Returns:
-      float32 ``(B, H, W)``, :math:`(x / 255 - \mu) / \sigma`.
+      float32 ``(B, H, W)``, :math:`(x / 255 - \mu) / \sigma` (features: float32 standardised;
+      tokens: int32).
 
     Raises:
-      ValueError: ``augment_data`` without a ``key``.
+      ValueError: ``augment_data`` without a ``key``, or on features.
 
     Example:
       >>> import jax.numpy as jnp
@@ -110,7 +120,16 @@ def preprocess(images_u8: Array, mean: float, std: float, *, key: Array | None =
       >>> x = preprocess(jnp.zeros((1, 28, 28), jnp.uint8), MNIST_MEAN, MNIST_STD)
       >>> x.dtype.name, round(float(x[0, 0, 0]), 4)  # -0.1307 / 0.3081
       ('float32', -0.4242)
+      >>> preprocess(jnp.array([[1.0, 4.0]]), jnp.array([0.0, 2.0]), jnp.array([1.0, 2.0])).tolist()
+      [[1.0, 1.0]]
     """
+    if images_u8.dtype != jnp.uint8:  # features: standardise; tokens: as they are
+        if not jnp.issubdtype(images_u8.dtype, jnp.floating):
+            return images_u8.astype(jnp.int32)
+        if augment_data:
+            raise ValueError("augmentation is for uint8 images; got float features")
+        x = images_u8.astype(jnp.float32)
+        return (x - _leading(mean, x.ndim)) * _leading(1.0 / jnp.asarray(std, jnp.float32), x.ndim)
     x = images_u8.astype(jnp.float32)
     if augment_data:
         if key is None:

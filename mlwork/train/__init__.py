@@ -4,6 +4,8 @@ The layout follows a run's data flow:
 
 * :mod:`~mlwork.train.config` — :class:`TrainConfig`, every knob, validated once; its JSON and CLI.
 * :mod:`~mlwork.train.errors` — the exceptions a run ends with and the one exit-code table.
+* :mod:`~mlwork.train.task` — :class:`Task`: the loss, the metrics and the monitored metric, by name
+  (registries :data:`LOSSES`, :data:`METRICS`) or as functions.
 * :mod:`~mlwork.train.programs` — :func:`prepare` (config + data -> :class:`Run`), :func:`init_state`,
   :func:`compile_run`: one model or a population (a leading member axis), same code.
 * :mod:`~mlwork.train.loop` — :func:`train_epochs`, the loop as an iterator; :func:`fit` collects it.
@@ -27,8 +29,10 @@ _EXPORTS = {
     "errors": ("RunError", "NonFiniteLossError", "CheckpointError", "WorkdirInUse", "Preempted", "EXIT_CODES",
                "EXIT_BAD_INPUT", "EXIT_NONFINITE", "EXIT_CHECKPOINT", "EXIT_PREEMPTED", "EXIT_INTERRUPTED",
                "exit_code"),
-    "programs": ("Run", "Compiled", "build_model", "build_schedule", "prepare", "init_state", "compile_run",
-                 "make_evaluator", "ensemble_predict"),
+    "task": ("Task", "Metric", "LOSSES", "METRICS", "make_task", "register_loss", "register_metric"),
+    "programs": ("Run", "Compiled", "Members", "MODEL_BUILDERS", "build_model", "build_schedule", "prepare",
+                 "check_outputs", "init_state", "compile_run", "make_evaluator", "ensemble_predict",
+                 "ensemble_outputs"),
     "loop": ("EpochEnd", "Interrupted", "FitResult", "train_epochs", "fit"),
     "lifecycle": ("train_and_evaluate",),
     "checkpoint": ("best_step", "checkpoint_manager"),
@@ -47,7 +51,7 @@ _EXPORTS = {
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = ("checkpoint", "compile_cache", "config", "diagnostics", "errors", "export", "guard", "hardware",
                "inference", "lifecycle", "load", "logs", "loop", "parallel", "programs", "provenance", "report",
-               "state", "step", "tensorboard")
+               "state", "step", "task", "tensorboard")
 
 __all__ = sorted(_WHERE)
 

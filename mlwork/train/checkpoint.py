@@ -35,9 +35,10 @@ from mlwork.train.report import params_sha256
 
 
 def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
-    # Highest validation accuracy wins; among equals, the earliest epoch (as the trainer's
-    # strict-improvement rule picks it).
-    return float(metrics["val_accuracy"]), -int(metrics["epoch"])
+    # The highest score (the monitored validation metric, negated when lower is better) wins; among
+    # equals, the earliest epoch (as the trainer's strict-improvement rule picks it). Runs saved
+    # before the score existed ranked by validation accuracy.
+    return float(metrics["score"] if "score" in metrics else metrics["val_accuracy"]), -int(metrics["epoch"])
 
 
 def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = False,
@@ -116,9 +117,11 @@ def _purge_deleted(directory: Path) -> None:
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, record: dict[str, Any],
-         val_accuracy: float | None = None, epoch: int | None = None) -> None:
+         val_accuracy: float | None = None, epoch: int | None = None, *, score: float | None = None) -> None:
     """Save ``state`` (any pytree of arrays) and the JSON ``record`` as checkpoint ``step``, with
-    the validation accuracy of ``epoch`` when there is one (a mid-epoch checkpoint has none).
+    the validation accuracy of ``epoch`` when there is one (a mid-epoch checkpoint has none) — or,
+    generally, its ``score``: the monitored validation metric, negated when lower is better (the
+    highest score is the best checkpoint).
 
     Raises :class:`CheckpointError` naming the folder when the write fails (a full or read-only
     disk), including the failure of an earlier asynchronous save that surfaces now, and
@@ -133,7 +136,9 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, record: dict[str
                          "jax.random.key_data(key) and restore it with jax.random.wrap_key_data")
     _purge_deleted(Path(str(manager.directory)))
     record = {**record, "state_sha256": params_sha256(state)}
-    metrics = None if val_accuracy is None else {"val_accuracy": float(val_accuracy), "epoch": int(epoch)}
+    if score is None:
+        score = val_accuracy
+    metrics = None if score is None else {"score": float(score), "epoch": int(epoch)}
     try:
         manager.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                         record=ocp.args.JsonSave(record)),

@@ -26,7 +26,12 @@ from typing import Any, NamedTuple
 
 from mlwork.train.errors import RunError
 
+#: The built-in models (``model=`` also takes an import string ``package.module:factory``).
 MODELS = ("mlp", "cnn")
+#: Kept in step with :data:`mlwork.train.task.LOSSES` (a test checks), so parsing needs no JAX.
+LOSSES = ("softmax_cross_entropy", "sigmoid_binary_cross_entropy", "mse", "mae", "huber")
+TASKS = ("classification", "regression")
+MODES = ("min", "max")
 DATASETS = ("mnist", "fashion_mnist")
 #: Kept in step with :data:`mlwork.optim.OPTIMIZERS` (a test checks), so parsing needs no JAX.
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "lamb", "lion")
@@ -38,7 +43,8 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 #: Hyperparameters a population may sweep (each member's value lives in its optimizer state).
 SWEEPABLE = ("lr", "weight_decay")
 #: Fields that must agree between a run and its resumption (``epochs`` too for RUN_LENGTH_SCHEDULES).
-RESUME_KEYS = ("model", "dataset", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "l1",
+RESUME_KEYS = ("model", "model_kwargs", "hidden", "dataset", "data", "task", "loss", "metrics", "monitor_metric",
+               "monitor_mode", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "l1",
                "dropout", "augment", "seed", "val_fraction", "split_seed", "clip_norm", "compute_dtype",
                "population", "sweep")
 
@@ -46,7 +52,9 @@ RESUME_KEYS = ("model", "dataset", "batch_size", "optimizer", "lr", "schedule", 
 #: What ``config.json`` records beside the config: what the run found (see
 #: :func:`mlwork.train.lifecycle.run_record`).
 RUN_RECORD_KEYS = ("data_source", "n_params", "steps_per_epoch", "input_shape", "num_classes", "class_names",
-                   "mean", "std", "members", "reproducibility")
+                   "mean", "std", "members", "reproducibility", "data_name", "target", "target_shape",
+                   "output_size", "input_kind", "input_dtype", "loss_name", "metric_names", "monitored",
+                   "monitored_mode", "test_split", "target_mean", "target_std")
 
 
 def _knob(default: Any, help: str, *, choices: tuple[str, ...] | None = None, flag: str | None = None) -> Any:
@@ -82,8 +90,21 @@ class TrainConfig:
     (``--batch-size``, ...), with the same help.
 
     Args:
-      model: ``"mlp"`` (the deck's 784-256-128-10 ReLU MLP) or ``"cnn"`` (the BatchNorm CNN).
-      dataset: ``"mnist"`` or ``"fashion_mnist"`` (28x28 grey images, 10 classes).
+      model: ``"mlp"`` (a ReLU MLP, ``D-256-128-C`` by default: the deck's 784-256-128-10 on
+        MNIST), ``"cnn"`` (the BatchNorm CNN), both sized from the data; or an import string
+        ``package.module:factory``, called as ``factory(input_shape, output_size, **model_kwargs)``
+        and returning a :class:`~mlwork.nn.Model` or a ``flax.linen.Module``.
+      model_kwargs: the factory's keyword arguments, a JSON object (e.g. ``'{"width": 32}'``).
+      hidden: the MLP's hidden sizes, comma-separated (``None``: ``"256,128"``).
+      dataset: ``"mnist"`` or ``"fashion_mnist"`` (28x28 grey images, 10 classes), when ``data`` is ``None``.
+      data: an ``.npz`` file to train on instead (:func:`mlwork.data.load_npz`).
+      task: ``"classification"`` or ``"regression"``; ``None``: inferred from the targets.
+      loss: a loss name (:data:`mlwork.train.task.LOSSES`) or ``package.module:function``;
+        ``None``: the targets' default.
+      metrics: metric names (or import strings), comma-separated; ``None``: the targets' default.
+      monitor_metric: the validation metric that chooses the best checkpoint and drives early
+        stopping (``"loss"`` or one of the metrics); ``None``: the targets' default.
+      monitor_mode: ``"min"`` or ``"max"``; ``None``: the monitored metric's own.
       data_dir: a folder with the four IDX files; ``None``: ``$MLWORK_DATA_DIR``, or the ``source``
         chain (:func:`mlwork.data.load_dataset`).
       test_dir: a folder whose ``t10k-*`` IDX files replace the test split.
@@ -132,8 +153,24 @@ class TrainConfig:
       dropout must be in [0, 1) (the probability of dropping a unit), got 1.0
     """
 
-    model: str = _knob("mlp", "network: the deck's 784-256-128-10 ReLU MLP, or the BatchNorm CNN", choices=MODELS)
-    dataset: str = _knob("mnist", "data set (the MNIST family, 28x28 grey images, 10 classes)", choices=DATASETS)
+    model: str = _knob("mlp", "network: mlp (a ReLU MLP sized from the data, the deck's 784-256-128-10 on MNIST), "
+                              "cnn (the BatchNorm CNN), or package.module:factory (a model of your own)")
+    model_kwargs: str | None = _knob(None, "keyword arguments of a package.module:factory model, a JSON object")
+    hidden: str | None = _knob(None, "hidden layer sizes of the mlp, comma-separated (none: 256,128)")
+    dataset: str = _knob("mnist", "data set (the MNIST family, 28x28 grey images, 10 classes), unless --data",
+                         choices=DATASETS)
+    data: str | None = _knob(None, "an .npz file (x_train, y_train, optional x_val, y_val, x_test, y_test, "
+                                   "class_names) to train on instead of --dataset")
+    task: str | None = _knob(None, "classification or regression (none: inferred from the targets)", choices=TASKS)
+    loss: str | None = _knob(None, "loss: softmax_cross_entropy, sigmoid_binary_cross_entropy, mse, mae, huber or "
+                                   "package.module:function (none: the targets' default)")
+    metrics: str | None = _knob(None, "metrics, comma-separated: accuracy, topK_accuracy, mse, mae, rmse, r2 or "
+                                      "package.module:function (none: the targets' default)")
+    monitor_metric: str | None = _knob(None, "validation metric that picks the best checkpoint and drives early "
+                                             "stopping: loss or one of the metrics (none: accuracy for classes, "
+                                             "loss for values)")
+    monitor_mode: str | None = _knob(None, "whether the monitored metric improves when it goes down (min) or up "
+                                           "(max) (none: its own)", choices=MODES)
     data_dir: str | None = _knob(None, "folder with the four IDX files (.gz or raw); none: $MLWORK_DATA_DIR, or "
                                        "the chain of --source auto")
     test_dir: str | None = _knob(None, "evaluate on the t10k IDX files in this folder instead (e.g. the real "
@@ -157,7 +194,7 @@ class TrainConfig:
     augment: bool = _knob(False, "random shifts (±2 px) and rotations (±10°) on the device")
     compute_dtype: str = _knob("float32", "dtype of the forward/backward pass; parameters and optimizer state "
                                           "stay float32 (bfloat16 is for accelerators)", choices=COMPUTE_DTYPES)
-    patience: int | None = _knob(None, "early stopping: epochs without a better validation accuracy "
+    patience: int | None = _knob(None, "early stopping: epochs without a better monitored validation metric "
                                        "(single models; none: off)")
     seed: int = _knob(0, "seed of initialisation, data order, dropout and augmentation")
     val_fraction: float = _knob(0.1, "fraction of the training set held out for validation, in (0, 1)")
@@ -377,6 +414,29 @@ def _validate(c: TrainConfig) -> None:
         raise RunError(f"val_fraction must be in (0, 1), got {c.val_fraction}")
     if c.sweep is not None:
         parse_sweep(c.sweep)
+    if c.model not in MODELS and not _is_import_string(c.model):
+        raise RunError(f"model must be one of {', '.join(MODELS)} or package.module:factory; got {c.model!r}")
+    if c.model_kwargs is not None:
+        try:
+            kwargs = json.loads(c.model_kwargs)
+        except ValueError:
+            kwargs = None
+        if not isinstance(kwargs, dict):
+            raise RunError(f"model_kwargs must be a JSON object such as '{{\"width\": 32}}'; got {c.model_kwargs!r}")
+        if c.model in MODELS:
+            raise RunError(f"model_kwargs must be None for the built-in model {c.model!r} (use hidden, dropout); got "
+                           f"{c.model_kwargs!r}")
+    if c.hidden is not None:
+        try:
+            sizes = [int(v) for v in c.hidden.split(",")]
+        except ValueError:
+            sizes = []
+        if not sizes or any(v < 1 for v in sizes):
+            raise RunError(f"hidden must be comma-separated positive integers such as '256,128'; got {c.hidden!r}")
+    if c.loss is not None and c.loss not in LOSSES and not _is_import_string(c.loss):
+        raise RunError(f"loss must be one of {', '.join(LOSSES)} or package.module:function; got {c.loss!r}")
+    if c.metrics is not None and not [m for m in c.metrics.split(",") if m.strip()]:
+        raise RunError(f"metrics must be comma-separated metric names; got {c.metrics!r}")
     if c.is_population:
         if c.devices not in (None, 1):
             raise RunError(f"a population runs on one device (devices 1); got devices={c.devices} — data "
@@ -384,6 +444,22 @@ def _validate(c: TrainConfig) -> None:
         if c.patience is not None:
             raise RunError("patience (early stopping) is for single models: every population member trains for "
                            "epochs, and each member's best epoch is kept")
+
+
+def _is_import_string(text: str) -> bool:
+    module, sep, attribute = text.partition(":")
+    return bool(sep) and all(p.isidentifier() for p in module.split(".") + attribute.split("."))
+
+
+def hidden_sizes(config: TrainConfig) -> tuple[int, ...]:
+    """The MLP's hidden sizes: ``config.hidden`` parsed, or the deck's ``(256, 128)``.
+
+    Example:
+      >>> from mlwork.train.config import TrainConfig, hidden_sizes
+      >>> hidden_sizes(TrainConfig()), hidden_sizes(TrainConfig(hidden="32"))
+      ((256, 128), (32,))
+    """
+    return (256, 128) if config.hidden is None else tuple(int(v) for v in config.hidden.split(","))
 
 
 def _kinds(annotation: Any) -> tuple[type, ...]:

@@ -74,7 +74,8 @@ def export_run(workdir: str | Path | LoadedRun, path: str | Path, which: str | i
         raise ValueError(f"path {path} already exists and is not an empty folder; choose another export path")
     loaded = workdir if isinstance(workdir, LoadedRun) else load_run(workdir, which)
     mean, std = loaded.mean_std
-    members = probabilities_fn(loaded.model, mean, std, loaded.is_ensemble)
+    members = probabilities_fn(loaded.model, mean, std, loaded.is_ensemble, target=loaded.target,
+                               input_kind=loaded.input_kind, target_scaling=loaded.target_scaling)
 
     def infer(variables, x):
         probs = members(variables, x)
@@ -82,7 +83,7 @@ def export_run(workdir: str | Path | LoadedRun, path: str | Path, which: str | i
 
     variables = jax.tree.map(np.asarray, loaded.variables)
     (b,) = jax.export.symbolic_shape("b")
-    x_spec = jax.ShapeDtypeStruct((b, *loaded.input_shape), jnp.float32)
+    x_spec = jax.ShapeDtypeStruct((b, *loaded.input_shape), jnp.int32 if loaded.input_kind == "tokens" else jnp.float32)
     v_spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables)
     exp = jax.export.export(jax.jit(infer), platforms=None if platforms is None else tuple(platforms))(v_spec, x_spec)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +99,10 @@ def export_run(workdir: str | Path | LoadedRun, path: str | Path, which: str | i
             "format": _exported.FORMAT, "input_shape": list(loaded.input_shape),
             "class_names": list(loaded.class_names), "num_classes": loaded.num_classes,
             "members": loaded.members, "mean": mean, "std": std, "step": loaded.step, "which": loaded.which,
-            "input": "float32 (b, *input_shape) intensities in [0, 1]; the loader also takes uint8 0-255",
+            "target": loaded.target, "target_shape": list(loaded.target_shape), "input_kind": loaded.input_kind,
+            "input": {"images": "float32 (b, *input_shape) intensities in [0, 1]; the loader also takes uint8 0-255",
+                      "features": "float32 (b, *input_shape) raw features (standardised inside)",
+                      "tokens": "int32 (b, *input_shape) tokens"}[loaded.input_kind],
             "platforms": list(exp.platforms), "jax": jax.__version__, "sha256": sha,
             "workdir": None if isinstance(workdir, LoadedRun) else str(Path(workdir).resolve()),
         }

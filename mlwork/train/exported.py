@@ -49,7 +49,16 @@ class ExportedRun:
         """Probabilities for ``images`` ``(*batch, *input_shape)`` (a trailing channel axis of 1
         is accepted): integer pixel levels in ``[0, 255]`` or floats in ``[0, 1]``."""
         x = np.asarray(images)
-        if np.issubdtype(x.dtype, np.integer) and x.dtype != np.bool_:
+        kind = self.meta.get("input_kind", "images")
+        if kind == "features":  # raw features: the exported function standardises them
+            if not (np.issubdtype(x.dtype, np.number) and x.dtype != np.bool_) or not np.isfinite(x).all():
+                raise ValueError(f"features must be finite numbers, got dtype {x.dtype}")
+            x = x.astype(np.float32)
+        elif kind == "tokens":
+            if not np.issubdtype(x.dtype, np.integer):
+                raise ValueError(f"tokens must be integers, got dtype {x.dtype}")
+            x = x.astype(np.int32)
+        elif np.issubdtype(x.dtype, np.integer) and x.dtype != np.bool_:
             if x.size and (x.min() < 0 or x.max() > 255):
                 raise ValueError("images: integer pixel levels must be in [0, 255]")
             x = x.astype(np.float32) * np.float32(1.0 / 255.0)
@@ -68,7 +77,8 @@ class ExportedRun:
             raise ValueError(f"images has shape {x.shape}; expected (..., {', '.join(map(str, self.input_shape))})")
         flat = x.reshape((-1, *self.input_shape))
         probs = np.asarray(self.exported.call(self.variables, flat))
-        return probs.reshape(*batch, probs.shape[-1])
+        out_shape = tuple(self.meta.get("target_shape") or ()) if self.meta.get("target") == "values" else None
+        return probs.reshape(*batch, *(out_shape if out_shape is not None else (probs.shape[-1],)))
 
 
 def load_exported(path: str | Path) -> ExportedRun:

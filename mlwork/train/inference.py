@@ -26,28 +26,47 @@ import numpy as np
 CHUNK = 1024
 
 
-def probabilities_fn(model: Any, mean: float, std: float, ensemble: bool):
+def probabilities_fn(model: Any, mean: Any, std: Any, ensemble: bool, *, target: str = "classes",
+                     input_kind: str = "images", target_scaling: Any = None):
     """The inference function ``f(variables, x) -> probs`` of a run, pure and jittable.
 
     Args:
       model: the :class:`~mlwork.nn.Model`.
-      mean, std: the run's normalisation (of intensities in ``[0, 1]``).
+      mean, std: the run's normalisation (of intensities in ``[0, 1]`` for images; per-feature
+        arrays for features; unused for tokens).
       ensemble: ``True`` when ``variables`` has a leading member axis; ``f`` then returns every
-        member's probabilities, shape ``(K, B, classes)``.
+        member's outputs, shape ``(K, B, D)``.
+      target: ``"classes"`` (softmax), ``"multilabel"`` (sigmoid) or ``"values"`` (the outputs).
+      input_kind: ``"images"`` or ``"features"`` (standardised as ``(x - mean) / std``) or
+        ``"tokens"`` (as they are).
+      target_scaling: values only: ``(target_mean, target_std)`` per output; the values returned
+        are ``target_mean + target_std * outputs`` (``None``: the outputs).
 
     Returns:
-      ``f(variables, x)`` with ``x`` float32 ``(B, *input_shape)`` in ``[0, 1]``, returning
-      float32 softmax probabilities ``(B, classes)`` (or ``(K, B, classes)``).
+      ``f(variables, x)`` with ``x`` ``(B, *input_shape)`` (float32 in ``[0, 1]`` for images, raw
+      float32 features, int32 tokens), returning float32 ``(B, D)``: probabilities or values
+      (or ``(K, B, D)``).
     """
-    inv_std = 1.0 / std
+    if input_kind != "tokens":
+        mean, inv_std = jnp.asarray(mean, jnp.float32), 1.0 / jnp.asarray(std, jnp.float32)
 
     def one(variables, x):
-        out, _ = model.apply(variables, (x - mean) * inv_std, train=False)
-        if model.output_activation == "softmax":
+        if input_kind != "tokens":
+            lead = (1,) * (x.ndim - mean.ndim)
+            x = (x - mean.reshape(lead + mean.shape)) * inv_std.reshape(lead + inv_std.shape)
+        out, _ = model.apply(variables, x, train=False)
+        if target == "values":
+            out = out.astype(jnp.float32).reshape(out.shape[0], -1)
+            if target_scaling is not None:
+                shift, scale = (jnp.asarray(v, jnp.float32) for v in target_scaling)
+                out = out * scale[None] + shift[None]
+            return out
+        wanted = "softmax" if target == "classes" else "sigmoid"
+        if model.output_activation == wanted:
             return out
         if model.output_activation is not None:
-            raise ValueError(f"predict needs a model with logits or softmax outputs, not {model.output_activation}")
-        return jax.nn.softmax(out, axis=-1)
+            raise ValueError(f"predict needs a model with logits or {wanted} outputs, not {model.output_activation}")
+        return jax.nn.softmax(out, axis=-1) if target == "classes" else jax.nn.sigmoid(out)
 
     return jax.vmap(one, in_axes=(0, None)) if ensemble else one
 
@@ -87,8 +106,35 @@ def batch_shape(shape: tuple[int, ...], input_shape: tuple[int, ...], argument: 
                      f"— one image {tuple(input_shape)} or a batch of them")
 
 
+def as_model_input(loaded: Any, inputs: Any, argument: str = "images") -> np.ndarray:
+    """``inputs`` as the run's inference function takes them: images in ``[0, 1]``
+    (:func:`as_unit_interval`), raw features as float32 (finite), tokens as int32.
+
+    Raises:
+      ValueError: a dtype or value the run's input kind does not take.
+    """
+    kind = loaded.input_kind
+    if kind == "images":
+        return as_unit_interval(inputs, argument)
+    x = np.asarray(inputs)
+    if kind == "tokens":
+        if not np.issubdtype(x.dtype, np.integer):
+            raise ValueError(f"{argument} must be integer tokens (the run trained on tokens); got dtype {x.dtype}")
+        return x.astype(np.int32)
+    if x.dtype == np.bool_ or not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{argument} must be real features (the run trained on float features); got dtype {x.dtype}")
+    if x.size and not np.isfinite(x).all():
+        raise ValueError(f"{argument} holds NaN or infinite values")
+    return x.astype(np.float32)
+
+
 def predict(loaded: Any, images: Any, *, per_member: bool = False) -> np.ndarray:
-    """Class probabilities of a loaded run for ``images``.
+    """Class probabilities of a loaded run for ``images`` (or, for a regression, its values).
+
+    For a run on other data than images the same call takes its inputs: raw float features
+    (standardised with the training statistics recorded in ``config.json``) or integer tokens.
+    A classification returns softmax probabilities (multi-hot labels: each label's sigmoid); a
+    regression returns the predicted values, shape ``(*batch, *target_shape)``.
 
     .. math:: p(y \\mid x) = \\operatorname{softmax}(f_\\theta((x - \\mu) / \\sigma)),
        \\qquad p_\\text{ensemble} = \\frac{1}{K} \\sum_{k=1}^{K} p_k
@@ -128,27 +174,40 @@ def predict(loaded: Any, images: Any, *, per_member: bool = False) -> np.ndarray
     """
     if per_member and not loaded.is_ensemble:
         raise ValueError("per_member needs a population run; this run holds a single model")
-    x = as_unit_interval(images)
+    x = as_model_input(loaded, images)
     input_shape = loaded.input_shape
     batch = batch_shape(x.shape, input_shape)
     n = math.prod(batch)
     x = x.reshape((n, *input_shape))
     mean, std = loaded.mean_std
-    f = _compiled(loaded.model, mean, std, loaded.is_ensemble)
+    f = _compiled(loaded.model, _key(mean), _key(std), loaded.is_ensemble, loaded.target, loaded.input_kind,
+                  input_shape, loaded.target_scaling)
     chunk = min(CHUNK, max(n, 1))
     padded = -(-n // chunk) * chunk
-    x = np.concatenate([x, np.zeros((padded - n, *input_shape), np.float32)]) if padded > n else x
+    x = np.concatenate([x, np.zeros((padded - n, *input_shape), x.dtype)]) if padded > n else x
     parts = [np.asarray(f(loaded.variables, jnp.asarray(x[i:i + chunk]))) for i in range(0, padded, chunk)]
     axis = 1 if loaded.is_ensemble else 0
     probs = np.concatenate(parts, axis=axis) if parts else np.zeros(
         ((loaded.members,) if loaded.is_ensemble else ()) + (0, loaded.num_classes), np.float32)
     probs = probs[:, :n] if loaded.is_ensemble else probs[:n]
+    out = loaded.target_shape if loaded.target == "values" else (probs.shape[-1],)
     if loaded.is_ensemble and not per_member:
-        return probs.mean(axis=0).reshape(*batch, probs.shape[-1])
+        return probs.mean(axis=0).reshape((*batch, *out))
     lead = (probs.shape[0],) if loaded.is_ensemble else ()
-    return probs.reshape(*lead, *batch, probs.shape[-1])
+    return probs.reshape((*lead, *batch, *out))
+
+
+def _key(value: Any) -> Any:
+    """A hashable form of a normalisation statistic (a scalar, or a nested list of per-feature values)."""
+    if value is None or np.ndim(value) == 0:
+        return value if value is None else float(value)
+    return tuple(np.asarray(value, np.float64).reshape(-1).tolist())
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled(model: Any, mean: float, std: float, ensemble: bool):
-    return jax.jit(probabilities_fn(model, mean, std, ensemble))
+def _compiled(model: Any, mean: Any, std: Any, ensemble: bool, target: str = "classes", input_kind: str = "images",
+              input_shape: tuple[int, ...] = (), target_scaling: Any = None):
+    if isinstance(mean, tuple):
+        mean, std = np.reshape(mean, input_shape), np.reshape(std, input_shape)
+    return jax.jit(probabilities_fn(model, mean, std, ensemble, target=target, input_kind=input_kind,
+                                    target_scaling=target_scaling))

@@ -39,6 +39,7 @@ import optax
 from tqdm.auto import tqdm
 
 from mlwork import nn
+from mlwork.data.arrays import ArrayDataset, as_arrays
 from mlwork.data.sources import Dataset
 from mlwork.train import checkpoint as ckpt
 from mlwork.train import parallel, report
@@ -51,7 +52,7 @@ from mlwork.train.programs import (
     Run,
     checkpoint_tree,
     compile_run,
-    ensemble_predict,
+    ensemble_outputs,
     init_state,
     make_evaluator,
     prepare,
@@ -145,20 +146,22 @@ def run_record(run: Run, dataset: Dataset, state: Any) -> dict[str, Any]:
     ``RUN_RECORD_KEYS``): the data source and what its model expects
     (``run_metadata()``), the parameter count, steps per epoch, a
     population's members, and the :func:`~mlwork.train.provenance.reproducibility_record`."""
-    params = state.params if run.members is None else jax.tree.map(lambda x: x[0], state.params)
+    params = run.who.first(state.params)
     record = {"data_source": dataset.source, "n_params": nn.count_params(params),
-              "steps_per_epoch": run.steps_per_epoch, **run_metadata(dataset, run.mean, run.std),
+              "steps_per_epoch": run.steps_per_epoch, **run_metadata(run.data, run.mean, run.std, run.task),
+              "test_split": "validation" if run.test_is_val else "test",
               "reproducibility": reproducibility_record(run.mesh)}
     if run.members is not None:
         record["members"] = [m._asdict() for m in run.members]
     return record
 
 
-def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Dataset, *, resume: bool | str = False,
-                       stop_after: int | None = None, progress: bool = True,
+def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Dataset | ArrayDataset, *,
+                       resume: bool | str = False, stop_after: int | None = None, progress: bool = True,
                        log: Callable[[str], None] = print, plots: bool = True, model: nn.Model | None = None,
-                       tx: optax.GradientTransformation | None = None,
-                       member_block: int | None = None) -> dict[str, Any]:
+                       tx: optax.GradientTransformation | None = None, member_block: int | None = None,
+                       loss: Callable[[Any, Any], Any] | None = None,
+                       metrics: dict[str, Callable[[Any, Any], Any]] | None = None) -> dict[str, Any]:
     """Train ``config`` on ``dataset`` in ``workdir`` and evaluate its best checkpoint on the test
     split; return the summary (also written to ``summary.json``). One model, or a population when
     ``config.population > 1`` or ``config.sweep`` is set — with the same guarantees.
@@ -166,7 +169,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
     Args:
       config: the run's knobs (validated when built).
       workdir: the run's folder (created; one run per folder).
-      dataset: uint8 images and integer labels (see :func:`mlwork.data.load_dataset`).
+      dataset: any arrays (an :class:`~mlwork.data.ArrayDataset`: :func:`mlwork.data.from_arrays`,
+        :func:`mlwork.data.load_npz`), or a MNIST-family :class:`~mlwork.data.Dataset`
+        (:func:`mlwork.data.load_dataset`).
       resume: continue from the newest intact checkpoint with the same data order, RNG stream,
         schedule position and early-stopping counters: the final parameters equal an
         uninterrupted run's bit for bit (CPU). A run stopped before its first checkpoint starts
@@ -178,10 +183,14 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
       model, tx: replace the model / optimizer ``config`` names (single models for ``tx``); the rest of
         the pipeline (data, checkpoints, metrics, plots) is unchanged.
       member_block: a population's members per vmapped block (speed only).
+      loss, metrics: a loss function and extra metric functions (see
+        :func:`mlwork.train.task.make_task`); a run trained with them is loaded back with
+        :func:`~mlwork.train.load_run` all the same (prediction needs neither).
 
     Returns:
-      The summary: test accuracy and loss of the best checkpoint, epochs run, timings,
-      ``params_sha256`` of the final parameters; for a population, every member's and the ensemble's.
+      The summary: the test loss and every metric (``test_<metric>``) of the best checkpoint by
+      the monitored validation metric, epochs run, timings, ``params_sha256`` of the final
+      parameters; for a population, every member's and the ensemble's.
 
     Raises:
       RunError: a config the devices or data cannot run, a workdir holding another run, a
@@ -200,8 +209,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
     """
     workdir = Path(workdir)
     log, progress, primary = _process_log(log), progress and parallel.is_primary(), parallel.is_primary()
+    dataset = as_arrays(dataset)
     check_workdir(workdir, config, dataset.source, resume)  # read-only checks, before any write
-    run = prepare(config, dataset, model=model, tx=tx)
+    run = prepare(config, dataset, model=model, tx=tx, loss=loss, metrics=metrics)
     with _workdir_lock(workdir) as lock, PreemptionGuard() as guard, \
             contextlib.closing(ckpt.checkpoint_manager(workdir, keep=config.keep_checkpoints)) as manager:
         resuming = resolve_resume(workdir, resume)  # "auto": does the workdir hold a run, now that we hold the lock
@@ -239,19 +249,20 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
                                   {"history": history, "config": meta, "partial": event.partial})
                         raise Preempted(_step(run, state), event.epoch, workdir, guard.signal_name or "SIGTERM")
                     history.extend(event.rows)
+                    score = event.val_metric if run.task.mode == "max" else -event.val_metric
                     ckpt.save(manager, _step(run, state), checkpoint_tree(run, state, best),
-                              {"history": history, "config": meta}, event.val_metric, event.epoch)
+                              {"history": history, "config": meta}, epoch=event.epoch, score=score)
                     if primary:
                         report.write_metrics(workdir / "metrics.jsonl", history)
                     for row in event.rows if board is not None else ():
                         board.write_row(row)
-                    _show(bar, event)
+                    _show(bar, event, run.task.monitor)
                     if progress and not bar_wanted:  # not a terminal: one line per epoch (Keras' verbose=2)
                         log(epoch_line(event.rows if run.members is not None else event.rows[0], config.epochs))
                     if event.stop:
                         stopped_early = True
-                        log(f"early stopping after epoch {event.epoch}: no improvement in validation accuracy for "
-                            f"{config.patience} epochs")
+                        log(f"early stopping after epoch {event.epoch}: no improvement in validation "
+                            f"{run.task.monitor} for {config.patience} epochs")
                     elif requested() and event.epoch < config.epochs:
                         raise Preempted(_step(run, state), event.epoch, workdir, guard.signal_name or "SIGTERM")
             except NonFiniteLossError as e:  # say what is on disk
@@ -265,7 +276,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
                     " (each member's best epoch, and the ensemble)" if run.members is not None else ""))
             test, best_epoch, best_val = _evaluate_best(run, manager, state, best)
             summary = report.summarize(run, dataset, history, state, test, compile_time_s=compiled.compile_time_s,
-                                       best_epoch=best_epoch, best_val_accuracy=best_val,
+                                       best_epoch=best_epoch, best_val=best_val,
                                        stopped_early=stopped_early or stopped_before(run, state),
                                        member_block=compiled.member_block)
             summary["reproducibility"] = meta["reproducibility"]
@@ -336,8 +347,12 @@ def _evaluate_best(run: Run, manager, state: Any, best: tuple[Any, Any] | None
     evaluate = make_evaluator(run)
     if run.members is not None:
         test = jax.device_get(evaluate(*best, *run.test))
-        probs = ensemble_predict(run, *best, run.test[0])
-        test["ensemble_accuracy"] = float(np.mean(np.asarray(probs).argmax(-1) == np.asarray(run.test[1])))
+        outputs = ensemble_outputs(run, *best, run.test[0])
+        task, n = run.task, int(run.test[1].shape[0])
+        ensemble = task.finalize(jax.device_get(task.stats(outputs, run.test[1])), n)
+        for name, value in ensemble.items():
+            test[f"ensemble_{name}"] = float(value)
+        test["ensemble_loss"] = float(np.mean(np.asarray(task.example_loss(outputs, run.test[1]))))
         return test, None, None
     step = ckpt.best_step(manager)
     best_state, _ = ckpt.restore(manager, checkpoint_tree(run, state), step)
@@ -348,27 +363,27 @@ def _evaluate_best(run: Run, manager, state: Any, best: tuple[Any, Any] | None
 def _progress_bar(run: Run, initial: int, progress: bool):
     config = run.config
     return tqdm(total=config.epochs, initial=initial, unit="epoch", disable=None if progress else True,
-                desc=f"{config.dataset}-{config.model}" + (f" x{run.population}" if run.population else ""))
+                desc=f"{run.data.name}-{config.model.rpartition(':')[2]}" + (
+                    f" x{run.population}" if run.population else ""))
 
 
 def _epoch(run: Run, tree: Any) -> int:
-    state = split_tree(run, tree)[0]
-    return int(state.epoch) if run.members is None else int(state.epoch[0])
+    return run.who.scalar(split_tree(run, tree)[0].epoch)
 
 
 def _step(run: Run, state: Any) -> int:
-    return int(state.step) if run.members is None else int(state.step[0])
+    return run.who.scalar(state.step)
 
 
 def _detail(run: Run, member: int | None) -> str:
-    return "" if member is None else "seed {}, lr {:g}, weight_decay {:g}".format(*run.members[member])
+    return run.who.describe(member)
 
 
-def _show(bar, event: EpochEnd) -> None:
+def _show(bar, event: EpochEnd, monitor: str = "accuracy") -> None:
     bar.update(1)
     rows = event.rows
     bar.set_postfix(loss=f"{statistics.fmean(r['train_loss'] for r in rows):.4f}",
-                    val_acc=f"{statistics.fmean(r['val_accuracy'] for r in rows):.4f}")
+                    **{f"val_{monitor}": f"{statistics.fmean(r[f'val_{monitor}'] for r in rows):.4f}"})
 
 
 class _QuietFileHandler(logging.FileHandler):

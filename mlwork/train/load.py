@@ -97,14 +97,45 @@ class LoadedRun(NamedTuple):
         return int(self.config.get("num_classes", 10))
 
     @property
-    def mean_std(self) -> tuple[float, float]:
-        """The normalisation ``(x / 255 - mean) / std`` the run trained with, as ``(mean, std)``.
+    def target(self) -> str:
+        """The kind of targets the outputs stand for, ``"classes"`` (default), ``"multilabel"`` or ``"values"``
+        (``config["target"]``)."""
+        return str(self.config.get("target", "classes"))
+
+    @property
+    def target_shape(self) -> tuple[int, ...]:
+        """One target's shape (``config["target_shape"]``; ``()`` for class labels)."""
+        return tuple(int(d) for d in self.config.get("target_shape") or ())
+
+    @property
+    def target_scaling(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """For a regression, ``(target_mean, target_std)`` per output, the predictions being
+        ``target_mean + target_std * outputs`` (``config["target_mean"]``, ``["target_std"]``);
+        ``None`` otherwise."""
+        if self.target != "values" or "target_mean" not in self.config:
+            return None
+        return tuple(map(float, self.config["target_mean"])), tuple(map(float, self.config["target_std"]))
+
+    @property
+    def input_kind(self) -> str:
+        """``"images"`` (default), ``"features"`` or ``"tokens"`` (``config["input_kind"]``)."""
+        return str(self.config.get("input_kind", "images"))
+
+    @property
+    def mean_std(self) -> tuple[Any, Any]:
+        """The normalisation ``(x / 255 - mean) / std`` the run trained with, as ``(mean, std)``
+        (for features, per-feature lists: ``(x - mean) / std``; for tokens, ``(None, None)``).
 
         Raises:
           RunError: ``config`` lacks them (and names no data set whose statistics are known).
         """
+        if self.input_kind == "tokens":
+            return None, None
         if "mean" in self.config and "std" in self.config:
-            return float(self.config["mean"]), float(self.config["std"])
+            mean, std = self.config["mean"], self.config["std"]
+            if isinstance(mean, list):
+                return mean, std
+            return float(mean), float(std)
         try:
             return _LEGACY_MEAN_STD[self.config.get("dataset")]
         except KeyError:
@@ -328,7 +359,8 @@ def load_run(workdir: str | Path, which: str | int = "best", *, model: nn.Model 
     if named:
         try:
             model = build_model(TrainConfig.from_dict(config), tuple(config.get("input_shape", (28, 28))),
-                                int(config.get("num_classes", 10)))
+                                int(config.get("num_classes", 10)),
+                                input_dtype="int32" if config.get("input_kind") == "tokens" else "float32")
         except (TypeError, RunError) as e:
             raise RunError(f"cannot rebuild the model from {workdir / 'config.json'}: {e}; pass model=") from None
     loaded = LoadedRun(model, variables, config, summary, int(step), which, members)

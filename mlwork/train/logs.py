@@ -49,6 +49,12 @@ def _number(x: Any) -> float | None:
     return None if x is None or isinstance(x, bool) else float(x)
 
 
+def _other_metrics(row: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A task's metrics beyond loss and accuracy (``val_r2``, ...), validation figures only."""
+    known = {field for field, _ in FIELDS}
+    return tuple((k, k) for k in row if k.startswith("val_") and k not in known)
+
+
 def _lr(x: float) -> str:
     return f"{x:.3g}" if 1e-2 <= abs(x) < 1e3 else f"{x:.2e}"
 
@@ -83,7 +89,7 @@ def epoch_line(row: Mapping[str, Any] | Sequence[Mapping[str, Any]], total_epoch
     """
     if isinstance(row, Mapping):
         parts = [_head(row.get("epoch", "?"), total_epochs, _number(row.get("epoch_time_s")))]
-        for field, label in FIELDS:
+        for field, label in FIELDS + _other_metrics(row):
             value = _number(row.get(field))
             if value is not None:
                 parts.append(f"{label}: {value:.4f}")

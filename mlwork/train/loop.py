@@ -30,14 +30,13 @@ import numpy as np
 import optax
 
 from mlwork import nn, optim
-from mlwork.data.sources import Dataset
 from mlwork.train.config import TrainConfig
 from mlwork.train.diagnostics import accumulate_monitor, monitor_row
 from mlwork.train.errors import NonFiniteLossError
 from mlwork.train.programs import Compiled, Run, compile_run, init_state, prepare
 from mlwork.train.state import TrainState
 
-_FETCH = ("loss_sum", "correct", "nonfinite_step", "monitor")
+_FETCH = ("loss_sum", "stats", "nonfinite_step", "monitor")
 
 
 class EpochEnd(NamedTuple):
@@ -48,7 +47,7 @@ class EpochEnd(NamedTuple):
       state: the state after it (batched over members for a population).
       best: a population's ``(best_params, best_model_state)`` per member; ``None`` for a single model.
       rows: the epoch's ``metrics.jsonl`` rows, one per member.
-      val_metric: what ranks checkpoints: the validation accuracy (a population's mean over members).
+      val_metric: the monitored validation metric (``run.task.monitor``; a population's mean over members).
       stop: early stopping ended the run here (a single model with ``patience``).
     """
 
@@ -76,11 +75,12 @@ class Interrupted(NamedTuple):
     partial: dict[str, Any]
 
 
-def _per_member(tree: Any, k: int | None) -> list[Any]:
-    """Host metrics as one entry per member (a single model's get a member axis of 1)."""
-    if k is None:
-        return [tree]
-    return [jax.tree.map(lambda x, i=i: np.asarray(x)[i], tree) for i in range(k)]
+def _add_stats(total: Any, new: Any) -> Any:
+    """Metric statistics summed on the host in float64, JSON-ready (nested lists) for a mid-epoch checkpoint."""
+    new = jax.tree.map(lambda x: np.asarray(x, np.float64), new)
+    if total is not None:
+        new = jax.tree.map(lambda b, a: np.asarray(a, np.float64) + b, new, total)  # total's lists are leaves
+    return jax.tree.map(lambda x: x.tolist(), new)
 
 
 def _keep_best(improved: jax.Array, new: Any, old: Any) -> Any:
@@ -138,21 +138,20 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
             for event in train_epochs(run, state, compiled, partial=event.partial):
                 state = event.state
     """
-    config, spe, k = run.config, run.steps_per_epoch, run.population
-    if k is not None and best is None:
+    config, spe, who = run.config, run.steps_per_epoch, run.who
+    population = run.members is not None
+    if population and best is None:
         best = jax.tree.map(jnp.copy, (state.params, state.model_state))  # the calls donate the state's buffers
-    step_of = (lambda s: int(s.step)) if k is None else (lambda s: int(s.step[0]))  # noqa: E731
-    epoch_of = (lambda s: int(s.epoch)) if k is None else (lambda s: int(s.epoch[0]))  # noqa: E731
-    start = epoch_of(state)
+    start = who.scalar(state.epoch)
     if stopped_before(run, state):
         return
-    update_stopping = run.stopper.update if k is None else jax.vmap(run.stopper.update)
+    update_stopping = who.vmap(run.stopper.update)
     for epoch in range(start + 1, config.epochs + 1):
-        position = step_of(state) - (epoch - 1) * spe
+        position = who.scalar(state.step) - (epoch - 1) * spe
         if partial and position > 0:
             sums, time_s = [dict(s) for s in partial["members"]], partial["time_s"]
         else:
-            sums, time_s = [{"loss_sum": 0.0, "correct": 0, "monitor": None} for _ in range(k or 1)], 0.0
+            sums, time_s = [{"loss_sum": 0.0, "stats": None, "monitor": None} for _ in range(who.count)], 0.0
         partial = None
         while position < spe:
             length = min(compiled.steps_per_call, spe - position)
@@ -160,36 +159,36 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
             state, m = compiled.chunks[length](state, *run.train)
             m = jax.device_get({name: m[name] for name in _FETCH if name in m})
             time_s += time.perf_counter() - t
-            for i, (member, total) in enumerate(zip(_per_member(m, k), sums, strict=True)):
+            for i, (member, total) in enumerate(zip(who.split(m), sums, strict=True)):
                 if member["nonfinite_step"] >= 0:
-                    detail = "" if k is None else "seed {}, lr {:g}, weight_decay {:g}".format(*run.members[i])
-                    raise NonFiniteLossError(epoch, int(member["nonfinite_step"]), member=None if k is None else i,
-                                             detail=detail)
+                    raise NonFiniteLossError(epoch, int(member["nonfinite_step"]), member=who.index(i),
+                                             detail=who.describe(i))
                 total["loss_sum"] += float(member["loss_sum"])
-                total["correct"] += int(member["correct"])
+                total["stats"] = _add_stats(total.get("stats"), member["stats"])
                 total["monitor"] = accumulate_monitor(total["monitor"], member.get("monitor"))
             position += length
             if interrupt is not None and position < spe and interrupt():
                 yield Interrupted(epoch - 1, state, best, {"time_s": time_s, "members": sums})
                 return
         val = jax.device_get(compiled.evaluate_val(state.params, state.model_state, *run.val))
-        if k is None:
-            es_state, _, stop = update_stopping(state.early_stopping, val["accuracy"])
-        else:
-            es_state, improved, _ = update_stopping(state.early_stopping, jnp.asarray(val["accuracy"]))
+        es_state, improved, stop = update_stopping(state.early_stopping, jnp.asarray(val[run.task.monitor]))
+        if population:  # each member keeps its own best; early stopping is for single models
             best = (_keep_best(improved, state.params, best[0]), _keep_best(improved, state.model_state, best[1]))
             stop = False
         state = state._replace(early_stopping=es_state)
         lr = optim.current_learning_rate(state.opt_state)
-        lrs = [None if lr is None else float(lr)] if k is None else [float(x) for x in np.asarray(lr)]
+        lrs = [None] * who.count if lr is None else [float(x) for x in who.split(np.asarray(lr))]
         rows = []
-        for i, (total, member_val) in enumerate(zip(sums, _per_member(val, k), strict=True)):
-            head = {"epoch": epoch} if k is None else {"epoch": epoch, "member": i, **run.members[i]._asdict()}
+        names = list(run.task.metrics)
+        for i, (total, member_val) in enumerate(zip(sums, who.split(val), strict=True)):
+            head = who.head(epoch, i)
+            train = run.task.finalize(total["stats"], spe * config.batch_size)
             rows.append({**head, "train_loss": total["loss_sum"] / spe,
-                         "train_accuracy": total["correct"] / (spe * config.batch_size),
-                         "val_loss": float(member_val["loss"]), "val_accuracy": float(member_val["accuracy"]),
+                         **{f"train_{name}": float(train[name]) for name in names},
+                         "val_loss": float(member_val["loss"]),
+                         **{f"val_{name}": float(member_val[name]) for name in names},
                          "learning_rate": lrs[i], "epoch_time_s": time_s, **monitor_row(total["monitor"])})
-        val_metric = float(np.mean([r["val_accuracy"] for r in rows]))
+        val_metric = float(np.mean([r[f"val_{run.task.monitor}"] for r in rows]))
         yield EpochEnd(epoch, state, best, rows, val_metric, bool(stop))
         if stop or (stop_after is not None and epoch - start >= stop_after):
             return
@@ -215,15 +214,19 @@ class FitResult(NamedTuple):
     member_block: int | None = None
 
 
-def fit(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = None,
-        tx: optax.GradientTransformation | None = None, member_block: int | None = None) -> FitResult:
+def fit(config: TrainConfig, dataset: Any, *, model: nn.Model | None = None,
+        tx: optax.GradientTransformation | None = None, member_block: int | None = None,
+        loss: Callable[[Any, Any], Any] | None = None, metrics: dict[str, Callable[[Any, Any], Any]] | None = None
+        ) -> FitResult:
     """Train in memory: :func:`train_epochs` collected — the same compiled epochs as
     :func:`~mlwork.train.lifecycle.train_and_evaluate`, without a workdir, checkpoints or plots.
 
     Args:
       config: the run (a population when ``config.population > 1`` or ``config.sweep``).
-      dataset: the data (uint8 images, integer labels).
+      dataset: the data: an :class:`~mlwork.data.ArrayDataset` (any arrays) or a MNIST-family
+        :class:`~mlwork.data.Dataset`.
       model, tx: replace the model / optimizer ``config`` names (see :func:`~mlwork.train.programs.prepare`).
+      loss, metrics: a loss function and extra metric functions (see :func:`mlwork.train.task.make_task`).
       member_block: a population's members per vmapped block (speed only).
 
     Returns:
@@ -244,7 +247,7 @@ def fit(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = None,
         evaluate = make_evaluator(result.run)
         float(evaluate(result.state.params, result.state.model_state, *result.run.test)["accuracy"])
     """
-    run = prepare(config, dataset, model=model, tx=tx)
+    run = prepare(config, dataset, model=model, tx=tx, loss=loss, metrics=metrics)
     state = init_state(run)
     compiled = compile_run(run, state, block=member_block)
     history: list[dict[str, Any]] = []

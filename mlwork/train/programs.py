@@ -21,6 +21,8 @@ member's parameters at its best validation epoch, which the test evaluation and 
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
 import time
 from collections.abc import Callable
@@ -33,30 +35,61 @@ import optax
 from jax.sharding import Mesh
 
 from mlwork import nn, optim
+from mlwork.data.arrays import ArrayDataset, as_arrays
 from mlwork.data.sources import Dataset, split_validation
 from mlwork.train import parallel
-from mlwork.train.config import Member, TrainConfig
+from mlwork.train.config import Member, TrainConfig, hidden_sizes
 from mlwork.train.diagnostics import MONITOR_EVERY, make_epoch_monitor
 from mlwork.train.errors import RunError
 from mlwork.train.hardware import compiler_options, member_block
 from mlwork.train.state import TrainState, create_train_state
 from mlwork.train.step import make_evaluate, make_train_chunk, make_train_step
+from mlwork.train.task import Task, is_import_string, make_task, resolve
 
 
-def build_model(config: TrainConfig, input_shape: tuple[int, ...] = (28, 28), num_classes: int = 10) -> nn.Model:
+def _mlp(config: TrainConfig, input_shape: tuple[int, ...], output_size: int, **kwargs: Any) -> nn.Model:
+    return nn.mlp([math.prod(input_shape), *hidden_sizes(config), output_size], activation="relu",
+                  dropout=config.dropout, **kwargs)
+
+
+def _cnn(config: TrainConfig, input_shape: tuple[int, ...], output_size: int, **kwargs: Any) -> nn.Model:
+    channels = (32, 64)
+    if len(input_shape) not in (2, 3) or any(d % 2 ** len(channels) for d in input_shape[:2]):
+        raise RunError(f"model 'cnn' needs images (H, W) or (H, W, C) with H and W multiples of "
+                       f"{2 ** len(channels)}; got input shape {tuple(input_shape)} (use model mlp)")
+    return nn.cnn(n_classes=output_size, channels=channels, dropout=config.dropout, **kwargs)
+
+
+#: Built-in model name -> ``builder(config, input_shape, output_size, **kwargs) -> Model`` (``kwargs``: the
+#: compute dtype). A registry: add a name here and ``TrainConfig.model`` still accepts only
+#: :data:`~mlwork.train.config.MODELS` (names known without importing JAX) or import strings.
+MODEL_BUILDERS: dict[str, Callable[..., nn.Model]] = {"mlp": _mlp, "cnn": _cnn}
+
+
+def build_model(config: TrainConfig, input_shape: tuple[int, ...] = (28, 28), num_classes: int = 10, *,
+                input_dtype: Any = jnp.float32) -> nn.Model:
     """The model ``config.model`` names, sized for the data.
 
-    ``"mlp"``: the deck's ``D-256-128-C`` ReLU MLP with dropout ``config.dropout`` (``D`` the
-    pixels per image, ``C`` the classes); ``"cnn"``: the BatchNorm CNN (:func:`mlwork.nn.cnn`) with
-    ``C`` classes. ``config.compute_dtype`` is passed on when it is not float32.
+    ``"mlp"``: a ReLU MLP ``D-h_1-...-C`` with hidden sizes ``config.hidden`` (default the deck's
+    256, 128) and dropout ``config.dropout`` (``D`` the inputs per example, ``C`` the outputs);
+    ``"cnn"``: the BatchNorm CNN (:func:`mlwork.nn.cnn`) with ``C`` outputs, for images whose sides
+    are multiples of 4. An import string ``package.module:factory`` is called as
+    ``factory(input_shape, output_size, **model_kwargs)``; it returns a :class:`~mlwork.nn.Model`
+    or a ``flax.linen.Module`` (wrapped with :func:`mlwork.nn.from_flax`; its ``__call__`` may take
+    ``train``). ``config.compute_dtype`` is passed on to the built-ins when it is not float32.
 
     Args:
-      config: the run's knobs (``model``, ``dropout``, ``compute_dtype``).
-      input_shape: one image's shape, e.g. ``(28, 28)``.
-      num_classes: ``C``, the number of classes.
+      config: the run's knobs (``model``, ``model_kwargs``, ``hidden``, ``dropout``, ``compute_dtype``).
+      input_shape: one example's shape, e.g. ``(28, 28)``.
+      num_classes: ``C``, the model's outputs per example (the classes, or the values per target).
+      input_dtype: what the model receives (float32; int32 for tokens), for a Flax module's ``init``.
 
     Returns:
       An uninitialised :class:`~mlwork.nn.Model` (``init`` and ``apply``).
+
+    Raises:
+      RunError: a CNN on inputs it cannot pool, a factory that cannot be imported, fails, or
+        returns something that is not a model.
 
     Example:
       >>> import jax
@@ -65,12 +98,33 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...] = (28, 28), nu
       >>> model = build_model(TrainConfig(model="mlp"))
       >>> nn.count_params(model.init(jax.random.key(0), (28, 28)))  # 784·256+256 + 256·128+128 + 128·10+10
       235146
+      >>> nn.count_params(build_model(TrainConfig(hidden="8"), (10,), 1).init(jax.random.key(0), (10,)))
+      97
     """
     kwargs = {"compute_dtype": config.compute_dtype} if config.compute_dtype != "float32" else {}
-    if config.model == "mlp":
-        return nn.mlp([math.prod(input_shape), 256, 128, num_classes], activation="relu", dropout=config.dropout,
-                      **kwargs)
-    return nn.cnn(n_classes=num_classes, dropout=config.dropout, **kwargs)
+    if config.model in MODEL_BUILDERS:
+        return MODEL_BUILDERS[config.model](config, tuple(input_shape), int(num_classes), **kwargs)
+    if not is_import_string(config.model):
+        raise RunError(f"model must be one of {', '.join(MODEL_BUILDERS)} or package.module:factory; got "
+                       f"{config.model!r}")
+    factory = resolve(config.model, "model")
+    user_kwargs = json.loads(config.model_kwargs) if config.model_kwargs else {}
+    try:
+        model = factory(tuple(input_shape), int(num_classes), **user_kwargs)
+    except Exception as e:  # noqa: BLE001 - the user's factory: one line, naming it
+        raise RunError(f"model {config.model!r} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                       ) from None
+    if isinstance(model, nn.Model):
+        return model
+    try:
+        import flax.linen as fnn
+    except ImportError:  # pragma: no cover - flax is a dependency
+        fnn = None
+    if fnn is not None and isinstance(model, fnn.Module):
+        takes_train = "train" in inspect.signature(type(model).__call__).parameters
+        return nn.from_flax(model, train_arg="train" if takes_train else None, input_dtype=input_dtype)
+    raise RunError(f"model {config.model!r} must return an mlwork.nn.Model or a flax.linen.Module; got "
+                   f"{type(model).__name__}")
 
 
 def build_schedule(config: TrainConfig, steps_per_epoch: int):
@@ -114,6 +168,65 @@ def build_schedule(config: TrainConfig, steps_per_epoch: int):
     }[config.schedule]()
 
 
+class Members(NamedTuple):
+    """Who a run trains — one model (``members=None``) or a population — and everything that
+    differs between the two, in one place: the loop and the lifecycle ask it instead of branching.
+
+    A population's state has a leading member axis on every leaf; a single model's has none, and
+    counts as one member wherever metrics are handled per member.
+
+    Attributes:
+      members: the population's :class:`~mlwork.train.config.Member` list, or ``None``.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.train.config import Member
+      >>> from mlwork.train.programs import Members
+      >>> single, pop = Members(None), Members([Member(0, 1e-3, 0.0), Member(1, 1e-3, 0.0)])
+      >>> single.count, pop.count, float(pop.split({"loss": np.array([0.5, 0.7])})[1]["loss"]), single.head(3, 0)
+      (1, 2, 0.7, {'epoch': 3})
+    """
+
+    members: list[Member] | None
+
+    @property
+    def count(self) -> int:
+        """Members in the state (1 for a single model)."""
+        return 1 if self.members is None else len(self.members)
+
+    def scalar(self, x: Any) -> int:
+        """An int of a per-member counter that all members share (``state.step``, ``state.epoch``)."""
+        return int(x) if self.members is None else int(x[0])
+
+    def first(self, tree: Any) -> Any:
+        """The first member's leaves (a single model's as they are)."""
+        return tree if self.members is None else jax.tree.map(lambda x: x[0], tree)
+
+    def split(self, tree: Any) -> list[Any]:
+        """Host values as one entry per member (a single model's get a list of one)."""
+        if self.members is None:
+            return [tree]
+        return [jax.tree.map(lambda x, i=i: np.asarray(x)[i], tree) for i in range(len(self.members))]
+
+    def vmap(self, fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
+        """``fn`` over the member axis (``jax.vmap``), or ``fn`` itself for a single model."""
+        return fn if self.members is None else jax.vmap(fn, **kwargs)
+
+    def index(self, i: int) -> int | None:
+        """Member ``i`` as error messages name it: ``None`` for a single model."""
+        return None if self.members is None else i
+
+    def describe(self, i: int | None) -> str:
+        """Member ``i``'s seed and hyperparameters in words (``""`` for a single model)."""
+        return "" if self.members is None or i is None else "seed {}, lr {:g}, weight_decay {:g}".format(
+            *self.members[i])
+
+    def head(self, epoch: int, i: int) -> dict[str, Any]:
+        """The first fields of member ``i``'s ``metrics.jsonl`` row."""
+        return {"epoch": epoch} if self.members is None else {"epoch": epoch, "member": i,
+                                                              **self.members[i]._asdict()}
+
+
 class Run(NamedTuple):
     """A config made concrete: the model, the optimizer, and the splits on the device(s) (from :func:`prepare`).
 
@@ -130,7 +243,12 @@ class Run(NamedTuple):
       train, val, test: ``(uint8 images (n, *input_shape), int32 labels (n,))`` on the device(s).
       mesh: the device mesh (one device for a population).
       members: the population's members, ``None`` for a single model.
-      input_shape, num_classes, class_names: from the data set (one image's shape, e.g. ``(28, 28)``).
+      input_shape, num_classes, class_names: from the data set (one example's shape, e.g. ``(28, 28)``;
+        ``num_classes`` is the model's outputs per example, the classes or the values per target;
+        ``class_names`` is empty for values).
+      task: the :class:`~mlwork.train.task.Task`: loss, metrics, monitored metric and its mode.
+      data: the :class:`~mlwork.data.ArrayDataset` the splits came from.
+      test_is_val: no test split was given: the test figures are the validation split's.
     """
 
     config: TrainConfig
@@ -150,30 +268,45 @@ class Run(NamedTuple):
     input_shape: tuple[int, ...]
     num_classes: int
     class_names: tuple[str, ...]
+    task: Task | None = None
+    data: ArrayDataset | None = None
+    test_is_val: bool = False
 
     @property
     def population(self) -> int | None:
         """Members in the state's leading axis, ``None`` for a single model."""
         return None if self.members is None else len(self.members)
 
+    @property
+    def who(self) -> Members:
+        """The run's :class:`Members`: one model or a population, asked instead of branching."""
+        return Members(self.members)
 
-def prepare(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = None,
-            tx: optax.GradientTransformation | None = None) -> Run:
-    """Check ``config`` against the devices and the data, carve the seeded validation split, put
-    the uint8 images and int32 labels on the device(s), and build the model, schedule, optimizer
-    and early stopping. Nothing is compiled or written.
+
+def prepare(config: TrainConfig, dataset: ArrayDataset | Dataset, *, model: nn.Model | None = None,
+            tx: optax.GradientTransformation | None = None, loss: Callable[[Any, Any], Any] | None = None,
+            metrics: dict[str, Callable[[Any, Any], Any]] | None = None) -> Run:
+    """Check ``config`` against the devices and the data, carve the seeded validation split (unless
+    the data have one), put the splits on the device(s) (inputs in their stored dtype: uint8
+    images, float32 features, int32 tokens), and build the task, model, schedule, optimizer and
+    early stopping. Nothing is compiled or written.
 
     Args:
       config: the run's knobs.
-      dataset: uint8 images ``(n, *input_shape)`` and integer labels per split.
+      dataset: an :class:`~mlwork.data.ArrayDataset` (any arrays), or a MNIST-family
+        :class:`~mlwork.data.Dataset`.
       model: replaces the model ``config`` names (any :class:`~mlwork.nn.Model`).
       tx: replaces the optimizer ``config`` names (any Optax transformation; not for populations,
         whose per-member hyperparameters live in mlwork's own optimizer state).
+      loss: a loss function ``loss(outputs, targets) -> (B,)`` replacing ``config.loss``.
+      metrics: extra metrics, ``name -> metric(outputs, targets) -> (B,)`` (see
+        :func:`mlwork.train.task.make_task`).
 
     Raises:
       RunError: more devices than exist, a batch the devices cannot split evenly, a batch larger
         than the training split, a custom ``tx`` on a population (or a population in a
-        multi-process job).
+        multi-process job), a task, loss or metric the targets do not fit, a model whose
+        outputs do not fit the targets.
       ValueError: ``config.val_fraction`` leaves no training example
         (:func:`mlwork.data.split_validation`).
 
@@ -194,27 +327,80 @@ def prepare(config: TrainConfig, dataset: Dataset, *, model: nn.Model | None = N
     if population and tx is not None:
         raise RunError("a population trains mlwork's optimizer (its members' learning rates and weight decays "
                        "live in its state); a custom tx is for single models")
+    data = as_arrays(dataset)
+    if config.augment and (data.input_kind != "images" or len(data.input_shape) != 2):
+        raise RunError(f"augment is for grey images (H, W) stored as uint8; the inputs are {data.input_kind} of "
+                       f"shape {data.input_shape}")
+    task = make_task(config, data, loss=loss, metrics=metrics)
     mesh = check_devices(config)
-    mean, std = dataset.mean_std
-    tr_x, tr_y, va_x, va_y = split_validation(dataset.train_images, dataset.train_labels,
-                                              config.val_fraction, seed=config.split_seed)
+    mean, std = data.mean_std
+    if data.x_val is None:
+        tr_x, tr_y, va_x, va_y = split_validation(data.x_train, data.y_train, config.val_fraction,
+                                                  seed=config.split_seed)
+    else:
+        tr_x, tr_y, va_x, va_y = data.x_train, data.y_train, data.x_val, data.y_val
+    test_is_val = data.x_test is None
+    te_x, te_y = (va_x, va_y) if test_is_val else (data.x_test, data.y_test)
     steps_per_epoch = len(tr_y) // config.batch_size
     if steps_per_epoch == 0:
         raise RunError(f"batch_size {config.batch_size} exceeds the {len(tr_y)} training examples")
-    input_shape = tuple(int(d) for d in np.shape(dataset.train_images)[1:])
-    class_names = tuple(dataset.class_names)
-    put = lambda x, dtype: parallel.put_replicated(np.asarray(x, dtype), mesh)  # noqa: E731
+    input_shape = data.input_shape
+    class_names = tuple(data.class_names or ())
+    put = lambda x: parallel.put_replicated(np.asarray(x), mesh)  # noqa: E731
     schedule = build_schedule(config, steps_per_epoch)
     custom_tx = tx is not None
     tx = tx or optim.optimizer(config.optimizer, schedule, weight_decay=config.weight_decay, l1=config.l1,
                                clip_norm=config.clip_norm)
     stopper = optim.early_stopping(patience=config.patience if config.patience is not None else 2**30,
-                                   mode="max")
-    return Run(config, model or build_model(config, input_shape, len(class_names)), tx, schedule, custom_tx,
-               stopper, mean, std, steps_per_epoch, (put(tr_x, np.uint8), put(tr_y, np.int32)),
-               (put(va_x, np.uint8), put(va_y, np.int32)),
-               (put(dataset.test_images, np.uint8), put(dataset.test_labels, np.int32)), mesh,
-               config.members() if population else None, input_shape, len(class_names), class_names)
+                                   mode=task.mode)
+    input_dtype = jnp.int32 if data.input_kind == "tokens" else jnp.float32
+    model = model or build_model(config, input_shape, task.output_size, input_dtype=input_dtype)
+    check_outputs(model, task, input_shape, input_dtype)
+    return Run(config, model, tx, schedule, custom_tx, stopper, mean, std, steps_per_epoch, (put(tr_x), put(tr_y)),
+               (put(va_x), put(va_y)), (put(te_x), put(te_y)), mesh, config.members() if population else None,
+               input_shape, task.output_size, class_names, task, data, test_is_val)
+
+
+def check_outputs(model: nn.Model, task: Task, input_shape: tuple[int, ...], input_dtype: Any = jnp.float32) -> None:
+    """Refuse a model whose outputs do not fit the targets (abstractly: nothing runs or compiles).
+
+    Args:
+      model: the :class:`~mlwork.nn.Model`.
+      task: the run's :class:`~mlwork.train.task.Task` (its ``output_size`` and target kind).
+      input_shape: one example's shape.
+      input_dtype: the dtype the model receives (float32; int32 for tokens).
+
+    Raises:
+      RunError: the model cannot be initialised for ``input_shape``, or its outputs for a batch
+        ``(B, *input_shape)`` are not ``(B, task.output_size)``.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork import nn
+      >>> from mlwork.data import from_arrays
+      >>> from mlwork.train import RunError, TrainConfig, check_outputs, make_task
+      >>> task = make_task(TrainConfig(), from_arrays(np.zeros((4, 3)), np.array([0, 1, 2, 0])))
+      >>> check_outputs(nn.mlp([3, 3]), task, (3,))  # three classes, three scores: fits
+      >>> try:
+      ...     check_outputs(nn.mlp([3, 1]), task, (3,))
+      ... except RunError as e:
+      ...     print(e)
+      the model's outputs must have shape (batch, 3) (one score per class); got (2, 1) for a batch of 2
+    """
+    def outputs():
+        variables = model.init(jax.random.key(0), input_shape)
+        return model.apply(variables, jnp.zeros((2, *input_shape), input_dtype))[0]
+
+    try:
+        shape = tuple(jax.eval_shape(outputs).shape)
+    except Exception as e:  # noqa: BLE001 - the model's own failure, in one line
+        raise RunError(f"the model cannot take inputs of shape {tuple(input_shape)}: {type(e).__name__}: "
+                       f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    if shape != (2, task.output_size):
+        what = {"classes": "one score per class", "multilabel": "one score per label",
+                "values": "one output per target value"}[task.kind]
+        raise RunError(f"the model's outputs must have shape (batch, {task.output_size}) ({what}); got "
+                       f"{shape} for a batch of 2")
 
 
 def check_devices(config: TrainConfig) -> Mesh:
@@ -292,9 +478,9 @@ def split_tree(run: Run, tree: Any) -> tuple[TrainState, tuple[Any, Any] | None]
 def make_evaluator(run: Run):
     """The jitted evaluation of ``run``'s model (see :func:`~mlwork.train.make_evaluate`).
 
-    ``evaluate(params, model_state, images, labels) -> {"loss", "accuracy", "predictions"}``:
-    mean cross-entropy (nats) and accuracy (a fraction) over uint8 ``images (n, *input_shape)``
-    and integer ``labels (n,)``, and int32 ``predictions (n,)``, in batches of
+    ``evaluate(params, model_state, inputs, targets) -> {"loss", <metric>..., "predictions"}``:
+    the mean per-example loss and each of the task's metrics over the whole set (e.g. accuracy,
+    a fraction), and the per-example predictions (the class, or the values), in batches of
     ``config.eval_batch_size``. For a population the parameters carry a leading member axis, and
     so does every output (each member on the same images).
 
@@ -313,7 +499,7 @@ def make_evaluator(run: Run):
         float(metrics["accuracy"])
     """
     evaluate = make_evaluate(run.model, mean=run.mean, std=run.std, batch_size=run.config.eval_batch_size,
-                             mesh=None if run.members is not None else run.mesh)
+                             mesh=None if run.members is not None else run.mesh, task=run.task)
     if run.members is not None:
         return jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None)))
     repl = parallel.replicated(run.mesh)
@@ -321,20 +507,22 @@ def make_evaluator(run: Run):
 
 
 def ensemble_predict(run: Run, params: Any, model_state: Any, images: jax.Array) -> jax.Array:
-    r"""The population's ensemble prediction: the mean of the members' softmax outputs.
+    r"""The population's ensemble prediction: the mean of the members' softmax outputs (classes),
+    sigmoid outputs (multi-hot labels) or values (a regression).
 
     .. math:: \bar p(x) = \frac{1}{K} \sum_{k=1}^{K} \operatorname{softmax}(f_{\theta_k}(x))
 
     computed in batches of ``config.eval_batch_size``, in float32.
 
     Args:
-      run: the population's :class:`Run` (its model and normalisation).
+      run: the population's :class:`Run` (its model, normalisation and task).
       params: the members' parameters, a leading member axis ``(K, ...)`` on every leaf.
       model_state: the members' model state, likewise (``{}`` for an MLP).
-      images: uint8 ``(n, *input_shape)``.
+      images: the inputs ``(n, *input_shape)`` as stored (uint8 images, float features, tokens).
 
     Returns:
-      float32 class probabilities ``(n, classes)``, each row summing to 1.
+      float32 ``(n, outputs)``: class probabilities, each row summing to 1 (classes), label
+      probabilities (multi-hot), or the mean values.
 
     Example (needs a trained population; see :func:`init_state`):
 
@@ -343,18 +531,47 @@ def ensemble_predict(run: Run, params: Any, model_state: Any, images: jax.Array)
         probs = ensemble_predict(run, state.params, state.model_state, run.test[0])
         accuracy = float((probs.argmax(-1) == run.test[1]).mean())
     """
+    return _ensemble(run, params, model_state, images)
+
+
+def _member_outputs(run: Run, params: Any, model_state: Any, x: jax.Array) -> jax.Array:
+    """Every member's raw outputs ``(K, B, D)`` for a batch of stored inputs."""
     from mlwork.data.device import preprocess
 
-    def member_probs(p, s, x):
-        logits, _ = run.model.apply({"params": p, "state": s}, preprocess(x, run.mean, run.std))
-        return jax.nn.softmax(logits.astype(jnp.float32))
+    def one(p, s):
+        return run.model.apply({"params": p, "state": s}, preprocess(x, run.mean, run.std))[0].astype(jnp.float32)
 
-    @jax.jit
-    def batch_probs(x):
-        return jnp.mean(jax.vmap(member_probs, in_axes=(0, 0, None))(params, model_state, x), axis=0)
+    return jax.vmap(one)(params, model_state)
 
+
+def ensemble_outputs(run: Run, params: Any, model_state: Any, images: jax.Array) -> jax.Array:
+    """The ensemble's outputs as the task's metrics read them, in batches of ``config.eval_batch_size``.
+
+    Args:
+      run: the population's :class:`Run`.
+      params, model_state: the members' variables, a leading member axis on every leaf.
+      images: the inputs ``(n, *input_shape)`` as stored.
+
+    Returns:
+      float32 ``(n, D)``: :meth:`~mlwork.train.task.Task.ensemble_outputs` — the log of the mean
+      softmax (classes), the logit of the mean sigmoid (multi-hot), the mean value (values).
+
+    Example (needs a trained population; see :func:`init_state`):
+
+    .. code-block:: python
+
+        outputs = ensemble_outputs(run, *best, run.test[0])
+        run.task.finalize(run.task.stats(outputs, run.test[1]), len(run.test[1]))  # the ensemble's metrics
+    """
+    fn = jax.jit(lambda x: run.task.ensemble_outputs(_member_outputs(run, params, model_state, x)))
     bs = run.config.eval_batch_size
-    return jnp.concatenate([batch_probs(images[i:i + bs]) for i in range(0, images.shape[0], bs)])
+    return jnp.concatenate([fn(images[i:i + bs]) for i in range(0, images.shape[0], bs)])
+
+
+def _ensemble(run: Run, params: Any, model_state: Any, images: jax.Array) -> jax.Array:
+    fn = jax.jit(lambda x: jnp.mean(run.task.probabilities(_member_outputs(run, params, model_state, x)), axis=0))
+    bs = run.config.eval_batch_size
+    return jnp.concatenate([fn(images[i:i + bs]) for i in range(0, images.shape[0], bs)])
 
 
 class Compiled(NamedTuple):
@@ -416,8 +633,10 @@ def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Com
     every = min(MONITOR_EVERY, spe) if config.monitor else 0  # >= 1 sampled step per epoch
     population = run.members is not None
     train_step = make_train_step(run.model, run.tx, mean=run.mean, std=run.std, augment=config.augment,
-                                 mesh=None if population else run.mesh, monitor_every=every)
-    hook = make_epoch_monitor(run.model, mean=run.mean, std=run.std, tx=run.tx) if config.monitor else None
+                                 mesh=None if population else run.mesh, monitor_every=every,
+                                 loss_fn=run.task.batch_loss, stats_fn=run.task.stats)
+    hook = make_epoch_monitor(run.model, mean=run.mean, std=run.std, tx=run.tx,
+                              loss_fn=run.task.batch_loss) if config.monitor else None
     per_call = min(config.steps_per_call or spe, spe)
     lengths = sorted({per_call, spe % per_call} - {0})
     options = compiler_options(run.mesh.devices.flat[0].platform)

@@ -94,15 +94,32 @@ def reproducibility_record(mesh_or_devices: Any = None) -> dict[str, Any]:
     }
 
 
-def run_metadata(dataset: Any, mean: float, std: float) -> dict[str, Any]:
+def run_metadata(dataset: Any, mean: Any, std: Any, task: Any = None) -> dict[str, Any]:
     """The ``config.json`` keys that describe the data a run's model expects:
-    ``input_shape`` (one example, no batch axis), ``num_classes``, ``class_names``, and the
-    normalisation ``mean``/``std`` (of pixels scaled to [0, 1]) that the trainer applied.
+    ``input_shape`` (one example, no batch axis), ``num_classes`` (the model's outputs per
+    example), ``class_names``, the normalisation ``mean``/``std`` (scalars of pixels scaled to
+    [0, 1] for images, per-feature lists for features, ``None`` for tokens), and what the task
+    needs to read the outputs back: ``target``, ``target_shape``, ``input_kind``, ``input_dtype``,
+    ``loss_name``, ``metric_names``, ``monitored``, ``monitored_mode``, ``data_name``.
 
     Args:
-      dataset: a :class:`mlwork.data.Dataset` (uint8 images ``(N, H, W)``).
+      dataset: an :class:`mlwork.data.ArrayDataset` (or a MNIST-family :class:`mlwork.data.Dataset`).
       mean, std: the normalisation the run used (``Run.mean``, ``Run.std``).
+      task: the run's :class:`~mlwork.train.task.Task` (``None``: a classification by argmax).
     """
-    names = list(dataset.class_names)
-    return {"input_shape": [int(d) for d in dataset.train_images.shape[1:]], "num_classes": len(names),
-            "class_names": names, "mean": float(mean), "std": float(std)}
+    import numpy as np
+
+    from mlwork.data.arrays import as_arrays
+
+    data = as_arrays(dataset)
+    as_json = lambda v: None if v is None else (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist())  # noqa: E731
+    record = {"input_shape": [int(d) for d in data.input_shape], "num_classes": int(data.output_size),
+              "class_names": list(data.class_names or []), "mean": as_json(mean), "std": as_json(std),
+              "data_name": data.name, "target": data.target, "target_shape": list(data.target_shape),
+              "input_kind": data.input_kind, "input_dtype": str(data.x_train.dtype)}
+    if data.target == "values":  # predictions are target_mean + target_std * outputs
+        record.update(target_mean=data.target_mean.tolist(), target_std=data.target_std.tolist())
+    if task is not None:
+        record.update(loss_name=task.loss_name, metric_names=list(task.metrics), monitored=task.monitor,
+                      monitored_mode=task.mode)
+    return record

@@ -29,7 +29,8 @@ ORDER, STEP = 0, 1  # fold_in tags of the two random streams
 
 def make_train_step(model: Model, tx: optax.GradientTransformation, *, mean: float, std: float,
                     augment: bool = False, loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy,
-                    mesh: Mesh | None = None, monitor_every: int = 0):
+                    mesh: Mesh | None = None, monitor_every: int = 0,
+                    stats_fn: Callable[[Array, Array], Any] | None = None):
     r"""``train_step(state, images_u8, labels) -> (state, metrics)``: one optimizer step on one batch.
 
     The batch is preprocessed on the device (:func:`mlwork.data.preprocess`: augmentation when
@@ -55,12 +56,15 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, *, mean: flo
       monitor_every: ``k > 0`` adds ``metrics["monitor"]``: the global and per-layer gradient
         norms every k-th step, zeros in between
         (:func:`mlwork.train.diagnostics.sampled_gradient_statistics`).
+      stats_fn: ``stats_fn(outputs, targets) -> pytree``, the batch's summed metric statistics
+        (:meth:`mlwork.train.task.Task.stats`), returned as ``metrics["stats"]`` instead of
+        ``correct``; ``None``: the count of correct argmax predictions.
 
     Returns:
-      ``train_step``. Its arguments: a :class:`~mlwork.train.TrainState`, uint8 images
-      ``(B, *input_shape)`` and integer labels ``(B,)``; its ``metrics``: the batch's float32
-      ``loss``, the int32 number of ``correct`` predictions (and ``monitor``). The new state has
-      ``step + 1``.
+      ``train_step``. Its arguments: a :class:`~mlwork.train.TrainState`, a batch of inputs
+      ``(B, *input_shape)`` (uint8 images, float features or integer tokens) and targets; its
+      ``metrics``: the batch's float32 ``loss``, the int32 number of ``correct`` predictions (or
+      ``stats``) (and ``monitor``). The new state has ``step + 1``.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
@@ -91,10 +95,12 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, *, mean: flo
             state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        correct = jnp.sum(jnp.argmax(logits, -1) == labels)
         new_state = state._replace(step=state.step + 1, params=params, model_state=new_model_state,
                                    opt_state=opt_state)
-        metrics = {"loss": loss, "correct": correct}
+        if stats_fn is None:
+            metrics = {"loss": loss, "correct": jnp.sum(jnp.argmax(logits, -1) == labels)}
+        else:
+            metrics = {"loss": loss, "stats": stats_fn(logits, labels)}
         if monitor_every:
             metrics["monitor"] = sampled_gradient_statistics(grads, state.step, monitor_every)
         return new_state, metrics
@@ -114,7 +120,8 @@ def make_train_chunk(train_step, batch_size: int, length: int | None = None, *,
     ends the epoch, ``state.epoch`` advances. Splitting epochs into chunks changes nothing but
     how often control returns to the host (e.g. to answer a preemption signal).
 
-    ``metrics``: mean ``loss``, ``loss_sum``, ``correct``, ``accuracy`` of the chunk, the per-step
+    ``metrics``: mean ``loss``, ``loss_sum``, ``correct``, ``accuracy`` of the chunk (or, with a
+    step's ``stats_fn``, ``stats``: its statistics summed over the chunk's steps), the per-step
     ``losses``, ``nonfinite_step`` (the global step of the first non-finite loss, −1 if none), and
     ``steps``: every per-step metric the step returned, stacked. With ``monitor`` (see
     :func:`mlwork.train.diagnostics.make_epoch_monitor`) also ``monitor``:
@@ -172,16 +179,18 @@ def make_train_chunk(train_step, batch_size: int, length: int | None = None, *,
 
         state, m = jax.lax.scan(body, state, batches)
         bad = ~jnp.isfinite(m["loss"])
-        correct = jnp.sum(m["correct"])
         metrics = {
             "loss": jnp.mean(m["loss"]),
             "loss_sum": jnp.sum(m["loss"]),
-            "correct": correct,
-            "accuracy": correct / (size * batch_size),
             "losses": m["loss"],
             "nonfinite_step": jnp.where(jnp.any(bad), start + jnp.argmax(bad), -1),
             "steps": m,
         }
+        if "correct" in m:
+            metrics["correct"] = jnp.sum(m["correct"])
+            metrics["accuracy"] = metrics["correct"] / (size * batch_size)
+        if "stats" in m:
+            metrics["stats"] = jax.tree.map(lambda x: jnp.sum(x, axis=0), m["stats"])
         done = state.step - state.epoch * steps_per_epoch >= steps_per_epoch
         if monitor is not None:
             metrics["monitor"] = monitor(state, m.get("monitor"), images, labels, done)
@@ -222,7 +231,8 @@ def make_train_epoch(train_step, batch_size: int, *, monitor: Callable[..., dict
 
 
 def make_evaluate(model: Model, *, mean: float, std: float, batch_size: int = 1000,
-                  loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy, mesh: Mesh | None = None):
+                  loss_fn: Callable[[Array, Array], Array] = softmax_cross_entropy, mesh: Mesh | None = None,
+                  task: Any = None):
     r"""``evaluate(params, model_state, images, labels) -> metrics``: the whole set in evaluation mode.
 
     Evaluation mode: no dropout, BatchNorm's running statistics. The set goes through in
@@ -240,11 +250,16 @@ def make_evaluate(model: Model, *, mean: float, std: float, batch_size: int = 10
       loss_fn: ``loss_fn(logits (B, C), labels (B,)) -> scalar``; default softmax cross-entropy
         (nats).
       mesh: shard each batch over the mesh's ``data`` axis; ``None``: no constraint.
+      task: a :class:`~mlwork.train.task.Task`: its per-example loss replaces ``loss_fn``, and every
+        one of its metrics is computed from sufficient statistics summed over the whole set
+        (each example counted once whatever ``batch_size``); ``predictions`` are the task's.
 
     Returns:
-      ``evaluate``, pure (jit it). Its arguments: the parameters and model state, uint8 images
-      ``(n, *input_shape)``, integer labels ``(n,)``; its ``metrics``: float32 ``loss`` and
-      ``accuracy`` (a fraction), and ``predictions`` ``(n,)`` (the argmax per example).
+      ``evaluate``, pure (jit it). Its arguments: the parameters and model state, inputs
+      ``(n, *input_shape)`` (uint8 images, float features, integer tokens), targets; its
+      ``metrics``: float32 ``loss`` and ``accuracy`` (a fraction) — or, with ``task``, each of its
+      metrics by name — and ``predictions`` (``(n,)``, the argmax per example; with ``task``,
+      :meth:`~mlwork.train.task.Task.predictions`).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -267,8 +282,26 @@ def make_evaluate(model: Model, *, mean: float, std: float, batch_size: int = 10
         n_batches = -(-n // bs)
         pad = n_batches * bs - n
         xs = jnp.concatenate([images, jnp.zeros((pad, *images.shape[1:]), images.dtype)])
-        ys = jnp.concatenate([labels, jnp.zeros((pad,), labels.dtype)])
         valid = jnp.arange(n_batches * bs) < n
+
+        if task is not None:
+            ys = jnp.concatenate([labels, jnp.zeros((pad, *labels.shape[1:]), labels.dtype)])
+            xs, ys, valid = (a.reshape(n_batches, bs, *a.shape[1:]) for a in (xs, ys, valid))
+
+            def task_body(carry, batch):
+                x, y, v = constrain_batch(batch, mesh)
+                outputs, _ = model.apply({"params": params, "state": model_state}, preprocess(x, mean, std))
+                loss_sum = carry[0] + jnp.sum(jnp.where(v, task.example_loss(outputs, y), 0.0))
+                stats = jax.tree.map(jnp.add, carry[1], task.stats(outputs, y, v))
+                return (loss_sum, stats), task.predictions(outputs)
+
+            zero = jax.eval_shape(lambda: task.stats(
+                model.apply({"params": params, "state": model_state}, preprocess(xs[0], mean, std))[0], ys[0]))
+            zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zero)
+            (loss_sum, stats), preds = jax.lax.scan(task_body, (jnp.zeros((), jnp.float32), zero), (xs, ys, valid))
+            return {"loss": loss_sum / n, **task.finalize(stats, n),
+                    "predictions": preds.reshape(-1, *preds.shape[2:])[:n]}
+        ys = jnp.concatenate([labels, jnp.zeros((pad,), labels.dtype)])
         xs, ys, valid = (a.reshape(n_batches, bs, *a.shape[1:]) for a in (xs, ys, valid))
 
         def body(carry, batch):

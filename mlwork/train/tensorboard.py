@@ -143,9 +143,10 @@ class TensorBoardWriter:
     def write_summary(self, summary: Mapping[str, Any], step: int | None = None) -> None:
         """The final figures of ``summary.json`` under ``test/`` and ``best/``.
 
-        ``test/accuracy``, ``test/loss``, ``best/val_accuracy`` and ``best/epoch`` per model; for a
-        population also ``test/ensemble_accuracy`` and ``test/best_member_accuracy`` in the top run
-        and each member's figures in its run. Fields that are not numbers are skipped.
+        ``test/<metric>`` (``test/accuracy``, ``test/loss``, ``test/r2``, ...), ``best/val_<metric>``
+        (the monitored one) and ``best/epoch`` per model; for a population also
+        ``test/ensemble_<metric>`` and ``test/best_member_<metric>`` in the top run and each member's
+        figures in its run. Fields that are not numbers are skipped.
 
         Args:
           summary: the run's summary (as ``summary.json`` holds it).
@@ -155,13 +156,16 @@ class TensorBoardWriter:
           CheckpointError: as :meth:`write_scalars`.
         """
         step = int(summary.get("epochs_run", 0) if step is None else step)
-        names = {"test_accuracy": "test/accuracy", "test_loss": "test/loss",
-                 "best_val_accuracy": "best/val_accuracy", "best_epoch": "best/epoch",
-                 "ensemble_test_accuracy": "test/ensemble_accuracy",
-                 "best_member_test_accuracy": "test/best_member_accuracy"}
+        def tag(key: str) -> str | None:
+            for prefix, folder in (("ensemble_test_", "test/ensemble_"), ("best_member_test_", "test/best_member_"),
+                                   ("test_", "test/"), ("best_val_", "best/val_")):
+                if key.startswith(prefix):
+                    return folder + key[len(prefix):]
+            return "best/epoch" if key == "best_epoch" else None
 
         def pick(d):
-            return {tag: d[k] for k, tag in names.items() if isinstance(d.get(k), (int, float))}
+            return {tag(k): v for k, v in d.items()
+                    if tag(k) and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
         self.write_scalars(pick(summary), step)
         for k, member in enumerate(summary.get("members") or []):

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ("backprop", "checklist", "forward_pass", "foundations", "landscape", "mnist", "optimizers",
-               "predict", "theory", "trees")
+               "predict", "theory", "train", "trees")
 ENV = {**os.environ, "COLUMNS": "100", "PYTHONPATH": str(ROOT)}
 
 
@@ -108,3 +108,9 @@ def test_choices_taken_without_jax_equal_the_librarys():
     out = subprocess.run([sys.executable, "-m", "experiments.checklist", "--help"], cwd=ROOT,
                          env={**ENV, "COLUMNS": "300"}, capture_output=True, text=True, timeout=120).stdout
     assert "--optimizer {" + ",".join(optim.OPTIMIZERS) + "}" in out
+
+
+def test_the_loss_names_taken_without_jax_are_the_registrys():
+    from mlwork.train import config, task
+
+    assert set(config.LOSSES) <= set(task.LOSSES) and set(config.TASKS) == set(task.TASKS)

@@ -1,0 +1,480 @@
+r"""The task of a run: its loss, its metrics and the metric that decides what "best" means.
+
+Losses and metrics are found by name in registries (:data:`LOSSES`, :data:`METRICS`; add your
+own with :func:`register_loss` / :func:`register_metric`), by an import string
+``package.module:function``, or passed as functions:
+
+* a loss is ``loss(outputs (B, D), targets) -> (B,)``, one loss per example (the step minimises
+  their mean);
+* a metric is ``metric(outputs (B, D), targets) -> (B,)``, one value per example, averaged over
+  the evaluation set; a built-in metric is a :class:`Metric` of **sufficient statistics**, summed
+  over every example of the set, so every example counts exactly once whatever the batch size.
+  :math:`R^2`, for instance, is computed from the sums
+  :math:`\sum (y - \hat y)^2`, :math:`\sum (y - c)` and :math:`\sum (y - c)^2` (with :math:`c` the
+  training targets' mean, which keeps the float32 sums well conditioned):
+
+  .. math:: R^2 = 1 - \frac{\sum (y - \hat y)^2}{\sum (y - c)^2 - (\sum (y - c))^2 / n}
+
+  averaged over the outputs (scikit-learn's ``uniform_average``), never a mean of per-batch
+  :math:`R^2`.
+
+**Values are learnt standardised.** For a regression the model's outputs :math:`o` stand for
+:math:`(y - \mu_y) / \sigma_y` (the training targets' mean and standard deviation per output):
+the loss compares :math:`o` with the standardised targets (so its scale, and a learning rate
+that suits it, do not depend on the targets' units), while the metrics, ``predict`` and the
+plots use :math:`\hat y = \mu_y + \sigma_y o`, in the targets' own units.
+
+The targets' kind (:data:`mlwork.data.TARGETS`) chooses the defaults: class labels train with
+softmax cross-entropy and monitor ``accuracy`` (``max``); multi-hot labels with sigmoid binary
+cross-entropy and ``accuracy`` (per label); values with the squared error, metrics ``mse``,
+``mae``, ``r2``, monitoring ``loss`` (``min``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from mlwork.train.errors import RunError
+
+Array = jax.Array
+#: The kinds of task (the command line's ``--task``) and the target kinds each takes.
+TASKS = {"classification": ("classes", "multilabel"), "regression": ("values",)}
+_IMPORT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+class Metric(NamedTuple):
+    """A metric as sufficient statistics: summed over a set, then finished.
+
+    Attributes:
+      stats: ``stats(outputs (B, D), targets) -> {name: (B, ...)}``, each example's contribution.
+      finalize: ``finalize(sums, n) -> scalar``, the metric from the statistics summed over ``n``
+        examples.
+      mode: ``"max"`` (higher is better), ``"min"``, or ``None`` (unknown: a custom function).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.train.task import METRICS
+      >>> from mlwork.data import from_arrays
+      >>> import numpy as np
+      >>> data = from_arrays(np.zeros((4, 1)), np.array([0, 1, 0, 1]))
+      >>> accuracy = METRICS["accuracy"][0](data)  # (factory, the target kinds it fits)
+      >>> stats = accuracy.stats(jnp.array([[2.0, 1.0], [0.0, 1.0]]), jnp.array([0, 0]))
+      >>> float(accuracy.finalize({k: v.sum(0) for k, v in stats.items()}, 2)), accuracy.mode
+      (0.5, 'max')
+    """
+
+    stats: Callable[[Array, Array], dict[str, Array]]
+    finalize: Callable[[dict[str, Array], Any], Array]
+    mode: str | None
+
+
+def _flat(outputs: Array, targets: Array) -> tuple[Array, Array]:
+    return outputs.reshape(outputs.shape[0], -1), targets.reshape(targets.shape[0], -1).astype(outputs.dtype)
+
+
+def softmax_cross_entropy(outputs: Array, targets: Array) -> Array:
+    """Per-example softmax cross-entropy (nats) of logits ``(B, C)`` and integer labels ``(B,)`` (Optax's)."""
+    return optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), targets)
+
+
+def sigmoid_binary_cross_entropy(outputs: Array, targets: Array) -> Array:
+    """Per-example sigmoid binary cross-entropy (nats), the mean over the ``C`` labels of ``(B, C)`` (Optax's)."""
+    o, t = _flat(outputs.astype(jnp.float32), targets)
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(o, t), axis=-1)
+
+
+def mean_squared_error(outputs: Array, targets: Array) -> Array:
+    """Per-example squared error, the mean over the outputs (Optax's ``squared_error``)."""
+    o, t = _flat(outputs.astype(jnp.float32), targets)
+    return jnp.mean(optax.squared_error(o, t), axis=-1)
+
+
+def mean_absolute_error(outputs: Array, targets: Array) -> Array:
+    """Per-example absolute error, the mean over the outputs."""
+    o, t = _flat(outputs.astype(jnp.float32), targets)
+    return jnp.mean(jnp.abs(o - t), axis=-1)
+
+
+def huber(outputs: Array, targets: Array, delta: float = 1.0) -> Array:
+    """Per-example Huber loss (quadratic within ``delta``, linear beyond), the mean over the outputs (Optax's)."""
+    o, t = _flat(outputs.astype(jnp.float32), targets)
+    return jnp.mean(optax.huber_loss(o, t, delta=delta), axis=-1)
+
+
+#: Loss name -> (per-example function, the target kinds it fits).
+LOSSES: dict[str, tuple[Callable[[Array, Array], Array], tuple[str, ...]]] = {
+    "softmax_cross_entropy": (softmax_cross_entropy, ("classes",)),
+    "sigmoid_binary_cross_entropy": (sigmoid_binary_cross_entropy, ("multilabel",)),
+    "mse": (mean_squared_error, ("values",)),
+    "mae": (mean_absolute_error, ("values",)),
+    "huber": (huber, ("values",)),
+}
+DEFAULT_LOSS = {"classes": "softmax_cross_entropy", "multilabel": "sigmoid_binary_cross_entropy", "values": "mse"}
+DEFAULT_METRICS = {"classes": ("accuracy",), "multilabel": ("accuracy",), "values": ("mse", "mae", "r2")}
+DEFAULT_MONITOR = {"classes": "accuracy", "multilabel": "accuracy", "values": "loss"}
+
+
+def _mean_of(key: str) -> Callable[[dict[str, Array], Any], Array]:
+    return lambda sums, n: jnp.mean(sums[key]) / n
+
+
+def _accuracy(data: Any) -> Metric:
+    if data.target == "multilabel":  # per label: the fraction of labels right
+        return Metric(lambda o, t: {"correct": jnp.mean(((o > 0) == (t > 0.5)).astype(jnp.float32), axis=-1)},
+                      _mean_of("correct"), "max")
+    return Metric(lambda o, t: {"correct": (jnp.argmax(o, -1) == t).astype(jnp.float32)}, _mean_of("correct"), "max")
+
+
+def _top_k(k: int) -> Callable[[Any], Metric]:
+    def factory(data: Any) -> Metric:
+        def stats(o, t):
+            true_score = jnp.take_along_axis(o, t[:, None].astype(jnp.int32), axis=-1)
+            rank = jnp.sum(o > true_score, axis=-1)  # classes scored strictly above the true one
+            return {"correct": (rank < k).astype(jnp.float32)}
+
+        return Metric(stats, _mean_of("correct"), "max")
+
+    return factory
+
+
+def _error(power: int) -> Callable[[Any], Metric]:
+    def factory(data: Any) -> Metric:
+        def stats(o, t):
+            o, t = _flat(o.astype(jnp.float32), t)
+            return {"error": jnp.abs(o - t) ** power}
+
+        return Metric(stats, _mean_of("error"), "min")
+
+    return factory
+
+
+def _rmse(data: Any) -> Metric:
+    mse = _error(2)(data)
+    return Metric(mse.stats, lambda sums, n: jnp.sqrt(jnp.mean(sums["error"]) / n), "min")
+
+
+def _r2(data: Any) -> Metric:
+    shift = jnp.asarray(data.target_mean, jnp.float32)
+
+    def stats(o, t):
+        o, t = _flat(o.astype(jnp.float32), t)
+        centred = t - shift[None]
+        return {"sse": (o - t) ** 2, "y": centred, "yy": centred ** 2}
+
+    def finalize(sums, n):
+        sst = sums["yy"] - sums["y"] ** 2 / n
+        return jnp.mean(jnp.where(sst > 0, 1.0 - sums["sse"] / jnp.where(sst > 0, sst, 1.0), 0.0))
+
+    return Metric(stats, finalize, "max")
+
+
+#: Metric name -> (factory ``f(data) -> Metric``, the target kinds it fits). ``topK_accuracy``
+#: (e.g. ``top3_accuracy``) is read as top-K accuracy.
+METRICS: dict[str, tuple[Callable[[Any], Metric], tuple[str, ...]]] = {
+    "accuracy": (_accuracy, ("classes", "multilabel")),
+    "top5_accuracy": (_top_k(5), ("classes",)),
+    "mse": (_error(2), ("values",)),
+    "mae": (_error(1), ("values",)),
+    "rmse": (_rmse, ("values",)),
+    "r2": (_r2, ("values",)),
+}
+
+
+def register_loss(name: str, loss: Callable[[Array, Array], Array], targets: tuple[str, ...] = ("classes",
+                                                                                                "multilabel", "values")
+                  ) -> None:
+    """Add a loss to :data:`LOSSES` under ``name`` (then ``TrainConfig(loss=name)`` in this process).
+
+    Args:
+      name: the registry name, a Python identifier.
+      loss: ``loss(outputs (B, D), targets) -> (B,)``.
+      targets: the target kinds it fits.
+
+    Raises:
+      ValueError: ``name`` is not an identifier.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.train.task import LOSSES, register_loss
+      >>> register_loss("doc_l4", lambda o, t: jnp.mean((o - t[:, None]) ** 4, axis=-1), ("values",))
+      >>> "doc_l4" in LOSSES
+      True
+    """
+    if not str(name).isidentifier():
+        raise ValueError(f"name must be a Python identifier; got {name!r}")
+    LOSSES[name] = (loss, tuple(targets))
+
+
+def register_metric(name: str, factory: Callable[[Any], Metric], targets: tuple[str, ...]) -> None:
+    """Add a metric to :data:`METRICS`: ``factory(data) -> Metric`` (see :class:`Metric`).
+
+    Args:
+      name: the registry name, a Python identifier.
+      factory: builds the :class:`Metric` for an :class:`~mlwork.data.ArrayDataset`.
+      targets: the target kinds it fits.
+
+    Raises:
+      ValueError: ``name`` is not an identifier.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from mlwork.train.task import METRICS, Metric, register_metric
+      >>> max_error = Metric(lambda o, t: {"e": jnp.abs(o[:, 0] - t)}, lambda s, n: s["e"] / n, "min")
+      >>> register_metric("doc_mae1", lambda data: max_error, ("values",))
+      >>> "doc_mae1" in METRICS
+      True
+    """
+    if not str(name).isidentifier():
+        raise ValueError(f"name must be a Python identifier; got {name!r}")
+    METRICS[name] = (factory, tuple(targets))
+
+
+def is_import_string(text: Any) -> bool:
+    """Whether ``text`` reads ``package.module:attribute``.
+
+    Example:
+      >>> from mlwork.train.task import is_import_string
+      >>> is_import_string("my_pkg.models:small_cnn"), is_import_string("mlp")
+      (True, False)
+    """
+    return isinstance(text, str) and bool(_IMPORT.match(text))
+
+
+def resolve(spec: str, what: str) -> Any:
+    """The object an import string ``package.module:attribute`` names.
+
+    Args:
+      spec: the import string.
+      what: the argument it came from, for the error message (e.g. ``"model"``).
+
+    Returns:
+      The object.
+
+    Raises:
+      RunError: the module cannot be imported or lacks the attribute (one line).
+
+    Example:
+      >>> from mlwork.train.task import resolve
+      >>> resolve("math:pi", "value")
+      3.141592653589793
+    """
+    module_name, _, attribute = spec.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+    except Exception as e:  # noqa: BLE001 - any import failure is the user's module's
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise RunError(f"{what} {spec!r} cannot be imported: {type(e).__name__}: {first}") from None
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            raise RunError(f"{what} {spec!r}: module {module_name!r} has no attribute {attribute!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+class Task(NamedTuple):
+    """A run's task (from :func:`make_task`).
+
+    Attributes:
+      kind: the targets' kind (:data:`mlwork.data.TARGETS`).
+      loss_name: the loss's name (or import string, or ``"custom"``).
+      loss: ``loss(outputs, targets) -> (B,)``.
+      metrics: name -> :class:`Metric`, in order.
+      monitor: the metric that chooses the best checkpoint and drives early stopping (``"loss"`` or
+        a name in ``metrics``), on the validation split.
+      mode: ``"max"`` or ``"min"``: which way ``monitor`` improves.
+      output_size: the model's outputs per example.
+      target_shape: one target's shape.
+      shift, scale: values only: the training targets' mean and standard deviation per output,
+        float32 ``(output_size,)`` (``None`` otherwise); see the module docstring.
+    """
+
+    kind: str
+    loss_name: str
+    loss: Callable[[Array, Array], Array]
+    metrics: dict[str, Metric]
+    monitor: str
+    mode: str
+    output_size: int
+    target_shape: tuple[int, ...]
+    shift: Any = None
+    scale: Any = None
+
+    def to_units(self, outputs: Array) -> Array:
+        r"""Outputs in the targets' units: :math:`\mu_y + \sigma_y o` for values; as they are otherwise."""
+        if self.shift is None:
+            return outputs
+        o = outputs.astype(jnp.float32).reshape(outputs.shape[0], -1)
+        return o * jnp.asarray(self.scale)[None] + jnp.asarray(self.shift)[None]
+
+    def standardize(self, targets: Array) -> Array:
+        r"""Targets as the loss sees them: :math:`(y - \mu_y) / \sigma_y` for values, ``(B, D)``;
+        as they are otherwise."""
+        if self.shift is None:
+            return targets
+        t = targets.astype(jnp.float32).reshape(targets.shape[0], -1)
+        return (t - jnp.asarray(self.shift)[None]) * (1.0 / jnp.asarray(self.scale))[None]
+
+    def example_loss(self, outputs: Array, targets: Array) -> Array:
+        """The per-example losses, ``(B,)`` (on standardised targets for values)."""
+        return self.loss(outputs, self.standardize(targets))
+
+    def batch_loss(self, outputs: Array, targets: Array) -> Array:
+        """The mean of the per-example losses over the batch (what the step minimises)."""
+        return jnp.mean(self.example_loss(outputs, targets))
+
+    def stats(self, outputs: Array, targets: Array, valid: Array | None = None) -> dict[str, dict[str, Array]]:
+        """Every metric's sufficient statistics summed over the batch (over ``valid`` examples only),
+        the outputs in the targets' units."""
+        out = {}
+        outputs = self.to_units(outputs)
+        for name, metric in self.metrics.items():
+            per_example = metric.stats(outputs, targets)
+            if valid is not None:
+                per_example = {k: jnp.where(valid.reshape((-1,) + (1,) * (v.ndim - 1)), v, 0) for k, v in
+                               per_example.items()}
+            out[name] = {k: jnp.sum(v.astype(jnp.float32), axis=0) for k, v in per_example.items()}
+        return out
+
+    def finalize(self, sums: Mapping[str, Mapping[str, Any]], n: Any) -> dict[str, Any]:
+        """Every metric from its summed statistics over ``n`` examples."""
+        return {name: metric.finalize({k: jnp.asarray(v) for k, v in sums[name].items()}, n)
+                for name, metric in self.metrics.items()}
+
+    def predictions(self, outputs: Array) -> Array:
+        """Per-example predictions for reports: the class (argmax), the multi-hot labels, or the values."""
+        if self.kind == "classes":
+            return jnp.argmax(outputs, -1)
+        if self.kind == "multilabel":
+            return (outputs > 0).astype(jnp.int32)
+        return self.to_units(outputs).reshape((outputs.shape[0], *self.target_shape))
+
+    def probabilities(self, outputs: Array) -> Array:
+        """What ``predict`` returns: softmax (classes), sigmoid (multi-hot) or the values (float32)."""
+        outputs = outputs.astype(jnp.float32)
+        if self.kind == "classes":
+            return jax.nn.softmax(outputs, axis=-1)
+        if self.kind == "multilabel":
+            return jax.nn.sigmoid(outputs)
+        return self.to_units(outputs)
+
+    def ensemble_outputs(self, member_outputs: Array) -> Array:
+        """Members' outputs ``(K, B, D)`` -> the ensemble's, as outputs the metrics read: the log of the
+        mean softmax (classes), the logit of the mean sigmoid (multi-hot), the mean value."""
+        if self.kind == "values":
+            return jnp.mean(member_outputs.astype(jnp.float32), axis=0)
+        p = jnp.mean(self.probabilities(member_outputs), axis=0)
+        tiny = jnp.finfo(jnp.float32).tiny
+        if self.kind == "classes":
+            return jnp.log(jnp.maximum(p, tiny))
+        return jnp.log(jnp.maximum(p, tiny)) - jnp.log(jnp.maximum(1.0 - p, tiny))
+
+
+def _named_metric(name: str, data: Any) -> tuple[Metric, tuple[str, ...]]:
+    m = re.fullmatch(r"top(\d+)_accuracy", name)
+    if name not in METRICS and m and int(m[1]) >= 1:
+        return _top_k(int(m[1]))(data), ("classes",)
+    factory, kinds = METRICS[name]
+    return factory(data), kinds
+
+
+def _custom_metric(fn: Callable[[Array, Array], Array]) -> Metric:
+    return Metric(lambda o, t: {"value": fn(o, t)}, _mean_of("value"), None)
+
+
+def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] | None = None,
+              metrics: Mapping[str, Callable[[Array, Array], Array]] | None = None) -> Task:
+    """The :class:`Task` of ``config`` for ``data``: loss, metrics, monitor and mode, checked together.
+
+    Args:
+      config: a :class:`~mlwork.train.TrainConfig` (``task``, ``loss``, ``metrics``,
+        ``monitor_metric``, ``monitor_mode``).
+      data: an :class:`~mlwork.data.ArrayDataset` (its target kind, shapes, training target mean).
+      loss: a loss function to use instead of ``config.loss``.
+      metrics: extra metrics as functions ``name -> metric(outputs, targets) -> (B,)``.
+
+    Returns:
+      The :class:`Task`.
+
+    Raises:
+      RunError: one line: a ``task`` the targets do not fit, a loss or metric unknown or unfit
+        for the targets, a monitor that is not among the metrics, a mode that contradicts the
+        monitored metric's, or a custom monitored metric without a mode.
+
+    Example:
+      >>> import numpy as np
+      >>> from mlwork.data import from_arrays
+      >>> from mlwork.train import RunError, TrainConfig
+      >>> from mlwork.train.task import make_task
+      >>> data = from_arrays(np.zeros((4, 2)), np.array([0.5, 1.0, 1.5, 2.0]))
+      >>> task = make_task(TrainConfig(), data)
+      >>> task.kind, task.loss_name, list(task.metrics), task.monitor, task.mode
+      ('values', 'mse', ['mse', 'mae', 'r2'], 'loss', 'min')
+      >>> try:
+      ...     make_task(TrainConfig(loss="softmax_cross_entropy"), data)
+      ... except RunError as e:
+      ...     print(e)
+      loss 'softmax_cross_entropy' is for class labels; the targets are values (use mse, mae, huber)
+    """
+    kind = data.target
+    if config.task is not None and kind not in TASKS[config.task]:
+        raise RunError(f"task {config.task!r} needs {' or '.join(_WORDS[k] for k in TASKS[config.task])} as "
+                       f"targets; the data hold {_WORDS[kind]}")
+    if loss is not None:
+        loss_name, loss_fn = getattr(loss, "__name__", "custom"), loss
+    else:
+        loss_name = config.loss or DEFAULT_LOSS[kind]
+        if is_import_string(loss_name):
+            loss_fn = resolve(loss_name, "loss")
+            if not callable(loss_fn):
+                raise RunError(f"loss {loss_name!r} must name a function loss(outputs, targets) -> per-example losses")
+        elif loss_name not in LOSSES:
+            raise RunError(f"loss must be one of {', '.join(LOSSES)} or package.module:function; got {loss_name!r}")
+        else:
+            loss_fn, kinds = LOSSES[loss_name]
+            if kind not in kinds:
+                fits = [n for n, (_, k) in LOSSES.items() if kind in k]
+                raise RunError(f"loss {loss_name!r} is for {' or '.join(_WORDS[k] for k in kinds)}; the targets are "
+                               f"{_WORDS[kind]} (use {', '.join(fits)})")
+    names = [n.strip() for n in config.metrics.split(",") if n.strip()] if config.metrics else \
+        list(DEFAULT_METRICS[kind])
+    built: dict[str, Metric] = {}
+    for name in names:
+        if name == "loss":  # always reported
+            continue
+        if is_import_string(name):
+            fn = resolve(name, "metric")
+            built[name.rpartition(":")[2]] = _custom_metric(fn)
+            continue
+        if name not in METRICS and not re.fullmatch(r"top(\d+)_accuracy", name):
+            raise RunError(f"metrics must be names among {', '.join(METRICS)} (or topK_accuracy, or "
+                           f"package.module:function); got {name!r}")
+        metric, kinds = _named_metric(name, data)
+        if kind not in kinds:
+            raise RunError(f"metric {name!r} is for {' or '.join(_WORDS[k] for k in kinds)}; the targets are "
+                           f"{_WORDS[kind]}")
+        built[name] = metric
+    for name, fn in (metrics or {}).items():
+        built[name] = fn if isinstance(fn, Metric) else _custom_metric(fn)
+    monitor = config.monitor_metric or DEFAULT_MONITOR[kind]
+    if monitor != "loss" and monitor not in built:
+        raise RunError(f"monitor_metric must be 'loss' or one of the metrics {sorted(built)}; got {monitor!r}")
+    natural = "min" if monitor == "loss" else built[monitor].mode
+    mode = config.monitor_mode or natural
+    if mode is None:
+        raise RunError(f"monitor_mode must be given (min or max) for the custom metric {monitor!r}")
+    if natural is not None and mode != natural:
+        raise RunError(f"monitor_mode must be {natural!r} for {monitor!r} (it improves that way); got {mode!r}")
+    output_size = data.output_size
+    shift, scale = (None, None) if kind != "values" else (
+        jnp.asarray(data.target_mean, jnp.float32), jnp.asarray(data.target_std, jnp.float32))
+    return Task(kind, loss_name, loss_fn, built, monitor, mode, output_size, data.target_shape, shift, scale)
+
+
+_WORDS = {"classes": "class labels", "multilabel": "multi-hot labels", "values": "values"}

@@ -1,0 +1,165 @@
+"""``python -m experiments.train --data FILE.npz``: any problem from the command line, with the MNIST
+trainer's outputs, exit codes and guarantees (a regression and a classification, single models and
+populations; the long end-to-end ones are slow)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments import train
+from tests.train.problems import diabetes, digits_images, save_npz
+
+pytest.importorskip("sklearn")
+ROOT = Path(__file__).resolve().parents[2]
+FAST = ["--epochs", "2", "--batch-size", "32", "--lr", "3e-3", "--hidden", "32", "--no-compile-cache"]
+
+
+def _env():
+    env = {**os.environ, "MLWORK_OFFLINE": "1", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("MLWORK_DATA_DIR", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def diabetes_npz(tmp_path_factory):
+    path = tmp_path_factory.mktemp("npz") / "diabetes.npz"
+    save_npz(path, diabetes())
+    return path
+
+
+def _main(argv, capsys):
+    try:
+        code = train.main(argv)
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    lines = [line for line in out.err.splitlines() if line.strip()]
+    return code, out.out, lines[-1] if lines else ""
+
+
+def test_a_regression_from_an_npz_file(diabetes_npz, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    code, out, _ = _main(["--data", str(diabetes_npz), "--workdir", str(workdir), *FAST], capsys)
+    assert code == 0
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["task"] == "values" and "test r2" in out and "best val loss" in out
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["data"] == str(diabetes_npz.resolve()) and config["hidden"] == "32"
+    assert (workdir / "plots" / "predicted_vs_true.png").exists()
+
+
+def test_task_regression_reads_integer_targets_as_values(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    np.savez(tmp_path / "counts.npz", x_train=x, y_train=np.round(np.abs(x[:, 0]) * 4).astype(np.int64))
+    workdir = tmp_path / "run"
+    code, _, _ = _main(["--data", str(tmp_path / "counts.npz"), "--task", "regression", "--workdir", str(workdir),
+                        *FAST], capsys)
+    assert code == 0 and json.loads((workdir / "summary.json").read_text())["task"] == "values"
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--loss", "softmax_cross_entropy"], "error: loss 'softmax_cross_entropy' is for class labels"),
+    (["--task", "classification"], "error: task 'classification' needs class labels"),
+    (["--metrics", "top3_accuracy"], "error: metric 'top3_accuracy' is for class labels"),
+    (["--monitor-metric", "mae", "--monitor-mode", "max"], "error: monitor_mode must be 'min' for 'mae'"),
+    (["--model", "no_such_module_xyz:factory"], "error: model 'no_such_module_xyz:factory' cannot be imported"),
+    (["--model", "cnn"], "error: model 'cnn' needs images"),
+])
+def test_targets_that_cannot_fit_exit_2_with_one_line_and_nothing_written(diabetes_npz, tmp_path, capsys, flags,
+                                                                         says):
+    workdir = tmp_path / "run"
+    code, _, line = _main(["--data", str(diabetes_npz), "--workdir", str(workdir), *FAST, *flags], capsys)
+    assert code == 2 and line.startswith(says), line
+    assert not workdir.exists()
+
+
+def test_bad_data_files_exit_2_with_one_line(tmp_path, capsys):
+    np.savez(tmp_path / "pickled.npz", x_train=np.array([None] * 4, dtype=object), y_train=np.arange(4))
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    np.savez(tmp_path / "nan.npz", x_train=np.array([[0.0], [np.nan], [1.0]]), y_train=np.array([0, 1, 0]))
+    for name, says in (("missing.npz", "does not exist"), ("pickled.npz", "pickled"), ("junk.npz", "cannot read"),
+                       ("nan.npz", "x_train must hold finite values; got NaN or infinity in row 1")):
+        code, _, line = _main(["--data", str(tmp_path / name), "--workdir", str(tmp_path / "w"), *FAST], capsys)
+        assert code == 2 and line.startswith("error: ") and says in line, line
+        assert not (tmp_path / "w").exists()
+
+
+def test_resume_needs_only_the_workdir(diabetes_npz, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    assert _main(["--data", str(diabetes_npz), "--workdir", str(workdir), *FAST, "--stop-after", "1"], capsys)[0] == 0
+    code, out, _ = _main(["--workdir", str(workdir), "--resume", "--no-compile-cache"], capsys)
+    assert code == 0 and json.loads((workdir / "summary.json").read_text())["epochs_run"] == 2
+    code, _, line = _main(["--workdir", str(workdir), "--resume", "--loss", "mae"], capsys)
+    assert code == 2 and "holds a run with loss=None, not 'mae'" in line
+
+
+# -- the long end-to-end guarantees (slow) ---------------------------------------------------------------
+def _wait_for_first_epoch(proc, workdir, seconds=240):
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.time() + seconds
+    while not (metrics.exists() and metrics.read_text().strip()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+
+
+def _sha(workdir):
+    return json.loads((Path(workdir) / "summary.json").read_text())["params_sha256"]
+
+
+def _digits_npz(tmp_path):
+    path = tmp_path / "digits.npz"
+    save_npz(path, digits_images())
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem, extra, sig", [
+    ("diabetes", ["--epochs", "6", "--batch-size", "8", "--steps-per-call", "2"], signal.SIGTERM),
+    ("diabetes", ["--epochs", "6", "--batch-size", "8", "--steps-per-call", "2"], signal.SIGKILL),
+    ("digits", ["--model", "cnn", "--epochs", "4", "--batch-size", "32", "--steps-per-call", "2"], signal.SIGTERM),
+    ("diabetes", ["--epochs", "6", "--batch-size", "8", "--steps-per-call", "2", "--population", "3"],
+     signal.SIGTERM),
+    ("digits", ["--epochs", "4", "--batch-size", "32", "--steps-per-call", "2", "--sweep", "lr=1e-3,3e-3"],
+     signal.SIGKILL),
+], ids=["diabetes-sigterm", "diabetes-sigkill", "digits-cnn-sigterm", "diabetes-population-sigterm",
+        "digits-sweep-sigkill"])
+def test_a_stopped_run_resumes_bit_identical(problem, extra, sig, diabetes_npz, tmp_path):
+    data = diabetes_npz if problem == "diabetes" else _digits_npz(tmp_path)
+    base = [sys.executable, "-m", "experiments.train", "--data", str(data), *extra]
+    reference = subprocess.run([*base, "--workdir", str(tmp_path / "ref")], env=_env(), cwd=ROOT,
+                               capture_output=True, text=True, timeout=600)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    workdir = tmp_path / "run"
+    proc = subprocess.Popen([*base, "--workdir", str(workdir)], env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for_first_epoch(proc, workdir)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == (75 if sig == signal.SIGTERM else -signal.SIGKILL), err[-2000:]
+    resumed = subprocess.run([sys.executable, "-m", "experiments.train", "--workdir", str(workdir), "--resume"],
+                             env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _sha(workdir) == _sha(tmp_path / "ref")
+
+
+@pytest.mark.slow
+def test_a_regression_on_two_devices_matches_one(diabetes_npz, tmp_path):
+    env = {**_env(), "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"}
+    runs = {}
+    for devices in ("1", "2"):
+        workdir = tmp_path / f"d{devices}"
+        out = subprocess.run([sys.executable, "-m", "experiments.train", "--data", str(diabetes_npz), "--epochs", "3",
+                              "--batch-size", "32", "--devices", devices, "--workdir", str(workdir)],
+                             env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[devices] = json.loads((workdir / "summary.json").read_text())
+    assert runs["2"]["test_r2"] == pytest.approx(runs["1"]["test_r2"], abs=1e-3)
+    assert runs["2"]["test_mse"] == pytest.approx(runs["1"]["test_mse"], rel=1e-3)

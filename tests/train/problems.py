@@ -1,0 +1,41 @@
+"""Two non-MNIST problems, both offline (scikit-learn's bundled data): diabetes as a regression
+(10 float features, one float target) and the 8x8 digits as uint8 images of another shape."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlwork.data import from_arrays
+
+
+def diabetes(n_test: int = 88):
+    """Diabetes: 442 patients, 10 standardised features, disease progression (25-346); the last
+    ``n_test`` (after a seeded shuffle) are the test split."""
+    from sklearn.datasets import load_diabetes
+
+    x, y = load_diabetes(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    x, y = x[order], y[order].astype(np.float32)
+    return from_arrays(x[:-n_test], y[:-n_test], x_test=x[-n_test:], y_test=y[-n_test:], name="diabetes")
+
+
+def digits_images(n: int | None = None):
+    """The 8x8 digits (levels 0-16) as uint8 images (0-255), 10 classes; the last 297 test."""
+    from sklearn.datasets import load_digits
+
+    ds = load_digits()
+    images = np.round(ds.images * (255.0 / 16.0)).astype(np.uint8)
+    labels = ds.target.astype(np.int64)
+    if n is not None:
+        images, labels = np.concatenate([images[:n], images[-297:]]), np.concatenate([labels[:n], labels[-297:]])
+    return from_arrays(images[:-297], labels[:-297], x_test=images[-297:], y_test=labels[-297:], name="digits")
+
+
+def save_npz(path, data) -> None:
+    """``data`` (an ArrayDataset) as the .npz file the command line reads."""
+    arrays = {"x_train": data.x_train, "y_train": data.y_train}
+    if data.x_test is not None:
+        arrays.update(x_test=data.x_test, y_test=data.y_test)
+    if data.x_val is not None:
+        arrays.update(x_val=data.x_val, y_val=data.y_val)
+    np.savez(path, **arrays)
