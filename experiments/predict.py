@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from mlwork.train import CheckpointError, RunError, load_run, predict
+    from mlwork.train import CheckpointError, RunError, load_run, predict_run
 
     try:
         run = load_run(args.workdir, args.which)
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     names = run.class_names
     results = []
     for name, images in inputs:
-        probs = predict(run, images)
+        probs = predict_run(run, images)
         for i, p in enumerate(probs):
             label = int(p.argmax())
             results.append({"input": name, "index": i if len(probs) > 1 else None, "label": label,

@@ -12,7 +12,7 @@ The layout follows a run's data flow:
 * :mod:`~mlwork.train.lifecycle` — :func:`train_and_evaluate`: workdir, lock, resume, checkpoints,
   preemption, summary.
 * :mod:`~mlwork.train.load`, :mod:`~mlwork.train.inference`, :mod:`~mlwork.train.export` — after
-  training: :func:`load_run`, :func:`predict`, :func:`export_run` / :func:`load_exported`.
+  training: :func:`load_run`, :func:`predict_run`, :func:`export_run` / :func:`load_exported`.
 * :mod:`~mlwork.train.step`, :mod:`~mlwork.train.state`, :mod:`~mlwork.train.checkpoint`,
   :mod:`~mlwork.train.guard`, :mod:`~mlwork.train.parallel`, :mod:`~mlwork.train.report` — the pieces.
 
@@ -42,7 +42,7 @@ _EXPORTS = {
     "state": ("TrainState", "create_train_state"),
     "step": ("make_evaluate", "make_train_chunk", "make_train_epoch", "make_train_step"),
     "load": ("LoadedRun", "load_run"),
-    "inference": ("predict",),
+    "inference": ("predict_run",),
     "export": ("export_run", "load_exported"),
     "logs": ("epoch_line", "use_progress_bar"),
     "provenance": ("reproducibility_record",),
@@ -57,6 +57,12 @@ __all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str):
+    if name == "predict":  # deprecated alias (one version): it collided with mlwork.trees.predict
+        import warnings
+
+        warnings.warn("mlwork.train.predict is deprecated and will be removed in 0.3; use mlwork.train.predict_run",
+                      DeprecationWarning, stacklevel=2)
+        return importlib.import_module("mlwork.train.inference").predict_run
     if name in _WHERE:
         value = getattr(importlib.import_module(f"mlwork.train.{_WHERE[name]}"), name)
     elif name in _SUBMODULES:

@@ -1,6 +1,6 @@
-"""Class probabilities from a loaded run: :func:`predict`, and the pure function it compiles.
+"""Class probabilities from a loaded run: :func:`predict_run`, and the pure function it compiles.
 
-**Input convention** (the same for :func:`predict`, ``python -m experiments.predict`` and an
+**Input convention** (the same for :func:`predict_run`, ``python -m experiments.predict`` and an
 exported run):
 
 * integer images (``uint8`` like the training data, or any integer dtype) are pixel levels
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-#: Images per compiled call in :func:`predict` (the last chunk is padded, so one program serves all).
+#: Images per compiled call in :func:`predict_run` (the last chunk is padded, so one program serves all).
 CHUNK = 1024
 
 
@@ -128,7 +128,7 @@ def as_model_input(loaded: Any, inputs: Any, argument: str = "images") -> np.nda
     return x.astype(np.float32)
 
 
-def predict(loaded: Any, images: Any, *, per_member: bool = False) -> np.ndarray:
+def predict_run(loaded: Any, images: Any, *, per_member: bool = False) -> np.ndarray:
     """Class probabilities of a loaded run for ``images`` (or, for a regression, its values).
 
     For a run on other data than images the same call takes its inputs: raw float features
@@ -155,21 +155,21 @@ def predict(loaded: Any, images: Any, *, per_member: bool = False) -> np.ndarray
         convention's range, ``per_member`` for a single model.
 
     Example:
-      With a trained run, ``predict(load_run("runs/mnist-mlp"), images_uint8)``. Here a
+      With a trained run, ``predict_run(load_run("runs/mnist-mlp"), images_uint8)``. Here a
       hand-made one whose logits are its biases, :math:`\\ln 9` for class 7 and 0 for the rest,
       so :math:`p_7 = 9 / (9 + 9) = 0.5` for any image:
 
       >>> import math
       >>> import jax.numpy as jnp, numpy as np
       >>> from mlwork import nn
-      >>> from mlwork.train import LoadedRun, predict
+      >>> from mlwork.train import LoadedRun, predict_run
       >>> variables = {"params": [{"W": jnp.zeros((10, 784)), "b": jnp.zeros(10).at[7].set(math.log(9))}],
       ...              "state": {}}
       >>> run = LoadedRun(nn.mlp([784, 10]), variables, {"mean": 0.1307, "std": 0.3081}, None, 0, "best")
-      >>> probs = predict(run, np.zeros((2, 28, 28), np.uint8))
+      >>> probs = predict_run(run, np.zeros((2, 28, 28), np.uint8))
       >>> probs.shape, probs.dtype.name, round(float(probs[0, 7]), 4), probs.argmax(-1).tolist()
       ((2, 10), 'float32', 0.5, [7, 7])
-      >>> predict(run, np.zeros((28, 28), np.float32)).shape  # one image, floats in [0, 1]
+      >>> predict_run(run, np.zeros((28, 28), np.float32)).shape  # one image, floats in [0, 1]
       (10,)
     """
     if per_member and not loaded.is_ensemble:

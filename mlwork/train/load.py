@@ -42,7 +42,7 @@ _LEGACY_MEAN_STD = {"mnist": (0.1307, 0.3081)}
 
 
 class LoadedRun(NamedTuple):
-    """A trained run, ready for :func:`mlwork.train.predict` or :func:`mlwork.train.export_run`.
+    """A trained run, ready for :func:`mlwork.train.predict_run` or :func:`mlwork.train.export_run`.
 
     Attributes:
       model: the :class:`~mlwork.nn.Model` rebuilt from ``config.json``.
@@ -77,7 +77,7 @@ class LoadedRun(NamedTuple):
 
     @property
     def is_ensemble(self) -> bool:
-        """``True`` for a population: :func:`~mlwork.train.predict` averages the members' softmax."""
+        """``True`` for a population: :func:`~mlwork.train.predict_run` averages the members' softmax."""
         return self.members is not None
 
     @property
@@ -302,10 +302,10 @@ def load_run(workdir: str | Path, which: str | int = "best", *, model: nn.Model 
 
     .. code-block:: python
 
-        from mlwork.train import load_run, predict
+        from mlwork.train import load_run, predict_run
 
         run = load_run("runs/mnist-mlp")            # the best checkpoint
-        probs = predict(run, test_images)           # (N, 10), rows summing to 1
+        probs = predict_run(run, test_images)           # (N, 10), rows summing to 1
         latest = load_run("runs/mnist-mlp", "latest")
         run.step, latest.step                       # e.g. (7030, 8436)
     """

@@ -21,7 +21,7 @@ own with :func:`register_loss` / :func:`register_metric`), by an import string
 **Values are learnt standardised.** For a regression the model's outputs :math:`o` stand for
 :math:`(y - \mu_y) / \sigma_y` (the training targets' mean and standard deviation per output):
 the loss compares :math:`o` with the standardised targets (so its scale, and a learning rate
-that suits it, do not depend on the targets' units), while the metrics, ``predict`` and the
+that suits it, do not depend on the targets' units), while the metrics, ``predict_run`` and the
 plots use :math:`\hat y = \mu_y + \sigma_y o`, in the targets' own units.
 
 The targets' kind (:data:`mlwork.data.TARGETS`) chooses the defaults: class labels train with
@@ -356,7 +356,7 @@ class Task(NamedTuple):
         return self.to_units(outputs).reshape((outputs.shape[0], *self.target_shape))
 
     def probabilities(self, outputs: Array) -> Array:
-        """What ``predict`` returns: softmax (classes), sigmoid (multi-hot) or the values (float32)."""
+        """What ``predict_run`` returns: softmax (classes), sigmoid (multi-hot) or the values (float32)."""
         outputs = outputs.astype(jnp.float32)
         if self.kind == "classes":
             return jax.nn.softmax(outputs, axis=-1)

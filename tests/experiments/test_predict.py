@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from experiments import predict as cli
-from mlwork.train import load_run, predict
+from mlwork.train import load_run, predict_run
 from tests.data.test_idx import write_idx
 from tests.train import trained_runs as runs
 
@@ -41,7 +41,7 @@ def test_each_input_gets_a_label_and_probability(run, images, capsys):
     lines = captured.out.strip().splitlines()
     assert len(lines) == 1 + 1 + 5
     test = runs.dataset().test_images
-    expected = [predict(run, test[0])] + [None] + list(predict(run, test[:5]))
+    expected = [predict_run(run, test[0])] + [None] + list(predict_run(run, test[:5]))
     for line, probs in zip(lines, expected, strict=True):
         if probs is not None:
             assert line.endswith(f": {probs.argmax()}  p={probs.max():.4f}"), line
@@ -57,7 +57,7 @@ def test_json_output_for_machines(run, images, capsys):
     assert doc["step"] == 9 and doc["which"] == 9 and doc["class_names"] == list("0123456789")
     preds = doc["predictions"]
     assert [p["index"] for p in preds] == [None, 0, 1, 2, 3, 4]
-    reference = predict(load_run(runs.single(), 9), runs.dataset().test_images[:5])
+    reference = predict_run(load_run(runs.single(), 9), runs.dataset().test_images[:5])
     for p, probs in zip(preds[1:], reference, strict=True):
         assert p["label"] == int(probs.argmax()) and p["class_name"] == str(p["label"])
         np.testing.assert_allclose(p["probabilities"], probs, atol=1e-6)
@@ -70,7 +70,7 @@ def test_invert_turns_dark_on_light_drawings_into_mnist_polarity(run, tmp_path, 
     Image.fromarray(255 - digit).save(path)
     assert cli.main(["--workdir", str(runs.single()), "--json", "--invert", str(path)]) == 0
     (p,) = json.loads(capsys.readouterr().out)["predictions"]
-    np.testing.assert_allclose(p["probabilities"], predict(run, digit), atol=1e-6)
+    np.testing.assert_allclose(p["probabilities"], predict_run(run, digit), atol=1e-6)
 
 
 def test_dark_on_light_drawing_without_invert_gets_a_warning(tmp_path):
@@ -95,7 +95,7 @@ def test_a_population_predicts_with_its_ensemble(images, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["members"] == 2
     np.testing.assert_allclose(doc["predictions"][0]["probabilities"],
-                               predict(load_run(runs.population()), runs.dataset().test_images[0]), atol=1e-6)
+                               predict_run(load_run(runs.population()), runs.dataset().test_images[0]), atol=1e-6)
 
 
 def test_bad_inputs_exit_2_with_one_line(images, tmp_path, capsys):

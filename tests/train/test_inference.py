@@ -6,7 +6,7 @@ import scipy.special
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlwork.train import load_run, predict
+from mlwork.train import load_run, predict_run
 from tests.train import trained_runs as runs
 
 
@@ -29,7 +29,7 @@ def _oracle(run, images_u8):
 
 def test_probabilities_match_an_independent_numpy_forward_pass(run):
     images = runs.dataset().test_images[:50]
-    probs = predict(run, images)
+    probs = predict_run(run, images)
     assert probs.shape == (50, 10) and probs.dtype == np.float32
     np.testing.assert_allclose(probs, _oracle(run, images), atol=2e-6)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-6)
@@ -37,9 +37,9 @@ def test_probabilities_match_an_independent_numpy_forward_pass(run):
 
 def test_uint8_levels_and_float_intensities_agree(run):
     images = runs.dataset().test_images[:20]
-    np.testing.assert_allclose(predict(run, images), predict(run, images.astype(np.float32) / np.float32(255)),
+    np.testing.assert_allclose(predict_run(run, images), predict_run(run, images.astype(np.float32) / np.float32(255)),
                                atol=1e-6)
-    np.testing.assert_array_equal(predict(run, images), predict(run, images.astype(np.int64)))
+    np.testing.assert_array_equal(predict_run(run, images), predict_run(run, images.astype(np.int64)))
 
 
 @given(batch=st.lists(st.integers(0, 3), min_size=0, max_size=2), channel=st.booleans())
@@ -49,25 +49,25 @@ def test_any_batch_shape_gives_the_same_probabilities_per_image(run, batch, chan
     x = images[:n].reshape(*batch, 28, 28)
     if channel:
         x = x[..., None]
-    probs = predict(run, x)
+    probs = predict_run(run, x)
     assert probs.shape == (*batch, 10)
-    np.testing.assert_allclose(probs.reshape(n, 10), predict(run, images[:n]).reshape(n, 10), atol=1e-6)
+    np.testing.assert_allclose(probs.reshape(n, 10), predict_run(run, images[:n]).reshape(n, 10), atol=1e-6)
 
 
 def test_a_single_image_gives_one_probability_vector(run):
     image = runs.dataset().test_images[3]
-    probs = predict(run, image)
+    probs = predict_run(run, image)
     assert probs.shape == (10,)
-    np.testing.assert_allclose(probs, predict(run, image[None])[0], atol=1e-7)
+    np.testing.assert_allclose(probs, predict_run(run, image[None])[0], atol=1e-7)
 
 
 def test_batches_beyond_a_chunk_match(run, monkeypatch):
     from mlwork.train import inference
 
     images = runs.dataset().test_images[:23]
-    whole = predict(run, images)
+    whole = predict_run(run, images)
     monkeypatch.setattr(inference, "CHUNK", 5)  # 5 chunks, the last one padded
-    np.testing.assert_allclose(predict(run, images), whole, atol=1e-6)
+    np.testing.assert_allclose(predict_run(run, images), whole, atol=1e-6)
 
 
 @pytest.mark.parametrize("images, message", [
@@ -81,17 +81,25 @@ def test_batches_beyond_a_chunk_match(run, monkeypatch):
 ])
 def test_bad_images_raise_one_line_value_errors(run, images, message):
     with pytest.raises(ValueError, match=message):
-        predict(run, images)
+        predict_run(run, images)
 
 
 def test_population_predicts_the_mean_softmax_and_each_member_on_request():
     pop = load_run(runs.population())
     images = runs.dataset().test_images[:30]
-    members = predict(pop, images, per_member=True)
+    members = predict_run(pop, images, per_member=True)
     assert members.shape == (2, 30, 10)
-    np.testing.assert_allclose(predict(pop, images), members.mean(0), atol=1e-7)
+    np.testing.assert_allclose(predict_run(pop, images), members.mean(0), atol=1e-7)
     for k in range(2):
-        np.testing.assert_allclose(members[k], predict(pop.member(k), images), atol=1e-6)
-    assert predict(pop, images[0]).shape == (10,) and predict(pop, images[0], per_member=True).shape == (2, 10)
+        np.testing.assert_allclose(members[k], predict_run(pop.member(k), images), atol=1e-6)
+    assert predict_run(pop, images[0]).shape == (10,) and predict_run(pop, images[0], per_member=True).shape == (2, 10)
     with pytest.raises(ValueError, match="per_member needs a population"):
-        predict(pop.member(0), images, per_member=True)
+        predict_run(pop.member(0), images, per_member=True)
+
+
+def test_the_old_name_predict_warns_and_is_predict_run():
+    import mlwork.train as train
+
+    with pytest.warns(DeprecationWarning, match=r"mlwork.train.predict is deprecated.*use mlwork.train.predict_run"):
+        old = train.predict
+    assert old is train.predict_run and "predict" not in train.__all__
