@@ -16,7 +16,7 @@ import pytest
 
 from mlwork import nn
 from mlwork.data import from_arrays
-from mlwork.train import RunError, TrainConfig, export_run, load_exported, load_run, predict, train_and_evaluate
+from mlwork.train import RunError, TrainConfig, export_run, load_exported, load_run, predict_run, train_and_evaluate
 from mlwork.train.step import make_evaluate
 from mlwork.train.task import make_task
 from tests.train.problems import diabetes, digits_images
@@ -122,19 +122,19 @@ def test_a_regression_trains_and_reports_its_metrics_and_plots(regression_run, r
     assert config["target"] == "values" and config["input_kind"] == "features" and len(config["mean"]) == 10
     # load_run / predict give the values behind the reported R²
     loaded = load_run(workdir)
-    values = predict(loaded, regression.x_test)
+    values = predict_run(loaded, regression.x_test)
     assert values.shape == (len(regression.y_test),) and values.dtype == np.float32
     assert r2_score(regression.y_test, values) == pytest.approx(summary["test_r2"], abs=1e-4)
-    assert predict(loaded, regression.x_test[0]).shape == ()
+    assert predict_run(loaded, regression.x_test[0]).shape == ()
     with pytest.raises(ValueError, match="NaN"):
-        predict(loaded, np.full((1, 10), np.nan))
+        predict_run(loaded, np.full((1, 10), np.nan))
 
 
 def test_an_exported_regression_gives_the_same_values(regression_run, regression, tmp_path):
     workdir, _ = regression_run
     folder = export_run(workdir, tmp_path / "exported")
     exported = load_exported(folder)(regression.x_test.astype(np.float64))
-    np.testing.assert_allclose(exported, predict(load_run(workdir), regression.x_test), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(exported, predict_run(load_run(workdir), regression.x_test), rtol=1e-5, atol=1e-4)
 
 
 def test_a_resumed_regression_ends_bit_identical(regression_run, regression, tmp_path):
@@ -159,7 +159,7 @@ def test_a_regression_population_reports_members_and_ensemble(regression, tmp_pa
     assert len(summary["members"]) == 2 and {"ensemble_test_r2", "ensemble_test_mse"} <= set(summary)
     assert all("test_r2" in m and "best_val_loss" in m for m in summary["members"])
     loaded = load_run(tmp_path / "pop")
-    both = predict(loaded, regression.x_test, per_member=True)
+    both = predict_run(loaded, regression.x_test, per_member=True)
     assert both.shape == (2, len(regression.y_test))
     mse = float(np.mean((both.mean(0) - regression.y_test) ** 2))
     assert mse == pytest.approx(summary["ensemble_test_mse"], rel=1e-4)
@@ -175,7 +175,7 @@ def test_digits_8x8_train_with_the_cnn_and_plot_the_confusion_matrix(tmp_path):
     assert {"confusion_matrix.png", "misclassified.png"} <= {p.name for p in (tmp_path / "d" / "plots").iterdir()}
     loaded = load_run(tmp_path / "d")
     assert loaded.input_shape == (8, 8)
-    probs = predict(loaded, data.x_test)
+    probs = predict_run(loaded, data.x_test)
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
     assert np.mean(probs.argmax(-1) == data.y_test) == pytest.approx(summary["test_accuracy"], abs=1e-6)
 
@@ -224,12 +224,12 @@ def test_a_user_model_and_loss_by_import_string_come_back_in_a_new_process(regre
                          loss="user_models_any:pseudo_huber", epochs=2, batch_size=32, lr=3e-3, monitor=False)
     summary = train_and_evaluate(config, tmp_path / "w", regression, plots=False, **QUIET)
     assert summary["loss"] == "user_models_any:pseudo_huber" and summary["n_params"] == 10 * 16 + 16 + 16 + 1
-    expected = predict(load_run(tmp_path / "w"), regression.x_test[:5])
+    expected = predict_run(load_run(tmp_path / "w"), regression.x_test[:5])
     code = textwrap.dedent(f"""
         import numpy as np
-        from mlwork.train import load_run, predict
+        from mlwork.train import load_run, predict_run
         x = np.load({str(tmp_path / 'x.npy')!r})
-        print(predict(load_run({str(tmp_path / 'w')!r}), x).tolist())
+        print(predict_run(load_run({str(tmp_path / 'w')!r}), x).tolist())
     """)
     np.save(tmp_path / "x.npy", regression.x_test[:5])
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
@@ -246,7 +246,7 @@ def test_multi_hot_labels_train_with_sigmoid_cross_entropy_and_predict_label_pro
     data = from_arrays(x[:128], y[:128], x_test=x[128:], y_test=y[128:], class_names=["a", "b", "a+b"])
     summary = train_and_evaluate(TrainConfig(epochs=3, **FAST), tmp_path / "w", data, plots=False, **QUIET)
     assert summary["task"] == "multilabel" and summary["loss"] == "sigmoid_binary_cross_entropy"
-    probs = predict(load_run(tmp_path / "w"), x[128:])
+    probs = predict_run(load_run(tmp_path / "w"), x[128:])
     assert probs.shape == (32, 3) and ((probs > 0) & (probs < 1)).all()
     per_label = np.mean((probs > 0.5) == y[128:])
     assert per_label == pytest.approx(summary["test_accuracy"], abs=1e-6)

@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from mlwork.train import export_run, load_exported, load_run, predict
+from mlwork.train import export_run, load_exported, load_run, predict_run
 from tests.train import trained_runs as runs
 
 
@@ -24,7 +24,7 @@ def test_exported_outputs_equal_in_process_predictions(exports, kind, n):
     loaded = load_run(getattr(runs, kind)())
     model = load_exported(exports[kind])
     images = runs.dataset().test_images[:n]
-    np.testing.assert_allclose(model(images), predict(loaded, images), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(model(images), predict_run(loaded, images), rtol=0, atol=1e-6)
     np.testing.assert_allclose(model(images.astype(np.float32) / np.float32(255)), model(images), atol=1e-6)
     assert model(images[0]).shape == (10,)
     assert model(runs.dataset().test_images[:6].reshape(2, 3, 28, 28, 1)).shape == (2, 3, 10)
@@ -64,7 +64,7 @@ def test_the_loader_runs_in_a_process_where_mlwork_cannot_be_imported(exports, t
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "blocked"
-    np.testing.assert_allclose(np.load(tmp_path / "probs.npy"), predict(load_run(runs.single()), images), atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "probs.npy"), predict_run(load_run(runs.single()), images), atol=1e-6)
 
 
 def test_an_existing_folder_is_refused_and_left_alone(tmp_path):

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from mlwork.train import CheckpointError, LoadedRun, RunError, load_run, predict
+from mlwork.train import CheckpointError, LoadedRun, RunError, load_run, predict_run
 from mlwork.train import checkpoint as ckpt
 from mlwork.train.programs import checkpoint_tree, init_state, prepare
 from tests.train import trained_runs as runs
@@ -54,7 +54,7 @@ def test_single_run_variables_equal_the_trainers_restore(which, step):
 def test_best_predictions_reproduce_the_reported_test_accuracy():
     run = load_run(runs.single())
     ds = runs.dataset()
-    _assert_accuracy(predict(run, ds.test_images), ds.test_labels, run.summary["test_accuracy"])
+    _assert_accuracy(predict_run(run, ds.test_images), ds.test_labels, run.summary["test_accuracy"])
 
 
 def test_model_state_is_loaded_for_a_model_with_batchnorm():
@@ -67,7 +67,7 @@ def test_model_state_is_loaded_for_a_model_with_batchnorm():
     stats = run.variables["state"]["batch_stats"]["BatchNorm_0"]
     assert stats["mean"].shape == (32,) and float(np.abs(stats["mean"]).sum()) > 0  # trained, not initial zeros
     ds = runs.dataset()
-    _assert_accuracy(predict(run, ds.test_images), ds.test_labels, run.summary["test_accuracy"])
+    _assert_accuracy(predict_run(run, ds.test_images), ds.test_labels, run.summary["test_accuracy"])
 
 
 def test_population_best_is_every_members_best_and_the_ensemble_matches_the_summary():
@@ -80,11 +80,12 @@ def test_population_best_is_every_members_best_and_the_ensemble_matches_the_summ
     _assert_trees_equal(run.variables["params"], saved["best_params"])
     _assert_trees_equal(load_run(workdir, "latest").variables["params"], saved["state"].params)
     ds = runs.dataset()
-    _assert_accuracy(predict(run, ds.test_images), ds.test_labels, run.summary["ensemble_test_accuracy"])
+    _assert_accuracy(predict_run(run, ds.test_images), ds.test_labels, run.summary["ensemble_test_accuracy"])
     for k in range(2):
         member = run.member(k)
         assert not member.is_ensemble
-        _assert_accuracy(predict(member, ds.test_images), ds.test_labels, run.summary["members"][k]["test_accuracy"])
+        _assert_accuracy(predict_run(member, ds.test_images), ds.test_labels,
+                         run.summary["members"][k]["test_accuracy"])
 
 
 def test_missing_runs_and_checkpoints_give_the_documented_errors(tmp_path):
