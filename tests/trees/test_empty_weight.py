@@ -127,7 +127,7 @@ def test_forest_with_many_zero_weights(w, missing, bagging, seed):
     w = np.array(w, np.float32)
     fit = trees.fit_bagging if bagging else trees.fit_random_forest
     key = jax.random.key(seed)
-    rf = fit(key, X, yc, 16, max_depth=2, sample_weight=w, n_classes=3)
+    rf = fit(X, yc, 16, key=key, max_depth=2, sample_weight=w, n_classes=3)
     check_proba(trees.predict_proba(rf, X), 3)
     check_proba(np.asarray(rf.trees.value).reshape(-1, 3), 3)
     # An empty tree holds the weighted class prior in every leaf.
@@ -135,7 +135,7 @@ def test_forest_with_many_zero_weights(w, missing, bagging, seed):
     empty = np.asarray(rf.trees.weight)[:, 0] == 0
     np.testing.assert_allclose(np.asarray(rf.trees.value)[empty], np.broadcast_to(
         prior, np.asarray(rf.trees.value)[empty].shape), atol=1e-6)
-    reg = fit(key, X, yr, 16, task="regression", max_depth=2, sample_weight=w)
+    reg = fit(X, yr, 16, key=key, task="regression", max_depth=2, sample_weight=w)
     check_regression_values(reg.trees.value, yr, w)
     assert np.all(np.isfinite(np.asarray(trees.predict(reg, X))))
 
