@@ -5,7 +5,7 @@ The layout follows a run's data flow:
 * :mod:`~mlwork.train.config` — :class:`TrainConfig`, every knob, validated once; its JSON and CLI.
 * :mod:`~mlwork.train.errors` — the exceptions a run ends with and the one exit-code table.
 * :mod:`~mlwork.train.task` — :class:`Task`: the loss, the metrics and the monitored metric, by name
-  (registries :data:`LOSSES`, :data:`METRICS`) or as functions.
+  (registries :data:`TASK_LOSSES`, :data:`TASK_METRICS`) or as functions.
 * :mod:`~mlwork.train.programs` — :func:`prepare` (config + data -> :class:`Run`), :func:`init_state`,
   :func:`compile_run`: one model or a population (a leading member axis), same code.
 * :mod:`~mlwork.train.loop` — :func:`train_epochs`, the loop as an iterator; :func:`fit` collects it.
@@ -29,7 +29,7 @@ _EXPORTS = {
     "errors": ("RunError", "NonFiniteLossError", "CheckpointError", "WorkdirInUse", "Preempted", "EXIT_CODES",
                "EXIT_BAD_INPUT", "EXIT_NONFINITE", "EXIT_CHECKPOINT", "EXIT_PREEMPTED", "EXIT_INTERRUPTED",
                "exit_code"),
-    "task": ("Task", "Metric", "LOSSES", "METRICS", "make_task", "register_loss", "register_metric"),
+    "task": ("Task", "Metric", "TASK_LOSSES", "TASK_METRICS", "make_task", "register_loss", "register_metric"),
     "programs": ("Run", "Compiled", "Members", "MODEL_BUILDERS", "build_model", "build_schedule", "prepare",
                  "check_outputs", "init_state", "compile_run", "make_evaluator", "ensemble_predict",
                  "ensemble_outputs"),

@@ -28,7 +28,7 @@ from mlwork.train.errors import RunError
 
 #: The built-in models (``model=`` also takes an import string ``package.module:factory``).
 MODELS = ("mlp", "cnn")
-#: Kept in step with :data:`mlwork.train.task.LOSSES` (a test checks), so parsing needs no JAX.
+#: Kept in step with :data:`mlwork.train.task.TASK_LOSSES` (a test checks), so parsing needs no JAX.
 LOSSES = ("softmax_cross_entropy", "sigmoid_binary_cross_entropy", "mse", "mae", "huber")
 TASKS = ("classification", "regression")
 MODES = ("min", "max")
@@ -99,7 +99,7 @@ class TrainConfig:
       dataset: ``"mnist"`` or ``"fashion_mnist"`` (28x28 grey images, 10 classes), when ``data`` is ``None``.
       data: an ``.npz`` file to train on instead (:func:`mlwork.data.load_npz`).
       task: ``"classification"`` or ``"regression"``; ``None``: inferred from the targets.
-      loss: a loss name (:data:`mlwork.train.task.LOSSES`) or ``package.module:function``;
+      loss: a loss name (:data:`mlwork.train.task.TASK_LOSSES`) or ``package.module:function``;
         ``None``: the targets' default.
       metrics: metric names (or import strings), comma-separated; ``None``: the targets' default.
       monitor_metric: the validation metric that chooses the best checkpoint and drives early

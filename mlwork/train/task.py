@@ -1,6 +1,6 @@
 r"""The task of a run: its loss, its metrics and the metric that decides what "best" means.
 
-Losses and metrics are found by name in registries (:data:`LOSSES`, :data:`METRICS`; add your
+Losses and metrics are found by name in registries (:data:`TASK_LOSSES`, :data:`TASK_METRICS`; add your
 own with :func:`register_loss` / :func:`register_metric`), by an import string
 ``package.module:function``, or passed as functions:
 
@@ -60,11 +60,11 @@ class Metric(NamedTuple):
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from mlwork.train.task import METRICS
+      >>> from mlwork.train.task import TASK_METRICS
       >>> from mlwork.data import from_arrays
       >>> import numpy as np
       >>> data = from_arrays(np.zeros((4, 1)), np.array([0, 1, 0, 1]))
-      >>> accuracy = METRICS["accuracy"][0](data)  # (factory, the target kinds it fits)
+      >>> accuracy = TASK_METRICS["accuracy"][0](data)  # (factory, the target kinds it fits)
       >>> stats = accuracy.stats(jnp.array([[2.0, 1.0], [0.0, 1.0]]), jnp.array([0, 0]))
       >>> float(accuracy.finalize({k: v.sum(0) for k, v in stats.items()}, 2)), accuracy.mode
       (0.5, 'max')
@@ -109,7 +109,7 @@ def huber(outputs: Array, targets: Array, delta: float = 1.0) -> Array:
 
 
 #: Loss name -> (per-example function, the target kinds it fits).
-LOSSES: dict[str, tuple[Callable[[Array, Array], Array], tuple[str, ...]]] = {
+TASK_LOSSES: dict[str, tuple[Callable[[Array, Array], Array], tuple[str, ...]]] = {
     "softmax_cross_entropy": (softmax_cross_entropy, ("classes",)),
     "sigmoid_binary_cross_entropy": (sigmoid_binary_cross_entropy, ("multilabel",)),
     "mse": (mean_squared_error, ("values",)),
@@ -177,7 +177,7 @@ def _r2(data: Any) -> Metric:
 
 #: Metric name -> (factory ``f(data) -> Metric``, the target kinds it fits). ``topK_accuracy``
 #: (e.g. ``top3_accuracy``) is read as top-K accuracy.
-METRICS: dict[str, tuple[Callable[[Any], Metric], tuple[str, ...]]] = {
+TASK_METRICS: dict[str, tuple[Callable[[Any], Metric], tuple[str, ...]]] = {
     "accuracy": (_accuracy, ("classes", "multilabel")),
     "top5_accuracy": (_top_k(5), ("classes",)),
     "mse": (_error(2), ("values",)),
@@ -190,7 +190,7 @@ METRICS: dict[str, tuple[Callable[[Any], Metric], tuple[str, ...]]] = {
 def register_loss(name: str, loss: Callable[[Array, Array], Array], targets: tuple[str, ...] = ("classes",
                                                                                                 "multilabel", "values")
                   ) -> None:
-    """Add a loss to :data:`LOSSES` under ``name`` (then ``TrainConfig(loss=name)`` in this process).
+    """Add a loss to :data:`TASK_LOSSES` under ``name`` (then ``TrainConfig(loss=name)`` in this process).
 
     Args:
       name: the registry name, a Python identifier.
@@ -202,18 +202,18 @@ def register_loss(name: str, loss: Callable[[Array, Array], Array], targets: tup
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from mlwork.train.task import LOSSES, register_loss
+      >>> from mlwork.train.task import TASK_LOSSES, register_loss
       >>> register_loss("doc_l4", lambda o, t: jnp.mean((o - t[:, None]) ** 4, axis=-1), ("values",))
-      >>> "doc_l4" in LOSSES
+      >>> "doc_l4" in TASK_LOSSES
       True
     """
     if not str(name).isidentifier():
         raise ValueError(f"name must be a Python identifier; got {name!r}")
-    LOSSES[name] = (loss, tuple(targets))
+    TASK_LOSSES[name] = (loss, tuple(targets))
 
 
 def register_metric(name: str, factory: Callable[[Any], Metric], targets: tuple[str, ...]) -> None:
-    """Add a metric to :data:`METRICS`: ``factory(data) -> Metric`` (see :class:`Metric`).
+    """Add a metric to :data:`TASK_METRICS`: ``factory(data) -> Metric`` (see :class:`Metric`).
 
     Args:
       name: the registry name, a Python identifier.
@@ -225,15 +225,15 @@ def register_metric(name: str, factory: Callable[[Any], Metric], targets: tuple[
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from mlwork.train.task import METRICS, Metric, register_metric
+      >>> from mlwork.train.task import TASK_METRICS, Metric, register_metric
       >>> max_error = Metric(lambda o, t: {"e": jnp.abs(o[:, 0] - t)}, lambda s, n: s["e"] / n, "min")
       >>> register_metric("doc_mae1", lambda data: max_error, ("values",))
-      >>> "doc_mae1" in METRICS
+      >>> "doc_mae1" in TASK_METRICS
       True
     """
     if not str(name).isidentifier():
         raise ValueError(f"name must be a Python identifier; got {name!r}")
-    METRICS[name] = (factory, tuple(targets))
+    TASK_METRICS[name] = (factory, tuple(targets))
 
 
 def is_import_string(text: Any) -> bool:
@@ -378,9 +378,9 @@ class Task(NamedTuple):
 
 def _named_metric(name: str, data: Any) -> tuple[Metric, tuple[str, ...]]:
     m = re.fullmatch(r"top(\d+)_accuracy", name)
-    if name not in METRICS and m and int(m[1]) >= 1:
+    if name not in TASK_METRICS and m and int(m[1]) >= 1:
         return _top_k(int(m[1]))(data), ("classes",)
-    factory, kinds = METRICS[name]
+    factory, kinds = TASK_METRICS[name]
     return factory(data), kinds
 
 
@@ -434,12 +434,13 @@ def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] |
             loss_fn = resolve(loss_name, "loss")
             if not callable(loss_fn):
                 raise RunError(f"loss {loss_name!r} must name a function loss(outputs, targets) -> per-example losses")
-        elif loss_name not in LOSSES:
-            raise RunError(f"loss must be one of {', '.join(LOSSES)} or package.module:function; got {loss_name!r}")
+        elif loss_name not in TASK_LOSSES:
+            raise RunError(f"loss must be one of {', '.join(TASK_LOSSES)} or package.module:function; "
+                           f"got {loss_name!r}")
         else:
-            loss_fn, kinds = LOSSES[loss_name]
+            loss_fn, kinds = TASK_LOSSES[loss_name]
             if kind not in kinds:
-                fits = [n for n, (_, k) in LOSSES.items() if kind in k]
+                fits = [n for n, (_, k) in TASK_LOSSES.items() if kind in k]
                 raise RunError(f"loss {loss_name!r} is for {' or '.join(_WORDS[k] for k in kinds)}; the targets are "
                                f"{_WORDS[kind]} (use {', '.join(fits)})")
     names = [n.strip() for n in config.metrics.split(",") if n.strip()] if config.metrics else \
@@ -452,8 +453,8 @@ def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] |
             fn = resolve(name, "metric")
             built[name.rpartition(":")[2]] = _custom_metric(fn)
             continue
-        if name not in METRICS and not re.fullmatch(r"top(\d+)_accuracy", name):
-            raise RunError(f"metrics must be names among {', '.join(METRICS)} (or topK_accuracy, or "
+        if name not in TASK_METRICS and not re.fullmatch(r"top(\d+)_accuracy", name):
+            raise RunError(f"metrics must be names among {', '.join(TASK_METRICS)} (or topK_accuracy, or "
                            f"package.module:function); got {name!r}")
         metric, kinds = _named_metric(name, data)
         if kind not in kinds:

@@ -113,4 +113,4 @@ def test_choices_taken_without_jax_equal_the_librarys():
 def test_the_loss_names_taken_without_jax_are_the_registrys():
     from mlwork.train import config, task
 
-    assert set(config.LOSSES) <= set(task.LOSSES) and set(config.TASKS) == set(task.TASKS)
+    assert set(config.LOSSES) <= set(task.TASK_LOSSES) and set(config.TASKS) == set(task.TASKS)
