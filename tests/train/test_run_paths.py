@@ -327,7 +327,7 @@ def _make_read_only(folder: Path) -> bool:
     if bind.returncode != 0:
         return False
     if subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True).returncode != 0:
-        subprocess.run(["umount", str(folder)], check=False)
+        _make_writable(folder)  # lazily: the run's open lock file made a plain umount fail and leave the bind behind
         return False
     return True
 
