@@ -5,7 +5,9 @@ The same code serves a single model and a population (see :mod:`mlwork.train.pro
 1. **Refuse before writing.** The config was validated when it was built; :func:`prepare`
    checks it against the devices and the data; the workdir is checked read-only (another run
    in it, nothing to resume, a ``--resume`` whose config differs from the recorded one).
-2. **Lock** the workdir (one writer; the kernel frees the lock when the process dies).
+2. **Lock** the workdir (one writer; the kernel frees the lock when the process dies, and the
+   run's end, by any exit it answers, removes the lock file; a file left by a killed run is
+   taken over, with a line naming its pid).
 3. **Resume** from the newest intact checkpoint: one that does not fit the request is refused
    (nothing is moved); damaged ones (unreadable, wrong bytes) are named, moved to
    ``damaged_checkpoints/`` and skipped; a run stopped before its first checkpoint starts over.
@@ -214,6 +216,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
     run = prepare(config, dataset, model=model, tx=tx, loss=loss, metrics=metrics)
     with _workdir_lock(workdir) as lock, PreemptionGuard() as guard, \
             contextlib.closing(ckpt.checkpoint_manager(workdir, keep=config.keep_checkpoints)) as manager:
+        if lock.stale_pid is not None:
+            log(f"workdir {workdir}: the run that held it (pid {lock.stale_pid}) ended without releasing it "
+                "(killed?); taking it over")
         resuming = resolve_resume(workdir, resume)  # "auto": does the workdir hold a run, now that we hold the lock
         fresh = check_workdir(workdir, config, dataset.source, resuming)  # again, now that we hold the lock
         parallel.all_processes(True)  # every process has checked before the primary writes

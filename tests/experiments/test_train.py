@@ -53,6 +53,7 @@ def test_a_regression_from_an_npz_file(diabetes_npz, tmp_path, capsys):
     config = json.loads((workdir / "config.json").read_text())
     assert config["data"] == str(diabetes_npz.resolve()) and config["hidden"] == "32"
     assert (workdir / "plots" / "predicted_vs_true.png").exists()
+    assert not (workdir / ".lock").exists()  # a finished run leaves no lock file
 
 
 def test_task_regression_reads_integer_targets_as_values(tmp_path, capsys):
@@ -144,9 +145,14 @@ def test_a_stopped_run_resumes_bit_identical(problem, extra, sig, diabetes_npz, 
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == (75 if sig == signal.SIGTERM else -signal.SIGKILL), err[-2000:]
+    lock = workdir / ".lock"
+    assert lock.exists() == (sig == signal.SIGKILL)  # exit 75 removes the lock file; a SIGKILL leaves it
     resumed = subprocess.run([sys.executable, "-m", "experiments.train", "--workdir", str(workdir), "--resume"],
                              env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    stale = f"the run that held it (pid {proc.pid}) ended without releasing it"
+    assert (stale in resumed.stdout + resumed.stderr) == (sig == signal.SIGKILL)
+    assert not lock.exists()
     assert _sha(workdir) == _sha(tmp_path / "ref")
 
 
