@@ -90,15 +90,20 @@ def resolve_resume(workdir: str | Path, resume: bool | str) -> bool:
 
 
 def check_workdir(workdir: Path, config: TrainConfig, data_source: str | None, resume: bool | str) -> bool:
-    """Refuse a workdir that holds another run, or nothing to resume, or a run that differs from
-    ``config`` (read-only; ``data_source`` ``None``: not compared, for a check before the data are
-    loaded). Returns ``True`` when a ``resume`` must start from scratch: the run was stopped before
-    its first checkpoint.
+    """Refuse a workdir that is (or lies under) a file, holds another run, or nothing to resume,
+    or a run that differs from ``config`` (read-only; ``data_source`` ``None``: not compared, for
+    a check before the data are loaded). Returns ``True`` when a ``resume`` must start from
+    scratch: the run was stopped before its first checkpoint.
 
     Raises:
       RunError: naming what differs or what is missing.
     """
     workdir = Path(workdir)
+    for folder in (workdir, *workdir.parents):  # the nearest existing one must be a folder
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                raise RunError(f"workdir {workdir} cannot be a folder: {folder} is a file; choose another --workdir")
+            break
     resume = resolve_resume(workdir, resume)
     existing = workdir / "config.json"
     has_checkpoints = _has_checkpoints(workdir)
