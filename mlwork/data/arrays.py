@@ -278,7 +278,8 @@ def from_arrays(x_train: Any, y_train: Any, x_val: Any = None, y_val: Any = None
     Raises:
       DataError: (a ``ValueError``) a one-line message naming the argument: mismatched lengths or
         shapes, NaN or infinite features or values, fewer than 2 classes in ``y_train``, a label
-        beyond the classes, a split given without its pair, an unknown ``target``.
+        beyond the classes, labels that are not class indices (more classes than training
+        examples, without ``class_names``), a split given without its pair, an unknown ``target``.
 
     Example:
       >>> import numpy as np
@@ -320,6 +321,10 @@ def from_arrays(x_train: Any, y_train: Any, x_val: Any = None, y_val: Any = None
             raise DataError(f"y_train must hold at least 2 classes; got {len(present)} (class {present[0]})")
         n_classes = (len(_class_names(class_names, 0, check=False)) if class_names is not None
                      else int(y_train.max()) + 1)
+        if class_names is None and n_classes > len(y_train):  # labels that are not indices 0..K-1
+            raise DataError(f"y_train must hold class indices 0..K-1; its largest label {n_classes - 1} makes "
+                            f"{n_classes} classes for {len(y_train)} examples (map the labels to indices, e.g. "
+                            "np.unique(y, return_inverse=True), or pass class_names)")
         for label, y in [("y_train", y_train)] + [(f"y_{k}", s[1]) for k, s in splits.items() if s[1] is not None]:
             if int(y.max()) >= n_classes:
                 raise DataError(f"{label} must hold class labels below {n_classes} (the classes of "
@@ -406,6 +411,9 @@ def load_npz(path: str | Path, *, target: str | None = None, name: str | None = 
             except Exception as e:  # noqa: BLE001 - a truncated member
                 raise DataError(f"{path}: {key} cannot be read: {str(e).splitlines()[0] if str(e) else e}") from None
     names = arrays.pop("class_names", None)
+    if names is not None and (target or _infer_target(arrays["y_train"])) == "values":
+        raise DataError(f"{path} holds class_names, but its targets are read as values (a regression); remove "
+                        "class_names from the file or train a classification")
     return from_arrays(**arrays, target=target, class_names=names, name=name or path.stem,
                        source=f"npz:{path}")
 

@@ -92,7 +92,8 @@ class NonFiniteLossError(FloatingPointError):
 
     Args:
       epoch: the epoch (1-based) the loss broke in.
-      step: the global optimizer step of the first non-finite loss.
+      step: the global optimizer step of the first non-finite loss; at step 0 no update has
+        happened, and the message says the model or the data are the cause, not the learning rate.
       member: the population member it happened to (``None`` for a single model).
       detail: a few words on the member (e.g. its hyperparameters), shown after its index.
       checkpoint_dir: the run's checkpoint folder, or ``None`` when the run writes none.
@@ -116,14 +117,16 @@ class NonFiniteLossError(FloatingPointError):
                  checkpoint_dir: Path | None = None, has_checkpoint: bool = False):
         self.epoch, self.step, self.member = epoch, step, member
         who = "" if member is None else f" of member {member}{f' ({detail})' if detail else ''}"
+        fix = "lower the learning rate" if step > 0 else (
+            "at the first step, before any update: the model or the data give it, not the learning rate (e.g. "
+            "token ids beyond an embedding's vocabulary)")
         if checkpoint_dir is None:
-            where = "lower the learning rate"
+            where = fix
         elif has_checkpoint:
-            where = (f"nothing was saved for it; the last good checkpoint in {checkpoint_dir} is intact (lower the "
-                     "learning rate, or --resume to continue from it)")
+            where = (f"nothing was saved for it; the last good checkpoint in {checkpoint_dir} is intact ({fix}, "
+                     "or --resume to continue from it)")
         else:
-            where = ("no checkpoint had been written yet (lower the learning rate; --resume in this workdir starts "
-                     "over with any config)")
+            where = f"no checkpoint had been written yet ({fix}; --resume in this workdir starts over with any config)"
         super().__init__(f"non-finite training loss{who} at epoch {epoch}, step {step}; {where}")
 
 

@@ -5,7 +5,9 @@ The same code serves a single model and a population (see :mod:`mlwork.train.pro
 1. **Refuse before writing.** The config was validated when it was built; :func:`prepare`
    checks it against the devices and the data; the workdir is checked read-only (another run
    in it, nothing to resume, a ``--resume`` whose config differs from the recorded one).
-2. **Lock** the workdir (one writer; the kernel frees the lock when the process dies).
+2. **Lock** the workdir (one writer; the kernel frees the lock when the process dies, and the
+   run's end, by any exit it answers, removes the lock file; a file left by a killed run is
+   taken over, with a line naming its pid).
 3. **Resume** from the newest intact checkpoint: one that does not fit the request is refused
    (nothing is moved); damaged ones (unreadable, wrong bytes) are named, moved to
    ``damaged_checkpoints/`` and skipped; a run stopped before its first checkpoint starts over.
@@ -88,15 +90,20 @@ def resolve_resume(workdir: str | Path, resume: bool | str) -> bool:
 
 
 def check_workdir(workdir: Path, config: TrainConfig, data_source: str | None, resume: bool | str) -> bool:
-    """Refuse a workdir that holds another run, or nothing to resume, or a run that differs from
-    ``config`` (read-only; ``data_source`` ``None``: not compared, for a check before the data are
-    loaded). Returns ``True`` when a ``resume`` must start from scratch: the run was stopped before
-    its first checkpoint.
+    """Refuse a workdir that is (or lies under) a file, holds another run, or nothing to resume,
+    or a run that differs from ``config`` (read-only; ``data_source`` ``None``: not compared, for
+    a check before the data are loaded). Returns ``True`` when a ``resume`` must start from
+    scratch: the run was stopped before its first checkpoint.
 
     Raises:
       RunError: naming what differs or what is missing.
     """
     workdir = Path(workdir)
+    for folder in (workdir, *workdir.parents):  # the nearest existing one must be a folder
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                raise RunError(f"workdir {workdir} cannot be a folder: {folder} is a file; choose another --workdir")
+            break
     resume = resolve_resume(workdir, resume)
     existing = workdir / "config.json"
     has_checkpoints = _has_checkpoints(workdir)
@@ -214,6 +221,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
     run = prepare(config, dataset, model=model, tx=tx, loss=loss, metrics=metrics)
     with _workdir_lock(workdir) as lock, PreemptionGuard() as guard, \
             contextlib.closing(ckpt.checkpoint_manager(workdir, keep=config.keep_checkpoints)) as manager:
+        if lock.stale_pid is not None:
+            log(f"workdir {workdir}: the run that held it (pid {lock.stale_pid}) ended without releasing it "
+                "(killed?); taking it over")
         resuming = resolve_resume(workdir, resume)  # "auto": does the workdir hold a run, now that we hold the lock
         fresh = check_workdir(workdir, config, dataset.source, resuming)  # again, now that we hold the lock
         parallel.all_processes(True)  # every process has checked before the primary writes

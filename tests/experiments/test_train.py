@@ -53,6 +53,7 @@ def test_a_regression_from_an_npz_file(diabetes_npz, tmp_path, capsys):
     config = json.loads((workdir / "config.json").read_text())
     assert config["data"] == str(diabetes_npz.resolve()) and config["hidden"] == "32"
     assert (workdir / "plots" / "predicted_vs_true.png").exists()
+    assert not (workdir / ".lock").exists()  # a finished run leaves no lock file
 
 
 def test_task_regression_reads_integer_targets_as_values(tmp_path, capsys):
@@ -90,6 +91,82 @@ def test_bad_data_files_exit_2_with_one_line(tmp_path, capsys):
         code, _, line = _main(["--data", str(tmp_path / name), "--workdir", str(tmp_path / "w"), *FAST], capsys)
         assert code == 2 and line.startswith("error: ") and says in line, line
         assert not (tmp_path / "w").exists()
+
+
+def _bad_files(tmp_path):
+    """``name -> (arrays, what the one-line refusal says)``: the ways a new user's .npz goes wrong."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3)).astype(np.float32)
+    labels = (x[:, 0] > 0).astype(np.int64)
+    return {
+        "no_y_train": ({"x_train": x}, "must hold x_train and y_train; missing y_train"),
+        "lengths": ({"x_train": x, "y_train": labels[:50]}, "y_train must have one target per example of x_train (60)"),
+        "one_class": ({"x_train": x, "y_train": np.zeros(60, np.int64)}, "y_train must hold at least 2 classes"),
+        "unseen_val_class": ({"x_train": x[:40], "y_train": labels[:40], "x_val": x[40:],
+                              "y_val": np.full(20, 5, np.int64)}, "y_val must hold class labels below 2"),
+        "negative_label": ({"x_train": x, "y_train": -labels}, "y_train must hold class labels >= 0"),
+        "sparse_labels": ({"x_train": x, "y_train": labels * 1_000_000}, "y_train must hold class indices 0..K-1"),
+        "string_labels": ({"x_train": x, "y_train": np.array(["a", "b"] * 30)},
+                          "y_train must be integer class labels, float values or boolean multi-hot labels"),
+        "nan_values": ({"x_train": x, "y_train": np.where(np.arange(60) == 3, np.nan, 1.0)},
+                       "y_train must hold finite values; got NaN or infinity in row 3"),
+        "bool_inputs": ({"x_train": x > 0, "y_train": labels}, "x_train must be uint8 images, float features or "
+                                                               "integer tokens; got dtype bool"),
+        "test_shape": ({"x_train": x, "y_train": labels, "x_test": x[:5, :2], "y_test": labels[:5]},
+                       "x_test must have per-example shape (3,) like x_train"),
+        "half_a_split": ({"x_train": x, "y_train": labels, "x_test": x[:5]},
+                         "x_test and y_test must be given together"),
+        "names_on_values": ({"x_train": x, "y_train": x[:, 0], "class_names": np.array(["a", "b"])},
+                            "holds class_names, but its targets are read as values"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_bad_files(Path("."))))
+def test_a_bad_npz_exits_2_with_one_line_and_nothing_written(name, tmp_path, capsys):
+    arrays, says = _bad_files(tmp_path)[name]
+    np.savez(tmp_path / "bad.npz", **arrays)
+    workdir = tmp_path / "run"
+    code, out, line = _main(["--data", str(tmp_path / "bad.npz"), "--workdir", str(workdir), *FAST], capsys)
+    assert code == 2 and line.startswith("error: ") and says in line, line
+    assert "Traceback" not in out and not workdir.exists()
+
+
+def test_a_workdir_that_is_a_file_exits_2_and_the_file_is_untouched(diabetes_npz, tmp_path, capsys):
+    (tmp_path / "plain").write_text("mine")
+    for workdir in (tmp_path / "plain", tmp_path / "plain" / "sub"):
+        code, _, line = _main(["--data", str(diabetes_npz), "--workdir", str(workdir), *FAST], capsys)
+        assert code == 2 and line == f"error: workdir {workdir} cannot be a folder: {tmp_path / 'plain'} is a file; " \
+            "choose another --workdir", line
+    assert (tmp_path / "plain").read_text() == "mine"
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--monitor-mode", "max"], "error: monitor_mode must be 'min' for 'loss'"),
+    (["--model", "mlwork.nn:no_such_factory"], "error: model 'mlwork.nn:no_such_factory'"),
+    (["--model", "json:loads"], "error: model 'json:loads' failed"),
+    (["--task", "classification"], "error: task 'classification' needs class labels"),
+])
+def test_a_task_or_model_that_cannot_fit_exits_2_before_the_first_write(diabetes_npz, tmp_path, capsys, flags, says):
+    workdir = tmp_path / "run"
+    code, _, line = _main(["--data", str(diabetes_npz), "--workdir", str(workdir), *FAST, *flags], capsys)
+    assert code == 2 and line.startswith(says), line
+    assert not workdir.exists()
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
+    (["--hidden", "0,3"], "hidden must be comma-separated positive integers"),
+    (["--patience", "-1"], "patience must be >= 0"),
+    (["--resume"], "--resume needs --workdir"),
+])
+def test_flag_errors_exit_2_naming_the_flag(diabetes_npz, tmp_path, capsys, flags, says):
+    argv = ["--data", str(diabetes_npz), *FAST, *flags]
+    if flags != ["--resume"]:
+        argv += ["--workdir", str(tmp_path / "run")]
+    code, _, line = _main(argv, capsys)
+    assert code == 2 and says in line, line
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_needs_only_the_workdir(diabetes_npz, tmp_path, capsys):
@@ -144,9 +221,14 @@ def test_a_stopped_run_resumes_bit_identical(problem, extra, sig, diabetes_npz, 
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == (75 if sig == signal.SIGTERM else -signal.SIGKILL), err[-2000:]
+    lock = workdir / ".lock"
+    assert lock.exists() == (sig == signal.SIGKILL)  # exit 75 removes the lock file; a SIGKILL leaves it
     resumed = subprocess.run([sys.executable, "-m", "experiments.train", "--workdir", str(workdir), "--resume"],
                              env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    stale = f"the run that held it (pid {proc.pid}) ended without releasing it"
+    assert (stale in resumed.stdout + resumed.stderr) == (sig == signal.SIGKILL)
+    assert not lock.exists()
     assert _sha(workdir) == _sha(tmp_path / "ref")
 
 

@@ -39,3 +39,28 @@ def save_npz(path, data) -> None:
     if data.x_val is not None:
         arrays.update(x_val=data.x_val, y_val=data.y_val)
     np.savez(path, **arrays)
+
+
+def tokens(n: int = 600, length: int = 12, vocab: int = 20, n_test: int = 150):
+    """Integer token sequences ``(N, length)`` int32 over ``vocab`` ids; the label says whether at
+    least 3 of the tokens are "rare" (ids below 5) — a rule a bag of embeddings can learn. The last
+    ``n_test`` are the test split."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, vocab, size=(n, length)).astype(np.int32)
+    y = (np.sum(x < 5, axis=1) >= 3).astype(np.int64)
+    return from_arrays(x[:-n_test], y[:-n_test], x_test=x[-n_test:], y_test=y[-n_test:], name="tokens")
+
+
+def bag_of_embeddings(input_shape, output_size, vocab: int = 20, dim: int = 8):
+    """A user's model by import string (``tests.train.problems:bag_of_embeddings``): the mean of
+    the tokens' embeddings (Flax ``Embed``), then a dense layer."""
+    import flax.linen as fnn
+    import jax.numpy as jnp
+
+    class BagOfEmbeddings(fnn.Module):
+        @fnn.compact
+        def __call__(self, x, train: bool = False):
+            return fnn.Dense(output_size)(jnp.mean(fnn.Embed(vocab, dim)(x), axis=1))
+
+    del input_shape  # any sequence length
+    return BagOfEmbeddings()

@@ -191,8 +191,9 @@ def test_a_busy_workdir_is_refused_and_nothing_is_written(path, data_dir, tmp_pa
     workdir = tmp_path / "run"
     with WorkdirLock(workdir):
         code, err = _main(_args(data_dir, path, workdir), capsys)
+        assert sorted(p.name for p in workdir.iterdir()) == [".lock"]  # the holder's, untouched
     assert code == 2 and "is in use by another run" in _one_line(err)
-    assert sorted(p.name for p in workdir.iterdir()) == [".lock"]
+    assert not workdir.exists()  # the holder's lock created it, and removed it on leaving
 
 
 @pytest.mark.slow
