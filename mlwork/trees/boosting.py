@@ -383,16 +383,17 @@ class GradientBoosting:
 
     @property
     def n_iter(self) -> int:
-        """Rounds computed: ``len(validation_loss) - 1`` with a validation set, else :math:`T`."""
+        """The number of rounds computed, ``len(validation_loss) - 1`` with a validation set, else
+        :math:`T`."""
         if self.validation_loss is None:
             return int(self.trees.feature.shape[0])
         return int(self.validation_loss.shape[0]) - 1
 
     @property
     def best_iteration(self) -> int | None:
-        """Rounds of the smallest validation loss (the first if tied; 0: :math:`F_0` alone), ``None``
-        without a validation set; read on the host (not under ``jit``). After early stopping it is
-        the number of rounds in ``trees``."""
+        """The number of rounds whose model has the smallest validation loss (the first such if
+        tied; 0 when :math:`F_0` alone is best), or ``None`` without a validation set. It is read
+        on the host (not under ``jit``); after early stopping ``trees`` holds this many rounds."""
         if self.validation_loss is None:
             return None
         return int(np.argmin(np.asarray(self.validation_loss)))

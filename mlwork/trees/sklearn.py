@@ -527,10 +527,10 @@ _GB_PARAMS_DOC = """
         the stop instead).
       n_trees_per_iteration_: trees per round (1, or the number of classes above two).
       do_early_stopping_: whether early stopping was on for this fit (``early_stopping`` resolved).
-      train_score_, validation_score_: with early stopping, the negated losses (scikit-learn's
-        "higher is better" ``scoring="loss"``) of the training and validation rows before the
-        first round and after every round computed, ``(n_computed + 1,)`` float64 with
-        ``n_computed >= n_iter_``; empty without early stopping.
+      train_score_: with early stopping, the negated loss (scikit-learn's "higher is better"
+        ``scoring="loss"``) of the training rows before the first round and after every round
+        computed, ``(n_computed + 1,)`` float64 with ``n_computed >= n_iter_``; empty without.
+      validation_score_: the same for the validation rows (early stopping watches it).
 
     Raises:
       ValueError: from ``fit``: another ``loss``, bad input or a bad setting (as

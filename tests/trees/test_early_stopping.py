@@ -5,7 +5,11 @@ fresh fit, the rounds never computed, the split, the estimators' attributes and 
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import jax
@@ -268,3 +272,30 @@ def test_docs_early_stopping_example_runs(capsys):
     assert gb.n_iter < 1000 and gb.trees.feature.shape[0] == gb.best_iteration <= gb.n_iter
     assert 1 <= clf.n_iter_ < len(clf.validation_score_) - 1 < 1000
     assert "computed" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_two_devices_stop_where_one_does(tmp_path):
+    """Boosting splits each tree's feature search over the devices (a shard_map around the
+    while_loop): the same rounds, curve and kept trees as on one device."""
+    script = textwrap.dedent("""
+        import sys, jax, numpy as np
+        sys.path.insert(0, sys.argv[2])
+        from test_early_stopping import SETTINGS, _problem
+        from mlwork import trees
+        assert len(jax.devices()) == 2
+        X, y, X_val, y_val = _problem("logistic")
+        m = trees.fit_gradient_boosting(X, y, 40, eval_set=(X_val, y_val), n_iter_no_change=3, **SETTINGS)
+        np.savez(sys.argv[1], curve=np.asarray(m.validation_loss), value=np.asarray(m.trees.value))
+    """)
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu")
+    path = tmp_path / "two.npz"
+    subprocess.run([sys.executable, "-c", script, str(path), os.path.dirname(__file__)], check=True, env=env,
+                   timeout=300)
+    X, y, X_val, y_val = _problem("logistic")
+    one = trees.fit_gradient_boosting(X, y, 40, eval_set=(X_val, y_val), n_iter_no_change=3, **SETTINGS)
+    two = np.load(path)
+    assert two["curve"].shape == np.asarray(one.validation_loss).shape
+    np.testing.assert_allclose(two["curve"], np.asarray(one.validation_loss), rtol=1e-5)
+    np.testing.assert_allclose(two["value"], np.asarray(one.trees.value), rtol=1e-5, atol=1e-6)
