@@ -49,7 +49,7 @@ import numpy as np
 
 from mlwork._static import this_call
 from mlwork._validate import fail
-from mlwork.trees import _checks, _deprecated
+from mlwork.trees import _checks, _deprecated, _early_stopping
 from mlwork.trees._grow import GrowSpec, feature_parallel, grow, run_feature_parallel
 from mlwork.trees.tree import Tree, check_X_any, leaf_values, prepare, to_tree, tree_spec, tree_value
 
@@ -357,6 +357,13 @@ class GradientBoosting:
       init: ``(K,)`` float32 constant start :math:`F_0 = \arg\min_c \sum_i w_i L(y_i, c)`.
       learning_rate: :math:`\eta` (static).
       loss: the loss name or callable (static).
+      train_loss: ``None``, or for a fit with a validation set (``validation_fraction`` or
+        ``eval_set`` of :func:`fit_gradient_boosting`) the ``(n_iter + 1,)`` float32 weighted mean
+        training loss :math:`L(y, F_t)` after each round :math:`t = 0..n_{iter}` (entry 0: :math:`F_0`).
+      validation_loss: ``None``, or the ``(n_iter + 1,)`` float32 validation loss of the same rounds.
+
+    With early stopping (``n_iter_no_change``) ``trees`` holds the rounds up to the best one,
+    :attr:`best_iteration` of them, while the curves run to the round where the fit stopped.
 
     Example:
       >>> import numpy as np
@@ -371,6 +378,25 @@ class GradientBoosting:
     init: Array
     learning_rate: float = flax.struct.field(pytree_node=False)
     loss: str | Callable = flax.struct.field(pytree_node=False)
+    train_loss: Array | None = None
+    validation_loss: Array | None = None
+
+    @property
+    def n_iter(self) -> int:
+        """The number of rounds computed, ``len(validation_loss) - 1`` with a validation set, else
+        :math:`T`."""
+        if self.validation_loss is None:
+            return int(self.trees.feature.shape[0])
+        return int(self.validation_loss.shape[0]) - 1
+
+    @property
+    def best_iteration(self) -> int | None:
+        """The number of rounds whose model has the smallest validation loss (the first such if
+        tied; 0 when :math:`F_0` alone is best), or ``None`` without a validation set. It is read
+        on the host (not under ``jit``); after early stopping ``trees`` holds this many rounds."""
+        if self.validation_loss is None:
+            return None
+        return int(np.argmin(np.asarray(self.validation_loss)))
 
 
 def loss_fn(loss) -> Callable:
@@ -461,10 +487,10 @@ def _fit_boosting(spec: GrowSpec, loss, k: int, n_estimators: int, learning_rate
     return run_feature_parallel(spec, rounds, XbT, y, w, lower, upper, key)
 
 
-def _boosting_rounds(spec: GrowSpec, loss, k: int, n_estimators: int, learning_rate: float,
-                     subsample: float, line_search: bool, XbT, y, w, lower, upper, key):
+def _round_fn(spec: GrowSpec, loss, k: int, learning_rate: float, subsample: float, line_search: bool,
+              XbT, y, w, lower, upper, key):
+    """``round_(F, t) -> (F + eta f_t, trees of round t)``: one boosting round (``t`` from 0)."""
     n = XbT.shape[1]
-    F0 = _initial_score(loss, y, w, k)
     newton = spec.criterion == "newton"
 
     def fit_output(args):
@@ -498,8 +524,79 @@ def _boosting_rounds(spec: GrowSpec, loss, k: int, n_estimators: int, learning_r
         trees = jax.vmap(lambda gr, v: to_tree(spec, gr, v, "boosting", lower.shape[0]))(grown, value)
         return F + learning_rate * step, trees
 
+    return round_
+
+
+def _boosting_rounds(spec: GrowSpec, loss, k: int, n_estimators: int, learning_rate: float,
+                     subsample: float, line_search: bool, XbT, y, w, lower, upper, key):
+    n = XbT.shape[1]
+    F0 = _initial_score(loss, y, w, k)
+    round_ = _round_fn(spec, loss, k, learning_rate, subsample, line_search, XbT, y, w, lower, upper, key)
     _, trees = jax.lax.scan(round_, jnp.broadcast_to(F0, (n, k)), jnp.arange(n_estimators))
     return trees, F0
+
+
+def _mean_loss(loss, y: Array, F: Array, w: Array) -> Array:
+    r""":math:`\sum_i w_i L(y_i, F_i) / \sum_i w_i`, float32 (the boosting loss itself)."""
+    fn = BOOSTING_LOSSES[loss] if isinstance(loss, str) else loss
+    per = jax.vmap(fn)(y, F[:, 0] if F.shape[1] == 1 else F)
+    return jnp.sum(w * jnp.reshape(per, w.shape)) / jnp.sum(w)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
+def _fit_boosting_validated(spec: GrowSpec, loss, k: int, n_estimators: int, learning_rate: float,
+                            subsample: float, line_search: bool, XbT, y, w, lower, upper, key,
+                            X_val, y_val, w_val, patience, tol):
+    rounds = functools.partial(_validated_rounds, spec, loss, k, n_estimators, learning_rate, subsample,
+                               line_search)
+    return run_feature_parallel(spec, rounds, XbT, y, w, lower, upper, key, X_val, y_val, w_val, patience, tol)
+
+
+def _validated_rounds(spec: GrowSpec, loss, k: int, n_estimators: int, learning_rate: float,
+                      subsample: float, line_search: bool, XbT, y, w, lower, upper, key,
+                      X_val, y_val, w_val, patience, tol):
+    """The rounds of :func:`_boosting_rounds` in a ``lax.while_loop`` that also tracks the
+    training and validation losses and ends after the round :func:`_early_stopping.stop_now`
+    picks (``patience > n_estimators``: never). Rounds never run keep the buffer's fill: int
+    fields -2, floats NaN, bools False; the curves are NaN past ``n_iter``.
+
+    Returns ``(trees (T, K, ...), F0 (K,), n_iter (), train_loss (T + 1,), val_loss (T + 1,))``.
+    """
+    n = XbT.shape[1]
+    F0 = _initial_score(loss, y, w, k)
+    round_ = _round_fn(spec, loss, k, learning_rate, subsample, line_search, XbT, y, w, lower, upper, key)
+    F = jnp.broadcast_to(F0, (n, k))
+    F_val = jnp.broadcast_to(F0, (X_val.shape[0], k))
+    t0 = jnp.zeros((), jnp.int32)
+    shapes = jax.eval_shape(round_, F, t0)[1]
+
+    def fill(s):
+        value = -2 if jnp.issubdtype(s.dtype, jnp.integer) else (False if s.dtype == jnp.bool_ else jnp.nan)
+        return jnp.full((n_estimators,) + s.shape, value, s.dtype)
+
+    buffer = jax.tree.map(fill, shapes)
+    nan = jnp.full(n_estimators + 1, jnp.nan, jnp.float32)
+    train = nan.at[0].set(_mean_loss(loss, y, F, w))
+    val = nan.at[0].set(_mean_loss(loss, y_val, F_val, w_val))
+
+    def cond(carry):
+        t, stopped = carry[0], carry[1]
+        return (t < n_estimators) & ~stopped
+
+    def body(carry):
+        t, _, F, F_val, buffer, train, val = carry
+        F, trees = round_(F, t)
+        step = jax.vmap(lambda tr: tree_value(tr, X_val)[:, 0], out_axes=1)(trees)  # (m, K)
+        F_val = F_val + learning_rate * step
+        buffer = jax.tree.map(lambda b, x: b.at[t].set(x), buffer, trees)
+        t = t + 1
+        train = train.at[t].set(_mean_loss(loss, y, F, w))
+        val = val.at[t].set(_mean_loss(loss, y_val, F_val, w_val))
+        return t, _early_stopping.stop_now(val, t, patience, tol), F, F_val, buffer, train, val
+
+    carry = (t0, jnp.array(False), F, F_val, buffer, train, val)
+    t, _, _, _, buffer, train, val = jax.lax.while_loop(cond, body, carry)
+    return buffer, F0, t, train, val
 
 
 @_deprecated.key_keyword
@@ -510,7 +607,9 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
                           min_child_weight: float = 1.0, min_samples_leaf: int = 1,
                           max_bins: int | None = 255, sample_weight=None,
                           n_classes: int | None = None, n_outputs: int = 1,
-                          line_search: bool = True) -> GradientBoosting:
+                          line_search: bool = True, validation_fraction: float | None = None,
+                          eval_set=None, n_iter_no_change: int | None = None,
+                          tol: float = 1e-7) -> GradientBoosting:
     r"""Gradient boosting with trees of depth ``max_depth``, one ``lax.scan`` over rounds.
 
     Starting from :math:`F_0 = \arg\min_c \sum_i w_i L(y_i, c)`, round :math:`t` takes
@@ -565,16 +664,37 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
       sample_weight: ``(n,)`` non-negative weights with a positive sum; default ones.
       n_classes: number of classes for ``"softmax"``/``"logistic"`` (default ``max(y) + 1``).
       n_outputs: :math:`K` for a callable loss with vector scores.
+      validation_fraction: ``None``, or a fraction in ``(0, 1)`` of the rows held out as a
+        validation set before binning: :math:`\lceil f n \rceil` rows drawn with ``key``,
+        stratified by class for ``"logistic"``/``"softmax"`` (their ``sample_weight`` goes with them).
+      eval_set: ``None``, or ``(X_val, y_val)``: a validation set of ``(m, d)`` features and targets
+        coded as ``y`` (class indices in ``[0, C)``); at most one of it and ``validation_fraction``.
+      n_iter_no_change: ``None`` (run all rounds; with a validation set its losses are still
+        recorded), or the patience :math:`p \ge 1` of early stopping, which needs a validation
+        set: after round :math:`t \ge p` the fit stops when
+        :math:`\min_{t-p < s \le t} L_s \ge L_{t-p} - \tau` (scikit-learn's rule, :math:`L_s` the
+        weighted mean validation loss of :math:`F_s`, :math:`L_0` that of :math:`F_0`), and the model
+        keeps the rounds up to :math:`\arg\min_s L_s` (the first if tied; possibly 0).
+      tol: :math:`\tau \ge 0`, the smallest improvement of the validation loss that counts.
+
+    With a validation set the rounds run in a ``lax.while_loop`` over a buffer of
+    ``n_estimators`` rounds inside the same compiled program, which also computes the training and
+    validation losses of every round on the device; rounds after the stop are never computed.
 
     Returns:
-      A :class:`GradientBoosting` with ``(T, K)`` trees.
+      A :class:`GradientBoosting` with ``(T, K)`` trees: ``T = n_estimators``, or after early
+      stopping its :attr:`~GradientBoosting.best_iteration`; with a validation set also the loss
+      curves ``train_loss`` and ``validation_loss`` ``(n_iter + 1,)``.
 
     Raises:
       ValueError: an unknown ``loss``, ``"logistic"`` with other than two classes, bad shapes
         (a PRNG key where ``X``, ``y`` or ``n_estimators`` belongs, ``X`` and ``y`` of different
         lengths), ±inf in ``X``, out-of-range settings
         (``n_estimators``, ``learning_rate``, ``subsample``, ``reg_lambda``, ``gamma``,
-        ``min_child_weight``), ``sample_weight`` all zero, negative or NaN.
+        ``min_child_weight``), ``sample_weight`` all zero, negative or NaN; ``validation_fraction``
+        outside ``(0, 1)`` or leaving an empty side, ``eval_set`` not a pair, of another width or
+        with bad targets, both of them, ``n_iter_no_change < 1`` or without a validation set,
+        ``tol < 0``, validation rows of zero total weight.
 
     Zero weight: a leaf, or a whole round, that holds no weight (a subsample of zero-weight rows)
     adds 0 to the score — the ensemble keeps its value — as does a second-order leaf with
@@ -592,6 +712,10 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
       >>> xgb = trees.fit_gradient_boosting(X, y, n_estimators=1, max_depth=1, second_order=True)
       >>> xgb.trees.value.ravel().tolist()  # -G/(H + lambda) = -(3 * 0.5)/(3 + 1)
       [-0.375, 0.375]
+      >>> X_val, y_val = np.array([[1.0], [4.0]]), np.array([1.0, 0.0])  # the opposite labels
+      >>> es = trees.fit_gradient_boosting(X, y, 50, max_depth=1, eval_set=(X_val, y_val), n_iter_no_change=2)
+      >>> es.n_iter, es.best_iteration, es.trees.feature.shape[0]  # worse from round 1: keep F_0 alone
+      (2, 0, 0)
 
     Reference: Friedman, "Greedy function approximation: a gradient boosting machine",
     Ann. Statist. 29 (2001), Algorithm 1; Chen & Guestrin, "XGBoost: a scalable tree boosting
@@ -608,22 +732,33 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         raise ValueError(f"second_order must be True or False, got {second_order!r}")
     if not (loss is None or callable(loss) or loss in BOOSTING_LOSSES):
         raise ValueError(f"loss must be None, one of {sorted(BOOSTING_LOSSES)} or a callable, got {loss!r}")
+    validation_fraction, n_iter_no_change, tol = _early_stopping.check_settings(
+        validation_fraction, eval_set, n_iter_no_change, tol)
+    validation = None
+    if validation_fraction is not None:  # split first: bins and F_0 come from the training rows only
+        X = _checks.check_X(X)
+        n_all = X.shape[0]
+        if loss is None:
+            loss = _default_loss(y, n_all, n_classes)
+        target, k, c = _targets(loss, y, n_all, n_classes, n_outputs)
+        sw = _checks.check_sample_weight(sample_weight, n_all)
+        train, val = _early_stopping.split(jax.random.key(0) if key is None else key, n_all, validation_fraction,
+                                           target if loss in ("logistic", "softmax") else None)
+        validation = (X[val], target[val], sw[val])
+        X, target = X[train], target[train]
+        sample_weight = None if sample_weight is None else sw[train]
     data = prepare(X, max_bins, sample_weight)
     n = data.X.shape[0]
-    if loss is None:
-        loss = _default_loss(y, n, n_classes)
-    if loss in ("logistic", "softmax"):
-        labels, c = _checks.check_labels(y, n, n_classes)
-        if loss == "logistic" and c != 2:
-            raise ValueError(f"loss='logistic' needs labels 0/1; got {c} classes (use 'softmax')")
-        target = jnp.asarray(labels) if loss == "softmax" else jnp.asarray(labels, jnp.float32)
-        k = c if loss == "softmax" else 1
-    else:
-        target = jnp.asarray(_checks.check_targets(y, n) if loss == "squared" or np.ndim(y) == 1
-                             else np.asarray(y, np.float32))
-        k = 1 if loss == "squared" else _checks.check_int(n_outputs, "n_outputs", 1)
-    if target.shape[0] != n:
-        raise ValueError(f"y has {target.shape[0]} samples but X has {n}")
+    if validation is None:
+        if loss is None:
+            loss = _default_loss(y, n, n_classes)
+        target, k, c = _targets(loss, y, n, n_classes, n_outputs)
+    if eval_set is not None:
+        X_val, y_val = _early_stopping.check_eval_set(eval_set, data.X.shape[1])
+        validation = (X_val, _eval_targets(loss, y_val, X_val.shape[0], c, target), np.ones(X_val.shape[0], np.float32))
+    if validation is not None and not np.sum(validation[2]) > 0:
+        fail("sample_weight", "a positive sum over the validation rows", "all zero there")
+    target = jnp.asarray(target)
     spec, _, w = tree_spec(data, np.zeros(n, np.float32), task="regression", criterion=None,
                            max_depth=max_depth, min_samples_split=2, min_samples_leaf=min_samples_leaf,
                            max_features=None, sample_weight=sample_weight, n_classes=None)
@@ -637,9 +772,54 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
     # compiled for the same function object when its closure held other values.
     fn = loss_fn(loss)
     fn = loss if isinstance(loss, str) else this_call(fn)
-    trees, F0 = _fit_boosting(spec, fn, k, n_estimators, learning_rate, subsample, bool(line_search),
-                              data.XbT, target, w, data.lower, data.upper, key)
-    return GradientBoosting(trees=trees, init=F0, learning_rate=learning_rate, loss=loss)
+    if validation is None:
+        trees, F0 = _fit_boosting(spec, fn, k, n_estimators, learning_rate, subsample, bool(line_search),
+                                  data.XbT, target, w, data.lower, data.upper, key)
+        return GradientBoosting(trees=trees, init=F0, learning_rate=learning_rate, loss=loss)
+    X_val, y_val, w_val = validation
+    patience = n_estimators + 1 if n_iter_no_change is None else n_iter_no_change  # > n_estimators: never
+    buffer, F0, n_iter, train_loss, val_loss = _fit_boosting_validated(
+        spec, fn, k, n_estimators, learning_rate, subsample, bool(line_search), data.XbT, target, w, data.lower,
+        data.upper, key, jnp.asarray(X_val), jnp.asarray(y_val), jnp.asarray(w_val), jnp.int32(patience),
+        jnp.float32(tol))
+    n_iter = int(n_iter)
+    val_loss, train_loss = val_loss[: n_iter + 1], train_loss[: n_iter + 1]
+    kept = n_iter if n_iter_no_change is None else int(np.argmin(np.asarray(val_loss)))
+    trees = jax.tree.map(lambda a: a[:kept], buffer)
+    return GradientBoosting(trees=trees, init=F0, learning_rate=learning_rate, loss=loss, train_loss=train_loss,
+                            validation_loss=val_loss)
+
+
+def _targets(loss, y, n: int, n_classes, n_outputs) -> tuple[np.ndarray, int, int | None]:
+    """``(target, K, C)``: checked targets for ``loss`` (NumPy), outputs :math:`K`, classes :math:`C`
+    (``None`` for regression)."""
+    c = None
+    if loss in ("logistic", "softmax"):
+        labels, c = _checks.check_labels(y, n, n_classes)
+        if loss == "logistic" and c != 2:
+            raise ValueError(f"loss='logistic' needs labels 0/1; got {c} classes (use 'softmax')")
+        target = np.asarray(labels) if loss == "softmax" else np.asarray(labels, np.float32)
+        k = c if loss == "softmax" else 1
+    else:
+        target = (_checks.check_targets(y, n) if loss == "squared" or np.ndim(y) == 1
+                  else np.asarray(y, np.float32))
+        k = 1 if loss == "squared" else _checks.check_int(n_outputs, "n_outputs", 1)
+    if target.shape[0] != n:
+        raise ValueError(f"y has {target.shape[0]} samples but X has {n}")
+    return target, k, c
+
+
+def _eval_targets(loss, y_val, m: int, c: int | None, target: np.ndarray) -> np.ndarray:
+    """``eval_set``'s targets, checked like the training ones (dtype and trailing shape of ``target``)."""
+    if c is not None:
+        return _early_stopping.check_eval_labels(y_val, m, c).astype(target.dtype)
+    try:
+        y_val = (_checks.check_targets(y_val, m) if np.ndim(y_val) == 1 else np.asarray(y_val, np.float32))
+    except ValueError as e:
+        fail("eval_set", "(X_val, y_val) with finite real y_val", str(e))
+    if y_val.shape != (m,) + target.shape[1:]:
+        fail("eval_set", f"(X_val, y_val) with y_val of shape {(m,) + target.shape[1:]}", f"shape {y_val.shape}")
+    return y_val
 
 
 def _default_loss(y, n: int, n_classes) -> str:

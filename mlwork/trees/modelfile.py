@@ -17,7 +17,9 @@ depend on the training code's state.
   :class:`~mlwork.trees.Tree` (``feature`` int32, ``missing_left`` bool, the others float32),
   with leading axes: none (a ``Tree``), ``(T,)`` (``Forest``, ``AdaBoost``) or ``(T, K)``
   (``GradientBoosting``). Besides them ``model.oob_score`` ``()`` (``Forest``),
-  ``model.alpha`` ``(T,)`` (``AdaBoost``), ``model.init`` ``(K,)`` (``GradientBoosting``);
+  ``model.alpha`` ``(T,)`` (``AdaBoost``), ``model.init`` ``(K,)`` (``GradientBoosting``, and
+  for a fit with a validation set ``model.train_loss`` and ``model.validation_loss``
+  ``(n_iter + 1,)``, :math:`n_{iter} \ge T`);
   an estimator's array attributes are ``estimator.<name>`` (e.g. ``estimator.classes_``).
 
 ``model`` holds ``kind`` (``"Tree"``, ``"Forest"``, ``"AdaBoost"``, ``"GradientBoosting"`` or
@@ -67,6 +69,9 @@ TREE_FIELDS = {"feature": "<i4", "threshold": "<f4", "missing_left": "|b1", "gai
                "impurity": "<f4", "weight": "<f4", "value": "<f4", "leaf_weight": "<f4"}
 TREE_KINDS = {"classification": ("gini", "entropy"), "regression": ("variance",),
               "boosting": ("variance", "newton")}
+#: A ``GradientBoosting`` fit with a validation set also holds these ``(n_iter + 1,)`` float32 curves
+#: (both or neither; written only when present, so other files are as before).
+CURVES = ("train_loss", "validation_loss")
 #: Leading (batch) axes of the trees of each model kind.
 BATCH_AXES = {"Tree": 0, "Forest": 1, "AdaBoost": 1, "GradientBoosting": 2}
 
@@ -168,6 +173,9 @@ def _describe(model) -> tuple[dict, dict[str, np.ndarray]]:
         desc["learning_rate"] = float(model.learning_rate)
         desc["loss"] = model.loss
         arrays["model.init"] = np.asarray(model.init)
+        for name in CURVES:
+            if getattr(model, name) is not None:
+                arrays[f"model.{name}"] = np.asarray(getattr(model, name))
     return desc, arrays
 
 
@@ -314,6 +322,8 @@ def _build(desc, arrays: dict[str, np.ndarray]):
     extra = {"Tree": {}, "Forest": {"model.oob_score": "<f4"}, "AdaBoost": {"model.alpha": "<f4"},
              "GradientBoosting": {"model.init": "<f4"}}[kind]
     expected = {f"model.trees.{f}" for f in TREE_FIELDS} | set(extra)
+    if kind == "GradientBoosting" and f"model.{CURVES[0]}" in arrays:  # a fit with a validation set
+        expected |= {f"model.{name}" for name in CURVES}
     _need(set(arrays) == expected, f"the arrays of a {kind} ({', '.join(sorted(expected))})",
           f"{', '.join(sorted(arrays))}")
     tree = _build_trees(desc.get("tree"), arrays, BATCH_AXES[kind], kind)
@@ -335,7 +345,16 @@ def _build(desc, arrays: dict[str, np.ndarray]):
     _need(loss in BOOSTING_LOSSES, f"a boosting loss name of {sorted(BOOSTING_LOSSES)}", repr(loss))
     _need(isinstance(lr, float) and math.isfinite(lr) and lr > 0, "a positive learning_rate", repr(lr))
     _need(arrays["model.init"].shape == batch[1:], f"model.init of shape {batch[1:]}", arrays["model.init"].shape)
-    return GradientBoosting(trees=tree, init=jnp.asarray(arrays["model.init"]), learning_rate=lr, loss=loss)
+    curves = {name: arrays.get(f"model.{name}") for name in CURVES}
+    if curves[CURVES[0]] is not None:
+        shape = curves[CURVES[0]].shape
+        for name, curve in curves.items():
+            _need(curve.dtype.str == "<f4" and curve.ndim == 1 and curve.shape == shape and shape[0] > batch[0],
+                  f"model.{name} float32 of shape (n_iter + 1,), n_iter >= {batch[0]} (the rounds kept)",
+                  f"dtype {curve.dtype.str}, shape {curve.shape}")
+        curves = {name: jnp.asarray(curve) for name, curve in curves.items()}
+    return GradientBoosting(trees=tree, init=jnp.asarray(arrays["model.init"]), learning_rate=lr, loss=loss,
+                            **curves)
 
 
 def _build_trees(static, arrays: dict[str, np.ndarray], batch_axes: int, kind: str) -> Tree:

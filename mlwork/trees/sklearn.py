@@ -451,6 +451,7 @@ class _GradientBoosting:
 
     def __init__(self, loss, learning_rate=0.1, n_estimators=100, subsample=1.0, max_depth=3, min_samples_leaf=1,
                  max_bins=255, second_order=False, reg_lambda=1.0, gamma=0.0, min_child_weight=1.0,
+                 early_stopping="auto", validation_fraction=0.1, n_iter_no_change=10, tol=1e-7,
                  random_state=None):
         self.loss = loss
         self.learning_rate = learning_rate
@@ -463,16 +464,31 @@ class _GradientBoosting:
         self.reg_lambda = reg_lambda
         self.gamma = gamma
         self.min_child_weight = min_child_weight
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
         self.random_state = random_state
 
     def _boost(self, X, y, sample_weight, loss, n_classes):
-        return _boosting.fit_gradient_boosting(
+        if not (self.early_stopping == "auto" or isinstance(self.early_stopping, bool | np.bool_)):
+            raise ValueError(f"early_stopping must be 'auto', True or False; got {self.early_stopping!r}")
+        stop = X.shape[0] > 10_000 if self.early_stopping == "auto" else bool(self.early_stopping)
+        model = _boosting.fit_gradient_boosting(
             X, y, loss=loss, n_estimators=self.n_estimators, learning_rate=self.learning_rate,
             max_depth=resolve_depth(self.max_depth, X.shape[0]), subsample=self.subsample,
             second_order=self.second_order, reg_lambda=self.reg_lambda, gamma=self.gamma,
             min_child_weight=self.min_child_weight, min_samples_leaf=self.min_samples_leaf,
             max_bins=self.max_bins, key=jax_key(self.random_state), sample_weight=sample_weight,
-            n_classes=n_classes)
+            n_classes=n_classes, validation_fraction=self.validation_fraction if stop else None,
+            n_iter_no_change=self.n_iter_no_change if stop else None, tol=self.tol)
+        self.do_early_stopping_ = stop
+        self.n_iter_ = int(model.trees.feature.shape[0])
+        self.n_trees_per_iteration_ = int(model.init.shape[0])
+        empty = np.zeros(0, np.float64)
+        self.train_score_ = empty if not stop else -np.asarray(model.train_loss, np.float64)
+        self.validation_score_ = empty if not stop else -np.asarray(model.validation_loss, np.float64)
+        return model
 
     def _raw_scores(self, X) -> np.ndarray:
         """:math:`F(x)` ``(n_samples, K)`` in float64."""
@@ -493,11 +509,28 @@ _GB_PARAMS_DOC = """
       second_order: XGBoost's Newton trees (leaf weight :math:`-G/(H+\\lambda)`, gain with
         ``reg_lambda`` and ``gamma``, ``min_child_weight``) instead of Friedman's first-order trees.
       reg_lambda, gamma, min_child_weight: XGBoost's regularisers (``second_order`` only).
-      random_state: seeds the subsampling (see :func:`jax_key`).
+      early_stopping: ``"auto"`` (on when ``n_samples > 10000``, as scikit-learn's
+        ``HistGradientBoosting*``), ``True`` or ``False``: hold out ``validation_fraction`` of the
+        rows (stratified for the classifier, drawn with ``random_state``) and stop when the
+        validation loss has not improved by more than ``tol`` for ``n_iter_no_change`` rounds
+        (scikit-learn's rule; the ``n_iter_no_change`` of :func:`mlwork.trees.fit_gradient_boosting`).
+      validation_fraction: the held-out fraction, in ``(0, 1)``.
+      n_iter_no_change: the patience :math:`p \\ge 1`, in rounds.
+      tol: the smallest improvement :math:`\\tau \\ge 0` of the loss that counts.
+      random_state: seeds the subsampling and the validation split (see :func:`jax_key`).
 
     Attributes:
       model_: the fitted :class:`mlwork.trees.GradientBoosting`; ``n_features_in_``,
         ``feature_importances_`` (summed gains){extra}.
+      n_iter_: rounds in the model: ``n_estimators``, or after early stopping the round of the
+        smallest validation loss (XGBoost's ``best_iteration``; scikit-learn keeps the rounds up to
+        the stop instead).
+      n_trees_per_iteration_: trees per round (1, or the number of classes above two).
+      do_early_stopping_: whether early stopping was on for this fit (``early_stopping`` resolved).
+      train_score_: with early stopping, the negated loss (scikit-learn's "higher is better"
+        ``scoring="loss"``) of the training rows before the first round and after every round
+        computed, ``(n_computed + 1,)`` float64 with ``n_computed >= n_iter_``; empty without.
+      validation_score_: the same for the validation rows (early stopping watches it).
 
     Raises:
       ValueError: from ``fit``: another ``loss``, bad input or a bad setting (as
@@ -527,11 +560,14 @@ class GradientBoostingClassifier(_GradientBoosting, _Classifier):
 
     def __init__(self, loss="log_loss", learning_rate=0.1, n_estimators=100, subsample=1.0, max_depth=3,
                  min_samples_leaf=1, max_bins=255, second_order=False, reg_lambda=1.0, gamma=0.0,
-                 min_child_weight=1.0, random_state=None):
+                 min_child_weight=1.0, early_stopping="auto", validation_fraction=0.1, n_iter_no_change=10,
+                 tol=1e-7, random_state=None):
         super().__init__(loss=loss, learning_rate=learning_rate, n_estimators=n_estimators, subsample=subsample,
                          max_depth=max_depth, min_samples_leaf=min_samples_leaf, max_bins=max_bins,
                          second_order=second_order, reg_lambda=reg_lambda, gamma=gamma,
-                         min_child_weight=min_child_weight, random_state=random_state)
+                         min_child_weight=min_child_weight, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
+                         random_state=random_state)
 
     def _fit_model(self, X, y, sample_weight):
         if self.loss != "log_loss":
@@ -565,11 +601,14 @@ class GradientBoostingRegressor(_GradientBoosting, _Regressor):
 
     def __init__(self, loss="squared_error", learning_rate=0.1, n_estimators=100, subsample=1.0, max_depth=3,
                  min_samples_leaf=1, max_bins=255, second_order=False, reg_lambda=1.0, gamma=0.0,
-                 min_child_weight=1.0, random_state=None):
+                 min_child_weight=1.0, early_stopping="auto", validation_fraction=0.1, n_iter_no_change=10,
+                 tol=1e-7, random_state=None):
         super().__init__(loss=loss, learning_rate=learning_rate, n_estimators=n_estimators, subsample=subsample,
                          max_depth=max_depth, min_samples_leaf=min_samples_leaf, max_bins=max_bins,
                          second_order=second_order, reg_lambda=reg_lambda, gamma=gamma,
-                         min_child_weight=min_child_weight, random_state=random_state)
+                         min_child_weight=min_child_weight, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
+                         random_state=random_state)
 
     def _fit_model(self, X, y, sample_weight):
         if self.loss != "squared_error":
