@@ -52,32 +52,38 @@ def check_settings(validation_fraction, eval_set, n_iter_no_change, tol):
     return validation_fraction, n_iter_no_change, float(tol)
 
 
-def split(key: jax.Array, n: int, fraction: float, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def split(key: jax.Array, n: int, fraction: float, labels: np.ndarray | None,
+          weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     r"""Seeded train/validation row indices, each ascending.
 
-    :math:`m = \lceil f n \rceil` rows go to validation (scikit-learn's ``train_test_split``
-    rounding). With ``labels`` the split is stratified: class :math:`c` with :math:`n_c` rows
-    gives :math:`\lfloor m n_c / n \rfloor` rows, the remaining ones going to the classes of
-    largest remainder (Hamilton's apportionment). Within a class (or overall) the rows drawn are
-    those of the smallest uniforms ``jax.random.uniform(fold_in(key, SPLIT_STREAM), (n,))``.
+    The validation rows are drawn among the :math:`n_+` rows of positive ``weight`` (all rows
+    without it): a row of zero weight counts nowhere, so it stays on the training side.
+    :math:`m = \lceil f n_+ \rceil` rows go to validation (scikit-learn's ``train_test_split``
+    rounding). With ``labels`` the split is stratified: class :math:`c` with :math:`n_c` of those
+    rows gives :math:`\lfloor m n_c / n_+ \rfloor` rows, the remaining ones going to the classes
+    of largest remainder (Hamilton's apportionment). Within a class (or overall) the rows drawn
+    are those of the smallest uniforms ``jax.random.uniform(fold_in(key, SPLIT_STREAM), (n,))``.
 
     Raises:
-      ValueError: (naming ``validation_fraction``) when either part would be empty.
+      ValueError: (naming ``validation_fraction``) when either side would have no row of
+        positive weight.
     """
-    m = math.ceil(fraction * n)
-    if m < 1 or n - m < 1:
-        fail("validation_fraction", f"a fraction leaving rows on both sides of the split of {n} rows",
-             f"{fraction} ({m} validation rows)")
-    u = np.asarray(jax.random.uniform(jax.random.fold_in(key, SPLIT_STREAM), (n,)))
+    rows = np.arange(n) if weight is None else np.flatnonzero(np.asarray(weight) > 0)
+    n_pos = len(rows)
+    m = math.ceil(fraction * n_pos)
+    if m < 1 or n_pos - m < 1:
+        fail("validation_fraction", f"a fraction leaving a training and a validation row of n_samples={n_pos} "
+             "(rows of positive weight)", f"{fraction} ({m} validation rows)")
+    u = np.asarray(jax.random.uniform(jax.random.fold_in(key, SPLIT_STREAM), (n,)))[rows]
     if labels is None:
-        val = np.argsort(u, kind="stable")[:m]
+        val = rows[np.argsort(u, kind="stable")[:m]]
     else:
-        classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-        quota = m * counts / n
+        classes, inverse, counts = np.unique(np.asarray(labels)[rows], return_inverse=True, return_counts=True)
+        quota = m * counts / n_pos
         take = np.floor(quota).astype(np.int64)
         rest = m - int(take.sum())
         take[np.argsort(-(quota - take), kind="stable")[:rest]] += 1
-        val = np.concatenate([np.flatnonzero(inverse == c)[np.argsort(u[inverse == c], kind="stable")[:take[c]]]
+        val = np.concatenate([rows[inverse == c][np.argsort(u[inverse == c], kind="stable")[:take[c]]]
                               for c in range(len(classes))])
     mask = np.zeros(n, bool)
     mask[val] = True

@@ -665,8 +665,9 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
       n_classes: number of classes for ``"softmax"``/``"logistic"`` (default ``max(y) + 1``).
       n_outputs: :math:`K` for a callable loss with vector scores.
       validation_fraction: ``None``, or a fraction in ``(0, 1)`` of the rows held out as a
-        validation set before binning: :math:`\lceil f n \rceil` rows drawn with ``key``,
-        stratified by class for ``"logistic"``/``"softmax"`` (their ``sample_weight`` goes with them).
+        validation set before binning: :math:`\lceil f n_+ \rceil` of the :math:`n_+` rows of
+        positive ``sample_weight`` (all rows by default), drawn with ``key``, stratified by class
+        for ``"logistic"``/``"softmax"``; their weights go with them, zero-weight rows stay in training.
       eval_set: ``None``, or ``(X_val, y_val)``: a validation set of ``(m, d)`` features and targets
         coded as ``y`` (class indices in ``[0, C)``); at most one of it and ``validation_fraction``.
       n_iter_no_change: ``None`` (run all rounds; with a validation set its losses are still
@@ -694,7 +695,7 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         ``min_child_weight``), ``sample_weight`` all zero, negative or NaN; ``validation_fraction``
         outside ``(0, 1)`` or leaving an empty side, ``eval_set`` not a pair, of another width or
         with bad targets, both of them, ``n_iter_no_change < 1`` or without a validation set,
-        ``tol < 0``, validation rows of zero total weight.
+        ``tol < 0``.
 
     Zero weight: a leaf, or a whole round, that holds no weight (a subsample of zero-weight rows)
     adds 0 to the score — the ensemble keeps its value — as does a second-order leaf with
@@ -743,7 +744,8 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         target, k, c = _targets(loss, y, n_all, n_classes, n_outputs)
         sw = _checks.check_sample_weight(sample_weight, n_all)
         train, val = _early_stopping.split(jax.random.key(0) if key is None else key, n_all, validation_fraction,
-                                           target if loss in ("logistic", "softmax") else None)
+                                           target if loss in ("logistic", "softmax") else None,
+                                           None if sample_weight is None else sw)
         validation = (X[val], target[val], sw[val])
         X, target = X[train], target[train]
         sample_weight = None if sample_weight is None else sw[train]
@@ -756,8 +758,6 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
     if eval_set is not None:
         X_val, y_val = _early_stopping.check_eval_set(eval_set, data.X.shape[1])
         validation = (X_val, _eval_targets(loss, y_val, X_val.shape[0], c, target), np.ones(X_val.shape[0], np.float32))
-    if validation is not None and not np.sum(validation[2]) > 0:
-        fail("sample_weight", "a positive sum over the validation rows", "all zero there")
     target = jnp.asarray(target)
     spec, _, w = tree_spec(data, np.zeros(n, np.float32), task="regression", criterion=None,
                            max_depth=max_depth, min_samples_split=2, min_samples_leaf=min_samples_leaf,

@@ -165,6 +165,12 @@ def test_validation_fraction_is_a_seeded_stratified_split_equal_to_eval_set():
     for c in (0, 1):  # proportional within one row (Hamilton's apportionment)
         assert abs(np.sum(y[val] == c) - 100 * np.mean(y == c)) < 1
     assert len(_early_stopping.split(key, 40, 0.001, None)[1]) == 1  # ceil: a tiny fraction still holds a row
+    weight = np.where(np.arange(400) % 3 == 0, 0.0, 1.0)  # zero-weight rows count nowhere: never validation
+    tr_w, val_w = _early_stopping.split(key, 400, 0.25, y, weight)
+    assert (weight[val_w] > 0).all() and len(val_w) == math.ceil(0.25 * np.sum(weight > 0))
+    assert set(np.flatnonzero(weight == 0)) <= set(tr_w)
+    with pytest.raises(ValueError, match="^validation_fraction must .*n_samples=1 "):
+        _early_stopping.split(key, 1, 0.1, None)
     again, _ = _early_stopping.split(key, len(y), 0.25, y)
     other, _ = _early_stopping.split(jax.random.key(8), len(y), 0.25, y)
     assert np.array_equal(train, again) and not np.array_equal(train, other)

@@ -33,6 +33,9 @@ CHECKED = [
     sk.GradientBoostingClassifier(n_estimators=3),
     sk.GradientBoostingRegressor(n_estimators=5),  # 3 rounds at rate 0.1 fit too little for check_regressors_train
     sk.AdaBoostClassifier(n_estimators=3),
+    # early stopping on (10% held out, patience 2): the checks' tiny data sets must still work
+    sk.GradientBoostingClassifier(n_estimators=10, early_stopping=True, n_iter_no_change=2),
+    sk.GradientBoostingRegressor(n_estimators=10, early_stopping=True, n_iter_no_change=2),
 ]
 
 
