@@ -206,3 +206,22 @@ def check_task(task: str, criterion: str | None) -> str:
     if criterion not in allowed:
         raise ValueError(f"criterion must be one of {allowed} for {task}, got {criterion!r}")
     return criterion
+
+
+def check_monotonic_cst(monotonic_cst, n_features: int) -> tuple[int, ...] | None:
+    """``monotonic_cst`` as a tuple of ``n_features`` ints in {-1, 0, 1} (scikit-learn's name
+    and meaning: +1 increasing, -1 decreasing, 0 free); ``None`` when absent or all 0."""
+    if monotonic_cst is None:
+        return None
+    check_not_key(monotonic_cst, "monotonic_cst", f"an array of {n_features} values in {{-1, 0, 1}}")
+    try:
+        arr = np.asarray(monotonic_cst)
+    except Exception as e:  # e.g. ragged lists
+        raise ValueError(f"monotonic_cst must be an array of {n_features} values in {{-1, 0, 1}}, "
+                         f"got {type(monotonic_cst).__name__}") from e
+    if arr.ndim != 1 or arr.shape[0] != n_features:
+        raise ValueError(f"monotonic_cst must have one entry per feature ({n_features}), got shape {arr.shape}")
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or not np.all(np.isin(arr, (-1, 0, 1))):
+        raise ValueError(f"monotonic_cst values must be -1, 0 or 1, got {arr.tolist()}")
+    cst = tuple(int(v) for v in arr)
+    return cst if any(cst) else None

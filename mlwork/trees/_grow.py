@@ -95,6 +95,12 @@ class GrowSpec(NamedTuple):
     counted: bool = False
     unrolled_levels: int = 0
     feature_shards: int = 1
+    monotonic: tuple[int, ...] | None = None
+
+    @property
+    def constrained(self) -> bool:
+        """Whether some feature carries a monotonic constraint (regression criteria only)."""
+        return self.monotonic is not None
 
     @property
     def classification(self) -> bool:
@@ -114,6 +120,7 @@ class Grown(NamedTuple):
     leaf_stats: Array    # (2^D, Q) summed channels per leaf, about leaf_shift (regression)
     leaf_shift: Array    # (2^D,) float32 shift c of each leaf's statistics (0: classification)
     leaf: Array          # (n,) int32 leaf of every training sample
+    leaf_bounds: Array | None = None  # (2, 2^D) [lower; upper] bounds of the leaf values (monotonic)
 
 
 # ----------------------------------------------------------------------------- split search
@@ -165,7 +172,26 @@ def _first_max(gain: Array) -> tuple[Array, Array]:
     return best, jnp.min(jnp.where(gain == best[..., None], idx, gain.shape[-1]), axis=-1)
 
 
-def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | None) -> _Best:
+def node_value(spec: GrowSpec, s: Array, shift: Array) -> Array:
+    r"""The value of nodes (or children) from their first two channels ``s`` ``(2, ...)``
+    summed about ``shift``: the mean :math:`c + \sum w (y - c) / W` (``variance``) or XGBoost's
+    :math:`-G/(H + \lambda)` (``newton``); ``shift`` (0) where the node holds no weight."""
+    if spec.criterion == "variance":
+        return shift + _mean_shift(s)
+    g, h = s[0] + shift * s[1], s[1] + spec.reg_lambda
+    return jnp.where(h > 0, -g / jnp.where(h > 0, h, 1.0), 0.0)
+
+
+def _violates(spec: GrowSpec, left: Array, right: Array, mono) -> Array:
+    """Where the children's values, clipped to the node's bounds, break the direction of the
+    split feature's monotonic constraint (``mono``: per-node constraint, bounds and shift)."""
+    cst, lo, hi, shift = (m[:, None] for m in mono)
+    vl = jnp.clip(node_value(spec, left[:2], shift), lo, hi)
+    vr = jnp.clip(node_value(spec, right[:2], shift), lo, hi)
+    return ((cst > 0) & (vl > vr)) | ((cst < 0) & (vl < vr))
+
+
+def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | None, mono=None) -> _Best:
     """Best split per node for one feature's histogram (``feature`` left to the caller).
 
     The missing-value bin is the last one, so the prefix sums over all ``B + 1`` bins are the
@@ -173,6 +199,8 @@ def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | No
     equal gains the first bin wins, which is the last non-empty bin of the left child.
     ``base``: :func:`parent_score` per node; ``shift``: the nodes' shifts (``newton``).
     Regression also returns the left child's statistics, from which the children's shifts come.
+    ``mono``: with monotonic constraints, ``(constraint, lower, upper, shift)`` per node ``(L,)``
+    each; a candidate whose clipped child values break the constraint is rejected.
     """
     nb = spec.max_bins
     cum = cumsum_bins(hist)  # (Q, L, B + 1)
@@ -183,6 +211,8 @@ def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | No
         right = total - left
         gain = score(spec, left, c) + score(spec, right, c) - base[:, None]
         ok = child_ok(spec, left) & child_ok(spec, right)
+        if mono is not None:
+            ok &= ~_violates(spec, left, right, mono)
         return jnp.where(ok, gain, -jnp.inf)
 
     def at(left, b):  # the first two channels of the left child at bin b, (2, L)
@@ -223,8 +253,9 @@ def _merge_shards(best: _Best) -> _Best:
     return _Best(*(take(x) for x in gathered))
 
 
-def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, key):
-    """Best split of every node of a level: a loop over features (or sampled slots)."""
+def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, key, mono=None):
+    """Best split of every node of a level: a loop over features (or sampled slots).
+    ``mono``: ``(lower, upper, shift)`` per node with monotonic constraints, else None."""
     d, n = XbT.shape
     q = (spec.n_classes if spec.classification else dense.shape[1]) + (count is not None)
     n_items = d if spec.max_features is None else spec.max_features
@@ -256,7 +287,8 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, k
             k = jnp.minimum(first + jnp.minimum(i * block + t, per_shard - 1), n_items - 1)
             f_node, col = item(k)
             hist = _feature_hist(spec, col.astype(jnp.int32), node, n_nodes, cls, w, dense, count)
-            best = _merge(best, _best_in_feature(spec, hist, base, shift)._replace(feature=f_node))
+            m = None if mono is None else (jnp.asarray(spec.monotonic, jnp.int32)[f_node], *mono)
+            best = _merge(best, _best_in_feature(spec, hist, base, shift, m)._replace(feature=f_node))
         return best
 
     best = jax.lax.fori_loop(0, -(-per_shard // block), body, init)
@@ -294,9 +326,9 @@ def _mean_shift(s: Array) -> Array:
 _RECORDS = ("feature", "split_bin", "threshold", "missing_left", "gain", "impurity", "weight")
 
 
-def _level(spec, n_nodes, level, node, alive, shift, data):
-    """Split the nodes of one level; returns the per-node records, the samples' children and
-    the shifts the children inherit."""
+def _level(spec, n_nodes, level, node, alive, shift, bounds, data):
+    """Split the nodes of one level; returns the per-node records, the samples' children, the
+    shifts the children inherit and (monotonic constraints) their value bounds ``(2, 2L)``."""
     XbT, target, ch, w, lower, upper, key = data
     n = XbT.shape[1]
     cls = target if spec.classification else None
@@ -315,8 +347,9 @@ def _level(spec, n_nodes, level, node, alive, shift, data):
         ch = ch[:, :-1] if variance else ch
         c = None if variance else shift  # the variance proxy needs no shift (see _criteria)
     count = ch[:, -1] if spec.counted else None
+    mono = None if bounds is None else (bounds[0], bounds[1], shift)
     best = _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score(spec, tot, c), c,
-                         jax.random.fold_in(key, level))
+                         jax.random.fold_in(key, level), mono)
     split = alive & jnp.isfinite(best.gain) & splittable(spec, tot, tot_sq, best.gain)
     # Route the samples; then settle what needs only the chosen split, from the samples:
     # where NaN goes when the node had none (the heavier child, as HistGradientBoosting does)
@@ -342,7 +375,8 @@ def _level(spec, n_nodes, level, node, alive, shift, data):
                   weight=weight_of(spec, tot))
     right = jnp.where(valued, right_value, ~nan_left[node])
     node = 2 * node + (split[node] & right).astype(jnp.int32)
-    return record, node, jnp.repeat(split, 2), _child_shifts(spec, shift, tot, best, split)
+    children = None if bounds is None else _child_bounds(spec, shift, tot, best, split, bounds)
+    return record, node, jnp.repeat(split, 2), _child_shifts(spec, shift, tot, best, split), children
 
 
 def _child_shifts(spec: GrowSpec, shift: Array, tot: Array, best: _Best, split: Array) -> Array:
@@ -355,6 +389,24 @@ def _child_shifts(spec: GrowSpec, shift: Array, tot: Array, best: _Best, split: 
     right = tot[:2] - left
     children = jnp.stack([shift + _mean_shift(left), shift + _mean_shift(right)], axis=1)
     return children.reshape(-1)
+
+
+def _child_bounds(spec: GrowSpec, shift: Array, tot: Array, best: _Best, split: Array,
+                  bounds: Array) -> Array:
+    r"""The value bounds ``(2, 2L)`` of the children (heap order), as in LightGBM's basic
+    method and scikit-learn's ``HistGradientBoosting*``: a split on a feature with constraint
+    :math:`+1` gives the left child :math:`[l, m]` and the right :math:`[m, u]`, with
+    :math:`m` the mean of the two children's values clipped to the node's :math:`[l, u]`
+    (:math:`-1`: the other way round); any other split, or none, passes :math:`[l, u]` on."""
+    lo, hi = bounds
+    left = best.left
+    vl = jnp.clip(node_value(spec, left, shift), lo, hi)
+    vr = jnp.clip(node_value(spec, tot[:2] - left, shift), lo, hi)
+    mid = 0.5 * (vl + vr)
+    cst = jnp.where(split, jnp.asarray(spec.monotonic, jnp.int32)[best.feature], 0)
+    lower = jnp.stack([jnp.where(cst < 0, mid, lo), jnp.where(cst > 0, mid, lo)], axis=1).reshape(-1)
+    upper = jnp.stack([jnp.where(cst > 0, mid, hi), jnp.where(cst < 0, mid, hi)], axis=1).reshape(-1)
+    return jnp.stack([lower, upper])
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -370,7 +422,12 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
       w: ``(n,)`` non-negative sample weights (0 excludes a sample: bootstrap, subsampling).
       lower, upper: ``(d, B + 1)`` smallest/largest value per bin, padded with ``+inf``.
       key: PRNG key for per-node feature sampling (unused without ``max_features``).
+
+    With ``spec.monotonic`` the level carry also holds every node's value bounds and the
+    result their leaves' (``Grown.leaf_bounds``), to which the leaf values are clipped.
     """
+    if spec.constrained and spec.classification:
+        raise ValueError(f"monotonic constraints need a regression criterion, got {spec.criterion!r}")
     n = XbT.shape[1]
     w = w.astype(jnp.float32)
     target = target.astype(jnp.int32 if spec.classification else jnp.float32)
@@ -380,6 +437,7 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
     n_scan = spec.depth - min(spec.unrolled_levels, spec.depth)
     parts = {k: [] for k in _RECORDS}
     alive = jnp.ones(1, bool)
+    bounds = _root_bounds(spec, 1)
     if spec.classification:
         shift = jnp.zeros(1, jnp.float32)
     else:  # the root's mean; every other node's comes from its parent's split
@@ -389,19 +447,22 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
         width = 2 ** (n_scan - 1)
 
         def body(carry, level):
-            node, alive, shift = carry
-            record, node, alive, shift = _level(spec, width, level, node, alive[:width], shift[:width], data)
-            return (node, alive, shift), record
+            node, alive, shift, bounds = carry
+            record, node, alive, shift, bounds = _level(spec, width, level, node, alive[:width], shift[:width],
+                                                        None if bounds is None else bounds[:, :width], data)
+            return (node, alive, shift, bounds), record
 
         alive = jnp.zeros(2 * width, bool).at[0].set(True)
         shift = jnp.zeros(2 * width, jnp.float32).at[0].set(shift[0])
-        (node, alive, shift), stacked = jax.lax.scan(body, (node, alive, shift), jnp.arange(n_scan))
+        bounds = _root_bounds(spec, 2 * width)
+        (node, alive, shift, bounds), stacked = jax.lax.scan(body, (node, alive, shift, bounds),
+                                                             jnp.arange(n_scan))
         lvl = np.concatenate([np.full(2**i, i) for i in range(n_scan)])
         pos = np.concatenate([np.arange(2**i) for i in range(n_scan)])
         for k in _RECORDS:
             parts[k].append(stacked[k][lvl, pos])
     for level in range(n_scan, spec.depth):
-        record, node, alive, shift = _level(spec, 2**level, level, node, alive, shift, data)
+        record, node, alive, shift, bounds = _level(spec, 2**level, level, node, alive, shift, bounds, data)
         for k in _RECORDS:
             parts[k].append(record[k])
     out = {k: jnp.concatenate(v) for k, v in parts.items()}
@@ -413,7 +474,16 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
         leaf_shift = shift[:n_leaves]
         leaf_stats = jax.ops.segment_sum(channels(spec, target, w, leaf_shift[node]), node,
                                          num_segments=n_leaves)
-    return Grown(**out, leaf_stats=leaf_stats, leaf_shift=leaf_shift, leaf=node)
+    return Grown(**out, leaf_stats=leaf_stats, leaf_shift=leaf_shift, leaf=node,
+                 leaf_bounds=None if bounds is None else bounds[:, :n_leaves])
+
+
+def _root_bounds(spec: GrowSpec, width: int) -> Array | None:
+    r"""Value bounds ``(2, width)`` of a level's nodes before any split: :math:`[-\infty, \infty]`
+    (None without monotonic constraints)."""
+    if not spec.constrained:
+        return None
+    return jnp.stack([jnp.full(width, -jnp.inf, jnp.float32), jnp.full(width, jnp.inf, jnp.float32)])
 
 
 def feature_parallel(spec: GrowSpec) -> GrowSpec:

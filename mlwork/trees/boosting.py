@@ -51,7 +51,16 @@ from mlwork._static import this_call
 from mlwork._validate import fail
 from mlwork.trees import _checks, _deprecated
 from mlwork.trees._grow import GrowSpec, feature_parallel, grow, run_feature_parallel
-from mlwork.trees.tree import Tree, check_X_any, leaf_values, prepare, to_tree, tree_spec, tree_value
+from mlwork.trees.tree import (
+    Tree,
+    check_X_any,
+    clip_to_bounds,
+    leaf_values,
+    prepare,
+    to_tree,
+    tree_spec,
+    tree_value,
+)
 
 Array = jax.Array
 
@@ -483,7 +492,7 @@ def _boosting_rounds(spec: GrowSpec, loss, k: int, n_estimators: int, learning_r
             value = jnp.where(hess > 1e-12 * cnt, num / jnp.where(hess > 0, hess, 1.0), mean)
         else:
             value = mean
-        return grown, value[:, None]
+        return grown, clip_to_bounds(grown, value[:, None])
 
     def round_(F, t):
         g, h = _grad_hess(loss, y, F)  # (n, K)
@@ -510,7 +519,7 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
                           min_child_weight: float = 1.0, min_samples_leaf: int = 1,
                           max_bins: int | None = 255, sample_weight=None,
                           n_classes: int | None = None, n_outputs: int = 1,
-                          line_search: bool = True) -> GradientBoosting:
+                          line_search: bool = True, monotonic_cst=None) -> GradientBoosting:
     r"""Gradient boosting with trees of depth ``max_depth``, one ``lax.scan`` over rounds.
 
     Starting from :math:`F_0 = \arg\min_c \sum_i w_i L(y_i, c)`, round :math:`t` takes
@@ -565,6 +574,14 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
       sample_weight: ``(n,)`` non-negative weights with a positive sum; default ones.
       n_classes: number of classes for ``"softmax"``/``"logistic"`` (default ``max(y) + 1``).
       n_outputs: :math:`K` for a callable loss with vector scores.
+      monotonic_cst: ``(d,)`` ints in {-1, 0, 1}: the score :math:`F` (so the prediction, or
+        :math:`P(y = 1)` for ``"logistic"``) is non-decreasing (+1) or non-increasing (-1) in
+        that feature, 0 free; ``None`` (default) constrains nothing. Every tree is grown with
+        the constraints of :func:`~mlwork.trees.fit_tree` (its bounds on the values of its
+        criterion: the mean residual first order, :math:`-G/(H+\lambda)` second order), and
+        its final leaf values, Friedman's line-search steps included, are clipped to its leaves'
+        bounds; a sum of monotone trees is monotone. Single-output losses only, as in
+        scikit-learn's ``HistGradientBoosting*``.
 
     Returns:
       A :class:`GradientBoosting` with ``(T, K)`` trees.
@@ -574,7 +591,9 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         (a PRNG key where ``X``, ``y`` or ``n_estimators`` belongs, ``X`` and ``y`` of different
         lengths), ±inf in ``X``, out-of-range settings
         (``n_estimators``, ``learning_rate``, ``subsample``, ``reg_lambda``, ``gamma``,
-        ``min_child_weight``), ``sample_weight`` all zero, negative or NaN.
+        ``min_child_weight``), ``sample_weight`` all zero, negative or NaN, ``monotonic_cst``
+        not of length ``d`` or with values other than -1, 0, 1, or given with more than one output
+        (``"softmax"``, ``n_outputs > 1``).
 
     Zero weight: a leaf, or a whole round, that holds no weight (a subsample of zero-weight rows)
     adds 0 to the score — the ensemble keeps its value — as does a second-order leaf with
@@ -624,9 +643,13 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         k = 1 if loss == "squared" else _checks.check_int(n_outputs, "n_outputs", 1)
     if target.shape[0] != n:
         raise ValueError(f"y has {target.shape[0]} samples but X has {n}")
+    if monotonic_cst is not None and k != 1:
+        raise ValueError(f"monotonic_cst needs a single-output loss; got {k} outputs per round "
+                         f"(loss={loss!r}: multi-class is not supported)")
     spec, _, w = tree_spec(data, np.zeros(n, np.float32), task="regression", criterion=None,
                            max_depth=max_depth, min_samples_split=2, min_samples_leaf=min_samples_leaf,
-                           max_features=None, sample_weight=sample_weight, n_classes=None)
+                           max_features=None, sample_weight=sample_weight, n_classes=None,
+                           monotonic_cst=monotonic_cst)
     spec = spec._replace(midpoint=False)
     if second_order:
         spec = spec._replace(criterion="newton", reg_lambda=reg_lambda, gamma=gamma,

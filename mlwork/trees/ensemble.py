@@ -184,7 +184,7 @@ def fit_random_forest(X, y, n_estimators: int = 100, *, key: Array | None = None
                       criterion: str | None = None, max_depth: int | None = None, max_features="auto",
                       bootstrap: bool = True, min_samples_split: int = 2, min_samples_leaf: int = 1,
                       max_bins: int | None = 255, compute_oob: bool = True, sample_weight=None,
-                      n_classes: int | None = None, batch_size: int = 1) -> Forest:
+                      n_classes: int | None = None, batch_size: int = 1, monotonic_cst=None) -> Forest:
     r"""Fit a random forest: ``n_estimators`` trees on bootstrap samples, ``max_features`` per node.
 
     .. math:: \hat f(x) = \frac1T \sum_{t=1}^T h_t(x)
@@ -219,6 +219,9 @@ def fit_random_forest(X, y, n_estimators: int = 100, *, key: Array | None = None
         :func:`~mlwork.trees.fit_tree`.
       compute_oob: compute the out-of-bag score (with ``bootstrap``).
       batch_size: trees grown together per step of the map, :math:`\ge 1`.
+      monotonic_cst: regression only: ``(d,)`` ints in {-1, 0, 1}, every tree constrained as
+        by :func:`~mlwork.trees.fit_tree` (+1 non-decreasing, -1 non-increasing in that
+        feature); their mean is then monotone too. ``None`` (default) constrains nothing.
 
     Returns:
       A :class:`Forest` with ``T`` trees and ``oob_score``.
@@ -226,7 +229,8 @@ def fit_random_forest(X, y, n_estimators: int = 100, *, key: Array | None = None
     Raises:
       ValueError: bad input as for :func:`~mlwork.trees.fit_tree` (a PRNG key where ``X``,
         ``y`` or ``n_estimators`` belongs included), ``n_estimators < 1``,
-        ``batch_size < 1``, a non-bool ``bootstrap``.
+        ``batch_size < 1``, a non-bool ``bootstrap``, a bad ``monotonic_cst`` (as for
+        :func:`~mlwork.trees.fit_tree`).
 
     Example:
       >>> import jax, numpy as np
@@ -251,7 +255,7 @@ def fit_random_forest(X, y, n_estimators: int = 100, *, key: Array | None = None
     spec, target, w = tree_spec(data, y, task=task, criterion=criterion, max_depth=max_depth,
                                 min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
                                 max_features=max_features, sample_weight=sample_weight,
-                                n_classes=n_classes)
+                                n_classes=n_classes, monotonic_cst=monotonic_cst)
     with_oob = bool(bootstrap and compute_oob)
     trees, sums = _fit_forest(spec, task, bootstrap, min(batch_size, n_estimators), with_oob,
                               _tree_keys(key, n_estimators), data.XbT, target, w, data.lower, data.upper,

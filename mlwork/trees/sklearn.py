@@ -288,6 +288,9 @@ class DecisionTreeRegressor(_Regressor):
       criterion: ``"squared_error"`` (variance reduction; the only one).
       max_depth, min_samples_split, min_samples_leaf, max_features, max_bins, random_state:
         as for :class:`DecisionTreeClassifier`.
+      monotonic_cst: ``(n_features,)`` ints in {-1, 0, 1}: the prediction is non-decreasing
+        (+1) or non-increasing (-1) in that feature, 0 free; ``None`` constrains nothing
+        (scikit-learn's parameter; :func:`mlwork.trees.fit_tree` explains the method).
 
     Attributes:
       model_: the fitted :class:`mlwork.trees.Tree`; ``n_features_in_``, ``feature_importances_``.
@@ -305,7 +308,7 @@ class DecisionTreeRegressor(_Regressor):
     """
 
     def __init__(self, criterion="squared_error", max_depth=None, min_samples_split=2, min_samples_leaf=1,
-                 max_features=None, max_bins=255, random_state=None):
+                 max_features=None, max_bins=255, random_state=None, monotonic_cst=None):
         self.criterion = criterion
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
@@ -313,13 +316,15 @@ class DecisionTreeRegressor(_Regressor):
         self.max_features = max_features
         self.max_bins = max_bins
         self.random_state = random_state
+        self.monotonic_cst = monotonic_cst
 
     def _fit_model(self, X, y, sample_weight):
         return fit_tree(X, y, task="regression", criterion=_regression_criterion(self.criterion),
                         max_depth=resolve_depth(self.max_depth, X.shape[0]),
                         min_samples_split=self.min_samples_split, min_samples_leaf=self.min_samples_leaf,
                         max_features=self.max_features, max_bins=self.max_bins,
-                        key=jax_key(self.random_state), sample_weight=sample_weight)
+                        key=jax_key(self.random_state), sample_weight=sample_weight,
+                        monotonic_cst=self.monotonic_cst)
 
 
 def _regression_criterion(criterion) -> str:
@@ -394,6 +399,7 @@ class RandomForestRegressor(_Regressor):
       criterion: ``"squared_error"``.
       max_features: features tried per node (default ``1.0``, all: scikit-learn's default; the
         deck's :math:`p/3` is ``1/3``).
+      monotonic_cst: as for :class:`DecisionTreeRegressor`, in every tree.
 
     Attributes:
       model_: the fitted :class:`mlwork.trees.Forest`; ``oob_score_`` (:math:`R^2`) when
@@ -414,7 +420,7 @@ class RandomForestRegressor(_Regressor):
 
     def __init__(self, n_estimators=100, criterion="squared_error", max_depth=None, min_samples_split=2,
                  min_samples_leaf=1, max_features=1.0, bootstrap=True, oob_score=False, max_bins=255,
-                 random_state=None):
+                 random_state=None, monotonic_cst=None):
         self.n_estimators = n_estimators
         self.criterion = criterion
         self.max_depth = max_depth
@@ -425,6 +431,7 @@ class RandomForestRegressor(_Regressor):
         self.oob_score = oob_score
         self.max_bins = max_bins
         self.random_state = random_state
+        self.monotonic_cst = monotonic_cst
 
     def _fit_model(self, X, y, sample_weight):
         return _fit_forest(self, X, y, sample_weight, "regression", _regression_criterion(self.criterion), None)
@@ -439,7 +446,8 @@ def _fit_forest(est, X, y, sample_weight, task, criterion, n_classes):
                                max_features=est.max_features, bootstrap=est.bootstrap,
                                min_samples_split=est.min_samples_split, min_samples_leaf=est.min_samples_leaf,
                                max_bins=est.max_bins, compute_oob=bool(est.oob_score),
-                               sample_weight=sample_weight, n_classes=n_classes)
+                               sample_weight=sample_weight, n_classes=n_classes,
+                               monotonic_cst=getattr(est, "monotonic_cst", None))
     if est.oob_score:
         est.oob_score_ = float(forest.oob_score)
     return forest
@@ -451,7 +459,7 @@ class _GradientBoosting:
 
     def __init__(self, loss, learning_rate=0.1, n_estimators=100, subsample=1.0, max_depth=3, min_samples_leaf=1,
                  max_bins=255, second_order=False, reg_lambda=1.0, gamma=0.0, min_child_weight=1.0,
-                 random_state=None):
+                 random_state=None, monotonic_cst=None):
         self.loss = loss
         self.learning_rate = learning_rate
         self.n_estimators = n_estimators
@@ -464,6 +472,7 @@ class _GradientBoosting:
         self.gamma = gamma
         self.min_child_weight = min_child_weight
         self.random_state = random_state
+        self.monotonic_cst = monotonic_cst
 
     def _boost(self, X, y, sample_weight, loss, n_classes):
         return _boosting.fit_gradient_boosting(
@@ -472,7 +481,7 @@ class _GradientBoosting:
             second_order=self.second_order, reg_lambda=self.reg_lambda, gamma=self.gamma,
             min_child_weight=self.min_child_weight, min_samples_leaf=self.min_samples_leaf,
             max_bins=self.max_bins, key=jax_key(self.random_state), sample_weight=sample_weight,
-            n_classes=n_classes)
+            n_classes=n_classes, monotonic_cst=self.monotonic_cst)
 
     def _raw_scores(self, X) -> np.ndarray:
         """:math:`F(x)` ``(n_samples, K)`` in float64."""
@@ -494,6 +503,9 @@ _GB_PARAMS_DOC = """
         ``reg_lambda`` and ``gamma``, ``min_child_weight``) instead of Friedman's first-order trees.
       reg_lambda, gamma, min_child_weight: XGBoost's regularisers (``second_order`` only).
       random_state: seeds the subsampling (see :func:`jax_key`).
+      monotonic_cst: ``(n_features,)`` ints in {{-1, 0, 1}}: the score :math:`F` is
+        non-decreasing (+1) or non-increasing (-1) in that feature, 0 free; ``None`` constrains
+        nothing. Single-output only (a multi-class classifier refuses it, as scikit-learn does).
 
     Attributes:
       model_: the fitted :class:`mlwork.trees.GradientBoosting`; ``n_features_in_``,
@@ -527,11 +539,12 @@ class GradientBoostingClassifier(_GradientBoosting, _Classifier):
 
     def __init__(self, loss="log_loss", learning_rate=0.1, n_estimators=100, subsample=1.0, max_depth=3,
                  min_samples_leaf=1, max_bins=255, second_order=False, reg_lambda=1.0, gamma=0.0,
-                 min_child_weight=1.0, random_state=None):
+                 min_child_weight=1.0, random_state=None, monotonic_cst=None):
         super().__init__(loss=loss, learning_rate=learning_rate, n_estimators=n_estimators, subsample=subsample,
                          max_depth=max_depth, min_samples_leaf=min_samples_leaf, max_bins=max_bins,
                          second_order=second_order, reg_lambda=reg_lambda, gamma=gamma,
-                         min_child_weight=min_child_weight, random_state=random_state)
+                         min_child_weight=min_child_weight, random_state=random_state,
+                         monotonic_cst=monotonic_cst)
 
     def _fit_model(self, X, y, sample_weight):
         if self.loss != "log_loss":
@@ -565,11 +578,12 @@ class GradientBoostingRegressor(_GradientBoosting, _Regressor):
 
     def __init__(self, loss="squared_error", learning_rate=0.1, n_estimators=100, subsample=1.0, max_depth=3,
                  min_samples_leaf=1, max_bins=255, second_order=False, reg_lambda=1.0, gamma=0.0,
-                 min_child_weight=1.0, random_state=None):
+                 min_child_weight=1.0, random_state=None, monotonic_cst=None):
         super().__init__(loss=loss, learning_rate=learning_rate, n_estimators=n_estimators, subsample=subsample,
                          max_depth=max_depth, min_samples_leaf=min_samples_leaf, max_bins=max_bins,
                          second_order=second_order, reg_lambda=reg_lambda, gamma=gamma,
-                         min_child_weight=min_child_weight, random_state=random_state)
+                         min_child_weight=min_child_weight, random_state=random_state,
+                         monotonic_cst=monotonic_cst)
 
     def _fit_model(self, X, y, sample_weight):
         if self.loss != "squared_error":

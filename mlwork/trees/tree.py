@@ -120,7 +120,9 @@ def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None,
 
     A leaf with zero weight takes the value of the tree's root (its class distribution, or the
     tree mean ``default``): the tree's own prior, never ``0/0``. Boosting (``newton``) leaves
-    are :math:`-G/(H+\lambda)`, and 0 (no step) where :math:`H + \lambda = 0`.
+    are :math:`-G/(H+\lambda)`, and 0 (no step) where :math:`H + \lambda = 0`. With monotonic
+    constraints every regression value is then clipped to its leaf's bounds
+    (``Grown.leaf_bounds``).
     """
     s = grown.leaf_stats
     if spec.classification:
@@ -136,10 +138,18 @@ def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None,
     if spec.criterion == "variance":
         w = s[:, 1:2]
         mean = c + s[:, 0:1] / jnp.where(w > 0, w, 1.0)
-        return mean if default is None else jnp.where(w > 0, mean, default)
+        return clip_to_bounds(grown, mean if default is None else jnp.where(w > 0, mean, default))
     denom = s[:, 1:2] + spec.reg_lambda
     g = s[:, 0:1] + c * s[:, 1:2]
-    return jnp.where(denom > 0, -g / jnp.where(denom > 0, denom, 1.0), 0.0)
+    return clip_to_bounds(grown, jnp.where(denom > 0, -g / jnp.where(denom > 0, denom, 1.0), 0.0))
+
+
+def clip_to_bounds(grown: Grown, value: Array) -> Array:
+    """Leaf values ``(2^D, 1)`` clipped to the leaves' monotonic-constraint bounds (as they are
+    without constraints)."""
+    if grown.leaf_bounds is None:
+        return value
+    return jnp.clip(value, grown.leaf_bounds[0][:, None], grown.leaf_bounds[1][:, None])
 
 
 def weighted_prior(spec: GrowSpec, target: Array, w: Array) -> Array:
@@ -163,7 +173,7 @@ def to_tree(spec: GrowSpec, grown: Grown, value: Array, kind: str, n_features: i
 def fit_tree(X, y, *, key: Array | None = None, task: str | None = None, criterion: str | None = None,
              max_depth: int | None = None, min_samples_split: int = 2, min_samples_leaf: int = 1,
              max_features=None, max_bins: int | None = 255, sample_weight=None,
-             n_classes: int | None = None) -> Tree:
+             n_classes: int | None = None, monotonic_cst=None) -> Tree:
     r"""Fit one decision tree, growing level by level to ``max_depth``.
 
     At every node the split :math:`(f, t)` maximises the weighted impurity decrease
@@ -197,6 +207,20 @@ def fit_tree(X, y, *, key: Array | None = None, task: str | None = None, criteri
         midpoint between distinct values (scikit-learn's splitter; for small data).
       sample_weight: ``(n,)`` non-negative weights.
       n_classes: number of classes (default ``max(y) + 1``).
+      monotonic_cst: regression only: ``(d,)`` ints in {-1, 0, 1} (scikit-learn's name and
+        meaning): +1 makes the prediction non-decreasing in that feature, -1 non-increasing, 0
+        leaves it free; ``None`` (default) constrains nothing. See below.
+
+    Monotonic constraints (LightGBM's basic method, as in scikit-learn's
+    ``HistGradientBoosting*``): every node carries bounds :math:`[l, u]` on its value (the root
+    :math:`[-\infty, \infty]`). A candidate split on a feature with constraint :math:`+1` is
+    rejected when its children's values :math:`v_L, v_R`, clipped to :math:`[l, u]`, have
+    :math:`v_L > v_R` (:math:`-1`: :math:`v_L < v_R`); a split made on it gives the left child
+    :math:`[l, m]` and the right :math:`[m, u]` with :math:`m = (v_L + v_R)/2` (reversed for
+    :math:`-1`), any other split passes :math:`[l, u]` on, and every leaf value is clipped to
+    its bounds. Two inputs that differ only in a constrained feature then part at a split on
+    it, with values on the two sides of its :math:`m`: the prediction is monotone in each
+    constrained feature over its non-missing values (NaN goes where the split sends it).
 
     Returns:
       A :class:`Tree`. Fitting needs concrete arrays (the bins come from the data); the growing
@@ -206,7 +230,8 @@ def fit_tree(X, y, *, key: Array | None = None, task: str | None = None, criteri
       ValueError: bad input: a PRNG key where ``X`` or ``y`` belongs, ``X`` and ``y`` of
         different lengths, a single class, ±inf in ``X``, ``max_depth < 1``, an unknown
         ``task`` or ``criterion`` (or one of the other task), ``sample_weight`` all zero,
-        negative or NaN.
+        negative or NaN, ``monotonic_cst`` not of length ``d``, with values other than
+        -1, 0, 1, or given for classification.
 
     Example:
       >>> import numpy as np
@@ -215,17 +240,23 @@ def fit_tree(X, y, *, key: Array | None = None, task: str | None = None, criteri
       >>> tree = trees.fit_tree(X, y, max_depth=1)
       >>> float(tree.threshold[0]), trees.predict(tree, np.array([[1.0], [4.0]])).tolist()
       (2.5, [0, 1])
+      >>> y = np.array([0.0, 1.0, 2.0, 3.0, 2.5, 5.0])  # a dip at x = 4
+      >>> trees.predict(trees.fit_tree(X, y, max_depth=3), X).tolist()
+      [0.0, 1.0, 2.0, 3.0, 2.5, 5.0]
+      >>> trees.predict(trees.fit_tree(X, y, max_depth=3, monotonic_cst=[1]), X).tolist()
+      [0.0, 1.0, 2.0, 2.75, 2.75, 5.0]
 
     Reference: Breiman, Friedman, Olshen & Stone, *Classification and Regression Trees* (1984),
     the decrease in impurity (chapter 4) and regression trees (chapter 8); Quinlan (1986), the
-    information gain; Chen & Guestrin, KDD 2016, Algorithm 3 (the learnt side of missing values).
+    information gain; Chen & Guestrin, KDD 2016, Algorithm 3 (the learnt side of missing values);
+    LightGBM's ``monotone_constraints_method="basic"`` (Ke et al., NeurIPS 2017, and its docs).
     """
     data = prepare(X, max_bins, sample_weight)
     task = _checks.infer_task(task, criterion, y)
     spec, target, w = tree_spec(data, y, task=task, criterion=criterion, max_depth=max_depth,
                                 min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
                                 max_features=max_features, sample_weight=sample_weight,
-                                n_classes=n_classes)
+                                n_classes=n_classes, monotonic_cst=monotonic_cst)
     key = jax.random.key(0) if key is None else key
     return _fit_tree(feature_parallel(spec), task, data.XbT, target, w, data.lower, data.upper, key)
 
@@ -238,10 +269,14 @@ def _fit_tree(spec: GrowSpec, kind: str, XbT, target, w, lower, upper, key) -> T
 
 
 def tree_spec(data: Prepared, y, *, task, criterion, max_depth, min_samples_split, min_samples_leaf,
-              max_features, sample_weight, n_classes) -> tuple[GrowSpec, Array, Array]:
+              max_features, sample_weight, n_classes,
+              monotonic_cst=None) -> tuple[GrowSpec, Array, Array]:
     """Checked settings and device arrays (target, weights) for growing trees on ``data``."""
     n, d = data.X.shape
     criterion = _checks.check_task(task, criterion)
+    monotonic = _checks.check_monotonic_cst(monotonic_cst, d)
+    if monotonic is not None and task != "regression":
+        raise ValueError(f"monotonic_cst needs task='regression' (constrained leaf values), got task={task!r}")
     if task == "classification":
         target, n_classes = _checks.check_labels(y, n, n_classes)
     else:
@@ -252,7 +287,7 @@ def tree_spec(data: Prepared, y, *, task, criterion, max_depth, min_samples_spli
                     min_samples_leaf=_checks.check_int(min_samples_leaf, "min_samples_leaf", 1),
                     min_samples_split=_checks.check_int(min_samples_split, "min_samples_split", 2),
                     midpoint=True, any_missing=data.bins.has_missing,
-                    unrolled_levels=unrolled_levels(n, d))
+                    unrolled_levels=unrolled_levels(n, d), monotonic=monotonic)
     w = _checks.check_sample_weight(sample_weight, n)
     spec = spec._replace(counted=needs_count(spec, w))
     return spec, jnp.asarray(target), jnp.asarray(w)
