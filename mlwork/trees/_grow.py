@@ -37,6 +37,13 @@ with :math:`\mathrm{score}(S) = \sum_c c^2/W` (Gini), :math:`\sum_c c \log_2 c -
 (XGBoost, Chen & Guestrin 2016, eq. 7). A node that does not split sends all its samples to the
 left child and its subtree is marked unused, so the arrays keep their fixed size.
 
+Monotonic constraints (``GrowSpec.monotonic``) add every node's value bounds to the level carry
+(LightGBM's basic method; see :func:`_child_bounds`). Categorical features
+(``GrowSpec.categorical``) scan their bins in the order of their value per node
+(:func:`_category_order`), so a split is a set of bins; the samples are routed by that set and the
+tree records it as a bitset over category codes. Both are static: without them the compiled
+program is the plain one.
+
 With ``feature_shards > 1`` the grower runs inside a ``shard_map`` over the mesh axis
 ``"features"``: each device scans its share of the features and the per-node winners are
 merged with one ``all_gather`` per level (feature-parallel split finding, as in LightGBM).
@@ -67,6 +74,8 @@ CRITERIA = ("gini", "entropy", "variance", "newton")
 FEATURE_AXIS = "features"
 #: Soft cap on the floats one unrolled block of features may hold (Q * L * (B + 1) each).
 _BLOCK_BUDGET = 1 << 21
+#: Category codes are below 32 * CATEGORY_WORDS = 256 (they are bins: at most 255 value bins).
+CATEGORY_WORDS = 8
 
 
 class GrowSpec(NamedTuple):
@@ -96,11 +105,17 @@ class GrowSpec(NamedTuple):
     unrolled_levels: int = 0
     feature_shards: int = 1
     monotonic: tuple[int, ...] | None = None
+    categorical: tuple[bool, ...] | None = None
 
     @property
     def constrained(self) -> bool:
         """Whether some feature carries a monotonic constraint (regression criteria only)."""
         return self.monotonic is not None
+
+    @property
+    def has_categorical(self) -> bool:
+        """Whether some feature is categorical (its bins are category codes; splits are sets)."""
+        return self.categorical is not None
 
     @property
     def classification(self) -> bool:
@@ -121,6 +136,7 @@ class Grown(NamedTuple):
     leaf_shift: Array    # (2^D,) float32 shift c of each leaf's statistics (0: classification)
     leaf: Array          # (n,) int32 leaf of every training sample
     leaf_bounds: Array | None = None  # (2, 2^D) [lower; upper] bounds of the leaf values (monotonic)
+    categories: Array | None = None   # (2^D − 1, CATEGORY_WORDS) uint32 bitset of the codes going left
 
 
 # ----------------------------------------------------------------------------- split search
@@ -131,6 +147,7 @@ class _Best(NamedTuple):
     nan_left: Array   # NaN goes left (better gain); only meaningful where has_nan
     has_nan: Array    # the node has NaN in this feature (weighted samples)
     left: Array | None  # (2, L) regression: the left child's first two channels (None: classification)
+    left_bins: Array | None = None  # (B, L) bool: the value bins going left (categorical features only)
 
 
 def cumsum_bins(x: Array, block: int = 16) -> Array:
@@ -191,7 +208,28 @@ def _violates(spec: GrowSpec, left: Array, right: Array, mono) -> Array:
     return ((cst > 0) & (vl > vr)) | ((cst < 0) & (vl < vr))
 
 
-def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | None, mono=None) -> _Best:
+def _category_order(spec: GrowSpec, hist: Array, shift: Array | None, is_cat: Array) -> Array:
+    r"""Per node ``(L, B)``: the order in which to scan the value bins, ``perm[l, i]`` the bin at
+    position ``i``. Bins of a categorical feature are sorted by their value — the mean
+    :math:`\sum w y / \sum w` (``variance``), :math:`G/(H + \lambda)` (``newton``), the class-1
+    rate (binary ``gini``/``entropy``) — so the best subset of categories is a prefix (Fisher
+    1958; exact for these criteria, as in LightGBM and ``HistGradientBoosting*``); empty bins go
+    last. Other features keep their natural order."""
+    nb = spec.max_bins
+    h = hist[:, :, :nb]
+    if spec.classification:
+        w = h[0] + h[1]
+        key = h[1] / jnp.where(w > 0, w, 1.0)
+    else:
+        w = h[1]
+        key = node_value(spec, h[:2], (jnp.zeros(h.shape[1], h.dtype) if shift is None else shift)[:, None])
+    key = jnp.where(w > 0, key, jnp.inf)  # the shift of ``variance`` (None: 0) moves every key alike
+    natural = jnp.broadcast_to(jnp.arange(nb, dtype=jnp.int32), key.shape)
+    return jnp.where(is_cat[:, None], jnp.argsort(key, axis=1, stable=True).astype(jnp.int32), natural)
+
+
+def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | None, mono=None,
+                     is_cat: Array | None = None) -> _Best:
     """Best split per node for one feature's histogram (``feature`` left to the caller).
 
     The missing-value bin is the last one, so the prefix sums over all ``B + 1`` bins are the
@@ -201,8 +239,14 @@ def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | No
     Regression also returns the left child's statistics, from which the children's shifts come.
     ``mono``: with monotonic constraints, ``(constraint, lower, upper, shift)`` per node ``(L,)``
     each; a candidate whose clipped child values break the constraint is rejected.
+    ``is_cat``: with categorical features, whether this feature is categorical at each node
+    ``(L,)``: its bins are then scanned in :func:`_category_order` and the result names the set
+    of bins going left (``left_bins``) instead of a threshold bin.
     """
     nb = spec.max_bins
+    if is_cat is not None:
+        perm = _category_order(spec, hist, shift, is_cat)
+        hist = jnp.concatenate([jnp.take_along_axis(hist[:, :, :nb], perm[None], axis=2), hist[:, :, nb:]], axis=2)
     cum = cumsum_bins(hist)  # (Q, L, B + 1)
     total = cum[:, :, nb:]
     c = None if shift is None else shift[:, None]
@@ -218,16 +262,24 @@ def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | No
     def at(left, b):  # the first two channels of the left child at bin b, (2, L)
         return None if spec.classification else jnp.take_along_axis(left[:2], b[None, :, None], axis=2)[..., 0]
 
+    def bins_left(b):  # (B, L): the bins at positions <= b of the scan order
+        if is_cat is None:
+            return None
+        rows = jnp.arange(perm.shape[0])[:, None]
+        pos = jnp.broadcast_to(jnp.arange(nb)[None, :], perm.shape)
+        return jnp.zeros(perm.shape, bool).at[rows, perm].set(pos <= b[:, None]).T
+
     best, b = _first_max(side(cum))
     if not spec.any_missing:
         no = jnp.zeros(best.shape, bool)
-        return _Best(best, None, b, no, no, at(cum, b))
+        return _Best(best, None, b, no, no, at(cum, b), bins_left(b))
     miss = hist[:, :, nb]
     with_nan = cum + miss[:, :, None]
     best_l, b_l = _first_max(side(with_nan))
     use_l = best_l > best
     left = None if spec.classification else jnp.where(use_l[None], at(with_nan, b_l), at(cum, b))
-    return _Best(jnp.maximum(best, best_l), None, jnp.where(use_l, b_l, b), use_l, present(spec, miss), left)
+    b = jnp.where(use_l, b_l, b)
+    return _Best(jnp.maximum(best, best_l), None, b, use_l, present(spec, miss), left, bins_left(b))
 
 
 def _merge(best: _Best, new: _Best) -> _Best:
@@ -265,7 +317,8 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, k
     block = max(1, min(4, per_shard, _BLOCK_BUDGET // per_item)) if spec.unrolled_levels else 1
     no = jnp.zeros(n_nodes, bool)
     init = _Best(jnp.full(n_nodes, -jnp.inf), jnp.zeros(n_nodes, jnp.int32), jnp.zeros(n_nodes, jnp.int32),
-                 no, no, None if spec.classification else jnp.zeros((2, n_nodes), jnp.float32))
+                 no, no, None if spec.classification else jnp.zeros((2, n_nodes), jnp.float32),
+                 jnp.zeros((spec.max_bins, n_nodes), bool) if spec.has_categorical else None)
     if spec.max_features is not None:
         # Per node, max_features features without replacement: the top-k of uniform scores.
         # Every level draws scores for the widest level and uses its first L rows, so padded
@@ -288,7 +341,8 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, k
             f_node, col = item(k)
             hist = _feature_hist(spec, col.astype(jnp.int32), node, n_nodes, cls, w, dense, count)
             m = None if mono is None else (jnp.asarray(spec.monotonic, jnp.int32)[f_node], *mono)
-            best = _merge(best, _best_in_feature(spec, hist, base, shift, m)._replace(feature=f_node))
+            is_cat = jnp.asarray(spec.categorical, bool)[f_node] if spec.has_categorical else None
+            best = _merge(best, _best_in_feature(spec, hist, base, shift, m, is_cat)._replace(feature=f_node))
         return best
 
     best = jax.lax.fori_loop(0, -(-per_shard // block), body, init)
@@ -326,6 +380,10 @@ def _mean_shift(s: Array) -> Array:
 _RECORDS = ("feature", "split_bin", "threshold", "missing_left", "gain", "impurity", "weight")
 
 
+def _records(spec: GrowSpec) -> tuple[str, ...]:
+    return _RECORDS + ("categories",) if spec.has_categorical else _RECORDS
+
+
 def _level(spec, n_nodes, level, node, alive, shift, bounds, data):
     """Split the nodes of one level; returns the per-node records, the samples' children, the
     shifts the children inherit and (monotonic constraints) their value bounds ``(2, 2L)``."""
@@ -356,7 +414,10 @@ def _level(spec, n_nodes, level, node, alive, shift, bounds, data):
     # and, for midpoint thresholds, the first bin right of the split the node's samples use.
     col = XbT[best.feature[node], jnp.arange(n)].astype(jnp.int32)
     valued = col != spec.max_bins
-    right_value = col > best.bin[node]
+    if spec.has_categorical:  # the set of bins going left (bins <= b for a numeric feature)
+        right_value = ~best.left_bins[jnp.minimum(col, spec.max_bins - 1), node]
+    else:
+        right_value = col > best.bin[node]
     w_right = jax.ops.segment_sum(jnp.where(valued & right_value, w, 0.0), node, num_segments=n_nodes)
     w_left = jax.ops.segment_sum(jnp.where(valued & ~right_value, w, 0.0), node, num_segments=n_nodes)
     nan_left = jnp.where(best.has_nan, best.nan_left, w_left >= w_right)
@@ -373,10 +434,27 @@ def _level(spec, n_nodes, level, node, alive, shift, bounds, data):
                   gain=jnp.where(split, best.gain, 0.0),
                   impurity=node_impurity(spec, tot, tot_sq),
                   weight=weight_of(spec, tot))
+    if spec.has_categorical:  # a set split: threshold NaN, the codes going left as a bitset
+        is_cat = split & jnp.asarray(spec.categorical, bool)[best.feature]
+        record["threshold"] = jnp.where(is_cat, jnp.nan, record["threshold"])
+        record["categories"] = _category_bits(lower[best.feature, : spec.max_bins], best.left_bins, is_cat)
     right = jnp.where(valued, right_value, ~nan_left[node])
     node = 2 * node + (split[node] & right).astype(jnp.int32)
     children = None if bounds is None else _child_bounds(spec, shift, tot, best, split, bounds)
     return record, node, jnp.repeat(split, 2), _child_shifts(spec, shift, tot, best, split), children
+
+
+def _category_bits(codes: Array, left_bins: Array, is_cat: Array) -> Array:
+    """``(L, CATEGORY_WORDS)`` uint32 bitsets of the category codes going left: bit ``c % 32`` of
+    word ``c // 32`` for each code ``c`` (a bin's value, ``codes`` ``(L, B)``) whose bin is in
+    ``left_bins`` ``(B, L)``; zero where the node's split is not categorical (``is_cat``)."""
+    n_nodes = codes.shape[0]
+    size = 32 * CATEGORY_WORDS
+    valid = left_bins.T & jnp.isfinite(codes) & is_cat[:, None]
+    idx = jnp.clip(jnp.where(jnp.isfinite(codes), codes, 0), 0, size - 1).astype(jnp.int32)
+    member = jnp.zeros((n_nodes, size), jnp.int32).at[jnp.arange(n_nodes)[:, None], idx].add(valid.astype(jnp.int32))
+    bits = (member > 0).reshape(n_nodes, CATEGORY_WORDS, 32).astype(jnp.uint32)
+    return jnp.sum(bits << jnp.arange(32, dtype=jnp.uint32)[None, None, :], axis=2, dtype=jnp.uint32)
 
 
 def _child_shifts(spec: GrowSpec, shift: Array, tot: Array, best: _Best, split: Array) -> Array:
@@ -428,6 +506,8 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
     """
     if spec.constrained and spec.classification:
         raise ValueError(f"monotonic constraints need a regression criterion, got {spec.criterion!r}")
+    if spec.has_categorical and spec.classification and spec.n_classes != 2:
+        raise ValueError(f"categorical splits need two classes or a regression criterion, got {spec.n_classes}")
     n = XbT.shape[1]
     w = w.astype(jnp.float32)
     target = target.astype(jnp.int32 if spec.classification else jnp.float32)
@@ -435,7 +515,7 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
     data = (XbT, target, ch, w, lower, upper, key)
     node = jnp.zeros(n, jnp.int32)
     n_scan = spec.depth - min(spec.unrolled_levels, spec.depth)
-    parts = {k: [] for k in _RECORDS}
+    parts = {k: [] for k in _records(spec)}
     alive = jnp.ones(1, bool)
     bounds = _root_bounds(spec, 1)
     if spec.classification:
@@ -459,11 +539,11 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
                                                              jnp.arange(n_scan))
         lvl = np.concatenate([np.full(2**i, i) for i in range(n_scan)])
         pos = np.concatenate([np.arange(2**i) for i in range(n_scan)])
-        for k in _RECORDS:
+        for k in _records(spec):
             parts[k].append(stacked[k][lvl, pos])
     for level in range(n_scan, spec.depth):
         record, node, alive, shift, bounds = _level(spec, 2**level, level, node, alive, shift, bounds, data)
-        for k in _RECORDS:
+        for k in _records(spec):
             parts[k].append(record[k])
     out = {k: jnp.concatenate(v) for k, v in parts.items()}
     n_leaves = 2**spec.depth

@@ -519,7 +519,8 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
                           min_child_weight: float = 1.0, min_samples_leaf: int = 1,
                           max_bins: int | None = 255, sample_weight=None,
                           n_classes: int | None = None, n_outputs: int = 1,
-                          line_search: bool = True, monotonic_cst=None) -> GradientBoosting:
+                          line_search: bool = True, monotonic_cst=None,
+                          categorical_features=None) -> GradientBoosting:
     r"""Gradient boosting with trees of depth ``max_depth``, one ``lax.scan`` over rounds.
 
     Starting from :math:`F_0 = \arg\min_c \sum_i w_i L(y_i, c)`, round :math:`t` takes
@@ -582,6 +583,9 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         its final leaf values, Friedman's line-search steps included, are clipped to its leaves'
         bounds; a sum of monotone trees is monotone. Single-output losses only, as in
         scikit-learn's ``HistGradientBoosting*``.
+      categorical_features: indices or a ``(d,)`` boolean mask of categorical features, as for
+        :func:`~mlwork.trees.fit_tree` (each tree orders a node's categories by
+        :math:`G/(H+\lambda)`, second order, or their mean residual, first order).
 
     Returns:
       A :class:`GradientBoosting` with ``(T, K)`` trees.
@@ -627,7 +631,7 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         raise ValueError(f"second_order must be True or False, got {second_order!r}")
     if not (loss is None or callable(loss) or loss in BOOSTING_LOSSES):
         raise ValueError(f"loss must be None, one of {sorted(BOOSTING_LOSSES)} or a callable, got {loss!r}")
-    data = prepare(X, max_bins, sample_weight)
+    data = prepare(X, max_bins, sample_weight, categorical_features)
     n = data.X.shape[0]
     if loss is None:
         loss = _default_loss(y, n, n_classes)
@@ -649,7 +653,7 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
     spec, _, w = tree_spec(data, np.zeros(n, np.float32), task="regression", criterion=None,
                            max_depth=max_depth, min_samples_split=2, min_samples_leaf=min_samples_leaf,
                            max_features=None, sample_weight=sample_weight, n_classes=None,
-                           monotonic_cst=monotonic_cst)
+                           monotonic_cst=monotonic_cst, categorical_features=categorical_features)
     spec = spec._replace(midpoint=False)
     if second_order:
         spec = spec._replace(criterion="newton", reg_lambda=reg_lambda, gamma=gamma,
