@@ -82,6 +82,11 @@ COLUMNS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Any]]]] = {
         ("fit", _seconds("fit_s")), ("compile", _seconds("compile_s")), ("predict", _seconds("predict_s")),
         ("accuracy", _field("accuracy", "{:.4f}")), ("fit / baseline", _ratio("ratio_vs_baseline")),
     ],
+    "trees_categorical": [
+        ("library", _field("library")), ("encoding", _field("encoding")), ("features", _field("features")),
+        ("accuracy", _field("accuracy", "{:.4f}")), ("first fit", _seconds("first_s")), ("fit", _seconds("fit_s")),
+        ("load average", _field("loadavg")),
+    ],
 }
 
 _MACHINE_KEYS = ("cpu", "cpu_count", "memory_gib", "python", "jax", "backend", "commit")

@@ -206,3 +206,66 @@ def check_task(task: str, criterion: str | None) -> str:
     if criterion not in allowed:
         raise ValueError(f"criterion must be one of {allowed} for {task}, got {criterion!r}")
     return criterion
+
+
+def check_monotonic_cst(monotonic_cst, n_features: int) -> tuple[int, ...] | None:
+    """``monotonic_cst`` as a tuple of ``n_features`` ints in {-1, 0, 1} (scikit-learn's name
+    and meaning: +1 increasing, -1 decreasing, 0 free); ``None`` when absent or all 0."""
+    if monotonic_cst is None:
+        return None
+    check_not_key(monotonic_cst, "monotonic_cst", f"an array of {n_features} values in {{-1, 0, 1}}")
+    try:
+        arr = np.asarray(monotonic_cst)
+    except Exception as e:  # e.g. ragged lists
+        raise ValueError(f"monotonic_cst must be an array of {n_features} values in {{-1, 0, 1}}, "
+                         f"got {type(monotonic_cst).__name__}") from e
+    if arr.ndim != 1 or arr.shape[0] != n_features:
+        raise ValueError(f"monotonic_cst must have one entry per feature ({n_features}), got shape {arr.shape}")
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or not np.all(np.isin(arr, (-1, 0, 1))):
+        raise ValueError(f"monotonic_cst values must be -1, 0 or 1, got {arr.tolist()}")
+    cst = tuple(int(v) for v in arr)
+    return cst if any(cst) else None
+
+
+#: Category codes must lie below this when ``max_bins`` is None (the split bitsets hold 256 codes).
+MAX_CATEGORIES = 256
+
+
+def check_categorical_features(categorical_features, n_features: int) -> tuple[bool, ...] | None:
+    """``categorical_features`` (scikit-learn's name: feature indices, or a boolean mask of
+    length ``n_features``) as a boolean mask tuple; ``None`` when absent or empty."""
+    if categorical_features is None:
+        return None
+    expected = f"feature indices in [0, {n_features}) or a boolean mask of {n_features} values"
+    check_not_key(categorical_features, "categorical_features", expected)
+    try:
+        arr = np.asarray(categorical_features)
+    except Exception as e:  # e.g. ragged lists
+        raise ValueError(f"categorical_features must be {expected}, got {type(categorical_features).__name__}") from e
+    if arr.ndim != 1:
+        raise ValueError(f"categorical_features must be {expected}, got shape {arr.shape}")
+    if arr.dtype == bool:
+        if arr.shape[0] != n_features:
+            raise ValueError(f"categorical_features as a mask must have {n_features} values, got {arr.shape[0]}")
+        mask = arr
+    else:
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"categorical_features must be {expected}, got dtype {arr.dtype}")
+        if arr.size and (arr.min() < 0 or arr.max() >= n_features or np.unique(arr).size != arr.size):
+            raise ValueError(f"categorical_features must be distinct {expected}, got {arr.tolist()}")
+        mask = np.zeros(n_features, bool)
+        mask[arr.astype(np.int64)] = True
+    return tuple(bool(v) for v in mask) if mask.any() else None
+
+
+def check_category_codes(X: np.ndarray, categorical: tuple[bool, ...], max_bins: int | None) -> None:
+    """Every non-missing value of a categorical column is an integer code in
+    ``[0, max_bins)`` (``[0, 256)`` for ``max_bins=None``): one bin per category."""
+    limit = MAX_CATEGORIES if max_bins is None else min(max_bins, MAX_CATEGORIES)
+    for j in np.flatnonzero(categorical):
+        col = X[:, j]
+        col = col[~np.isnan(col)]
+        bad = (col < 0) | (col >= limit) | (col != np.round(col))
+        if bad.any():
+            raise ValueError(f"X[:, {j}] is a categorical feature: its values must be integer codes in "
+                             f"[0, {limit}) (or NaN), got {col[bad][0]!r}")

@@ -37,6 +37,13 @@ with :math:`\mathrm{score}(S) = \sum_c c^2/W` (Gini), :math:`\sum_c c \log_2 c -
 (XGBoost, Chen & Guestrin 2016, eq. 7). A node that does not split sends all its samples to the
 left child and its subtree is marked unused, so the arrays keep their fixed size.
 
+Monotonic constraints (``GrowSpec.monotonic``) add every node's value bounds to the level carry
+(LightGBM's basic method; see :func:`_child_bounds`). Categorical features
+(``GrowSpec.categorical``) scan their bins in the order of their value per node
+(:func:`_category_order`), so a split is a set of bins; the samples are routed by that set and the
+tree records it as a bitset over category codes. Both are static: without them the compiled
+program is the plain one.
+
 With ``feature_shards > 1`` the grower runs inside a ``shard_map`` over the mesh axis
 ``"features"``: each device scans its share of the features and the per-node winners are
 merged with one ``all_gather`` per level (feature-parallel split finding, as in LightGBM).
@@ -67,6 +74,8 @@ CRITERIA = ("gini", "entropy", "variance", "newton")
 FEATURE_AXIS = "features"
 #: Soft cap on the floats one unrolled block of features may hold (Q * L * (B + 1) each).
 _BLOCK_BUDGET = 1 << 21
+#: Category codes are below 32 * CATEGORY_WORDS = 256 (they are bins: at most 255 value bins).
+CATEGORY_WORDS = 8
 
 
 class GrowSpec(NamedTuple):
@@ -95,6 +104,18 @@ class GrowSpec(NamedTuple):
     counted: bool = False
     unrolled_levels: int = 0
     feature_shards: int = 1
+    monotonic: tuple[int, ...] | None = None
+    categorical: tuple[bool, ...] | None = None
+
+    @property
+    def constrained(self) -> bool:
+        """Whether some feature carries a monotonic constraint (regression criteria only)."""
+        return self.monotonic is not None
+
+    @property
+    def has_categorical(self) -> bool:
+        """Whether some feature is categorical (its bins are category codes; splits are sets)."""
+        return self.categorical is not None
 
     @property
     def classification(self) -> bool:
@@ -114,6 +135,8 @@ class Grown(NamedTuple):
     leaf_stats: Array    # (2^D, Q) summed channels per leaf, about leaf_shift (regression)
     leaf_shift: Array    # (2^D,) float32 shift c of each leaf's statistics (0: classification)
     leaf: Array          # (n,) int32 leaf of every training sample
+    leaf_bounds: Array | None = None  # (2, 2^D) [lower; upper] bounds of the leaf values (monotonic)
+    categories: Array | None = None   # (2^D − 1, CATEGORY_WORDS) uint32 bitset of the codes going left
 
 
 # ----------------------------------------------------------------------------- split search
@@ -124,6 +147,7 @@ class _Best(NamedTuple):
     nan_left: Array   # NaN goes left (better gain); only meaningful where has_nan
     has_nan: Array    # the node has NaN in this feature (weighted samples)
     left: Array | None  # (2, L) regression: the left child's first two channels (None: classification)
+    left_bins: Array | None = None  # (B, L) bool: the value bins going left (categorical features only)
 
 
 def cumsum_bins(x: Array, block: int = 16) -> Array:
@@ -165,7 +189,47 @@ def _first_max(gain: Array) -> tuple[Array, Array]:
     return best, jnp.min(jnp.where(gain == best[..., None], idx, gain.shape[-1]), axis=-1)
 
 
-def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | None) -> _Best:
+def node_value(spec: GrowSpec, s: Array, shift: Array) -> Array:
+    r"""The value of nodes (or children) from their first two channels ``s`` ``(2, ...)``
+    summed about ``shift``: the mean :math:`c + \sum w (y - c) / W` (``variance``) or XGBoost's
+    :math:`-G/(H + \lambda)` (``newton``); ``shift`` (0) where the node holds no weight."""
+    if spec.criterion == "variance":
+        return shift + _mean_shift(s)
+    g, h = s[0] + shift * s[1], s[1] + spec.reg_lambda
+    return jnp.where(h > 0, -g / jnp.where(h > 0, h, 1.0), 0.0)
+
+
+def _violates(spec: GrowSpec, left: Array, right: Array, mono) -> Array:
+    """Where the children's values, clipped to the node's bounds, break the direction of the
+    split feature's monotonic constraint (``mono``: per-node constraint, bounds and shift)."""
+    cst, lo, hi, shift = (m[:, None] for m in mono)
+    vl = jnp.clip(node_value(spec, left[:2], shift), lo, hi)
+    vr = jnp.clip(node_value(spec, right[:2], shift), lo, hi)
+    return ((cst > 0) & (vl > vr)) | ((cst < 0) & (vl < vr))
+
+
+def _category_order(spec: GrowSpec, hist: Array, shift: Array | None, is_cat: Array) -> Array:
+    r"""Per node ``(L, B)``: the order in which to scan the value bins, ``perm[l, i]`` the bin at
+    position ``i``. Bins of a categorical feature are sorted by their value — the mean
+    :math:`\sum w y / \sum w` (``variance``), :math:`G/(H + \lambda)` (``newton``), the class-1
+    rate (binary ``gini``/``entropy``) — so the best subset of categories is a prefix (Fisher
+    1958; exact for these criteria, as in LightGBM and ``HistGradientBoosting*``); empty bins go
+    last. Other features keep their natural order."""
+    nb = spec.max_bins
+    h = hist[:, :, :nb]
+    if spec.classification:
+        w = h[0] + h[1]
+        key = h[1] / jnp.where(w > 0, w, 1.0)
+    else:
+        w = h[1]
+        key = node_value(spec, h[:2], (jnp.zeros(h.shape[1], h.dtype) if shift is None else shift)[:, None])
+    key = jnp.where(w > 0, key, jnp.inf)  # the shift of ``variance`` (None: 0) moves every key alike
+    natural = jnp.broadcast_to(jnp.arange(nb, dtype=jnp.int32), key.shape)
+    return jnp.where(is_cat[:, None], jnp.argsort(key, axis=1, stable=True).astype(jnp.int32), natural)
+
+
+def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | None, mono=None,
+                     is_cat: Array | None = None) -> _Best:
     """Best split per node for one feature's histogram (``feature`` left to the caller).
 
     The missing-value bin is the last one, so the prefix sums over all ``B + 1`` bins are the
@@ -173,8 +237,16 @@ def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | No
     equal gains the first bin wins, which is the last non-empty bin of the left child.
     ``base``: :func:`parent_score` per node; ``shift``: the nodes' shifts (``newton``).
     Regression also returns the left child's statistics, from which the children's shifts come.
+    ``mono``: with monotonic constraints, ``(constraint, lower, upper, shift)`` per node ``(L,)``
+    each; a candidate whose clipped child values break the constraint is rejected.
+    ``is_cat``: with categorical features, whether this feature is categorical at each node
+    ``(L,)``: its bins are then scanned in :func:`_category_order` and the result names the set
+    of bins going left (``left_bins``) instead of a threshold bin.
     """
     nb = spec.max_bins
+    if is_cat is not None:
+        perm = _category_order(spec, hist, shift, is_cat)
+        hist = jnp.concatenate([jnp.take_along_axis(hist[:, :, :nb], perm[None], axis=2), hist[:, :, nb:]], axis=2)
     cum = cumsum_bins(hist)  # (Q, L, B + 1)
     total = cum[:, :, nb:]
     c = None if shift is None else shift[:, None]
@@ -183,21 +255,31 @@ def _best_in_feature(spec: GrowSpec, hist: Array, base: Array, shift: Array | No
         right = total - left
         gain = score(spec, left, c) + score(spec, right, c) - base[:, None]
         ok = child_ok(spec, left) & child_ok(spec, right)
+        if mono is not None:
+            ok &= ~_violates(spec, left, right, mono)
         return jnp.where(ok, gain, -jnp.inf)
 
     def at(left, b):  # the first two channels of the left child at bin b, (2, L)
         return None if spec.classification else jnp.take_along_axis(left[:2], b[None, :, None], axis=2)[..., 0]
 
+    def bins_left(b):  # (B, L): the bins at positions <= b of the scan order
+        if is_cat is None:
+            return None
+        rows = jnp.arange(perm.shape[0])[:, None]
+        pos = jnp.broadcast_to(jnp.arange(nb)[None, :], perm.shape)
+        return jnp.zeros(perm.shape, bool).at[rows, perm].set(pos <= b[:, None]).T
+
     best, b = _first_max(side(cum))
     if not spec.any_missing:
         no = jnp.zeros(best.shape, bool)
-        return _Best(best, None, b, no, no, at(cum, b))
+        return _Best(best, None, b, no, no, at(cum, b), bins_left(b))
     miss = hist[:, :, nb]
     with_nan = cum + miss[:, :, None]
     best_l, b_l = _first_max(side(with_nan))
     use_l = best_l > best
     left = None if spec.classification else jnp.where(use_l[None], at(with_nan, b_l), at(cum, b))
-    return _Best(jnp.maximum(best, best_l), None, jnp.where(use_l, b_l, b), use_l, present(spec, miss), left)
+    b = jnp.where(use_l, b_l, b)
+    return _Best(jnp.maximum(best, best_l), None, b, use_l, present(spec, miss), left, bins_left(b))
 
 
 def _merge(best: _Best, new: _Best) -> _Best:
@@ -223,8 +305,9 @@ def _merge_shards(best: _Best) -> _Best:
     return _Best(*(take(x) for x in gathered))
 
 
-def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, key):
-    """Best split of every node of a level: a loop over features (or sampled slots)."""
+def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, key, mono=None):
+    """Best split of every node of a level: a loop over features (or sampled slots).
+    ``mono``: ``(lower, upper, shift)`` per node with monotonic constraints, else None."""
     d, n = XbT.shape
     q = (spec.n_classes if spec.classification else dense.shape[1]) + (count is not None)
     n_items = d if spec.max_features is None else spec.max_features
@@ -234,7 +317,8 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, k
     block = max(1, min(4, per_shard, _BLOCK_BUDGET // per_item)) if spec.unrolled_levels else 1
     no = jnp.zeros(n_nodes, bool)
     init = _Best(jnp.full(n_nodes, -jnp.inf), jnp.zeros(n_nodes, jnp.int32), jnp.zeros(n_nodes, jnp.int32),
-                 no, no, None if spec.classification else jnp.zeros((2, n_nodes), jnp.float32))
+                 no, no, None if spec.classification else jnp.zeros((2, n_nodes), jnp.float32),
+                 jnp.zeros((spec.max_bins, n_nodes), bool) if spec.has_categorical else None)
     if spec.max_features is not None:
         # Per node, max_features features without replacement: the top-k of uniform scores.
         # Every level draws scores for the widest level and uses its first L rows, so padded
@@ -256,7 +340,9 @@ def _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, base, shift, k
             k = jnp.minimum(first + jnp.minimum(i * block + t, per_shard - 1), n_items - 1)
             f_node, col = item(k)
             hist = _feature_hist(spec, col.astype(jnp.int32), node, n_nodes, cls, w, dense, count)
-            best = _merge(best, _best_in_feature(spec, hist, base, shift)._replace(feature=f_node))
+            m = None if mono is None else (jnp.asarray(spec.monotonic, jnp.int32)[f_node], *mono)
+            is_cat = jnp.asarray(spec.categorical, bool)[f_node] if spec.has_categorical else None
+            best = _merge(best, _best_in_feature(spec, hist, base, shift, m, is_cat)._replace(feature=f_node))
         return best
 
     best = jax.lax.fori_loop(0, -(-per_shard // block), body, init)
@@ -294,9 +380,13 @@ def _mean_shift(s: Array) -> Array:
 _RECORDS = ("feature", "split_bin", "threshold", "missing_left", "gain", "impurity", "weight")
 
 
-def _level(spec, n_nodes, level, node, alive, shift, data):
-    """Split the nodes of one level; returns the per-node records, the samples' children and
-    the shifts the children inherit."""
+def _records(spec: GrowSpec) -> tuple[str, ...]:
+    return _RECORDS + ("categories",) if spec.has_categorical else _RECORDS
+
+
+def _level(spec, n_nodes, level, node, alive, shift, bounds, data):
+    """Split the nodes of one level; returns the per-node records, the samples' children, the
+    shifts the children inherit and (monotonic constraints) their value bounds ``(2, 2L)``."""
     XbT, target, ch, w, lower, upper, key = data
     n = XbT.shape[1]
     cls = target if spec.classification else None
@@ -315,15 +405,19 @@ def _level(spec, n_nodes, level, node, alive, shift, data):
         ch = ch[:, :-1] if variance else ch
         c = None if variance else shift  # the variance proxy needs no shift (see _criteria)
     count = ch[:, -1] if spec.counted else None
+    mono = None if bounds is None else (bounds[0], bounds[1], shift)
     best = _search_level(spec, XbT, node, n_nodes, cls, w, dense, count, parent_score(spec, tot, c), c,
-                         jax.random.fold_in(key, level))
+                         jax.random.fold_in(key, level), mono)
     split = alive & jnp.isfinite(best.gain) & splittable(spec, tot, tot_sq, best.gain)
     # Route the samples; then settle what needs only the chosen split, from the samples:
     # where NaN goes when the node had none (the heavier child, as HistGradientBoosting does)
     # and, for midpoint thresholds, the first bin right of the split the node's samples use.
     col = XbT[best.feature[node], jnp.arange(n)].astype(jnp.int32)
     valued = col != spec.max_bins
-    right_value = col > best.bin[node]
+    if spec.has_categorical:  # the set of bins going left (bins <= b for a numeric feature)
+        right_value = ~best.left_bins[jnp.minimum(col, spec.max_bins - 1), node]
+    else:
+        right_value = col > best.bin[node]
     w_right = jax.ops.segment_sum(jnp.where(valued & right_value, w, 0.0), node, num_segments=n_nodes)
     w_left = jax.ops.segment_sum(jnp.where(valued & ~right_value, w, 0.0), node, num_segments=n_nodes)
     nan_left = jnp.where(best.has_nan, best.nan_left, w_left >= w_right)
@@ -340,9 +434,27 @@ def _level(spec, n_nodes, level, node, alive, shift, data):
                   gain=jnp.where(split, best.gain, 0.0),
                   impurity=node_impurity(spec, tot, tot_sq),
                   weight=weight_of(spec, tot))
+    if spec.has_categorical:  # a set split: threshold NaN, the codes going left as a bitset
+        is_cat = split & jnp.asarray(spec.categorical, bool)[best.feature]
+        record["threshold"] = jnp.where(is_cat, jnp.nan, record["threshold"])
+        record["categories"] = _category_bits(lower[best.feature, : spec.max_bins], best.left_bins, is_cat)
     right = jnp.where(valued, right_value, ~nan_left[node])
     node = 2 * node + (split[node] & right).astype(jnp.int32)
-    return record, node, jnp.repeat(split, 2), _child_shifts(spec, shift, tot, best, split)
+    children = None if bounds is None else _child_bounds(spec, shift, tot, best, split, bounds)
+    return record, node, jnp.repeat(split, 2), _child_shifts(spec, shift, tot, best, split), children
+
+
+def _category_bits(codes: Array, left_bins: Array, is_cat: Array) -> Array:
+    """``(L, CATEGORY_WORDS)`` uint32 bitsets of the category codes going left: bit ``c % 32`` of
+    word ``c // 32`` for each code ``c`` (a bin's value, ``codes`` ``(L, B)``) whose bin is in
+    ``left_bins`` ``(B, L)``; zero where the node's split is not categorical (``is_cat``)."""
+    n_nodes = codes.shape[0]
+    size = 32 * CATEGORY_WORDS
+    valid = left_bins.T & jnp.isfinite(codes) & is_cat[:, None]
+    idx = jnp.clip(jnp.where(jnp.isfinite(codes), codes, 0), 0, size - 1).astype(jnp.int32)
+    member = jnp.zeros((n_nodes, size), jnp.int32).at[jnp.arange(n_nodes)[:, None], idx].add(valid.astype(jnp.int32))
+    bits = (member > 0).reshape(n_nodes, CATEGORY_WORDS, 32).astype(jnp.uint32)
+    return jnp.sum(bits << jnp.arange(32, dtype=jnp.uint32)[None, None, :], axis=2, dtype=jnp.uint32)
 
 
 def _child_shifts(spec: GrowSpec, shift: Array, tot: Array, best: _Best, split: Array) -> Array:
@@ -355,6 +467,24 @@ def _child_shifts(spec: GrowSpec, shift: Array, tot: Array, best: _Best, split: 
     right = tot[:2] - left
     children = jnp.stack([shift + _mean_shift(left), shift + _mean_shift(right)], axis=1)
     return children.reshape(-1)
+
+
+def _child_bounds(spec: GrowSpec, shift: Array, tot: Array, best: _Best, split: Array,
+                  bounds: Array) -> Array:
+    r"""The value bounds ``(2, 2L)`` of the children (heap order), as in LightGBM's basic
+    method and scikit-learn's ``HistGradientBoosting*``: a split on a feature with constraint
+    :math:`+1` gives the left child :math:`[l, m]` and the right :math:`[m, u]`, with
+    :math:`m` the mean of the two children's values clipped to the node's :math:`[l, u]`
+    (:math:`-1`: the other way round); any other split, or none, passes :math:`[l, u]` on."""
+    lo, hi = bounds
+    left = best.left
+    vl = jnp.clip(node_value(spec, left, shift), lo, hi)
+    vr = jnp.clip(node_value(spec, tot[:2] - left, shift), lo, hi)
+    mid = 0.5 * (vl + vr)
+    cst = jnp.where(split, jnp.asarray(spec.monotonic, jnp.int32)[best.feature], 0)
+    lower = jnp.stack([jnp.where(cst < 0, mid, lo), jnp.where(cst > 0, mid, lo)], axis=1).reshape(-1)
+    upper = jnp.stack([jnp.where(cst > 0, mid, hi), jnp.where(cst < 0, mid, hi)], axis=1).reshape(-1)
+    return jnp.stack([lower, upper])
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -370,7 +500,14 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
       w: ``(n,)`` non-negative sample weights (0 excludes a sample: bootstrap, subsampling).
       lower, upper: ``(d, B + 1)`` smallest/largest value per bin, padded with ``+inf``.
       key: PRNG key for per-node feature sampling (unused without ``max_features``).
+
+    With ``spec.monotonic`` the level carry also holds every node's value bounds and the
+    result their leaves' (``Grown.leaf_bounds``), to which the leaf values are clipped.
     """
+    if spec.constrained and spec.classification:
+        raise ValueError(f"monotonic constraints need a regression criterion, got {spec.criterion!r}")
+    if spec.has_categorical and spec.classification and spec.n_classes != 2:
+        raise ValueError(f"categorical splits need two classes or a regression criterion, got {spec.n_classes}")
     n = XbT.shape[1]
     w = w.astype(jnp.float32)
     target = target.astype(jnp.int32 if spec.classification else jnp.float32)
@@ -378,8 +515,9 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
     data = (XbT, target, ch, w, lower, upper, key)
     node = jnp.zeros(n, jnp.int32)
     n_scan = spec.depth - min(spec.unrolled_levels, spec.depth)
-    parts = {k: [] for k in _RECORDS}
+    parts = {k: [] for k in _records(spec)}
     alive = jnp.ones(1, bool)
+    bounds = _root_bounds(spec, 1)
     if spec.classification:
         shift = jnp.zeros(1, jnp.float32)
     else:  # the root's mean; every other node's comes from its parent's split
@@ -389,20 +527,23 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
         width = 2 ** (n_scan - 1)
 
         def body(carry, level):
-            node, alive, shift = carry
-            record, node, alive, shift = _level(spec, width, level, node, alive[:width], shift[:width], data)
-            return (node, alive, shift), record
+            node, alive, shift, bounds = carry
+            record, node, alive, shift, bounds = _level(spec, width, level, node, alive[:width], shift[:width],
+                                                        None if bounds is None else bounds[:, :width], data)
+            return (node, alive, shift, bounds), record
 
         alive = jnp.zeros(2 * width, bool).at[0].set(True)
         shift = jnp.zeros(2 * width, jnp.float32).at[0].set(shift[0])
-        (node, alive, shift), stacked = jax.lax.scan(body, (node, alive, shift), jnp.arange(n_scan))
+        bounds = _root_bounds(spec, 2 * width)
+        (node, alive, shift, bounds), stacked = jax.lax.scan(body, (node, alive, shift, bounds),
+                                                             jnp.arange(n_scan))
         lvl = np.concatenate([np.full(2**i, i) for i in range(n_scan)])
         pos = np.concatenate([np.arange(2**i) for i in range(n_scan)])
-        for k in _RECORDS:
+        for k in _records(spec):
             parts[k].append(stacked[k][lvl, pos])
     for level in range(n_scan, spec.depth):
-        record, node, alive, shift = _level(spec, 2**level, level, node, alive, shift, data)
-        for k in _RECORDS:
+        record, node, alive, shift, bounds = _level(spec, 2**level, level, node, alive, shift, bounds, data)
+        for k in _records(spec):
             parts[k].append(record[k])
     out = {k: jnp.concatenate(v) for k, v in parts.items()}
     n_leaves = 2**spec.depth
@@ -413,7 +554,16 @@ def grow(spec: GrowSpec, XbT: Array, target: Array, w: Array, lower: Array, uppe
         leaf_shift = shift[:n_leaves]
         leaf_stats = jax.ops.segment_sum(channels(spec, target, w, leaf_shift[node]), node,
                                          num_segments=n_leaves)
-    return Grown(**out, leaf_stats=leaf_stats, leaf_shift=leaf_shift, leaf=node)
+    return Grown(**out, leaf_stats=leaf_stats, leaf_shift=leaf_shift, leaf=node,
+                 leaf_bounds=None if bounds is None else bounds[:, :n_leaves])
+
+
+def _root_bounds(spec: GrowSpec, width: int) -> Array | None:
+    r"""Value bounds ``(2, width)`` of a level's nodes before any split: :math:`[-\infty, \infty]`
+    (None without monotonic constraints)."""
+    if not spec.constrained:
+        return None
+    return jnp.stack([jnp.full(width, -jnp.inf, jnp.float32), jnp.full(width, jnp.inf, jnp.float32)])
 
 
 def feature_parallel(spec: GrowSpec) -> GrowSpec:

@@ -51,7 +51,16 @@ from mlwork._static import this_call
 from mlwork._validate import fail
 from mlwork.trees import _checks, _deprecated, _early_stopping
 from mlwork.trees._grow import GrowSpec, feature_parallel, grow, run_feature_parallel
-from mlwork.trees.tree import Tree, check_X_any, leaf_values, prepare, to_tree, tree_spec, tree_value
+from mlwork.trees.tree import (
+    Tree,
+    check_X_any,
+    clip_to_bounds,
+    leaf_values,
+    prepare,
+    to_tree,
+    tree_spec,
+    tree_value,
+)
 
 Array = jax.Array
 
@@ -509,7 +518,7 @@ def _round_fn(spec: GrowSpec, loss, k: int, learning_rate: float, subsample: flo
             value = jnp.where(hess > 1e-12 * cnt, num / jnp.where(hess > 0, hess, 1.0), mean)
         else:
             value = mean
-        return grown, value[:, None]
+        return grown, clip_to_bounds(grown, value[:, None])
 
     def round_(F, t):
         g, h = _grad_hess(loss, y, F)  # (n, K)
@@ -609,7 +618,8 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
                           n_classes: int | None = None, n_outputs: int = 1,
                           line_search: bool = True, validation_fraction: float | None = None,
                           eval_set=None, n_iter_no_change: int | None = None,
-                          tol: float = 1e-7) -> GradientBoosting:
+                          tol: float = 1e-7, monotonic_cst=None,
+                          categorical_features=None) -> GradientBoosting:
     r"""Gradient boosting with trees of depth ``max_depth``, one ``lax.scan`` over rounds.
 
     Starting from :math:`F_0 = \arg\min_c \sum_i w_i L(y_i, c)`, round :math:`t` takes
@@ -677,6 +687,17 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         weighted mean validation loss of :math:`F_s`, :math:`L_0` that of :math:`F_0`), and the model
         keeps the rounds up to :math:`\arg\min_s L_s` (the first if tied; possibly 0).
       tol: :math:`\tau \ge 0`, the smallest improvement of the validation loss that counts.
+      monotonic_cst: ``(d,)`` ints in {-1, 0, 1}: the score :math:`F` (so the prediction, or
+        :math:`P(y = 1)` for ``"logistic"``) is non-decreasing (+1) or non-increasing (-1) in
+        that feature, 0 free; ``None`` (default) constrains nothing. Every tree is grown with
+        the constraints of :func:`~mlwork.trees.fit_tree` (its bounds on the values of its
+        criterion: the mean residual first order, :math:`-G/(H+\lambda)` second order), and
+        its final leaf values, Friedman's line-search steps included, are clipped to its leaves'
+        bounds; a sum of monotone trees is monotone. Single-output losses only, as in
+        scikit-learn's ``HistGradientBoosting*``.
+      categorical_features: indices or a ``(d,)`` boolean mask of categorical features, as for
+        :func:`~mlwork.trees.fit_tree` (each tree orders a node's categories by
+        :math:`G/(H+\lambda)`, second order, or their mean residual, first order).
 
     With a validation set the rounds run in a ``lax.while_loop`` over a buffer of
     ``n_estimators`` rounds inside the same compiled program, which also computes the training and
@@ -695,7 +716,9 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         ``min_child_weight``), ``sample_weight`` all zero, negative or NaN; ``validation_fraction``
         outside ``(0, 1)`` or leaving an empty side, ``eval_set`` not a pair, of another width or
         with bad targets, both of them, ``n_iter_no_change < 1`` or without a validation set,
-        ``tol < 0``.
+        ``tol < 0``; ``monotonic_cst``
+        not of length ``d`` or with values other than -1, 0, 1, or given with more than one output
+        (``"softmax"``, ``n_outputs > 1``).
 
     Zero weight: a leaf, or a whole round, that holds no weight (a subsample of zero-weight rows)
     adds 0 to the score — the ensemble keeps its value — as does a second-order leaf with
@@ -749,7 +772,7 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         validation = (X[val], target[val], sw[val])
         X, target = X[train], target[train]
         sample_weight = None if sample_weight is None else sw[train]
-    data = prepare(X, max_bins, sample_weight)
+    data = prepare(X, max_bins, sample_weight, categorical_features)
     n = data.X.shape[0]
     if validation is None:
         if loss is None:
@@ -759,9 +782,13 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         X_val, y_val = _early_stopping.check_eval_set(eval_set, data.X.shape[1])
         validation = (X_val, _eval_targets(loss, y_val, X_val.shape[0], c, target), np.ones(X_val.shape[0], np.float32))
     target = jnp.asarray(target)
+    if monotonic_cst is not None and k != 1:
+        raise ValueError(f"monotonic_cst needs a single-output loss; got {k} outputs per round "
+                         f"(loss={loss!r}: multi-class is not supported)")
     spec, _, w = tree_spec(data, np.zeros(n, np.float32), task="regression", criterion=None,
                            max_depth=max_depth, min_samples_split=2, min_samples_leaf=min_samples_leaf,
-                           max_features=None, sample_weight=sample_weight, n_classes=None)
+                           max_features=None, sample_weight=sample_weight, n_classes=None,
+                           monotonic_cst=monotonic_cst, categorical_features=categorical_features)
     spec = spec._replace(midpoint=False)
     if second_order:
         spec = spec._replace(criterion="newton", reg_lambda=reg_lambda, gamma=gamma,

@@ -184,7 +184,8 @@ def fit_random_forest(X, y, n_estimators: int = 100, *, key: Array | None = None
                       criterion: str | None = None, max_depth: int | None = None, max_features="auto",
                       bootstrap: bool = True, min_samples_split: int = 2, min_samples_leaf: int = 1,
                       max_bins: int | None = 255, compute_oob: bool = True, sample_weight=None,
-                      n_classes: int | None = None, batch_size: int = 1) -> Forest:
+                      n_classes: int | None = None, batch_size: int = 1, monotonic_cst=None,
+                      categorical_features=None) -> Forest:
     r"""Fit a random forest: ``n_estimators`` trees on bootstrap samples, ``max_features`` per node.
 
     .. math:: \hat f(x) = \frac1T \sum_{t=1}^T h_t(x)
@@ -219,6 +220,11 @@ def fit_random_forest(X, y, n_estimators: int = 100, *, key: Array | None = None
         :func:`~mlwork.trees.fit_tree`.
       compute_oob: compute the out-of-bag score (with ``bootstrap``).
       batch_size: trees grown together per step of the map, :math:`\ge 1`.
+      monotonic_cst: regression only: ``(d,)`` ints in {-1, 0, 1}, every tree constrained as
+        by :func:`~mlwork.trees.fit_tree` (+1 non-decreasing, -1 non-increasing in that
+        feature); their mean is then monotone too. ``None`` (default) constrains nothing.
+      categorical_features: indices or a ``(d,)`` boolean mask of categorical features, as for
+        :func:`~mlwork.trees.fit_tree`.
 
     Returns:
       A :class:`Forest` with ``T`` trees and ``oob_score``.
@@ -226,7 +232,8 @@ def fit_random_forest(X, y, n_estimators: int = 100, *, key: Array | None = None
     Raises:
       ValueError: bad input as for :func:`~mlwork.trees.fit_tree` (a PRNG key where ``X``,
         ``y`` or ``n_estimators`` belongs included), ``n_estimators < 1``,
-        ``batch_size < 1``, a non-bool ``bootstrap``.
+        ``batch_size < 1``, a non-bool ``bootstrap``, a bad ``monotonic_cst`` (as for
+        :func:`~mlwork.trees.fit_tree`).
 
     Example:
       >>> import jax, numpy as np
@@ -243,7 +250,7 @@ def fit_random_forest(X, y, n_estimators: int = 100, *, key: Array | None = None
     batch_size = _checks.check_int(batch_size, "batch_size", 1)
     if not isinstance(bootstrap, bool):
         raise ValueError(f"bootstrap must be True or False, got {bootstrap!r}")
-    data = prepare(X, max_bins, sample_weight)
+    data = prepare(X, max_bins, sample_weight, categorical_features)
     task = _checks.infer_task(task, criterion, y)
     if isinstance(max_features, str) and max_features == "auto":
         max_features = "sqrt" if task == "classification" else 1 / 3
@@ -251,7 +258,8 @@ def fit_random_forest(X, y, n_estimators: int = 100, *, key: Array | None = None
     spec, target, w = tree_spec(data, y, task=task, criterion=criterion, max_depth=max_depth,
                                 min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
                                 max_features=max_features, sample_weight=sample_weight,
-                                n_classes=n_classes)
+                                n_classes=n_classes, monotonic_cst=monotonic_cst,
+                                categorical_features=categorical_features)
     with_oob = bool(bootstrap and compute_oob)
     trees, sums = _fit_forest(spec, task, bootstrap, min(batch_size, n_estimators), with_oob,
                               _tree_keys(key, n_estimators), data.XbT, target, w, data.lower, data.upper,

@@ -6,17 +6,20 @@ r"""A model file for fitted tree models: arrays and a JSON header in one ``.npz`
 reader (``allow_pickle=False``) and JSON, so a file is as safe to open as a CSV and does not
 depend on the training code's state.
 
-**Format** ``mlwork.trees.model``, version 1. The file is a standard NumPy ``.npz`` archive
+**Format** ``mlwork.trees.model``, version 1.1. The file is a standard NumPy ``.npz`` archive
 (a zip of ``.npy`` arrays; :func:`numpy.load` opens it) holding
 
 * ``__header__``: the UTF-8 bytes (a ``uint8`` array) of a JSON object with the keys
-  ``format`` (``"mlwork.trees.model"``), ``version`` (1), ``mlwork_version`` (the writer's),
+  ``format`` (``"mlwork.trees.model"``), ``version`` (1), ``minor_version`` (1; absent in
+  files of version 1.0), ``mlwork_version`` (the writer's),
   ``model`` (the model's kind and its non-array settings, below), ``arrays`` (for each array
   name its ``dtype`` in NumPy's ``dtype.str`` spelling and its ``shape``) and ``sha256``;
 * the arrays. A tree's are ``model.trees.<field>`` for the eight fields of
   :class:`~mlwork.trees.Tree` (``feature`` int32, ``missing_left`` bool, the others float32),
-  with leading axes: none (a ``Tree``), ``(T,)`` (``Forest``, ``AdaBoost``) or ``(T, K)``
-  (``GradientBoosting``). Besides them ``model.oob_score`` ``()`` (``Forest``),
+  plus, since 1.1 and only for trees with categorical splits, ``model.trees.categories``
+  (uint32, the category bitsets, one more trailing axis of 8 words), with leading axes: none
+  (a ``Tree``), ``(T,)`` (``Forest``, ``AdaBoost``) or ``(T, K)`` (``GradientBoosting``).
+  Besides them ``model.oob_score`` ``()`` (``Forest``),
   ``model.alpha`` ``(T,)`` (``AdaBoost``), ``model.init`` ``(K,)`` (``GradientBoosting``, and
   for a fit with a validation set ``model.train_loss`` and ``model.validation_loss``
   ``(n_iter + 1,)``, :math:`n_{iter} \ge T`);
@@ -33,7 +36,8 @@ and its ``model``.
 
 :func:`load_model` refuses, with a one-line ``ValueError`` that names the path and what is
 wrong, a file that is not an ``.npz``, is truncated or damaged (zip CRC, checksum), lacks the
-header or comes from another program (format), has another format version, or whose arrays do not
+header or comes from another program (format), has another major format version or a newer minor
+one (files of 1.0 load unchanged), or whose arrays do not
 form a valid model (names, dtypes, shapes, split features out of range). :func:`save_model`
 writes to a temporary file beside ``path`` and renames it into place, so a crash never leaves a
 half-written model at ``path``.
@@ -55,6 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlwork.trees import _checks
+from mlwork.trees._grow import CATEGORY_WORDS
 from mlwork.trees.boosting import BOOSTING_LOSSES, AdaBoost, GradientBoosting
 from mlwork.trees.ensemble import Forest
 from mlwork.trees.tree import Tree
@@ -63,10 +68,14 @@ from mlwork.trees.tree import Tree
 FORMAT = "mlwork.trees.model"
 #: The version this mlwork writes and reads.
 FORMAT_VERSION = 1
+#: Its minor version: 1 added the optional category bitsets; this mlwork reads minor 0 and 1.
+FORMAT_MINOR_VERSION = 1
 HEADER = "__header__"
 
 TREE_FIELDS = {"feature": "<i4", "threshold": "<f4", "missing_left": "|b1", "gain": "<f4",
                "impurity": "<f4", "weight": "<f4", "value": "<f4", "leaf_weight": "<f4"}
+#: Tree arrays a file holds only when the model has them (name: dtype); since minor version 1.
+OPTIONAL_TREE_FIELDS = {"categories": "<u4"}
 TREE_KINDS = {"classification": ("gini", "entropy"), "regression": ("variance",),
               "boosting": ("variance", "newton")}
 #: A ``GradientBoosting`` fit with a validation set also holds these ``(n_iter + 1,)`` float32 curves
@@ -118,7 +127,8 @@ def save_model(path, model) -> Path:
     description, arrays = _describe(model)
     from mlwork import __version__
 
-    header = {"format": FORMAT, "version": FORMAT_VERSION, "mlwork_version": __version__,
+    header = {"format": FORMAT, "version": FORMAT_VERSION, "minor_version": FORMAT_MINOR_VERSION,
+              "mlwork_version": __version__,
               "model": description,
               "arrays": {k: {"dtype": v.dtype.str, "shape": list(v.shape)} for k, v in sorted(arrays.items())},
               "sha256": _digest(arrays)}
@@ -160,6 +170,9 @@ def _describe(model) -> tuple[dict, dict[str, np.ndarray]]:
     trees = model if isinstance(model, Tree) else model.trees
     desc = {"kind": type(model).__name__, "tree": _tree_static(trees)}
     arrays = {f"model.trees.{f}": np.asarray(getattr(trees, f)) for f in TREE_FIELDS}
+    for f in OPTIONAL_TREE_FIELDS:
+        if getattr(trees, f) is not None:
+            arrays[f"model.trees.{f}"] = np.asarray(getattr(trees, f))
     if isinstance(model, Forest):
         arrays["model.oob_score"] = np.asarray(model.oob_score)
     elif isinstance(model, AdaBoost):
@@ -301,6 +314,14 @@ def _load(path: Path):
     _need(version == FORMAT_VERSION, f"format version {FORMAT_VERSION} (what this mlwork reads)",
           f"version {version!r}" + (" (written by a newer mlwork: upgrade to read it)"
                                     if isinstance(version, int) and version > FORMAT_VERSION else ""))
+    minor = header.get("minor_version", 0)
+    _need(isinstance(minor, int) and not isinstance(minor, bool) and 0 <= minor <= FORMAT_MINOR_VERSION,
+          f"format minor version 0 to {FORMAT_MINOR_VERSION} (what this mlwork reads)",
+          f"minor version {minor!r}" + (" (written by a newer mlwork: upgrade to read it)"
+                                        if isinstance(minor, int) and minor > FORMAT_MINOR_VERSION else ""))
+    if minor == 0:
+        _need(not any(f"model.trees.{f}" in arrays for f in OPTIONAL_TREE_FIELDS),
+              "no arrays newer than its version 1.0", "model.trees.categories")
     listed = header.get("arrays")
     _need(isinstance(listed, dict) and set(listed) == set(arrays), "the arrays its header lists",
           f"arrays {sorted(arrays)}")
@@ -321,7 +342,8 @@ def _build(desc, arrays: dict[str, np.ndarray]):
     _need(kind in BATCH_AXES, f"a model of kind {', '.join(BATCH_AXES)} or estimator", f"kind {kind!r}")
     extra = {"Tree": {}, "Forest": {"model.oob_score": "<f4"}, "AdaBoost": {"model.alpha": "<f4"},
              "GradientBoosting": {"model.init": "<f4"}}[kind]
-    expected = {f"model.trees.{f}" for f in TREE_FIELDS} | set(extra)
+    optional = {f"model.trees.{f}" for f in OPTIONAL_TREE_FIELDS} & set(arrays)
+    expected = {f"model.trees.{f}" for f in TREE_FIELDS} | set(extra) | optional
     if kind == "GradientBoosting" and f"model.{CURVES[0]}" in arrays:  # a fit with a validation set
         expected |= {f"model.{name}" for name in CURVES}
     _need(set(arrays) == expected, f"the arrays of a {kind} ({', '.join(sorted(expected))})",
@@ -385,6 +407,13 @@ def _build_trees(static, arrays: dict[str, np.ndarray], batch_axes: int, kind: s
     if a["feature"].size:
         lo, hi = int(a["feature"].min()), int(a["feature"].max())
         _need(lo >= -1 and hi < d, f"split features in [-1, {d - 1}] (n_features={d})", f"values in [{lo}, {hi}]")
+    cats = arrays.get("model.trees.categories")
+    if cats is not None:
+        _need(cats.dtype.str == OPTIONAL_TREE_FIELDS["categories"], "model.trees.categories of dtype <u4",
+              cats.dtype.str)
+        want = shape + (CATEGORY_WORDS,)
+        _need(cats.shape == want, f"model.trees.categories of shape {want}", cats.shape)
+        a["categories"] = cats
     return Tree(**{f: jnp.asarray(x) for f, x in a.items()}, kind=tkind, criterion=criterion, n_features=d)
 
 

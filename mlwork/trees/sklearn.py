@@ -288,6 +288,13 @@ class DecisionTreeRegressor(_Regressor):
       criterion: ``"squared_error"`` (variance reduction; the only one).
       max_depth, min_samples_split, min_samples_leaf, max_features, max_bins, random_state:
         as for :class:`DecisionTreeClassifier`.
+      monotonic_cst: ``(n_features,)`` ints in {-1, 0, 1}: the prediction is non-decreasing
+        (+1) or non-increasing (-1) in that feature, 0 free; ``None`` constrains nothing
+        (scikit-learn's parameter; :func:`mlwork.trees.fit_tree` explains the method).
+      categorical_features: indices or an ``(n_features,)`` boolean mask of categorical
+        features, whose values are integer codes below ``max_bins`` (scikit-learn's
+        ``HistGradientBoosting*`` parameter; splits send a set of categories left, see
+        :func:`mlwork.trees.fit_tree`); ``None``: every feature is numeric.
 
     Attributes:
       model_: the fitted :class:`mlwork.trees.Tree`; ``n_features_in_``, ``feature_importances_``.
@@ -305,7 +312,8 @@ class DecisionTreeRegressor(_Regressor):
     """
 
     def __init__(self, criterion="squared_error", max_depth=None, min_samples_split=2, min_samples_leaf=1,
-                 max_features=None, max_bins=255, random_state=None):
+                 max_features=None, max_bins=255, random_state=None, monotonic_cst=None,
+                 categorical_features=None):
         self.criterion = criterion
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
@@ -313,13 +321,16 @@ class DecisionTreeRegressor(_Regressor):
         self.max_features = max_features
         self.max_bins = max_bins
         self.random_state = random_state
+        self.monotonic_cst = monotonic_cst
+        self.categorical_features = categorical_features
 
     def _fit_model(self, X, y, sample_weight):
         return fit_tree(X, y, task="regression", criterion=_regression_criterion(self.criterion),
                         max_depth=resolve_depth(self.max_depth, X.shape[0]),
                         min_samples_split=self.min_samples_split, min_samples_leaf=self.min_samples_leaf,
                         max_features=self.max_features, max_bins=self.max_bins,
-                        key=jax_key(self.random_state), sample_weight=sample_weight)
+                        key=jax_key(self.random_state), sample_weight=sample_weight,
+                        monotonic_cst=self.monotonic_cst, categorical_features=self.categorical_features)
 
 
 def _regression_criterion(criterion) -> str:
@@ -394,6 +405,7 @@ class RandomForestRegressor(_Regressor):
       criterion: ``"squared_error"``.
       max_features: features tried per node (default ``1.0``, all: scikit-learn's default; the
         deck's :math:`p/3` is ``1/3``).
+      monotonic_cst, categorical_features: as for :class:`DecisionTreeRegressor`, in every tree.
 
     Attributes:
       model_: the fitted :class:`mlwork.trees.Forest`; ``oob_score_`` (:math:`R^2`) when
@@ -414,7 +426,7 @@ class RandomForestRegressor(_Regressor):
 
     def __init__(self, n_estimators=100, criterion="squared_error", max_depth=None, min_samples_split=2,
                  min_samples_leaf=1, max_features=1.0, bootstrap=True, oob_score=False, max_bins=255,
-                 random_state=None):
+                 random_state=None, monotonic_cst=None, categorical_features=None):
         self.n_estimators = n_estimators
         self.criterion = criterion
         self.max_depth = max_depth
@@ -425,6 +437,8 @@ class RandomForestRegressor(_Regressor):
         self.oob_score = oob_score
         self.max_bins = max_bins
         self.random_state = random_state
+        self.monotonic_cst = monotonic_cst
+        self.categorical_features = categorical_features
 
     def _fit_model(self, X, y, sample_weight):
         return _fit_forest(self, X, y, sample_weight, "regression", _regression_criterion(self.criterion), None)
@@ -439,7 +453,9 @@ def _fit_forest(est, X, y, sample_weight, task, criterion, n_classes):
                                max_features=est.max_features, bootstrap=est.bootstrap,
                                min_samples_split=est.min_samples_split, min_samples_leaf=est.min_samples_leaf,
                                max_bins=est.max_bins, compute_oob=bool(est.oob_score),
-                               sample_weight=sample_weight, n_classes=n_classes)
+                               sample_weight=sample_weight, n_classes=n_classes,
+                               monotonic_cst=getattr(est, "monotonic_cst", None),
+                               categorical_features=getattr(est, "categorical_features", None))
     if est.oob_score:
         est.oob_score_ = float(forest.oob_score)
     return forest
@@ -452,7 +468,7 @@ class _GradientBoosting:
     def __init__(self, loss, learning_rate=0.1, n_estimators=100, subsample=1.0, max_depth=3, min_samples_leaf=1,
                  max_bins=255, second_order=False, reg_lambda=1.0, gamma=0.0, min_child_weight=1.0,
                  early_stopping="auto", validation_fraction=0.1, n_iter_no_change=10, tol=1e-7,
-                 random_state=None):
+                 random_state=None, monotonic_cst=None, categorical_features=None):
         self.loss = loss
         self.learning_rate = learning_rate
         self.n_estimators = n_estimators
@@ -469,6 +485,8 @@ class _GradientBoosting:
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.random_state = random_state
+        self.monotonic_cst = monotonic_cst
+        self.categorical_features = categorical_features
 
     def _boost(self, X, y, sample_weight, loss, n_classes):
         if not (self.early_stopping == "auto" or isinstance(self.early_stopping, bool | np.bool_)):
@@ -481,7 +499,8 @@ class _GradientBoosting:
             min_child_weight=self.min_child_weight, min_samples_leaf=self.min_samples_leaf,
             max_bins=self.max_bins, key=jax_key(self.random_state), sample_weight=sample_weight,
             n_classes=n_classes, validation_fraction=self.validation_fraction if stop else None,
-            n_iter_no_change=self.n_iter_no_change if stop else None, tol=self.tol)
+            n_iter_no_change=self.n_iter_no_change if stop else None, tol=self.tol,
+            monotonic_cst=self.monotonic_cst, categorical_features=self.categorical_features)
         self.do_early_stopping_ = stop
         self.n_iter_ = int(model.trees.feature.shape[0])
         self.n_trees_per_iteration_ = int(model.init.shape[0])
@@ -518,6 +537,11 @@ _GB_PARAMS_DOC = """
       n_iter_no_change: the patience :math:`p \\ge 1`, in rounds.
       tol: the smallest improvement :math:`\\tau \\ge 0` of the loss that counts.
       random_state: seeds the subsampling and the validation split (see :func:`jax_key`).
+      monotonic_cst: ``(n_features,)`` ints in {{-1, 0, 1}}: the score :math:`F` is
+        non-decreasing (+1) or non-increasing (-1) in that feature, 0 free; ``None`` constrains
+        nothing. Single-output only (a multi-class classifier refuses it, as scikit-learn does).
+      categorical_features: indices or an ``(n_features,)`` boolean mask of categorical
+        features (integer codes below ``max_bins``), as for :func:`mlwork.trees.fit_tree`.
 
     Attributes:
       model_: the fitted :class:`mlwork.trees.GradientBoosting`; ``n_features_in_``,
@@ -561,13 +585,14 @@ class GradientBoostingClassifier(_GradientBoosting, _Classifier):
     def __init__(self, loss="log_loss", learning_rate=0.1, n_estimators=100, subsample=1.0, max_depth=3,
                  min_samples_leaf=1, max_bins=255, second_order=False, reg_lambda=1.0, gamma=0.0,
                  min_child_weight=1.0, early_stopping="auto", validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-7, random_state=None):
+                 tol=1e-7, random_state=None, monotonic_cst=None, categorical_features=None):
         super().__init__(loss=loss, learning_rate=learning_rate, n_estimators=n_estimators, subsample=subsample,
                          max_depth=max_depth, min_samples_leaf=min_samples_leaf, max_bins=max_bins,
                          second_order=second_order, reg_lambda=reg_lambda, gamma=gamma,
                          min_child_weight=min_child_weight, early_stopping=early_stopping,
                          validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
-                         random_state=random_state)
+                         random_state=random_state, monotonic_cst=monotonic_cst,
+                         categorical_features=categorical_features)
 
     def _fit_model(self, X, y, sample_weight):
         if self.loss != "log_loss":
@@ -602,13 +627,14 @@ class GradientBoostingRegressor(_GradientBoosting, _Regressor):
     def __init__(self, loss="squared_error", learning_rate=0.1, n_estimators=100, subsample=1.0, max_depth=3,
                  min_samples_leaf=1, max_bins=255, second_order=False, reg_lambda=1.0, gamma=0.0,
                  min_child_weight=1.0, early_stopping="auto", validation_fraction=0.1, n_iter_no_change=10,
-                 tol=1e-7, random_state=None):
+                 tol=1e-7, random_state=None, monotonic_cst=None, categorical_features=None):
         super().__init__(loss=loss, learning_rate=learning_rate, n_estimators=n_estimators, subsample=subsample,
                          max_depth=max_depth, min_samples_leaf=min_samples_leaf, max_bins=max_bins,
                          second_order=second_order, reg_lambda=reg_lambda, gamma=gamma,
                          min_child_weight=min_child_weight, early_stopping=early_stopping,
                          validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
-                         random_state=random_state)
+                         random_state=random_state, monotonic_cst=monotonic_cst,
+                         categorical_features=categorical_features)
 
     def _fit_model(self, X, y, sample_weight):
         if self.loss != "squared_error":

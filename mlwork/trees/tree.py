@@ -52,6 +52,9 @@ class Tree:
       value: ``(..., 2^D, K)`` leaf values: class probabilities (classification), the mean
         (regression) or the raw leaf score (boosting).
       leaf_weight: ``(..., 2^D)`` sample weight reaching each leaf.
+      categories: ``None`` (no categorical feature), or ``(..., 2^D − 1, 8)`` uint32 bitsets:
+        at a categorical split (``threshold`` NaN) the category codes :math:`c < 256` going left
+        are the set bits, bit ``c % 32`` of word ``c // 32``; zero at other nodes.
       kind: ``"classification"``, ``"regression"`` or ``"boosting"`` (static).
       criterion: the split criterion (static).
       n_features: number of input features (static).
@@ -75,6 +78,7 @@ class Tree:
     weight: Array
     value: Array
     leaf_weight: Array
+    categories: Array | None = None
     kind: str = flax.struct.field(pytree_node=False, default="classification")
     criterion: str = flax.struct.field(pytree_node=False, default="gini")
     n_features: int = flax.struct.field(pytree_node=False, default=0)
@@ -95,11 +99,15 @@ class Prepared(NamedTuple):
     upper: Array
 
 
-def prepare(X, max_bins: int | None, sample_weight=None) -> Prepared:
+def prepare(X, max_bins: int | None, sample_weight=None, categorical_features=None) -> Prepared:
     """Check ``X``, bin it on the host (rows of zero ``sample_weight`` set no bin edge) and move
-    the binned matrix to the device."""
+    the binned matrix to the device. A categorical feature's codes (checked) are its own bins:
+    one bin per code present, as each code is a distinct value below ``max_bins``."""
     raw = np.asarray(X) if isinstance(X, np.ndarray) else None  # uint8 pixels bin fastest as they are
     X = _checks.check_X(X)
+    categorical = _checks.check_categorical_features(categorical_features, X.shape[1])
+    if categorical is not None:
+        _checks.check_category_codes(X, categorical, max_bins)
     src = raw if raw is not None and raw.dtype.kind in "biu" and raw.shape == X.shape else X
     bins = fit_bins(src, _checks.check_max_bins(max_bins), sample_weight)
     pad = np.full((X.shape[1], 1), np.inf, np.float32)
@@ -120,7 +128,9 @@ def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None,
 
     A leaf with zero weight takes the value of the tree's root (its class distribution, or the
     tree mean ``default``): the tree's own prior, never ``0/0``. Boosting (``newton``) leaves
-    are :math:`-G/(H+\lambda)`, and 0 (no step) where :math:`H + \lambda = 0`.
+    are :math:`-G/(H+\lambda)`, and 0 (no step) where :math:`H + \lambda = 0`. With monotonic
+    constraints every regression value is then clipped to its leaf's bounds
+    (``Grown.leaf_bounds``).
     """
     s = grown.leaf_stats
     if spec.classification:
@@ -136,10 +146,18 @@ def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None,
     if spec.criterion == "variance":
         w = s[:, 1:2]
         mean = c + s[:, 0:1] / jnp.where(w > 0, w, 1.0)
-        return mean if default is None else jnp.where(w > 0, mean, default)
+        return clip_to_bounds(grown, mean if default is None else jnp.where(w > 0, mean, default))
     denom = s[:, 1:2] + spec.reg_lambda
     g = s[:, 0:1] + c * s[:, 1:2]
-    return jnp.where(denom > 0, -g / jnp.where(denom > 0, denom, 1.0), 0.0)
+    return clip_to_bounds(grown, jnp.where(denom > 0, -g / jnp.where(denom > 0, denom, 1.0), 0.0))
+
+
+def clip_to_bounds(grown: Grown, value: Array) -> Array:
+    """Leaf values ``(2^D, 1)`` clipped to the leaves' monotonic-constraint bounds (as they are
+    without constraints)."""
+    if grown.leaf_bounds is None:
+        return value
+    return jnp.clip(value, grown.leaf_bounds[0][:, None], grown.leaf_bounds[1][:, None])
 
 
 def weighted_prior(spec: GrowSpec, target: Array, w: Array) -> Array:
@@ -155,7 +173,8 @@ def to_tree(spec: GrowSpec, grown: Grown, value: Array, kind: str, n_features: i
     """A :class:`Tree` from the grower's arrays and its leaf values."""
     return Tree(feature=grown.feature, threshold=grown.threshold, missing_left=grown.missing_left,
                 gain=grown.gain, impurity=grown.impurity, weight=grown.weight, value=value,
-                leaf_weight=weight_of(spec, grown.leaf_stats.T), kind=kind, criterion=spec.criterion,
+                leaf_weight=weight_of(spec, grown.leaf_stats.T), categories=grown.categories, kind=kind,
+                criterion=spec.criterion,
                 n_features=n_features)
 
 
@@ -163,7 +182,7 @@ def to_tree(spec: GrowSpec, grown: Grown, value: Array, kind: str, n_features: i
 def fit_tree(X, y, *, key: Array | None = None, task: str | None = None, criterion: str | None = None,
              max_depth: int | None = None, min_samples_split: int = 2, min_samples_leaf: int = 1,
              max_features=None, max_bins: int | None = 255, sample_weight=None,
-             n_classes: int | None = None) -> Tree:
+             n_classes: int | None = None, monotonic_cst=None, categorical_features=None) -> Tree:
     r"""Fit one decision tree, growing level by level to ``max_depth``.
 
     At every node the split :math:`(f, t)` maximises the weighted impurity decrease
@@ -197,6 +216,31 @@ def fit_tree(X, y, *, key: Array | None = None, task: str | None = None, criteri
         midpoint between distinct values (scikit-learn's splitter; for small data).
       sample_weight: ``(n,)`` non-negative weights.
       n_classes: number of classes (default ``max(y) + 1``).
+      monotonic_cst: regression only: ``(d,)`` ints in {-1, 0, 1} (scikit-learn's name and
+        meaning): +1 makes the prediction non-decreasing in that feature, -1 non-increasing, 0
+        leaves it free; ``None`` (default) constrains nothing. See below.
+      categorical_features: feature indices, or a ``(d,)`` boolean mask (scikit-learn's name),
+        of categorical features: their values are integer category codes in
+        :math:`[0, \min(\texttt{max\_bins}, 256))` (NaN: missing). See below.
+
+    Categorical features (regression and two classes): a split sends a *set* of categories
+    left. At each node the categories are sorted by their mean target (the class-1 rate for two
+    classes; :math:`G/(H+\lambda)` for boosting) and only the prefixes of that order are
+    scanned — the best subset is among them for these criteria (Fisher 1958; Breiman et al.
+    1984, section 9.4), as in LightGBM and ``HistGradientBoosting*``. The tree stores the set as
+    a bitset per node (``Tree.categories``, ``threshold`` NaN there); at prediction a code
+    outside the set, unseen in training or not a valid code, goes right.
+
+    Monotonic constraints (LightGBM's basic method, as in scikit-learn's
+    ``HistGradientBoosting*``): every node carries bounds :math:`[l, u]` on its value (the root
+    :math:`[-\infty, \infty]`). A candidate split on a feature with constraint :math:`+1` is
+    rejected when its children's values :math:`v_L, v_R`, clipped to :math:`[l, u]`, have
+    :math:`v_L > v_R` (:math:`-1`: :math:`v_L < v_R`); a split made on it gives the left child
+    :math:`[l, m]` and the right :math:`[m, u]` with :math:`m = (v_L + v_R)/2` (reversed for
+    :math:`-1`), any other split passes :math:`[l, u]` on, and every leaf value is clipped to
+    its bounds. Two inputs that differ only in a constrained feature then part at a split on
+    it, with values on the two sides of its :math:`m`: the prediction is monotone in each
+    constrained feature over its non-missing values (NaN goes where the split sends it).
 
     Returns:
       A :class:`Tree`. Fitting needs concrete arrays (the bins come from the data); the growing
@@ -206,7 +250,11 @@ def fit_tree(X, y, *, key: Array | None = None, task: str | None = None, criteri
       ValueError: bad input: a PRNG key where ``X`` or ``y`` belongs, ``X`` and ``y`` of
         different lengths, a single class, ±inf in ``X``, ``max_depth < 1``, an unknown
         ``task`` or ``criterion`` (or one of the other task), ``sample_weight`` all zero,
-        negative or NaN.
+        negative or NaN, ``monotonic_cst`` not of length ``d``, with values other than
+        -1, 0, 1, or given for classification; ``categorical_features`` not indices in
+        ``[0, d)`` or a mask of ``d``, a categorical column holding other than integer codes in
+        range (named), categorical features with more than two classes, or a categorical
+        feature with a non-zero ``monotonic_cst``.
 
     Example:
       >>> import numpy as np
@@ -215,17 +263,25 @@ def fit_tree(X, y, *, key: Array | None = None, task: str | None = None, criteri
       >>> tree = trees.fit_tree(X, y, max_depth=1)
       >>> float(tree.threshold[0]), trees.predict(tree, np.array([[1.0], [4.0]])).tolist()
       (2.5, [0, 1])
+      >>> y = np.array([0.0, 1.0, 2.0, 3.0, 2.5, 5.0])  # a dip at x = 4
+      >>> trees.predict(trees.fit_tree(X, y, max_depth=3), X).tolist()
+      [0.0, 1.0, 2.0, 3.0, 2.5, 5.0]
+      >>> trees.predict(trees.fit_tree(X, y, max_depth=3, monotonic_cst=[1]), X).tolist()
+      [0.0, 1.0, 2.0, 2.75, 2.75, 5.0]
 
     Reference: Breiman, Friedman, Olshen & Stone, *Classification and Regression Trees* (1984),
     the decrease in impurity (chapter 4) and regression trees (chapter 8); Quinlan (1986), the
-    information gain; Chen & Guestrin, KDD 2016, Algorithm 3 (the learnt side of missing values).
+    information gain; Chen & Guestrin, KDD 2016, Algorithm 3 (the learnt side of missing values);
+    LightGBM's ``monotone_constraints_method="basic"`` (Ke et al., NeurIPS 2017, and its docs);
+    Fisher, "On grouping for maximum homogeneity", JASA 53 (1958) (sorted categories).
     """
-    data = prepare(X, max_bins, sample_weight)
+    data = prepare(X, max_bins, sample_weight, categorical_features)
     task = _checks.infer_task(task, criterion, y)
     spec, target, w = tree_spec(data, y, task=task, criterion=criterion, max_depth=max_depth,
                                 min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
                                 max_features=max_features, sample_weight=sample_weight,
-                                n_classes=n_classes)
+                                n_classes=n_classes, monotonic_cst=monotonic_cst,
+                                categorical_features=categorical_features)
     key = jax.random.key(0) if key is None else key
     return _fit_tree(feature_parallel(spec), task, data.XbT, target, w, data.lower, data.upper, key)
 
@@ -238,10 +294,20 @@ def _fit_tree(spec: GrowSpec, kind: str, XbT, target, w, lower, upper, key) -> T
 
 
 def tree_spec(data: Prepared, y, *, task, criterion, max_depth, min_samples_split, min_samples_leaf,
-              max_features, sample_weight, n_classes) -> tuple[GrowSpec, Array, Array]:
+              max_features, sample_weight, n_classes,
+              monotonic_cst=None, categorical_features=None) -> tuple[GrowSpec, Array, Array]:
     """Checked settings and device arrays (target, weights) for growing trees on ``data``."""
     n, d = data.X.shape
     criterion = _checks.check_task(task, criterion)
+    monotonic = _checks.check_monotonic_cst(monotonic_cst, d)
+    if monotonic is not None and task != "regression":
+        raise ValueError(f"monotonic_cst needs task='regression' (constrained leaf values), got task={task!r}")
+    categorical = _checks.check_categorical_features(categorical_features, d)
+    if categorical is not None and monotonic is not None:
+        both = [j for j in range(d) if categorical[j] and monotonic[j]]
+        if both:
+            raise ValueError(f"monotonic_cst must be 0 for categorical features, got {monotonic[both[0]]} "
+                             f"for feature {both[0]}")
     if task == "classification":
         target, n_classes = _checks.check_labels(y, n, n_classes)
     else:
@@ -252,7 +318,12 @@ def tree_spec(data: Prepared, y, *, task, criterion, max_depth, min_samples_spli
                     min_samples_leaf=_checks.check_int(min_samples_leaf, "min_samples_leaf", 1),
                     min_samples_split=_checks.check_int(min_samples_split, "min_samples_split", 2),
                     midpoint=True, any_missing=data.bins.has_missing,
-                    unrolled_levels=unrolled_levels(n, d))
+                    unrolled_levels=unrolled_levels(n, d), monotonic=monotonic)
+    if categorical is not None:
+        if task == "classification" and n_classes != 2:
+            raise ValueError(f"categorical_features needs two classes or regression, got {n_classes} classes "
+                             f"(a subset of categories is found exactly for those only)")
+        spec = spec._replace(categorical=categorical)
     w = _checks.check_sample_weight(sample_weight, n)
     spec = spec._replace(counted=needs_count(spec, w))
     return spec, jnp.asarray(target), jnp.asarray(w)
@@ -306,9 +377,23 @@ def tree_leaf(tree: Tree, X: Array) -> Array:
     node = jnp.zeros(X.shape[0], jnp.int32)
     for _ in range(depth):
         x = X[rows, jnp.maximum(tree.feature[node], 0)]
-        right = jnp.where(jnp.isnan(x), ~tree.missing_left[node], x > tree.threshold[node])
+        right = x > tree.threshold[node]
+        if tree.categories is not None:  # a categorical split (threshold NaN): its set goes left
+            right = jnp.where(jnp.isnan(tree.threshold[node]), ~in_category_set(tree.categories[node], x), right)
+        right = jnp.where(jnp.isnan(x), ~tree.missing_left[node], right)
         node = 2 * node + 1 + right.astype(jnp.int32)
     return node - (2**depth - 1)
+
+
+def in_category_set(bits: Array, x: Array) -> Array:
+    """Whether each value of ``x`` ``(n,)`` is a category code whose bit is set in ``bits``
+    ``(n, W)`` uint32 (bit ``c % 32`` of word ``c // 32``); False for NaN, non-integers, negative
+    codes and codes past the bitset."""
+    size = 32 * bits.shape[-1]
+    valid = (x >= 0) & (x < size) & (x == jnp.floor(x))
+    code = jnp.where(valid, x, 0).astype(jnp.int32)
+    word = jnp.take_along_axis(bits, (code >> 5)[:, None], axis=1)[:, 0]
+    return valid & (((word >> (code & 31).astype(jnp.uint32)) & 1) == 1)
 
 
 @jax.jit
@@ -412,11 +497,16 @@ def export_text(tree: Tree, feature_names=None, class_names=None, decimals: int 
             return
         f, thr = int(t.feature[i]), float(t.threshold[i])
         info = f"  [{label} {t.impurity[i]:.{decimals}f}, weight {t.weight[i]:.4g}]"
+        if np.isnan(thr):  # a categorical split: the set of codes going left
+            codes = [c for c in range(32 * t.categories.shape[-1]) if (int(t.categories[i, c // 32]) >> (c % 32)) & 1]
+            test_left, test_right = f" in {{{', '.join(map(str, codes))}}}", " not in that set"
+        else:
+            test_left, test_right = f" <= {thr:.{decimals}f}", f" >  {thr:.{decimals}f}"
         nan = " or NaN" if t.missing_left[i] else ""
-        lines.append(f"{prefix}|--- {name(f)} <= {thr:.{decimals}f}{nan}{info}")
+        lines.append(f"{prefix}|--- {name(f)}{test_left}{nan}{info}")
         walk(2 * i + 1, level + 1, prefix + "|   ")
         nan = "" if t.missing_left[i] else " or NaN"
-        lines.append(f"{prefix}|--- {name(f)} >  {thr:.{decimals}f}{nan}")
+        lines.append(f"{prefix}|--- {name(f)}{test_right}{nan}")
         walk(2 * i + 2, level + 1, prefix + "|   ")
 
     walk(0, 0, "")
