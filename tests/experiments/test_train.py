@@ -204,10 +204,12 @@ def _digits_npz(tmp_path):
     ("digits", ["--model", "cnn", "--epochs", "4", "--batch-size", "32", "--steps-per-call", "2"], signal.SIGTERM),
     ("diabetes", ["--epochs", "6", "--batch-size", "8", "--steps-per-call", "2", "--population", "3"],
      signal.SIGTERM),
+    ("diabetes", ["--epochs", "6", "--batch-size", "8", "--steps-per-call", "2", "--population", "3"],
+     signal.SIGKILL),
     ("digits", ["--epochs", "4", "--batch-size", "32", "--steps-per-call", "2", "--sweep", "lr=1e-3,3e-3"],
      signal.SIGKILL),
 ], ids=["diabetes-sigterm", "diabetes-sigkill", "digits-cnn-sigterm", "diabetes-population-sigterm",
-        "digits-sweep-sigkill"])
+        "diabetes-population-sigkill", "digits-sweep-sigkill"])
 def test_a_stopped_run_resumes_bit_identical(problem, extra, sig, diabetes_npz, tmp_path):
     data = diabetes_npz if problem == "diabetes" else _digits_npz(tmp_path)
     base = [sys.executable, "-m", "experiments.train", "--data", str(data), *extra]
