@@ -144,6 +144,9 @@ def test_a_workdir_that_is_a_file_exits_2_and_the_file_is_untouched(diabetes_npz
     (["--monitor-mode", "max"], "error: monitor_mode must be 'min' for 'loss'"),
     (["--model", "mlwork.nn:no_such_factory"], "error: model 'mlwork.nn:no_such_factory'"),
     (["--model", "json:loads"], "error: model 'json:loads' failed"),
+    (["--loss", "json:loads"], "error: loss 'json:loads' failed on outputs (2, 1) float32 and targets (2,) "
+                               "float32: TypeError"),
+    (["--metrics", "mse,json:loads"], "error: metric 'json:loads' failed on outputs"),
     (["--task", "classification"], "error: task 'classification' needs class labels"),
 ])
 def test_a_task_or_model_that_cannot_fit_exits_2_before_the_first_write(diabetes_npz, tmp_path, capsys, flags, says):
