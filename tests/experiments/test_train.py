@@ -110,6 +110,11 @@ def _bad_files(tmp_path):
                           "y_train must be integer class labels, float values or boolean multi-hot labels"),
         "nan_values": ({"x_train": x, "y_train": np.where(np.arange(60) == 3, np.nan, 1.0)},
                        "y_train must hold finite values; got NaN or infinity in row 3"),
+        "float32_overflow": ({"x_train": x.astype(np.float64) * 1e300, "y_train": labels},
+                             "x_train must hold finite values; got a value beyond float32's range"),
+        "values_overflow": ({"x_train": x, "y_train": np.where(np.arange(60) == 7, 1e39, 1.0)},
+                            "y_train must hold finite values; got a value beyond float32's range (|v| > 3.4e+38) "
+                            "in row 7"),
         "bool_inputs": ({"x_train": x > 0, "y_train": labels}, "x_train must be uint8 images, float features or "
                                                                "integer tokens; got dtype bool"),
         "test_shape": ({"x_train": x, "y_train": labels, "x_test": x[:5, :2], "y_test": labels[:5]},
