@@ -178,6 +178,8 @@ def _array(value: Any, name: str) -> np.ndarray:
 def _check_x(x: np.ndarray, name: str, shape: tuple[int, ...] | None, dtype: np.dtype | None) -> np.ndarray:
     if x.ndim < 2:
         raise DataError(f"{name} must have shape (N, *input_shape), at least 2 axes; got shape {x.shape}")
+    if 0 in x.shape[1:]:
+        raise DataError(f"{name} must hold at least one value per example; got per-example shape {x.shape[1:]}")
     kind = input_kind(x.dtype) if x.dtype != np.bool_ else None
     if kind is None:
         raise DataError(f"{name} must be uint8 images, float features or integer tokens; got dtype bool")
@@ -214,6 +216,9 @@ def _check_y(y: np.ndarray, name: str, target: str, n: int, x_name: str, shape: 
         raise DataError(f"{name} must have one target per example of {x_name} ({n}); got shape {y.shape}")
     if shape is not None and tuple(y.shape[1:]) != shape:
         raise DataError(f"{name} must have per-example shape {shape} like y_train; got {tuple(y.shape[1:])}")
+    if 0 in y.shape[1:]:
+        raise DataError(f"{name} must hold at least one target value per example; got per-example shape "
+                        f"{y.shape[1:]}")
     if target == "classes":
         if y.ndim != 1:
             raise DataError(f"{name} must hold one integer class label per example, shape (N,); got {y.shape}")

@@ -86,7 +86,9 @@ def test_bad_data_files_exit_2_with_one_line(tmp_path, capsys):
     np.savez(tmp_path / "pickled.npz", x_train=np.array([None] * 4, dtype=object), y_train=np.arange(4))
     (tmp_path / "junk.npz").write_bytes(b"junk")
     np.savez(tmp_path / "nan.npz", x_train=np.array([[0.0], [np.nan], [1.0]]), y_train=np.array([0, 1, 0]))
-    for name, says in (("missing.npz", "does not exist"), ("pickled.npz", "pickled"), ("junk.npz", "cannot read"),
+    (tmp_path / "folder.npz").mkdir()
+    for name, says in (("missing.npz", "does not exist"), ("folder.npz", "is a folder, not an .npz file"),
+                       ("pickled.npz", "pickled"), ("junk.npz", "cannot read"),
                        ("nan.npz", "x_train must hold finite values; got NaN or infinity in row 1")):
         code, _, line = _main(["--data", str(tmp_path / name), "--workdir", str(tmp_path / "w"), *FAST], capsys)
         assert code == 2 and line.startswith("error: ") and says in line, line
@@ -115,6 +117,10 @@ def _bad_files(tmp_path):
         "values_overflow": ({"x_train": x, "y_train": np.where(np.arange(60) == 7, 1e39, 1.0)},
                             "y_train must hold finite values; got a value beyond float32's range (|v| > 3.4e+38) "
                             "in row 7"),
+        "no_features": ({"x_train": x[:, :0], "y_train": labels},
+                        "x_train must hold at least one value per example; got per-example shape (0,)"),
+        "no_target_values": ({"x_train": x, "y_train": np.zeros((60, 0), np.float32)},
+                             "y_train must hold at least one target value per example; got per-example shape (0,)"),
         "bool_inputs": ({"x_train": x > 0, "y_train": labels}, "x_train must be uint8 images, float features or "
                                                                "integer tokens; got dtype bool"),
         "test_shape": ({"x_train": x, "y_train": labels, "x_test": x[:5, :2], "y_test": labels[:5]},
