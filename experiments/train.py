@@ -102,7 +102,8 @@ def parse_args(argv: list[str] | None, *, prog: str = "python -m experiments.tra
         p.error("--stop-after must be >= 1")
     if args.data is not None:
         if not Path(args.data).is_file():
-            print(f"error: data file {args.data} does not exist", file=sys.stderr)
+            why = "is a folder, not an .npz file" if Path(args.data).is_dir() else "does not exist"
+            print(f"error: data file {args.data} {why}", file=sys.stderr)
             raise SystemExit(EXIT_BAD_INPUT)
         args.data = str(Path(args.data).resolve())
     try:

@@ -178,6 +178,8 @@ def _array(value: Any, name: str) -> np.ndarray:
 def _check_x(x: np.ndarray, name: str, shape: tuple[int, ...] | None, dtype: np.dtype | None) -> np.ndarray:
     if x.ndim < 2:
         raise DataError(f"{name} must have shape (N, *input_shape), at least 2 axes; got shape {x.shape}")
+    if 0 in x.shape[1:]:
+        raise DataError(f"{name} must hold at least one value per example; got per-example shape {x.shape[1:]}")
     kind = input_kind(x.dtype) if x.dtype != np.bool_ else None
     if kind is None:
         raise DataError(f"{name} must be uint8 images, float features or integer tokens; got dtype bool")
@@ -186,11 +188,7 @@ def _check_x(x: np.ndarray, name: str, shape: tuple[int, ...] | None, dtype: np.
     if dtype is not None and input_kind(x.dtype) != input_kind(dtype):
         raise DataError(f"{name} must be {input_kind(dtype)} like x_train (dtype {dtype}); got dtype {x.dtype}")
     if kind == "features":
-        bad = ~np.isfinite(x)
-        if bad.any():
-            row = int(np.argwhere(bad)[0][0])
-            raise DataError(f"{name} must hold finite values; got NaN or infinity in row {row}")
-        return x.astype(np.float32)
+        return _finite_float32(x, name)
     if kind == "tokens":
         if x.size and (x.min() < 0 or x.max() > np.iinfo(np.int32).max):
             raise DataError(f"{name} must hold tokens in [0, 2**31); got [{x.min()}, {x.max()}]")
@@ -218,6 +216,9 @@ def _check_y(y: np.ndarray, name: str, target: str, n: int, x_name: str, shape: 
         raise DataError(f"{name} must have one target per example of {x_name} ({n}); got shape {y.shape}")
     if shape is not None and tuple(y.shape[1:]) != shape:
         raise DataError(f"{name} must have per-example shape {shape} like y_train; got {tuple(y.shape[1:])}")
+    if 0 in y.shape[1:]:
+        raise DataError(f"{name} must hold at least one target value per example; got per-example shape "
+                        f"{y.shape[1:]}")
     if target == "classes":
         if y.ndim != 1:
             raise DataError(f"{name} must hold one integer class label per example, shape (N,); got {y.shape}")
@@ -228,16 +229,27 @@ def _check_y(y: np.ndarray, name: str, target: str, n: int, x_name: str, shape: 
         return y.astype(np.int32)
     if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
         raise DataError(f"{name} must be numeric; got dtype {y.dtype}")
-    y = y.astype(np.float32)
-    if not np.isfinite(y).all():
-        raise DataError(f"{name} must hold finite values; got NaN or infinity in row "
-                        f"{int(np.argwhere(~np.isfinite(y))[0][0])}")
+    y = _finite_float32(y, name)
     if target == "multilabel":
         if y.ndim != 2:
             raise DataError(f"{name} must hold multi-hot labels of shape (N, classes); got {y.shape}")
         if not np.isin(y, (0.0, 1.0)).all():
             raise DataError(f"{name} must hold multi-hot labels (0 or 1); got other values")
     return y
+
+
+def _finite_float32(a: np.ndarray, name: str) -> np.ndarray:
+    """``a`` as float32, refusing NaN, infinity and values beyond float32's range (which the
+    cast would turn into infinity), naming the first row that holds one."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = a.astype(np.float32)
+    bad = ~np.isfinite(cast)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        what = "NaN or infinity" if not np.isfinite(np.asarray(a[row], np.float64)).all() else \
+            f"a value beyond float32's range (|v| > {float(np.finfo(np.float32).max):.3g})"
+        raise DataError(f"{name} must hold finite values; got {what} in row {row}")
+    return cast
 
 
 def _statistics(x: np.ndarray) -> tuple[Any, Any]:

@@ -384,6 +384,26 @@ def _named_metric(name: str, data: Any) -> tuple[Metric, tuple[str, ...]]:
     return factory(data), kinds
 
 
+def _check_per_example(fn: Callable[[Array, Array], Array], what: str, name: str, data: Any, output_size: int) -> None:
+    """A user's loss or metric must map ``(B, output_size)`` float32 outputs and ``(B, ...)``
+    targets to ``(B,)`` per-example values: checked abstractly (``jax.eval_shape``, nothing runs),
+    with ``B`` unlike every other axis so a mean over the wrong axis shows."""
+    target_shape = tuple(data.y_train.shape[1:])
+    b = max((output_size, *target_shape)) + 1
+    outputs = jax.ShapeDtypeStruct((b, output_size), jnp.float32)
+    targets = jax.ShapeDtypeStruct((b, *target_shape), data.y_train.dtype)
+    given = f"outputs {outputs.shape} float32 and targets {targets.shape} {targets.dtype.name}"
+    try:
+        out = jax.eval_shape(fn, outputs, targets)
+    except Exception as e:  # noqa: BLE001 - a user's function: any failure is a refusal
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise RunError(f"{what} {name!r} failed on {given}: {type(e).__name__}: {reason}") from None
+    shape = getattr(out, "shape", None)
+    if shape is None or tuple(shape) != (b,) or not jnp.issubdtype(out.dtype, jnp.floating):
+        got = f"shape {tuple(shape)} {out.dtype}" if shape is not None else type(out).__name__
+        raise RunError(f"{what} {name!r} must return one float per example, shape ({b},) for {given}; got {got}")
+
+
 def _custom_metric(fn: Callable[[Array, Array], Array]) -> Metric:
     return Metric(lambda o, t: {"value": fn(o, t)}, _mean_of("value"), None)
 
@@ -404,7 +424,9 @@ def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] |
 
     Raises:
       RunError: one line: a ``task`` the targets do not fit, a loss or metric unknown or unfit
-        for the targets, a monitor that is not among the metrics, a mode that contradicts the
+        for the targets (a user's function that fails on, or does not return one float per
+        example of, ``(B, output_size)`` outputs and the targets), a ``topK_accuracy`` with ``K``
+        not below the classes, a monitor that is not among the metrics, a mode that contradicts the
         monitored metric's, or a custom monitored metric without a mode.
 
     Example:
@@ -460,10 +482,17 @@ def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] |
         if kind not in kinds:
             raise RunError(f"metric {name!r} is for {' or '.join(_WORDS[k] for k in kinds)}; the targets are "
                            f"{_WORDS[kind]}")
+        top = re.fullmatch(r"top(\d+)_accuracy", name)
+        if top and name not in TASK_METRICS and int(top[1]) >= data.output_size:
+            raise RunError(f"metric {name!r} needs k below the number of classes ({data.output_size}); it would "
+                           "always be 1")
         built[name] = metric
     for name, fn in (metrics or {}).items():
         built[name] = fn if isinstance(fn, Metric) else _custom_metric(fn)
     monitor = config.monitor_metric or DEFAULT_MONITOR[kind]
+    if monitor != "loss" and monitor not in built and config.monitor_metric is None:
+        raise RunError(f"monitor_metric defaults to {monitor!r} for {_WORDS[kind]}, which the metrics {sorted(built)} "
+                       "leave out; add it to the metrics or choose monitor_metric (one of them, or 'loss')")
     if monitor != "loss" and monitor not in built:
         raise RunError(f"monitor_metric must be 'loss' or one of the metrics {sorted(built)}; got {monitor!r}")
     natural = "min" if monitor == "loss" else built[monitor].mode
@@ -473,6 +502,13 @@ def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] |
     if natural is not None and mode != natural:
         raise RunError(f"monitor_mode must be {natural!r} for {monitor!r} (it improves that way); got {mode!r}")
     output_size = data.output_size
+    if loss is not None or is_import_string(loss_name):
+        _check_per_example(loss_fn, "loss", loss_name, data, output_size)
+    for name in filter(is_import_string, names):
+        _check_per_example(resolve(name, "metric"), "metric", name, data, output_size)
+    for name, fn in (metrics or {}).items():
+        if not isinstance(fn, Metric):
+            _check_per_example(fn, "metric", name, data, output_size)
     shift, scale = (None, None) if kind != "values" else (
         jnp.asarray(data.target_mean, jnp.float32), jnp.asarray(data.target_std, jnp.float32))
     return Task(kind, loss_name, loss_fn, built, monitor, mode, output_size, data.target_shape, shift, scale)

@@ -139,3 +139,75 @@ def test_help_does_not_import_jax():
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-1500:]
     assert "--workdir" in out.stdout and out.stdout.strip().endswith("no JAX")
+
+
+# -- runs on arrays that are not images: .npy / .npz inputs, values and multi-hot labels ------------------
+@pytest.fixture(scope="module")
+def regression_run(tmp_path_factory):
+    pytest.importorskip("sklearn")
+    from mlwork.train import TrainConfig, train_and_evaluate
+    from tests.train.problems import diabetes
+
+    data = diabetes()
+    workdir = tmp_path_factory.mktemp("predict") / "diabetes"
+    train_and_evaluate(TrainConfig(epochs=2, batch_size=32, hidden="16", monitor=False), workdir, data,
+                       progress=False, log=lambda m: None, plots=False)
+    return workdir, data
+
+
+def test_a_regression_predicts_values_for_npy_and_npz_inputs(regression_run, tmp_path, capsys):
+    workdir, data = regression_run
+    np.save(tmp_path / "batch.npy", data.x_test[:3])
+    np.save(tmp_path / "one.npy", data.x_test[0])
+    np.savez(tmp_path / "some.npz", x=data.x_test[3:5])
+    assert cli.main(["--workdir", str(workdir), "--json", str(tmp_path / "batch.npy"), str(tmp_path / "one.npy"),
+                     str(tmp_path / "some.npz")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["target"] == "values" and doc["class_names"] is None
+    values = [p["value"] for p in doc["predictions"]]
+    expected = predict_run(load_run(workdir), data.x_test[:5])
+    np.testing.assert_allclose(values, np.concatenate([expected[:3], expected[:1], expected[3:5]]), rtol=1e-6)
+    assert [p["index"] for p in doc["predictions"]] == [0, 1, 2, None, 0, 1]
+    assert cli.main(["--workdir", str(workdir), str(tmp_path / "one.npy")]) == 0
+    assert capsys.readouterr().out.strip() == f"{tmp_path / 'one.npy'}: {float(expected[0]):.6g}"
+
+
+def test_multi_hot_labels_print_each_labels_probability(tmp_path, capsys):
+    from mlwork.data import from_arrays
+    from mlwork.train import TrainConfig, train_and_evaluate
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 3)).astype(np.float32)
+    y = np.stack([x[:, 0] > 0, x[:, 1] > 0], axis=1)
+    data = from_arrays(x, y, class_names=["first", "second"])
+    train_and_evaluate(TrainConfig(epochs=1, batch_size=32, hidden="8", monitor=False), tmp_path / "w", data,
+                       progress=False, log=lambda m: None, plots=False)
+    np.save(tmp_path / "x.npy", x[:2])
+    assert cli.main(["--workdir", str(tmp_path / "w"), "--json", str(tmp_path / "x.npy")]) == 0
+    preds = json.loads(capsys.readouterr().out)["predictions"]
+    probs = predict_run(load_run(tmp_path / "w"), x[:2])
+    for p, expected in zip(preds, probs, strict=True):
+        np.testing.assert_allclose(p["probabilities"], expected, atol=1e-6)
+        assert p["labels"] == [i for i in range(2) if expected[i] > 0.5]
+        assert p["class_names"] == [["first", "second"][i] for i in p["labels"]]
+
+
+def test_array_inputs_that_do_not_fit_the_run_exit_2_with_one_line(regression_run, images, tmp_path, capsys):
+    workdir, data = regression_run
+    png, _, _ = images
+    np.save(tmp_path / "wide.npy", np.zeros((2, 11), np.float32))
+    np.save(tmp_path / "pickled.npy", np.array([None, 1], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "nan.npy", np.full((1, 10), np.nan, np.float32))
+    np.savez(tmp_path / "nokey.npz", inputs=data.x_test[:2])
+    cases = [
+        ("wide.npy", "holds inputs of shape (2, 11); the run expects (N, 10) or one input of shape (10,)"),
+        ("pickled.npy", "not a readable NumPy array file (it holds pickled (object) arrays)"),
+        ("nan.npy", "NaN"),
+        ("nokey.npz", "must hold the inputs as x (or x_test); it holds ['inputs']"),
+    ]
+    for name, message in cases:
+        assert cli.main(["--workdir", str(workdir), str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert cli.main(["--workdir", str(workdir), str(png)]) == 2
+    assert "the run takes inputs of shape (10,), not images" in capsys.readouterr().err

@@ -86,7 +86,9 @@ def test_bad_data_files_exit_2_with_one_line(tmp_path, capsys):
     np.savez(tmp_path / "pickled.npz", x_train=np.array([None] * 4, dtype=object), y_train=np.arange(4))
     (tmp_path / "junk.npz").write_bytes(b"junk")
     np.savez(tmp_path / "nan.npz", x_train=np.array([[0.0], [np.nan], [1.0]]), y_train=np.array([0, 1, 0]))
-    for name, says in (("missing.npz", "does not exist"), ("pickled.npz", "pickled"), ("junk.npz", "cannot read"),
+    (tmp_path / "folder.npz").mkdir()
+    for name, says in (("missing.npz", "does not exist"), ("folder.npz", "is a folder, not an .npz file"),
+                       ("pickled.npz", "pickled"), ("junk.npz", "cannot read"),
                        ("nan.npz", "x_train must hold finite values; got NaN or infinity in row 1")):
         code, _, line = _main(["--data", str(tmp_path / name), "--workdir", str(tmp_path / "w"), *FAST], capsys)
         assert code == 2 and line.startswith("error: ") and says in line, line
@@ -110,6 +112,15 @@ def _bad_files(tmp_path):
                           "y_train must be integer class labels, float values or boolean multi-hot labels"),
         "nan_values": ({"x_train": x, "y_train": np.where(np.arange(60) == 3, np.nan, 1.0)},
                        "y_train must hold finite values; got NaN or infinity in row 3"),
+        "float32_overflow": ({"x_train": x.astype(np.float64) * 1e300, "y_train": labels},
+                             "x_train must hold finite values; got a value beyond float32's range"),
+        "values_overflow": ({"x_train": x, "y_train": np.where(np.arange(60) == 7, 1e39, 1.0)},
+                            "y_train must hold finite values; got a value beyond float32's range (|v| > 3.4e+38) "
+                            "in row 7"),
+        "no_features": ({"x_train": x[:, :0], "y_train": labels},
+                        "x_train must hold at least one value per example; got per-example shape (0,)"),
+        "no_target_values": ({"x_train": x, "y_train": np.zeros((60, 0), np.float32)},
+                             "y_train must hold at least one target value per example; got per-example shape (0,)"),
         "bool_inputs": ({"x_train": x > 0, "y_train": labels}, "x_train must be uint8 images, float features or "
                                                                "integer tokens; got dtype bool"),
         "test_shape": ({"x_train": x, "y_train": labels, "x_test": x[:5, :2], "y_test": labels[:5]},
@@ -144,6 +155,9 @@ def test_a_workdir_that_is_a_file_exits_2_and_the_file_is_untouched(diabetes_npz
     (["--monitor-mode", "max"], "error: monitor_mode must be 'min' for 'loss'"),
     (["--model", "mlwork.nn:no_such_factory"], "error: model 'mlwork.nn:no_such_factory'"),
     (["--model", "json:loads"], "error: model 'json:loads' failed"),
+    (["--loss", "json:loads"], "error: loss 'json:loads' failed on outputs (2, 1) float32 and targets (2,) "
+                               "float32: TypeError"),
+    (["--metrics", "mse,json:loads"], "error: metric 'json:loads' failed on outputs"),
     (["--task", "classification"], "error: task 'classification' needs class labels"),
 ])
 def test_a_task_or_model_that_cannot_fit_exits_2_before_the_first_write(diabetes_npz, tmp_path, capsys, flags, says):
@@ -204,10 +218,12 @@ def _digits_npz(tmp_path):
     ("digits", ["--model", "cnn", "--epochs", "4", "--batch-size", "32", "--steps-per-call", "2"], signal.SIGTERM),
     ("diabetes", ["--epochs", "6", "--batch-size", "8", "--steps-per-call", "2", "--population", "3"],
      signal.SIGTERM),
+    ("diabetes", ["--epochs", "6", "--batch-size", "8", "--steps-per-call", "2", "--population", "3"],
+     signal.SIGKILL),
     ("digits", ["--epochs", "4", "--batch-size", "32", "--steps-per-call", "2", "--sweep", "lr=1e-3,3e-3"],
      signal.SIGKILL),
 ], ids=["diabetes-sigterm", "diabetes-sigkill", "digits-cnn-sigterm", "diabetes-population-sigterm",
-        "digits-sweep-sigkill"])
+        "diabetes-population-sigkill", "digits-sweep-sigkill"])
 def test_a_stopped_run_resumes_bit_identical(problem, extra, sig, diabetes_npz, tmp_path):
     data = diabetes_npz if problem == "diabetes" else _digits_npz(tmp_path)
     base = [sys.executable, "-m", "experiments.train", "--data", str(data), *extra]

@@ -4,6 +4,7 @@ checkpoint by the monitored metric, exact resume, refusals before the first writ
 predict / export_run, TensorBoard, the training monitor and plots that fit the task."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -101,6 +102,40 @@ def test_a_model_whose_outputs_do_not_fit_is_refused(regression, tmp_path):
                                        r"\(2, 3\)"):
         train_and_evaluate(TrainConfig(epochs=1, **FAST), tmp_path / "w", regression, model=nn.mlp([10, 3]), **QUIET)
     assert not (tmp_path / "w").exists()
+
+
+def _mean_over_the_batch(outputs, targets):  # a common slip: the mean of the batch, not per example
+    return jnp.mean((outputs[:, 0] - targets) ** 2)
+
+
+def _wrong_arity(outputs):
+    return outputs[:, 0]
+
+
+@pytest.mark.parametrize("loss, metrics, says", [
+    (_mean_over_the_batch, None, "loss '_mean_over_the_batch' must return one float per example, shape (2,) for "
+                                 "outputs (2, 1) float32 and targets (2,) float32; got shape () float32"),
+    (_wrong_arity, None, "loss '_wrong_arity' failed on outputs (2, 1) float32 and targets (2,) float32: TypeError"),
+    (None, {"batch_mse": _mean_over_the_batch}, "metric 'batch_mse' must return one float per example"),
+])
+def test_a_user_loss_or_metric_that_is_not_per_example_is_refused_before_the_first_write(regression, tmp_path,
+                                                                                          loss, metrics, says):
+    with pytest.raises(RunError) as err:
+        train_and_evaluate(TrainConfig(epochs=1, **FAST), tmp_path / "w", regression, loss=loss, metrics=metrics,
+                           **QUIET)
+    assert str(err.value).startswith(says) and "\n" not in str(err.value), str(err.value)
+    assert not (tmp_path / "w").exists()
+
+
+def test_top_k_accuracy_needs_k_below_the_classes_and_the_default_monitor_among_the_metrics(tmp_path):
+    data = digits_images(n=200)
+    for metrics, says in (("top10_accuracy", "metric 'top10_accuracy' needs k below the number of classes (10)"),
+                          ("top3_accuracy", "monitor_metric defaults to 'accuracy' for class labels, which the "
+                                            "metrics ['top3_accuracy'] leave out")):
+        with pytest.raises(RunError, match=re.escape(says)):
+            make_task(TrainConfig(metrics=metrics), data)
+    task = make_task(TrainConfig(metrics="top3_accuracy", monitor_metric="top3_accuracy"), data)
+    assert task.monitor == "top3_accuracy" and task.mode == "max"
 
 
 # -- a regression, end to end --------------------------------------------------------------------------

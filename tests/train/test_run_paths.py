@@ -211,6 +211,7 @@ def test_a_nonfinite_loss_exits_3_naming_member_epoch_and_step(path, data_dir, t
     who = {"single": None, "population": "of member 0 (seed 0, lr 1e+06", "sweep": "of member 1 (seed 0, lr 1e+06"}
     assert ("member" not in line) if who[path] is None else (who[path] in line), line
     assert not any(p.name.isdigit() for p in (workdir / "checkpoints").iterdir())
+    assert not (workdir / ".lock").exists()  # exit 3 releases and removes the lock file
     # Stopped before its first checkpoint: --resume with a sane config starts over (flags not given are the
     # recorded run's, so the rate is given).
     code, err = _main(_args(data_dir, path, workdir, "--optimizer", "sgd", "--lr", "1e-3", "--resume", epochs=1),
@@ -251,6 +252,7 @@ def test_a_signal_saves_then_the_resumed_run_is_exact(path, signame, code, finis
     got, err = _main(_args(data_dir, path, workdir), capsys)
     assert got == code, err
     assert f"({signame}): checkpoint saved at step 13 (epoch 1)" in _one_line(err)
+    assert not (workdir / ".lock").exists()  # exit 75 / 130 releases and removes the lock file
     monkeypatch.undo()
     got, err = _main(_args(data_dir, path, workdir, "--resume"), capsys)
     assert got == 0, err
@@ -390,6 +392,8 @@ def test_a_disk_fault_after_the_first_checkpoint_exits_4_and_keeps_it(path, faul
                 _make_writable(workdir)
         line = _one_line(err)
         assert code == 4 and line.startswith("error: could not write"), err
+        if "read_only" not in injected:  # (a read-only folder keeps the file; the kernel released the lock)
+            assert not (workdir / ".lock").exists()  # exit 4 releases and removes the lock file
         if fault == "vanished":  # the user removed the run; nothing was recreated, and the command starts anew
             assert not workdir.exists()
             code, err = _main(_args(data_dir, path, workdir, epochs=1), capsys)

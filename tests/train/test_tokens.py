@@ -69,6 +69,7 @@ def test_token_ids_beyond_the_vocabulary_stop_at_step_0_blaming_the_data_not_the
     message = str(e.value)
     assert "at epoch 1, step 0" in message and "token ids beyond an embedding's vocabulary" in message
     assert "lower the learning rate" not in message
+    assert (tmp_path / "w" / "config.json").exists() and not (tmp_path / "w" / ".lock").exists()  # exit 3: no lock
 
 
 def _env():
