@@ -33,7 +33,7 @@ _EXPORTS = {
     "programs": ("Run", "Compiled", "Members", "MODEL_BUILDERS", "build_model", "build_schedule", "prepare",
                  "check_outputs", "init_state", "compile_run", "make_evaluator", "ensemble_predict",
                  "ensemble_outputs"),
-    "loop": ("EpochEnd", "Interrupted", "FitResult", "train_epochs", "fit"),
+    "loop": ("EpochEnd", "Interrupted", "MidEpoch", "FitResult", "train_epochs", "fit"),
     "lifecycle": ("train_and_evaluate",),
     "checkpoint": ("best_step", "checkpoint_manager"),
     "compile_cache": ("enable_compilation_cache",),

@@ -20,6 +20,7 @@ metric is handled per member, with one member for a single model.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -75,6 +76,23 @@ class Interrupted(NamedTuple):
     partial: dict[str, Any]
 
 
+class MidEpoch(NamedTuple):
+    """``checkpoint(step)`` asked for a checkpoint after a compiled call in the middle of an epoch;
+    training goes on when the caller has saved it.
+
+    Attributes:
+      epoch: epochs completed before this one.
+      state, best: as in :class:`EpochEnd`, at the step reached.
+      partial: as :attr:`Interrupted.partial` (a copy: the epoch's sums keep growing afterwards),
+        with ``step_in_epoch``, the steps of this epoch done.
+    """
+
+    epoch: int
+    state: TrainState
+    best: tuple[Any, Any] | None
+    partial: dict[str, Any]
+
+
 def _add_stats(total: Any, new: Any) -> Any:
     """Metric statistics summed on the host in float64, JSON-ready (nested lists) for a mid-epoch checkpoint."""
     new = jax.tree.map(lambda x: np.asarray(x, np.float64), new)
@@ -98,7 +116,8 @@ def stopped_before(run: Run, state: TrainState) -> bool:
 
 def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple[Any, Any] | None = None,
                  partial: dict[str, Any] | None = None, stop_after: int | None = None,
-                 interrupt: Callable[[], bool] | None = None) -> Iterator[EpochEnd | Interrupted]:
+                 interrupt: Callable[[], bool] | None = None, checkpoint: Callable[[int], bool] | None = None
+                 ) -> Iterator[EpochEnd | Interrupted | MidEpoch]:
     """Train from where ``state`` stands to ``config.epochs`` (or ``stop_after`` more epochs, or
     early stopping), yielding after every epoch.
 
@@ -113,9 +132,14 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
       stop_after: stop after this many epochs of this call (as if interrupted).
       interrupt: polled after every compiled call that does not end an epoch; when it returns
         ``True`` the iterator yields :class:`Interrupted` and stops.
+      checkpoint: ``checkpoint(step)``, asked (with the global step reached) after every compiled
+        call that does not end an epoch and is not interrupted: ``True`` yields a
+        :class:`MidEpoch` to save, then training goes on (e.g. a checkpoint manager's
+        ``should_save`` under ``mlwork.train.checkpoint.clock_policy``).
 
     Yields:
-      :class:`EpochEnd` per epoch; at most one :class:`Interrupted`, last.
+      :class:`EpochEnd` per epoch, :class:`MidEpoch` when ``checkpoint`` asks; at most one
+      :class:`Interrupted`, last.
 
     Raises:
       NonFiniteLossError: a member's loss became NaN or infinite (nothing is yielded for that
@@ -168,8 +192,12 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
                 total["monitor"] = accumulate_monitor(total["monitor"], member.get("monitor"))
             position += length
             if interrupt is not None and position < spe and interrupt():
-                yield Interrupted(epoch - 1, state, best, {"time_s": time_s, "members": sums})
+                yield Interrupted(epoch - 1, state, best, {"time_s": time_s, "members": sums,
+                                                           "step_in_epoch": position})
                 return
+            if checkpoint is not None and position < spe and checkpoint(who.scalar(state.step)):
+                yield MidEpoch(epoch - 1, state, best, copy.deepcopy({"time_s": time_s, "members": sums,
+                                                                      "step_in_epoch": position}))
         val = jax.device_get(compiled.evaluate_val(state.params, state.model_state, *run.val))
         es_state, improved, stop = update_stopping(state.early_stopping, jnp.asarray(val[run.task.monitor]))
         if population:  # each member keeps its own best; early stopping is for single models

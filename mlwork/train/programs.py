@@ -602,8 +602,9 @@ def _state_bytes_per_member(state: TrainState) -> int:
 
 def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Compiled:
     """Compile the training call(s) and the validation evaluation ahead of time: one program per
-    epoch by default; with ``config.steps_per_call`` a chunk program, plus one for the epoch's
-    shorter last chunk when the chunk length does not divide the epoch.
+    epoch by default; with ``config.steps_per_call`` or a checkpoint clock
+    (:meth:`~mlwork.train.TrainConfig.call_steps`) a chunk program, reused for every full chunk,
+    plus one for the epoch's shorter last chunk when the chunk length does not divide the epoch.
 
     With ``config.monitor`` the calls also return the training monitor
     (:mod:`mlwork.train.diagnostics`): gradient norms sampled every ``MONITOR_EVERY`` steps and,
@@ -637,7 +638,7 @@ def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Com
                                  loss_fn=run.task.batch_loss, stats_fn=run.task.stats)
     hook = make_epoch_monitor(run.model, mean=run.mean, std=run.std, tx=run.tx,
                               loss_fn=run.task.batch_loss) if config.monitor else None
-    per_call = min(config.steps_per_call or spe, spe)
+    per_call = config.call_steps(spe)
     lengths = sorted({per_call, spe % per_call} - {0})
     options = compiler_options(run.mesh.devices.flat[0].platform)
     if population:
