@@ -140,6 +140,11 @@ class TrainConfig:
         last checkpoint, > 0 (decided after each compiled chunk: ``steps_per_call`` steps, or
         ``CLOCK_CHUNK_STEPS`` (100)), so a SIGKILL loses at most this long plus one chunk.
         ``None``: off.
+      stream: stream the training split from disk (:mod:`mlwork.data.stream`: memory-mapped
+        ``.npy`` files, a seeded Grain pipeline, chunks prefetched by threads) instead of putting it
+        on the device; the same batches in the same order, so the same result.
+      device_memory_budget_mb: stream automatically (with a one-line notice) when the training
+        inputs and targets exceed this many MiB, > 0; ``None``: only with ``stream``.
       population: train this many models (seeds ``seed`` to ``seed + population - 1``), >= 1, in
         one vmapped program.
       sweep: one member per value, times ``population`` seeds, e.g. ``"lr=1e-4,3e-4,1e-3"`` or
@@ -217,6 +222,10 @@ class TrainConfig:
                                                      "start (a SIGKILL loses at most N steps; none: per epoch)")
     checkpoint_every_minutes: float | None = _knob(None, "also checkpoint mid-epoch once M minutes have passed "
                                                          "since the last checkpoint (decided after each chunk)")
+    stream: bool = _knob(False, "stream the training split from memory-mapped .npy files through a Grain "
+                                "pipeline instead of putting it on the device (same batches, same result)")
+    device_memory_budget_mb: float | None = _knob(None, "stream automatically when the training arrays exceed "
+                                                        "this many MiB (none: only with --stream)")
     population: int = _knob(1, "train K models (seeds seed..seed+K-1) in one vmapped program")
     sweep: str | None = _knob(None, "one member per value, times --population seeds: e.g. lr=1e-4,3e-4,1e-3 "
                                     "or 'lr=1e-3,3e-3;weight_decay=0,1e-4'")
@@ -451,6 +460,8 @@ def _validate(c: TrainConfig) -> None:
         value = getattr(c, name)
         if value is not None and value < 1:
             raise RunError(f"{name} must be >= 1, got {value}")
+    if c.device_memory_budget_mb is not None and c.device_memory_budget_mb <= 0:
+        raise RunError(f"device_memory_budget_mb must be > 0, got {c.device_memory_budget_mb}")
     if c.checkpoint_every_minutes is not None and c.checkpoint_every_minutes <= 0:
         raise RunError(f"checkpoint_every_minutes must be > 0, got {c.checkpoint_every_minutes}")
     if c.lr <= 0:

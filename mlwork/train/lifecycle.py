@@ -223,6 +223,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
         parallel.all_processes(True)  # every process has checked before the primary writes
         requested = lambda: parallel.any_process(guard.requested)  # noqa: E731 (one signalled process stops all)
         tree, history, partial = _start(run, manager, workdir, resuming and not fresh, log)
+        if run.stream is not None:
+            log(run.stream.notice)
         if resuming and fresh:
             log(f"no checkpoint in {workdir} yet (stopped before its first): starting from scratch")
         elif resume == "auto" and not resuming:

@@ -93,6 +93,44 @@ class MidEpoch(NamedTuple):
     partial: dict[str, Any]
 
 
+def _partial(time_s: float, sums: list[dict[str, Any]], position: int, feed: Any) -> dict[str, Any]:
+    """A mid-epoch checkpoint's record of the epoch so far (a streamed run's Grain iterator state too)."""
+    out = {"time_s": time_s, "members": sums, "step_in_epoch": position}
+    if feed is not None:
+        out["data_iterator"] = feed.get_state()
+    return out
+
+
+def _feed(run: Run, state: TrainState, epoch: int, position: int, chunk_steps: int,
+          saved: dict[str, Any] | None) -> Any:
+    """The Grain iterator over epoch ``epoch``'s (0-based) chunks, at step ``position`` of it: the
+    saved iterator state when it is there and agrees with the state's step, else positioned there."""
+    from mlwork.data.stream import chunk_starts, epoch_chunks
+    from mlwork.train.step import epoch_order
+
+    n, size = len(run.stream.source), run.config.batch_size
+    order_fn = lambda rng: epoch_order(jax.random.wrap_key_data(rng), epoch, n, size)  # noqa: E731
+    order = np.asarray(jax.device_get(jax.jit(run.who.vmap(order_fn))(state.rng)))
+    starts = chunk_starts(run.steps_per_epoch, chunk_steps)
+    if position not in starts:  # resumed with another chunk length: read from the step on
+        return epoch_chunks(run.stream.source, order[..., position:, :], chunk_steps, threads=STREAM_THREADS)
+    if saved is None or starts[min(int(saved.get("next_index", -1)), len(starts) - 1)] != position:
+        saved = {"next_index": starts.index(position)} if position > 0 else None
+    return epoch_chunks(run.stream.source, order, chunk_steps, threads=STREAM_THREADS, state=saved)
+
+
+#: Grain's reading threads for a streamed run.
+STREAM_THREADS = 2
+
+
+def _put_batches(run: Run, xs: np.ndarray, ys: np.ndarray) -> tuple[jax.Array, jax.Array]:
+    if run.members is None:
+        from mlwork.train import parallel
+
+        return parallel.put_replicated(xs, run.mesh), parallel.put_replicated(ys, run.mesh)
+    return jax.device_put(xs), jax.device_put(ys)
+
+
 def _add_stats(total: Any, new: Any) -> Any:
     """Metric statistics summed on the host in float64, JSON-ready (nested lists) for a mid-epoch checkpoint."""
     new = jax.tree.map(lambda x: np.asarray(x, np.float64), new)
@@ -176,11 +214,17 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
             sums, time_s = [dict(s) for s in partial["members"]], partial["time_s"]
         else:
             sums, time_s = [{"loss_sum": 0.0, "stats": None, "monitor": None} for _ in range(who.count)], 0.0
+        feed = None if run.stream is None else _feed(run, state, epoch - 1, position, compiled.steps_per_call,
+                                                     (partial or {}).get("data_iterator") if position > 0 else None)
         partial = None
         while position < spe:
             length = min(compiled.steps_per_call, spe - position)
             t = time.perf_counter()
-            state, m = compiled.chunks[length](state, *run.train)
+            if feed is None:
+                state, m = compiled.chunks[length](state, *run.train)
+            else:
+                xs, ys = next(feed)
+                state, m = compiled.chunks[length](state, *_put_batches(run, xs, ys), *run.train)
             m = jax.device_get({name: m[name] for name in _FETCH if name in m})
             time_s += time.perf_counter() - t
             for i, (member, total) in enumerate(zip(who.split(m), sums, strict=True)):
@@ -192,12 +236,10 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
                 total["monitor"] = accumulate_monitor(total["monitor"], member.get("monitor"))
             position += length
             if interrupt is not None and position < spe and interrupt():
-                yield Interrupted(epoch - 1, state, best, {"time_s": time_s, "members": sums,
-                                                           "step_in_epoch": position})
+                yield Interrupted(epoch - 1, state, best, _partial(time_s, sums, position, feed))
                 return
             if checkpoint is not None and position < spe and checkpoint(who.scalar(state.step)):
-                yield MidEpoch(epoch - 1, state, best, copy.deepcopy({"time_s": time_s, "members": sums,
-                                                                      "step_in_epoch": position}))
+                yield MidEpoch(epoch - 1, state, best, copy.deepcopy(_partial(time_s, sums, position, feed)))
         val = jax.device_get(compiled.evaluate_val(state.params, state.model_state, *run.val))
         es_state, improved, stop = update_stopping(state.early_stopping, jnp.asarray(val[run.task.monitor]))
         if population:  # each member keeps its own best; early stopping is for single models

@@ -40,10 +40,11 @@ from mlwork.data.sources import Dataset, split_validation
 from mlwork.train import parallel
 from mlwork.train.config import Member, TrainConfig, hidden_sizes
 from mlwork.train.diagnostics import MONITOR_EVERY, make_epoch_monitor
+from mlwork.train.diagnostics.monitor import PROBE_SIZE
 from mlwork.train.errors import RunError
 from mlwork.train.hardware import compiler_options, member_block
 from mlwork.train.state import TrainState, create_train_state
-from mlwork.train.step import make_evaluate, make_train_chunk, make_train_step
+from mlwork.train.step import make_evaluate, make_streamed_chunk, make_train_chunk, make_train_step
 from mlwork.train.task import Task, is_import_string, make_task, resolve
 
 
@@ -227,6 +228,18 @@ class Members(NamedTuple):
                                                               **self.members[i]._asdict()}
 
 
+class Stream(NamedTuple):
+    """A training split streamed from disk (see :mod:`mlwork.data.stream`).
+
+    Attributes:
+      source: the memory-mapped :class:`~mlwork.data.stream.NpySource`.
+      notice: why the run streams, one line (``--stream``, or the size over the budget).
+    """
+
+    source: Any
+    notice: str
+
+
 class Run(NamedTuple):
     """A config made concrete: the model, the optimizer, and the splits on the device(s) (from :func:`prepare`).
 
@@ -249,6 +262,8 @@ class Run(NamedTuple):
       task: the :class:`~mlwork.train.task.Task`: loss, metrics, monitored metric and its mode.
       data: the :class:`~mlwork.data.ArrayDataset` the splits came from.
       test_is_val: no test split was given: the test figures are the validation split's.
+      stream: the streamed training split (:class:`Stream`), or ``None`` when it sits on the
+        device; then ``train`` holds only its first ``PROBE_SIZE`` examples (the monitor's probe).
     """
 
     config: TrainConfig
@@ -271,6 +286,7 @@ class Run(NamedTuple):
     task: Task | None = None
     data: ArrayDataset | None = None
     test_is_val: bool = False
+    stream: Stream | None = None
 
     @property
     def population(self) -> int | None:
@@ -356,9 +372,28 @@ def prepare(config: TrainConfig, dataset: ArrayDataset | Dataset, *, model: nn.M
     input_dtype = jnp.int32 if data.input_kind == "tokens" else jnp.float32
     model = model or build_model(config, input_shape, task.output_size, input_dtype=input_dtype)
     check_outputs(model, task, input_shape, input_dtype)
+    stream = _stream(config, tr_x, tr_y)
+    if stream is not None:
+        tr_x, tr_y = tr_x[:PROBE_SIZE], tr_y[:PROBE_SIZE]
     return Run(config, model, tx, schedule, custom_tx, stopper, mean, std, steps_per_epoch, (put(tr_x), put(tr_y)),
                (put(va_x), put(va_y)), (put(te_x), put(te_y)), mesh, config.members() if population else None,
-               input_shape, task.output_size, class_names, task, data, test_is_val)
+               input_shape, task.output_size, class_names, task, data, test_is_val, stream)
+
+
+def _stream(config: TrainConfig, x: Any, y: Any) -> Stream | None:
+    """The streamed split when ``config.stream`` asks or the arrays exceed the device budget."""
+    mib = (np.asarray(x).nbytes + np.asarray(y).nbytes) / 2**20
+    budget = config.device_memory_budget_mb
+    if not config.stream and (budget is None or mib <= budget):
+        return None
+    if jax.process_count() > 1:
+        raise RunError("the streamed input path runs in one process (each process reading its share of the "
+                       "batches is not built yet); drop --stream or raise --device-memory-budget-mb")
+    from mlwork.data.stream import NpySource, write_npy_cache
+
+    source = NpySource(write_npy_cache(x, y))
+    why = "--stream" if config.stream else f"{mib:.1f} MiB exceed the device memory budget of {budget:g} MiB"
+    return Stream(source, f"streaming the training split from {source.folder} ({why})")
 
 
 def check_outputs(model: nn.Model, task: Task, input_shape: tuple[int, ...], input_dtype: Any = jnp.float32) -> None:
@@ -649,6 +684,9 @@ def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Com
     t0 = time.perf_counter()
     chunks = {}
     for length in lengths:
+        if run.stream is not None:
+            chunks[length] = _compile_streamed(run, state, train_step, hook, length, block, options)
+            continue
         one = make_train_chunk(train_step, config.batch_size, None if length == spe else length, monitor=hook)
         if not population:
             repl = parallel.replicated(run.mesh)
@@ -662,3 +700,23 @@ def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Com
     evaluate_val = make_evaluator(run).lower(state.params, state.model_state, *run.val).compile(
         compiler_options=options)
     return Compiled(chunks, per_call, evaluate_val, time.perf_counter() - t0, block if population else None)
+
+
+def _compile_streamed(run: Run, state: TrainState, train_step: Any, hook: Any, length: int, block: int | None,
+                      options: Any) -> Any:
+    """The chunk program of a streamed run: ``(state, xs, ys, probe_x, probe_y)``, the batches
+    ``(length, B, ...)`` (a leading member axis for a population) read on the host."""
+    one = make_streamed_chunk(train_step, run.steps_per_epoch, monitor=hook)
+    source, lead = run.stream.source, () if run.members is None else (len(run.members),)
+    shape = lead + (length, run.config.batch_size)
+    xs = jax.ShapeDtypeStruct(shape + source.x.shape[1:], source.x.dtype)
+    ys = jax.ShapeDtypeStruct(shape + source.y.shape[1:], source.y.dtype)
+    if run.members is None:
+        repl = parallel.replicated(run.mesh)
+        fn = jax.jit(one, donate_argnums=0, in_shardings=repl, out_shardings=repl)
+    elif block == len(run.members):
+        fn = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, None)), donate_argnums=0)
+    else:
+        fn = jax.jit(lambda st, x, y, px, py: jax.lax.map(lambda a: one(*a, px, py), (st, x, y), batch_size=block),
+                     donate_argnums=0)
+    return fn.lower(state, xs, ys, *run.train).compile(compiler_options=options)

@@ -118,12 +118,15 @@ def _env():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [[], ["--population", "2"]], ids=["single", "population"])
-def test_sigkill_loses_at_most_n_steps_and_the_resumed_run_is_exact(extra, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--population", "2"], ["--stream"], ["--stream", "--population", "2"]],
+                         ids=["single", "population", "single-streamed", "population-streamed"])
+def test_sigkill_loses_at_most_n_steps_and_the_resumed_run_is_exact(extra, tmp_path, monkeypatch):
     """SIGKILL once epoch 2 has a checkpoint on the clock; every N steps of the epoch had one (so at
-    most N steps are lost), and the resumed run equals a run without the flag."""
+    most N steps are lost), and the resumed run equals a run without the flag (and, streamed, a
+    streamed run without it: the Grain iterator's state is in the checkpoint)."""
     from tests.train.problems import diabetes, save_npz
 
+    monkeypatch.setenv("MLWORK_CACHE_DIR", str(tmp_path / "cache"))  # the streamed split's .npy files
     data = tmp_path / "diabetes.npz"
     save_npz(data, diabetes())
     base = [sys.executable, "-m", "experiments.train", "--data", str(data), "--epochs", "3", "--batch-size", "8",
@@ -153,3 +156,28 @@ def test_sigkill_loses_at_most_n_steps_and_the_resumed_run_is_exact(extra, tmp_p
     assert reference.returncode == 0, reference.stderr[-2000:]
     sha = lambda w: json.loads((tmp_path / w / "summary.json").read_text())["params_sha256"]  # noqa: E731
     assert sha("run") == sha("ref")
+
+
+def test_a_streamed_run_equals_the_in_memory_one_and_resumes_mid_epoch(tmp_path, small_mnist, monkeypatch):
+    """Streamed automatically (the split exceeds a 0.1 MiB budget, with a notice), saved every 4
+    steps with the Grain iterator's state, resumed from step 13 alone: the in-memory run's bits."""
+    monkeypatch.setenv("MLWORK_CACHE_DIR", str(tmp_path / "cache"))
+    lines = []
+    clock = TrainConfig(epochs=2, batch_size=64, seed=4, hidden="32", keep_checkpoints=20, checkpoint_every_steps=4,
+                        device_memory_budget_mb=0.1)
+    ran = train_and_evaluate(clock, tmp_path / "clock", small_mnist, **{**QUIET, "log": lines.append})
+    assert any(line.startswith("streaming the training split from ") and "exceed the device memory budget of 0.1 MiB"
+               in line for line in lines)
+    reference = train_and_evaluate(TrainConfig(epochs=2, batch_size=64, seed=4, hidden="32"), tmp_path / "ref",
+                                   small_mnist, **QUIET)
+    assert ran["params_sha256"] == reference["params_sha256"]
+    killed = tmp_path / "killed"
+    (killed / "checkpoints").mkdir(parents=True)
+    shutil.copy(tmp_path / "clock" / "config.json", killed / "config.json")
+    shutil.copytree(tmp_path / "clock" / "checkpoints" / "13", killed / "checkpoints" / "13")
+    manager = checkpoint.checkpoint_manager(killed, read_only=True)
+    record = manager.restore(13, args=ocp.args.Composite(record=ocp.args.JsonRestore()))["record"]
+    manager.close()
+    assert record["partial"]["data_iterator"] == {"next_index": 1}  # Grain's state: the second chunk of 4 next
+    done = train_and_evaluate(clock, killed, small_mnist, resume=True, **QUIET)
+    assert done["params_sha256"] == reference["params_sha256"]
