@@ -245,16 +245,18 @@ class TrainConfig:
         """Whether checkpoints are also saved mid-epoch (``checkpoint_every_steps`` or ``_minutes``)."""
         return self.checkpoint_every_steps is not None or self.checkpoint_every_minutes is not None
 
-    def call_steps(self, steps_per_epoch: int) -> int:
+    def call_steps(self, steps_per_epoch: int, streamed: bool = False) -> int:
         """Optimizer steps per compiled call for an epoch of ``steps_per_epoch`` steps.
 
         A whole epoch unless ``steps_per_call`` or a checkpoint clock asks for chunks. With
         ``checkpoint_every_steps`` ``N`` the chunk length divides ``N`` (``N``, or
         ``gcd(N, steps_per_call)``), so chunks end at every multiple of ``N`` in the epoch; with
-        only ``checkpoint_every_minutes``, ``steps_per_call`` or ``CLOCK_CHUNK_STEPS`` (100).
+        only ``checkpoint_every_minutes``, ``steps_per_call`` or ``CLOCK_CHUNK_STEPS`` (100). A
+        streamed split is read in chunks too: ``steps_per_call``, else ``CLOCK_CHUNK_STEPS``.
 
         Args:
           steps_per_epoch: optimizer steps per epoch, >= 1.
+          streamed: the training split is streamed from the host (:mod:`mlwork.data.stream`).
 
         Returns:
           The chunk length, in ``[1, steps_per_epoch]``.
@@ -273,7 +275,7 @@ class TrainConfig:
             length = n if per_call is None else math.gcd(n, per_call)
         elif per_call is not None:
             length = per_call
-        elif self.checkpoint_every_minutes is not None:
+        elif self.checkpoint_every_minutes is not None or streamed:
             length = CLOCK_CHUNK_STEPS
         else:
             length = steps_per_epoch

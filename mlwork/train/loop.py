@@ -21,6 +21,7 @@ metric is handled per member, with one member for a single model.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -106,17 +107,24 @@ def _feed(run: Run, state: TrainState, epoch: int, position: int, chunk_steps: i
     """The Grain iterator over epoch ``epoch``'s (0-based) chunks, at step ``position`` of it: the
     saved iterator state when it is there and agrees with the state's step, else positioned there."""
     from mlwork.data.stream import chunk_starts, epoch_chunks
-    from mlwork.train.step import epoch_order
 
-    n, size = len(run.stream.source), run.config.batch_size
-    order_fn = lambda rng: epoch_order(jax.random.wrap_key_data(rng), epoch, n, size)  # noqa: E731
-    order = np.asarray(jax.device_get(jax.jit(run.who.vmap(order_fn))(state.rng)))
+    order = np.asarray(jax.device_get(_orders(state.rng, epoch, len(run.stream.source), run.config.batch_size,
+                                              run.members is not None)))
     starts = chunk_starts(run.steps_per_epoch, chunk_steps)
     if position not in starts:  # resumed with another chunk length: read from the step on
         return epoch_chunks(run.stream.source, order[..., position:, :], chunk_steps, threads=STREAM_THREADS)
     if saved is None or starts[min(int(saved.get("next_index", -1)), len(starts) - 1)] != position:
         saved = {"next_index": starts.index(position)} if position > 0 else None
     return epoch_chunks(run.stream.source, order, chunk_steps, threads=STREAM_THREADS, state=saved)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _orders(rng: jax.Array, epoch: Any, n: int, batch_size: int, population: bool) -> jax.Array:
+    """:func:`~mlwork.train.step.epoch_order` of the state's key data (each member's, for a population)."""
+    from mlwork.train.step import epoch_order
+
+    one = lambda r: epoch_order(jax.random.wrap_key_data(r), epoch, n, batch_size)  # noqa: E731
+    return jax.vmap(one)(rng) if population else one(rng)
 
 
 #: Grain's reading threads for a streamed run.

@@ -673,7 +673,7 @@ def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Com
                                  loss_fn=run.task.batch_loss, stats_fn=run.task.stats)
     hook = make_epoch_monitor(run.model, mean=run.mean, std=run.std, tx=run.tx,
                               loss_fn=run.task.batch_loss) if config.monitor else None
-    per_call = config.call_steps(spe)
+    per_call = config.call_steps(spe, streamed=run.stream is not None)
     lengths = sorted({per_call, spe % per_call} - {0})
     options = compiler_options(run.mesh.devices.flat[0].platform)
     if population:
