@@ -181,3 +181,23 @@ def test_a_streamed_run_equals_the_in_memory_one_and_resumes_mid_epoch(tmp_path,
     assert record["partial"]["data_iterator"] == {"next_index": 1}  # Grain's state: the second chunk of 4 next
     done = train_and_evaluate(clock, killed, small_mnist, resume=True, **QUIET)
     assert done["params_sha256"] == reference["params_sha256"]
+
+
+def test_the_minutes_policy_saves_once_the_interval_has_passed_since_the_last_checkpoint():
+    import datetime
+
+    from orbax.checkpoint.options import MultiprocessingOptions
+
+    policy = clock_policy(None, 0.5, 9)  # 30 s
+    now = datetime.datetime.now(datetime.UTC)
+    context = SimpleNamespace(is_saving_in_progress=False, reached_preemption=False,
+                              multiprocessing_options=MultiprocessingOptions())
+    at = lambda step, seconds: SimpleNamespace(step=step, time=now + datetime.timedelta(seconds=seconds))  # noqa: E731
+    assert not policy.should_save(at(5, 29), [at(3, 0)], context=context)
+    assert policy.should_save(at(5, 31), [at(3, 0)], context=context)
+    busy = SimpleNamespace(**{**vars(context), "is_saving_in_progress": True})
+    assert not policy.should_save(at(5, 31), [at(3, 0)], context=busy)  # an async save still being written
+    both = clock_policy(4, 0.5, 9)  # either one
+    assert both.should_save(at(4, 1), [at(3, 0)], context=context)
+    assert both.should_save(at(5, 31), [at(3, 0)], context=context)
+    assert not both.should_save(at(5, 1), [at(3, 0)], context=context)
