@@ -107,9 +107,13 @@ def _feed(run: Run, state: TrainState, epoch: int, position: int, chunk_steps: i
     """The Grain iterator over epoch ``epoch``'s (0-based) chunks, at step ``position`` of it: the
     saved iterator state when it is there and agrees with the state's step, else positioned there."""
     from mlwork.data.stream import chunk_starts, epoch_chunks
+    from mlwork.train.programs import process_columns
 
     order = np.asarray(jax.device_get(_orders(state.rng, epoch, len(run.stream.source), run.config.batch_size,
                                               run.members is not None)))
+    if run.members is None:  # each process reads only the part of every batch its devices hold
+        lo, hi = process_columns(run.mesh, run.config.batch_size)
+        order = order[..., lo:hi]
     starts = chunk_starts(run.steps_per_epoch, chunk_steps)
     if position not in starts:  # resumed with another chunk length: read from the step on
         return epoch_chunks(run.stream.source, order[..., position:, :], chunk_steps, threads=STREAM_THREADS)
@@ -132,10 +136,15 @@ STREAM_THREADS = 2
 
 
 def _put_batches(run: Run, xs: np.ndarray, ys: np.ndarray) -> tuple[jax.Array, jax.Array]:
+    """A chunk's batches on the devices: for a single model, each process's part of every batch
+    assembled into the global ``(L, B, ...)`` arrays split over the mesh."""
     if run.members is None:
-        from mlwork.train import parallel
+        from mlwork.train.programs import streamed_batch_sharding
 
-        return parallel.put_replicated(xs, run.mesh), parallel.put_replicated(ys, run.mesh)
+        sharding = streamed_batch_sharding(run.mesh)
+        size = run.config.batch_size
+        return tuple(jax.make_array_from_process_local_data(sharding, a, (a.shape[0], size, *a.shape[2:]))
+                     for a in (xs, ys))
     return jax.device_put(xs), jax.device_put(ys)
 
 

@@ -372,7 +372,7 @@ def prepare(config: TrainConfig, dataset: ArrayDataset | Dataset, *, model: nn.M
     input_dtype = jnp.int32 if data.input_kind == "tokens" else jnp.float32
     model = model or build_model(config, input_shape, task.output_size, input_dtype=input_dtype)
     check_outputs(model, task, input_shape, input_dtype)
-    stream = _stream(config, tr_x, tr_y)
+    stream = _stream(config, tr_x, tr_y, mesh)
     if stream is not None:
         tr_x, tr_y = tr_x[:PROBE_SIZE], tr_y[:PROBE_SIZE]
     return Run(config, model, tx, schedule, custom_tx, stopper, mean, std, steps_per_epoch, (put(tr_x), put(tr_y)),
@@ -380,20 +380,37 @@ def prepare(config: TrainConfig, dataset: ArrayDataset | Dataset, *, model: nn.M
                input_shape, task.output_size, class_names, task, data, test_is_val, stream)
 
 
-def _stream(config: TrainConfig, x: Any, y: Any) -> Stream | None:
+def _stream(config: TrainConfig, x: Any, y: Any, mesh: Mesh) -> Stream | None:
     """The streamed split when ``config.stream`` asks or the arrays exceed the device budget."""
     mib = (np.asarray(x).nbytes + np.asarray(y).nbytes) / 2**20
     budget = config.device_memory_budget_mb
     if not config.stream and (budget is None or mib <= budget):
         return None
-    if jax.process_count() > 1:
-        raise RunError("the streamed input path runs in one process (each process reading its share of the "
-                       "batches is not built yet); drop --stream or raise --device-memory-budget-mb")
     from mlwork.data.stream import NpySource, write_npy_cache
 
     source = NpySource(write_npy_cache(x, y))
     why = "--stream" if config.stream else f"{mib:.1f} MiB exceed the device memory budget of {budget:g} MiB"
-    return Stream(source, f"streaming the training split from {source.folder} ({why})")
+    lo, hi = process_columns(mesh, config.batch_size)
+    share = "" if jax.process_count() == 1 else f"; this process reads examples {lo}:{hi} of every batch"
+    return Stream(source, f"streaming the training split from {source.folder} ({why}){share}")
+
+
+def streamed_batch_sharding(mesh: Mesh) -> Any:
+    """A streamed chunk's batches ``(L, B, ...)``: split over the mesh's ``data`` axis along ``B``."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return NamedSharding(mesh, PartitionSpec(None, parallel.DATA_AXIS))
+
+
+def process_columns(mesh: Mesh, batch_size: int) -> tuple[int, int]:
+    """The slice ``[lo, hi)`` of every global batch this process's devices hold (all of it in one process)."""
+    spans = sorted({index[1].indices(batch_size)[:2] for index in
+                    streamed_batch_sharding(mesh).addressable_devices_indices_map((1, batch_size)).values()})
+    lo, hi = spans[0][0], spans[-1][1]
+    if sum(b - a for a, b in spans) != hi - lo:
+        raise RunError(f"this process's devices hold a non-contiguous part of the batch ({spans}); the streamed "
+                       "input path needs each process's devices adjacent on the mesh")
+    return lo, hi
 
 
 def check_outputs(model: nn.Model, task: Task, input_shape: tuple[int, ...], input_dtype: Any = jnp.float32) -> None:
@@ -712,8 +729,8 @@ def _compile_streamed(run: Run, state: TrainState, train_step: Any, hook: Any, l
     xs = jax.ShapeDtypeStruct(shape + source.x.shape[1:], source.x.dtype)
     ys = jax.ShapeDtypeStruct(shape + source.y.shape[1:], source.y.dtype)
     if run.members is None:
-        repl = parallel.replicated(run.mesh)
-        fn = jax.jit(one, donate_argnums=0, in_shardings=repl, out_shardings=repl)
+        repl, batch = parallel.replicated(run.mesh), streamed_batch_sharding(run.mesh)
+        fn = jax.jit(one, donate_argnums=0, in_shardings=(repl, batch, batch, repl, repl), out_shardings=repl)
     elif block == len(run.members):
         fn = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, None)), donate_argnums=0)
     else:
