@@ -652,11 +652,22 @@ def _state_bytes_per_member(state: TrainState) -> int:
     return max(1, (2 * nbytes(state.params) + nbytes(state.opt_state)) // k)
 
 
+def _resumed_tail(run: Run, state: TrainState, per_call: int) -> int:
+    """The last chunk's length of an epoch resumed mid-way at a step that is not a multiple of
+    ``per_call`` (a run saved with another chunk length); 0 otherwise, or for an abstract state."""
+    try:
+        position = run.who.scalar(state.step) - run.who.scalar(state.epoch) * run.steps_per_epoch
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        return 0
+    return (run.steps_per_epoch - position) % per_call if position % per_call else 0
+
+
 def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Compiled:
     """Compile the training call(s) and the validation evaluation ahead of time: one program per
     epoch by default; with ``config.steps_per_call`` or a checkpoint clock
     (:meth:`~mlwork.train.TrainConfig.call_steps`) a chunk program, reused for every full chunk,
-    plus one for the epoch's shorter last chunk when the chunk length does not divide the epoch.
+    plus one for the epoch's shorter last chunk when the chunk length does not divide the epoch
+    (and one for the rest of an epoch resumed at a step saved with another chunk length).
 
     With ``config.monitor`` the calls also return the training monitor
     (:mod:`mlwork.train.diagnostics`): gradient norms sampled every ``MONITOR_EVERY`` steps and,
@@ -691,7 +702,7 @@ def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Com
     hook = make_epoch_monitor(run.model, mean=run.mean, std=run.std, tx=run.tx,
                               loss_fn=run.task.batch_loss) if config.monitor else None
     per_call = config.call_steps(spe, streamed=run.stream is not None)
-    lengths = sorted({per_call, spe % per_call} - {0})
+    lengths = sorted({per_call, spe % per_call, _resumed_tail(run, state, per_call)} - {0})
     options = compiler_options(run.mesh.devices.flat[0].platform)
     if population:
         k = len(run.members)

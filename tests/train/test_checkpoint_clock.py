@@ -85,6 +85,10 @@ def test_a_mid_epoch_checkpoint_resumes_bit_identical(tmp_path, small_mnist):
     manager.close()
     assert record["partial"]["step_in_epoch"] == 4 and [r["epoch"] for r in record["history"]] == [1]
 
+    other = tmp_path / "other"  # resumed with another clock: chunks of 3 from step 4 of the epoch (3, then 2)
+    shutil.copytree(killed, other)
+    done = train_and_evaluate(clock.replace(checkpoint_every_steps=3), other, small_mnist, resume=True, **QUIET)
+    assert done["params_sha256"] == reference["params_sha256"]
     done = train_and_evaluate(clock, killed, small_mnist, resume=True, **QUIET)
     assert done["params_sha256"] == reference["params_sha256"]
     rows = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
@@ -179,6 +183,10 @@ def test_a_streamed_run_equals_the_in_memory_one_and_resumes_mid_epoch(tmp_path,
     record = manager.restore(13, args=ocp.args.Composite(record=ocp.args.JsonRestore()))["record"]
     manager.close()
     assert record["partial"]["data_iterator"] == {"next_index": 1}  # Grain's state: the second chunk of 4 next
+    other = tmp_path / "other"  # another chunk length: the pipeline is positioned from the step instead
+    shutil.copytree(killed, other)
+    done = train_and_evaluate(clock.replace(checkpoint_every_steps=3), other, small_mnist, resume=True, **QUIET)
+    assert done["params_sha256"] == reference["params_sha256"]
     done = train_and_evaluate(clock, killed, small_mnist, resume=True, **QUIET)
     assert done["params_sha256"] == reference["params_sha256"]
 
