@@ -1,6 +1,7 @@
 """Kill a training run at random moments, resume it, and check it ends bit-identical.
 
     uv run python -m bench.torture_resume [--trials 20] [--max-kills 4] [--epochs 6]
+    uv run python -m bench.torture_resume --stream --checkpoint-every-steps 20   # streamed, saved on a clock
 
 Each trial runs ``python -m experiments.mnist`` (the MLP on the embedded 5,000-image MNIST
 sample) in a fresh workdir and sends SIGKILL after a random delay — inside an epoch, during a
@@ -30,9 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def command(workdir: Path, epochs: int, resume: bool) -> list[str]:
+def command(workdir: Path, epochs: int, resume: bool, extra: tuple[str, ...] = ()) -> list[str]:
     cmd = [sys.executable, "-m", "experiments.mnist", "--epochs", str(epochs), "--batch-size", "64",
-           "--keep-checkpoints", "2", "--workdir", str(workdir)]
+           "--keep-checkpoints", "2", "--workdir", str(workdir), *extra]
     return cmd + (["--resume"] if resume else [])
 
 
@@ -47,15 +48,15 @@ def summary_sha(workdir: Path) -> str:
     return json.loads((workdir / "summary.json").read_text())["params_sha256"]
 
 
-def reference(epochs: int, cache: Path, base: Path) -> tuple[str, float, float]:
+def reference(epochs: int, cache: Path, base: Path, extra: tuple[str, ...] = ()) -> tuple[str, float, float]:
     """The uninterrupted run's hash, wall time, and when its first epoch ended (the training phase
     starts about one epoch before that)."""
     # A first run fills the compilation cache, so the timed one starts up as a resumed run will.
-    subprocess.run(command(base / "warm-up", epochs, False), env=environment(cache), cwd=ROOT, check=True,
+    subprocess.run(command(base / "warm-up", epochs, False, extra), env=environment(cache), cwd=ROOT, check=True,
                    capture_output=True)
     workdir = base / "reference"
     t0 = time.perf_counter()
-    proc = subprocess.Popen(command(workdir, epochs, False), env=environment(cache), cwd=ROOT,
+    proc = subprocess.Popen(command(workdir, epochs, False, extra), env=environment(cache), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first_epoch = None
     while proc.poll() is None:
@@ -92,14 +93,14 @@ def unrestorable(workdir: Path, epochs: int) -> list[int]:
 
 
 def trial(workdir: Path, epochs: int, max_kills: int, window: tuple[float, float], rng: np.random.Generator,
-          cache: Path) -> dict:
+          cache: Path, extra: tuple[str, ...] = ()) -> dict:
     """Kill delays: half uniform over the whole run ``[0, total]`` (start-up, compile, saves,
     the end), half uniform over its training phase ``[train_start, total]``."""
     kills, starts, bad, delays = 0, 0, [], []
     while True:
         # Resume whenever the run has begun (its config is written); a kill before that restarts it.
         resume = (workdir / "config.json").exists()
-        proc = subprocess.Popen(command(workdir, epochs, resume), env=environment(cache), cwd=ROOT,
+        proc = subprocess.Popen(command(workdir, epochs, resume, extra), env=environment(cache), cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         starts += 1
         train_start, total = window
@@ -128,19 +129,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-record", action="store_true", help="do not append to bench/results.jsonl")
+    p.add_argument("--stream", action="store_true", help="streamed runs (the Grain input path)")
+    p.add_argument("--checkpoint-every-steps", type=int, default=None, help="checkpoints on a clock too")
     args = p.parse_args(argv)
+    extra = (("--stream",) if args.stream else ()) + (
+        ("--checkpoint-every-steps", str(args.checkpoint_every_steps)) if args.checkpoint_every_steps else ())
     base = Path(tempfile.mkdtemp(prefix="torture-"))
     cache = base / "jax-cache"
     rng = np.random.default_rng(args.seed)
     try:
-        ref_sha, ref_time, first_epoch = reference(args.epochs, cache, base)
+        ref_sha, ref_time, first_epoch = reference(args.epochs, cache, base, extra)
         train_start = max(0.0, first_epoch - (ref_time - first_epoch) / max(1, args.epochs - 1))
         print(f"uninterrupted run: {ref_time:.1f} s (first epoch done at {first_epoch:.1f} s), params_sha256 "
               f"{ref_sha[:16]}…; kills land uniformly in [0, {ref_time:.1f}] s or in the training phase "
               f"[{train_start:.1f}, {ref_time:.1f}] s", flush=True)
         results = []
         for i in range(args.trials):
-            r = trial(base / f"trial-{i}", args.epochs, args.max_kills, (train_start, ref_time), rng, cache)
+            r = trial(base / f"trial-{i}", args.epochs, args.max_kills, (train_start, ref_time), rng, cache, extra)
             r["identical"] = r.get("sha") == ref_sha
             results.append(r)
             print(f"  trial {i + 1:2d}: {r['kills']} kills at {r['delays']} s, {r['starts']} starts, "
@@ -161,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_record:
         from bench.common import append_results
 
-        append_results("torture_resume", [row], notes="MLP, embedded MNIST sample, SIGKILL at uniform random times")
+        append_results("torture_resume", [row], notes="MLP, embedded MNIST sample, SIGKILL at uniform random times"
+                       + (f"; flags {' '.join(extra)}" if extra else ""))
     return 0 if identical == len(results) and unrestorable_total == 0 else 1
 
 

@@ -9,6 +9,8 @@
     python -m experiments.mnist --population 8                      # 8 seeds in one vmapped program
     python -m experiments.mnist --sweep lr=1e-4,3e-4,1e-3,3e-3      # a learning-rate sweep, likewise
     python -m experiments.mnist --devices 4                         # data parallel over 4 devices
+    python -m experiments.mnist --checkpoint-every-minutes 10       # also save mid-epoch every 10 minutes
+    python -m experiments.mnist --stream                            # the training split streamed from disk (Grain)
     JAX_COORDINATOR_ADDRESS=host0:1234 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=0 python -m experiments.mnist ...
                                         # one of 2 cooperating processes (the same command on each host)
 

@@ -6,6 +6,8 @@
     python -m experiments.train --data d.npz --model my_pkg.models:small_cnn --model-kwargs '{"width": 32}'
     python -m experiments.train --data d.npz --model mlp --hidden 64,32 --population 4
     python -m experiments.train --workdir runs/a --resume            # the run's own flags, from its config.json
+    python -m experiments.train --data big.npz --device-memory-budget-mb 2048 --checkpoint-every-steps 500
+                                  # streamed from disk when the split exceeds 2 GiB; a checkpoint every 500 steps
     python -m experiments.train                                      # no --data: MNIST (experiments.mnist's preset)
 
 The ``.npz`` file holds ``x_train`` and ``y_train``, optionally ``x_val``/``y_val`` (otherwise a

@@ -21,7 +21,8 @@ bytes), warning about each, so a run never continues from garbage.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,68 @@ def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
     return float(metrics["score"] if "score" in metrics else metrics["val_accuracy"]), -int(metrics["epoch"])
 
 
+@dataclasses.dataclass(frozen=True)
+class EveryNStepsOfEpoch:
+    r"""An Orbax save-decision policy: save when the step's position in its epoch is a multiple of ``n``.
+
+    Orbax's own ``FixedIntervalPolicy`` counts global steps (``step % n == 0``); epochs here need
+    not be a multiple of ``n`` steps, and the compiled chunks start at each epoch's start, so the
+    position counts from there: step :math:`t` saves when :math:`(t \bmod S) \bmod n = 0`, with
+    :math:`S` = ``steps_per_epoch`` (an epoch's last step is saved by the epoch's own checkpoint).
+
+    Args:
+      n: steps between checkpoints, >= 1.
+      steps_per_epoch: :math:`S`, >= 1.
+
+    Example:
+      >>> from types import SimpleNamespace
+      >>> from mlwork.train.checkpoint import EveryNStepsOfEpoch
+      >>> policy = EveryNStepsOfEpoch(n=4, steps_per_epoch=10)
+      >>> [t for t in range(1, 21) if policy.should_save(SimpleNamespace(step=t), [], context=None)]
+      [4, 8, 10, 14, 18, 20]
+    """
+
+    n: int
+    steps_per_epoch: int
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or self.steps_per_epoch < 1:
+            raise ValueError(f"n and steps_per_epoch must be >= 1, got n={self.n}, "
+                             f"steps_per_epoch={self.steps_per_epoch}")
+
+    def should_save(self, step: Any, previous_steps: Sequence[Any], *, context: Any) -> bool:  # noqa: ARG002
+        return (int(step.step) % self.steps_per_epoch) % self.n == 0
+
+
+def clock_policy(every_steps: int | None, every_minutes: float | None, steps_per_epoch: int) -> Any:
+    """The save-decision policy of checkpoints on a clock, or ``None`` when neither is set.
+
+    ``every_steps``: :class:`EveryNStepsOfEpoch`; ``every_minutes``: Orbax's
+    ``ContinuousCheckpointingPolicy`` with a minimum interval of that many minutes since the last
+    checkpoint (rounded to whole seconds, at least one; it also skips a step while an
+    asynchronous save is still being written, and in a multi-process job the primary decides for
+    all); both: either one (Orbax's ``AnySavePolicy``).
+
+    Args:
+      every_steps: steps between mid-epoch checkpoints, or ``None``.
+      every_minutes: minutes between checkpoints, or ``None``.
+      steps_per_epoch: optimizer steps per epoch.
+
+    Returns:
+      An Orbax ``SaveDecisionPolicy`` for :func:`checkpoint_manager`'s ``save_policy``, or ``None``.
+    """
+    chosen = []
+    if every_steps is not None:
+        chosen.append(EveryNStepsOfEpoch(int(every_steps), int(steps_per_epoch)))
+    if every_minutes is not None:
+        chosen.append(policies.ContinuousCheckpointingPolicy(minimum_interval_secs=max(1, round(every_minutes * 60))))
+    if not chosen:
+        return None
+    return chosen[0] if len(chosen) == 1 else policies.AnySavePolicy(chosen)
+
+
 def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = False,
-                       async_save: bool = True) -> ocp.CheckpointManager:
+                       async_save: bool = True, save_policy: Any = None) -> ocp.CheckpointManager:
     """An Orbax manager for ``<workdir>/checkpoints`` that keeps the latest ``keep`` and the best.
 
     A checkpoint is kept while it is among the latest ``keep`` *or* it has the best validation
@@ -57,6 +118,8 @@ def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = 
       read_only: open for reading only: nothing is created, cleaned or deleted.
       async_save: write checkpoints in a background thread (the run waits for the previous save
         before the next one, and at the end).
+      save_policy: an Orbax save-decision policy that ``manager.should_save(step)`` asks (see
+        ``clock_policy``); the trainer's own saves (each epoch's end, preemption) are forced.
 
     Returns:
       An ``orbax.checkpoint.CheckpointManager``; close it when done (``manager.close()``).
@@ -91,6 +154,7 @@ def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = 
         ]),
         best_fn=_rank,  # also makes Orbax record the metrics and answer best_step()
         best_mode="max",
+        save_decision_policy=save_policy,
         enable_async_checkpointing=async_save,
         read_only=read_only,
         create=not read_only,

@@ -40,6 +40,8 @@ SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup_cosine", "onec
 RUN_LENGTH_SCHEDULES = ("exponential", "cosine", "warmup_cosine", "onecycle")
 SOURCES = ("auto", "idx", "cache", "tfds", "download", "system", "sample")
 COMPUTE_DTYPES = ("float32", "bfloat16")
+#: Steps per compiled chunk when only ``checkpoint_every_minutes`` asks for chunks (and no ``steps_per_call``).
+CLOCK_CHUNK_STEPS = 100
 #: Hyperparameters a population may sweep (each member's value lives in its optimizer state).
 SWEEPABLE = ("lr", "weight_decay")
 #: Fields that must agree between a run and its resumption (``epochs`` too for RUN_LENGTH_SCHEDULES).
@@ -131,6 +133,18 @@ class TrainConfig:
       devices: data-parallel over this many devices, >= 1; ``None``: all (populations: 1).
       steps_per_call: optimizer steps per compiled call, >= 1; ``None``: a whole epoch (smaller
         answers SIGTERM sooner).
+      checkpoint_every_steps: also save a checkpoint mid-epoch every this many steps (counted from
+        the epoch's start), >= 1; the epoch runs as compiled chunks that end at those steps, so a
+        SIGKILL loses at most this many steps. ``None``: one checkpoint per epoch.
+      checkpoint_every_minutes: also save mid-epoch once this many minutes have passed since the
+        last checkpoint, > 0 (decided after each compiled chunk: ``steps_per_call`` steps, or
+        ``CLOCK_CHUNK_STEPS`` (100)), so a SIGKILL loses at most this long plus one chunk.
+        ``None``: off.
+      stream: stream the training split from disk (:mod:`mlwork.data.stream`: memory-mapped
+        ``.npy`` files, a seeded Grain pipeline, chunks prefetched by threads) instead of putting it
+        on the device; the same batches in the same order, so the same result.
+      device_memory_budget_mb: stream automatically (with a one-line notice) when the training
+        inputs and targets exceed this many MiB, > 0; ``None``: only with ``stream``.
       population: train this many models (seeds ``seed`` to ``seed + population - 1``), >= 1, in
         one vmapped program.
       sweep: one member per value, times ``population`` seeds, e.g. ``"lr=1e-4,3e-4,1e-3"`` or
@@ -204,6 +218,14 @@ class TrainConfig:
     devices: int | None = _knob(None, "data-parallel over this many devices (none: all; populations: 1)")
     steps_per_call: int | None = _knob(None, "optimizer steps per compiled call (none: a whole epoch); "
                                              "smaller answers SIGTERM sooner")
+    checkpoint_every_steps: int | None = _knob(None, "also checkpoint mid-epoch every N steps from the epoch's "
+                                                     "start (a SIGKILL loses at most N steps; none: per epoch)")
+    checkpoint_every_minutes: float | None = _knob(None, "also checkpoint mid-epoch once M minutes have passed "
+                                                         "since the last checkpoint (decided after each chunk)")
+    stream: bool = _knob(False, "stream the training split from memory-mapped .npy files through a Grain "
+                                "pipeline instead of putting it on the device (same batches, same result)")
+    device_memory_budget_mb: float | None = _knob(None, "stream automatically when the training arrays exceed "
+                                                        "this many MiB (none: only with --stream)")
     population: int = _knob(1, "train K models (seeds seed..seed+K-1) in one vmapped program")
     sweep: str | None = _knob(None, "one member per value, times --population seeds: e.g. lr=1e-4,3e-4,1e-3 "
                                     "or 'lr=1e-3,3e-3;weight_decay=0,1e-4'")
@@ -217,6 +239,47 @@ class TrainConfig:
     def is_population(self) -> bool:
         """Whether the run's state has a member axis (``population > 1`` or a sweep)."""
         return self.population > 1 or self.sweep is not None
+
+    @property
+    def on_a_clock(self) -> bool:
+        """Whether checkpoints are also saved mid-epoch (``checkpoint_every_steps`` or ``_minutes``)."""
+        return self.checkpoint_every_steps is not None or self.checkpoint_every_minutes is not None
+
+    def call_steps(self, steps_per_epoch: int, streamed: bool = False) -> int:
+        """Optimizer steps per compiled call for an epoch of ``steps_per_epoch`` steps.
+
+        A whole epoch unless ``steps_per_call`` or a checkpoint clock asks for chunks. With
+        ``checkpoint_every_steps`` ``N`` the chunk length divides ``N`` (``N``, or
+        ``gcd(N, steps_per_call)``), so chunks end at every multiple of ``N`` in the epoch; with
+        only ``checkpoint_every_minutes``, ``steps_per_call`` or ``CLOCK_CHUNK_STEPS`` (100). A
+        streamed split is read in chunks too: ``steps_per_call``, else ``CLOCK_CHUNK_STEPS``.
+
+        Args:
+          steps_per_epoch: optimizer steps per epoch, >= 1.
+          streamed: the training split is streamed from the host (:mod:`mlwork.data.stream`).
+
+        Returns:
+          The chunk length, in ``[1, steps_per_epoch]``.
+
+        Example:
+          >>> from mlwork.train import TrainConfig
+          >>> TrainConfig().call_steps(937), TrainConfig(checkpoint_every_steps=50).call_steps(937)
+          (937, 50)
+          >>> TrainConfig(checkpoint_every_steps=50, steps_per_call=20).call_steps(937)  # gcd: ends at 50, 100, ...
+          10
+          >>> TrainConfig(checkpoint_every_minutes=5).call_steps(937), TrainConfig(steps_per_call=7).call_steps(5)
+          (100, 5)
+        """
+        n, per_call = self.checkpoint_every_steps, self.steps_per_call
+        if n is not None:
+            length = n if per_call is None else math.gcd(n, per_call)
+        elif per_call is not None:
+            length = per_call
+        elif self.checkpoint_every_minutes is not None or streamed:
+            length = CLOCK_CHUNK_STEPS
+        else:
+            length = steps_per_epoch
+        return max(1, min(length, steps_per_epoch))
 
     def sweep_values(self) -> dict[str, list[float]]:
         """The parsed ``sweep`` (:func:`parse_sweep`).
@@ -395,10 +458,14 @@ def _validate(c: TrainConfig) -> None:
         if choices and value not in choices:
             raise RunError(f"unknown {f.name} {value!r}; expected one of: {', '.join(choices)}")
     positive = ("epochs", "batch_size", "keep_checkpoints", "eval_batch_size", "population")
-    for name in positive + ("steps_per_call", "devices"):
+    for name in positive + ("steps_per_call", "devices", "checkpoint_every_steps"):
         value = getattr(c, name)
         if value is not None and value < 1:
             raise RunError(f"{name} must be >= 1, got {value}")
+    if c.device_memory_budget_mb is not None and c.device_memory_budget_mb <= 0:
+        raise RunError(f"device_memory_budget_mb must be > 0, got {c.device_memory_budget_mb}")
+    if c.checkpoint_every_minutes is not None and c.checkpoint_every_minutes <= 0:
+        raise RunError(f"checkpoint_every_minutes must be > 0, got {c.checkpoint_every_minutes}")
     if c.lr <= 0:
         raise RunError(f"lr must be > 0 (a learning rate), got {c.lr}")
     for name in ("weight_decay", "l1"):

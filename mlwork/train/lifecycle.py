@@ -14,7 +14,9 @@ The same code serves a single model and a population (see :mod:`mlwork.train.pro
 4. **Train** with :func:`~mlwork.train.loop.train_epochs` under a
    :class:`~mlwork.train.guard.PreemptionGuard`: each epoch's checkpoint (latest N + best by
    validation) and ``metrics.jsonl`` row are written in this module's loop body; SIGTERM/SIGINT
-   mid-epoch saves the step reached with the epoch's partial sums.
+   mid-epoch saves the step reached with the epoch's partial sums, and so does each checkpoint
+   on a clock (``checkpoint_every_steps``/``_minutes``: Orbax's save-decision policy, asked after
+   every compiled chunk).
 5. **Report**: the best checkpoint (each member's best epoch, for a population) is evaluated on
    the test split; ``summary.json`` and the plots are written.
 
@@ -49,7 +51,7 @@ from mlwork.train.config import TrainConfig
 from mlwork.train.errors import CheckpointError, NonFiniteLossError, Preempted, RunError, WorkdirInUse
 from mlwork.train.guard import PreemptionGuard, WorkdirLock
 from mlwork.train.logs import epoch_line, use_progress_bar
-from mlwork.train.loop import EpochEnd, Interrupted, stopped_before, train_epochs
+from mlwork.train.loop import EpochEnd, Interrupted, MidEpoch, stopped_before, train_epochs
 from mlwork.train.programs import (
     Run,
     checkpoint_tree,
@@ -219,8 +221,10 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
     dataset = as_arrays(dataset)
     check_workdir(workdir, config, dataset.source, resume)  # read-only checks, before any write
     run = prepare(config, dataset, model=model, tx=tx, loss=loss, metrics=metrics)
+    clock = ckpt.clock_policy(config.checkpoint_every_steps, config.checkpoint_every_minutes, run.steps_per_epoch)
     with _workdir_lock(workdir) as lock, PreemptionGuard() as guard, \
-            contextlib.closing(ckpt.checkpoint_manager(workdir, keep=config.keep_checkpoints)) as manager:
+            contextlib.closing(ckpt.checkpoint_manager(workdir, keep=config.keep_checkpoints, save_policy=clock)
+                               ) as manager:
         if lock.stale_pid is not None:
             log(f"workdir {workdir}: the run that held it (pid {lock.stale_pid}) ended without releasing it "
                 "(killed?); taking it over")
@@ -229,6 +233,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
         parallel.all_processes(True)  # every process has checked before the primary writes
         requested = lambda: parallel.any_process(guard.requested)  # noqa: E731 (one signalled process stops all)
         tree, history, partial = _start(run, manager, workdir, resuming and not fresh, log)
+        if run.stream is not None:
+            log(run.stream.notice)
         if resuming and fresh:
             log(f"no checkpoint in {workdir} yet (stopped before its first): starting from scratch")
         elif resume == "auto" and not resuming:
@@ -250,10 +256,15 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
         with _progress_bar(run, _epoch(run, tree), bar_wanted) as bar, \
                 contextlib.closing(board) if board is not None else contextlib.nullcontext():
             try:
+                on_clock = None if clock is None else manager.should_save
                 for event in train_epochs(run, state, compiled, best=best, partial=partial, stop_after=stop_after,
-                                          interrupt=requested):
+                                          interrupt=requested, checkpoint=on_clock):
                     state, best = event.state, event.best
                     _check_workdir_still_there(lock, _step(run, state))
+                    if isinstance(event, MidEpoch):  # a checkpoint on the clock: save the step reached, go on
+                        ckpt.save(manager, _step(run, state), checkpoint_tree(run, state, best),
+                                  {"history": history, "config": meta, "partial": event.partial})
+                        continue
                     if isinstance(event, Interrupted):  # SIGTERM/SIGINT mid-epoch: save the step reached
                         ckpt.save(manager, _step(run, state), checkpoint_tree(run, state, best),
                                   {"history": history, "config": meta, "partial": event.partial})

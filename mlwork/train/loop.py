@@ -20,6 +20,8 @@ metric is handled per member, with one member for a single model.
 
 from __future__ import annotations
 
+import copy
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -75,6 +77,77 @@ class Interrupted(NamedTuple):
     partial: dict[str, Any]
 
 
+class MidEpoch(NamedTuple):
+    """``checkpoint(step)`` asked for a checkpoint after a compiled call in the middle of an epoch;
+    training goes on when the caller has saved it.
+
+    Attributes:
+      epoch: epochs completed before this one.
+      state, best: as in :class:`EpochEnd`, at the step reached.
+      partial: as :attr:`Interrupted.partial` (a copy: the epoch's sums keep growing afterwards),
+        with ``step_in_epoch``, the steps of this epoch done.
+    """
+
+    epoch: int
+    state: TrainState
+    best: tuple[Any, Any] | None
+    partial: dict[str, Any]
+
+
+def _partial(time_s: float, sums: list[dict[str, Any]], position: int, feed: Any) -> dict[str, Any]:
+    """A mid-epoch checkpoint's record of the epoch so far (a streamed run's Grain iterator state too)."""
+    out = {"time_s": time_s, "members": sums, "step_in_epoch": position}
+    if feed is not None:
+        out["data_iterator"] = feed.get_state()
+    return out
+
+
+def _feed(run: Run, state: TrainState, epoch: int, position: int, chunk_steps: int,
+          saved: dict[str, Any] | None) -> Any:
+    """The Grain iterator over epoch ``epoch``'s (0-based) chunks, at step ``position`` of it: the
+    saved iterator state when it is there and agrees with the state's step, else positioned there."""
+    from mlwork.data.stream import chunk_starts, epoch_chunks
+    from mlwork.train.programs import process_columns
+
+    order = np.asarray(jax.device_get(_orders(state.rng, epoch, len(run.stream.source), run.config.batch_size,
+                                              run.members is not None)))
+    if run.members is None:  # each process reads only the part of every batch its devices hold
+        lo, hi = process_columns(run.mesh, run.config.batch_size)
+        order = order[..., lo:hi]
+    starts = chunk_starts(run.steps_per_epoch, chunk_steps)
+    if position not in starts:  # resumed with another chunk length: read from the step on
+        return epoch_chunks(run.stream.source, order[..., position:, :], chunk_steps, threads=STREAM_THREADS)
+    if saved is None or starts[min(int(saved.get("next_index", -1)), len(starts) - 1)] != position:
+        saved = {"next_index": starts.index(position)} if position > 0 else None
+    return epoch_chunks(run.stream.source, order, chunk_steps, threads=STREAM_THREADS, state=saved)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _orders(rng: jax.Array, epoch: Any, n: int, batch_size: int, population: bool) -> jax.Array:
+    """:func:`~mlwork.train.step.epoch_order` of the state's key data (each member's, for a population)."""
+    from mlwork.train.step import epoch_order
+
+    one = lambda r: epoch_order(jax.random.wrap_key_data(r), epoch, n, batch_size)  # noqa: E731
+    return jax.vmap(one)(rng) if population else one(rng)
+
+
+#: Grain's reading threads for a streamed run.
+STREAM_THREADS = 2
+
+
+def _put_batches(run: Run, xs: np.ndarray, ys: np.ndarray) -> tuple[jax.Array, jax.Array]:
+    """A chunk's batches on the devices: for a single model, each process's part of every batch
+    assembled into the global ``(L, B, ...)`` arrays split over the mesh."""
+    if run.members is None:
+        from mlwork.train.programs import streamed_batch_sharding
+
+        sharding = streamed_batch_sharding(run.mesh)
+        size = run.config.batch_size
+        return tuple(jax.make_array_from_process_local_data(sharding, a, (a.shape[0], size, *a.shape[2:]))
+                     for a in (xs, ys))
+    return jax.device_put(xs), jax.device_put(ys)
+
+
 def _add_stats(total: Any, new: Any) -> Any:
     """Metric statistics summed on the host in float64, JSON-ready (nested lists) for a mid-epoch checkpoint."""
     new = jax.tree.map(lambda x: np.asarray(x, np.float64), new)
@@ -98,7 +171,8 @@ def stopped_before(run: Run, state: TrainState) -> bool:
 
 def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple[Any, Any] | None = None,
                  partial: dict[str, Any] | None = None, stop_after: int | None = None,
-                 interrupt: Callable[[], bool] | None = None) -> Iterator[EpochEnd | Interrupted]:
+                 interrupt: Callable[[], bool] | None = None, checkpoint: Callable[[int], bool] | None = None
+                 ) -> Iterator[EpochEnd | Interrupted | MidEpoch]:
     """Train from where ``state`` stands to ``config.epochs`` (or ``stop_after`` more epochs, or
     early stopping), yielding after every epoch.
 
@@ -113,9 +187,14 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
       stop_after: stop after this many epochs of this call (as if interrupted).
       interrupt: polled after every compiled call that does not end an epoch; when it returns
         ``True`` the iterator yields :class:`Interrupted` and stops.
+      checkpoint: ``checkpoint(step)``, asked (with the global step reached) after every compiled
+        call that does not end an epoch and is not interrupted: ``True`` yields a
+        :class:`MidEpoch` to save, then training goes on (e.g. a checkpoint manager's
+        ``should_save`` under ``mlwork.train.checkpoint.clock_policy``).
 
     Yields:
-      :class:`EpochEnd` per epoch; at most one :class:`Interrupted`, last.
+      :class:`EpochEnd` per epoch, :class:`MidEpoch` when ``checkpoint`` asks; at most one
+      :class:`Interrupted`, last.
 
     Raises:
       NonFiniteLossError: a member's loss became NaN or infinite (nothing is yielded for that
@@ -152,11 +231,17 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
             sums, time_s = [dict(s) for s in partial["members"]], partial["time_s"]
         else:
             sums, time_s = [{"loss_sum": 0.0, "stats": None, "monitor": None} for _ in range(who.count)], 0.0
+        feed = None if run.stream is None else _feed(run, state, epoch - 1, position, compiled.steps_per_call,
+                                                     (partial or {}).get("data_iterator") if position > 0 else None)
         partial = None
         while position < spe:
             length = min(compiled.steps_per_call, spe - position)
             t = time.perf_counter()
-            state, m = compiled.chunks[length](state, *run.train)
+            if feed is None:
+                state, m = compiled.chunks[length](state, *run.train)
+            else:
+                xs, ys = next(feed)
+                state, m = compiled.chunks[length](state, *_put_batches(run, xs, ys), *run.train)
             m = jax.device_get({name: m[name] for name in _FETCH if name in m})
             time_s += time.perf_counter() - t
             for i, (member, total) in enumerate(zip(who.split(m), sums, strict=True)):
@@ -168,8 +253,10 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
                 total["monitor"] = accumulate_monitor(total["monitor"], member.get("monitor"))
             position += length
             if interrupt is not None and position < spe and interrupt():
-                yield Interrupted(epoch - 1, state, best, {"time_s": time_s, "members": sums})
+                yield Interrupted(epoch - 1, state, best, _partial(time_s, sums, position, feed))
                 return
+            if checkpoint is not None and position < spe and checkpoint(who.scalar(state.step)):
+                yield MidEpoch(epoch - 1, state, best, copy.deepcopy(_partial(time_s, sums, position, feed)))
         val = jax.device_get(compiled.evaluate_val(state.params, state.model_state, *run.val))
         es_state, improved, stop = update_stopping(state.early_stopping, jnp.asarray(val[run.task.monitor]))
         if population:  # each member keeps its own best; early stopping is for single models

@@ -40,10 +40,11 @@ from mlwork.data.sources import Dataset, split_validation
 from mlwork.train import parallel
 from mlwork.train.config import Member, TrainConfig, hidden_sizes
 from mlwork.train.diagnostics import MONITOR_EVERY, make_epoch_monitor
+from mlwork.train.diagnostics.monitor import PROBE_SIZE
 from mlwork.train.errors import RunError
 from mlwork.train.hardware import compiler_options, member_block
 from mlwork.train.state import TrainState, create_train_state
-from mlwork.train.step import make_evaluate, make_train_chunk, make_train_step
+from mlwork.train.step import make_evaluate, make_streamed_chunk, make_train_chunk, make_train_step
 from mlwork.train.task import Task, is_import_string, make_task, resolve
 
 
@@ -227,6 +228,18 @@ class Members(NamedTuple):
                                                               **self.members[i]._asdict()}
 
 
+class Stream(NamedTuple):
+    """A training split streamed from disk (see :mod:`mlwork.data.stream`).
+
+    Attributes:
+      source: the memory-mapped :class:`~mlwork.data.stream.NpySource`.
+      notice: why the run streams, one line (``--stream``, or the size over the budget).
+    """
+
+    source: Any
+    notice: str
+
+
 class Run(NamedTuple):
     """A config made concrete: the model, the optimizer, and the splits on the device(s) (from :func:`prepare`).
 
@@ -249,6 +262,8 @@ class Run(NamedTuple):
       task: the :class:`~mlwork.train.task.Task`: loss, metrics, monitored metric and its mode.
       data: the :class:`~mlwork.data.ArrayDataset` the splits came from.
       test_is_val: no test split was given: the test figures are the validation split's.
+      stream: the streamed training split (:class:`Stream`), or ``None`` when it sits on the
+        device; then ``train`` holds only its first ``PROBE_SIZE`` examples (the monitor's probe).
     """
 
     config: TrainConfig
@@ -271,6 +286,7 @@ class Run(NamedTuple):
     task: Task | None = None
     data: ArrayDataset | None = None
     test_is_val: bool = False
+    stream: Stream | None = None
 
     @property
     def population(self) -> int | None:
@@ -356,9 +372,45 @@ def prepare(config: TrainConfig, dataset: ArrayDataset | Dataset, *, model: nn.M
     input_dtype = jnp.int32 if data.input_kind == "tokens" else jnp.float32
     model = model or build_model(config, input_shape, task.output_size, input_dtype=input_dtype)
     check_outputs(model, task, input_shape, input_dtype)
+    stream = _stream(config, tr_x, tr_y, mesh)
+    if stream is not None:
+        tr_x, tr_y = tr_x[:PROBE_SIZE], tr_y[:PROBE_SIZE]
     return Run(config, model, tx, schedule, custom_tx, stopper, mean, std, steps_per_epoch, (put(tr_x), put(tr_y)),
                (put(va_x), put(va_y)), (put(te_x), put(te_y)), mesh, config.members() if population else None,
-               input_shape, task.output_size, class_names, task, data, test_is_val)
+               input_shape, task.output_size, class_names, task, data, test_is_val, stream)
+
+
+def _stream(config: TrainConfig, x: Any, y: Any, mesh: Mesh) -> Stream | None:
+    """The streamed split when ``config.stream`` asks or the arrays exceed the device budget."""
+    mib = (np.asarray(x).nbytes + np.asarray(y).nbytes) / 2**20
+    budget = config.device_memory_budget_mb
+    if not config.stream and (budget is None or mib <= budget):
+        return None
+    from mlwork.data.stream import NpySource, write_npy_cache
+
+    source = NpySource(write_npy_cache(x, y))
+    why = "--stream" if config.stream else f"{mib:.1f} MiB exceed the device memory budget of {budget:g} MiB"
+    lo, hi = process_columns(mesh, config.batch_size)
+    share = "" if jax.process_count() == 1 else f"; this process reads examples {lo}:{hi} of every batch"
+    return Stream(source, f"streaming the training split from {source.folder} ({why}){share}")
+
+
+def streamed_batch_sharding(mesh: Mesh) -> Any:
+    """A streamed chunk's batches ``(L, B, ...)``: split over the mesh's ``data`` axis along ``B``."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return NamedSharding(mesh, PartitionSpec(None, parallel.DATA_AXIS))
+
+
+def process_columns(mesh: Mesh, batch_size: int) -> tuple[int, int]:
+    """The slice ``[lo, hi)`` of every global batch this process's devices hold (all of it in one process)."""
+    spans = sorted({index[1].indices(batch_size)[:2] for index in
+                    streamed_batch_sharding(mesh).addressable_devices_indices_map((1, batch_size)).values()})
+    lo, hi = spans[0][0], spans[-1][1]
+    if sum(b - a for a, b in spans) != hi - lo:
+        raise RunError(f"this process's devices hold a non-contiguous part of the batch ({spans}); the streamed "
+                       "input path needs each process's devices adjacent on the mesh")
+    return lo, hi
 
 
 def check_outputs(model: nn.Model, task: Task, input_shape: tuple[int, ...], input_dtype: Any = jnp.float32) -> None:
@@ -600,10 +652,22 @@ def _state_bytes_per_member(state: TrainState) -> int:
     return max(1, (2 * nbytes(state.params) + nbytes(state.opt_state)) // k)
 
 
+def _resumed_tail(run: Run, state: TrainState, per_call: int) -> int:
+    """The last chunk's length of an epoch resumed mid-way at a step that is not a multiple of
+    ``per_call`` (a run saved with another chunk length); 0 otherwise, or for an abstract state."""
+    try:
+        position = run.who.scalar(state.step) - run.who.scalar(state.epoch) * run.steps_per_epoch
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        return 0
+    return (run.steps_per_epoch - position) % per_call if position % per_call else 0
+
+
 def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Compiled:
     """Compile the training call(s) and the validation evaluation ahead of time: one program per
-    epoch by default; with ``config.steps_per_call`` a chunk program, plus one for the epoch's
-    shorter last chunk when the chunk length does not divide the epoch.
+    epoch by default; with ``config.steps_per_call`` or a checkpoint clock
+    (:meth:`~mlwork.train.TrainConfig.call_steps`) a chunk program, reused for every full chunk,
+    plus one for the epoch's shorter last chunk when the chunk length does not divide the epoch
+    (and one for the rest of an epoch resumed at a step saved with another chunk length).
 
     With ``config.monitor`` the calls also return the training monitor
     (:mod:`mlwork.train.diagnostics`): gradient norms sampled every ``MONITOR_EVERY`` steps and,
@@ -637,8 +701,8 @@ def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Com
                                  loss_fn=run.task.batch_loss, stats_fn=run.task.stats)
     hook = make_epoch_monitor(run.model, mean=run.mean, std=run.std, tx=run.tx,
                               loss_fn=run.task.batch_loss) if config.monitor else None
-    per_call = min(config.steps_per_call or spe, spe)
-    lengths = sorted({per_call, spe % per_call} - {0})
+    per_call = config.call_steps(spe, streamed=run.stream is not None)
+    lengths = sorted({per_call, spe % per_call, _resumed_tail(run, state, per_call)} - {0})
     options = compiler_options(run.mesh.devices.flat[0].platform)
     if population:
         k = len(run.members)
@@ -648,6 +712,9 @@ def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Com
     t0 = time.perf_counter()
     chunks = {}
     for length in lengths:
+        if run.stream is not None:
+            chunks[length] = _compile_streamed(run, state, train_step, hook, length, block, options)
+            continue
         one = make_train_chunk(train_step, config.batch_size, None if length == spe else length, monitor=hook)
         if not population:
             repl = parallel.replicated(run.mesh)
@@ -661,3 +728,23 @@ def compile_run(run: Run, state: TrainState, *, block: int | None = None) -> Com
     evaluate_val = make_evaluator(run).lower(state.params, state.model_state, *run.val).compile(
         compiler_options=options)
     return Compiled(chunks, per_call, evaluate_val, time.perf_counter() - t0, block if population else None)
+
+
+def _compile_streamed(run: Run, state: TrainState, train_step: Any, hook: Any, length: int, block: int | None,
+                      options: Any) -> Any:
+    """The chunk program of a streamed run: ``(state, xs, ys, probe_x, probe_y)``, the batches
+    ``(length, B, ...)`` (a leading member axis for a population) read on the host."""
+    one = make_streamed_chunk(train_step, run.steps_per_epoch, monitor=hook)
+    source, lead = run.stream.source, () if run.members is None else (len(run.members),)
+    shape = lead + (length, run.config.batch_size)
+    xs = jax.ShapeDtypeStruct(shape + source.x.shape[1:], source.x.dtype)
+    ys = jax.ShapeDtypeStruct(shape + source.y.shape[1:], source.y.dtype)
+    if run.members is None:
+        repl, batch = parallel.replicated(run.mesh), streamed_batch_sharding(run.mesh)
+        fn = jax.jit(one, donate_argnums=0, in_shardings=(repl, batch, batch, repl, repl), out_shardings=repl)
+    elif block == len(run.members):
+        fn = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, None)), donate_argnums=0)
+    else:
+        fn = jax.jit(lambda st, x, y, px, py: jax.lax.map(lambda a: one(*a, px, py), (st, x, y), batch_size=block),
+                     donate_argnums=0)
+    return fn.lower(state, xs, ys, *run.train).compile(compiler_options=options)

@@ -164,9 +164,7 @@ def make_train_chunk(train_step, batch_size: int, length: int | None = None, *,
         size = steps_per_epoch if length is None else length
         if not 1 <= size <= steps_per_epoch:
             raise ValueError(f"a chunk of {size} steps does not fit an epoch of {steps_per_epoch}")
-        order_key = jax.random.fold_in(jax.random.fold_in(state.key, ORDER), state.epoch)
-        order = jax.random.permutation(order_key, n)[: steps_per_epoch * batch_size]
-        order = order.reshape(steps_per_epoch, batch_size)
+        order = epoch_order(state.key, state.epoch, n, batch_size)
         if size == steps_per_epoch:
             batches = order
         else:
@@ -178,23 +176,96 @@ def make_train_chunk(train_step, batch_size: int, length: int | None = None, *,
             return train_step(st, images[idx], labels[idx])
 
         state, m = jax.lax.scan(body, state, batches)
-        bad = ~jnp.isfinite(m["loss"])
-        metrics = {
-            "loss": jnp.mean(m["loss"]),
-            "loss_sum": jnp.sum(m["loss"]),
-            "losses": m["loss"],
-            "nonfinite_step": jnp.where(jnp.any(bad), start + jnp.argmax(bad), -1),
-            "steps": m,
-        }
-        if "correct" in m:
-            metrics["correct"] = jnp.sum(m["correct"])
-            metrics["accuracy"] = metrics["correct"] / (size * batch_size)
-        if "stats" in m:
-            metrics["stats"] = jax.tree.map(lambda x: jnp.sum(x, axis=0), m["stats"])
-        done = state.step - state.epoch * steps_per_epoch >= steps_per_epoch
-        if monitor is not None:
-            metrics["monitor"] = monitor(state, m.get("monitor"), images, labels, done)
-        return state._replace(epoch=state.epoch + done.astype(state.epoch.dtype)), metrics
+        return _end_chunk(state, m, start, size, batch_size, steps_per_epoch, monitor, images, labels)
+
+    return train_chunk
+
+
+def epoch_order(key: Array, epoch: Array | int, n: int, batch_size: int) -> Array:
+    """The example indices of an epoch's steps, ``(n // batch_size, batch_size)`` int32: a
+    permutation of ``range(n)`` drawn with ``fold_in(fold_in(key, ORDER), epoch)``, the remainder
+    dropped. The in-memory chunks gather their batches with it on the device; the streamed input
+    path (:mod:`mlwork.data.stream`) reads the same rows from disk, so both visit the same batches.
+
+    Args:
+      key: the run's base key (``state.key``).
+      epoch: the epoch, 0-based (``state.epoch``).
+      n: training examples, >= ``batch_size``.
+      batch_size: examples per step.
+
+    Returns:
+      int32 ``(n // batch_size, batch_size)``.
+
+    Example:
+      >>> import jax
+      >>> from mlwork.train.step import epoch_order
+      >>> order = epoch_order(jax.random.key(0), 0, 10, 3)
+      >>> order.shape, len(set(order.ravel().tolist()))  # 3 steps of 3, the tenth example dropped
+      ((3, 3), 9)
+    """
+    steps_per_epoch = n // batch_size
+    order_key = jax.random.fold_in(jax.random.fold_in(key, ORDER), epoch)
+    order = jax.random.permutation(order_key, n)[: steps_per_epoch * batch_size]
+    return order.reshape(steps_per_epoch, batch_size)
+
+
+def _end_chunk(state, m, start, size, batch_size, steps_per_epoch, monitor, images, labels):
+    """A chunk's metrics from its scanned steps ``m``, and the epoch advanced when it ended."""
+    bad = ~jnp.isfinite(m["loss"])
+    metrics = {
+        "loss": jnp.mean(m["loss"]),
+        "loss_sum": jnp.sum(m["loss"]),
+        "losses": m["loss"],
+        "nonfinite_step": jnp.where(jnp.any(bad), start + jnp.argmax(bad), -1),
+        "steps": m,
+    }
+    if "correct" in m:
+        metrics["correct"] = jnp.sum(m["correct"])
+        metrics["accuracy"] = metrics["correct"] / (size * batch_size)
+    if "stats" in m:
+        metrics["stats"] = jax.tree.map(lambda x: jnp.sum(x, axis=0), m["stats"])
+    done = state.step - state.epoch * steps_per_epoch >= steps_per_epoch
+    if monitor is not None:
+        metrics["monitor"] = monitor(state, m.get("monitor"), images, labels, done)
+    return state._replace(epoch=state.epoch + done.astype(state.epoch.dtype)), metrics
+
+
+def make_streamed_chunk(train_step, steps_per_epoch: int, *, monitor: Callable[..., dict] | None = None):
+    """``train_chunk(state, xs, ys, probe_x, probe_y) -> (state, metrics)``: the steps of a chunk
+    whose batches come from the host (the streamed input path), as one ``lax.scan``.
+
+    The same steps as :func:`make_train_chunk`'s when ``xs[i]`` holds the rows
+    ``epoch_order(...)[position + i]`` (what :mod:`mlwork.data.stream` reads), with the same
+    metrics; the epoch advances when the chunk ends it. ``probe_x``/``probe_y``: the training
+    split's first examples, for ``monitor`` (whose probe is the first ``PROBE_SIZE`` examples).
+
+    Args:
+      train_step: from :func:`make_train_step`.
+      steps_per_epoch: optimizer steps per epoch, >= 1.
+      monitor: the end-of-chunk hook of :func:`make_train_chunk`, or ``None``.
+
+    Returns:
+      ``train_chunk``: ``xs`` ``(L, B, *input_shape)``, ``ys`` ``(L, B, ...)``, one batch per step.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from mlwork import nn
+      >>> from mlwork.optim import early_stopping
+      >>> from mlwork.train import create_train_state, make_train_step
+      >>> from mlwork.train.step import make_streamed_chunk
+      >>> model, tx = nn.mlp([4, 2]), optax.sgd(0.1)
+      >>> state = create_train_state(model, tx, jax.random.key(0), (2, 2), early_stopping(mode="max"))
+      >>> chunk = jax.jit(make_streamed_chunk(make_train_step(model, tx, mean=0.0, std=1.0), steps_per_epoch=2))
+      >>> xs, ys = jnp.zeros((2, 3, 2, 2), jnp.uint8), jnp.zeros((2, 3), jnp.int32)
+      >>> state, metrics = chunk(state, xs, ys, xs[0], ys[0])  # a whole 2-step epoch of 3-example batches
+      >>> int(state.step), int(state.epoch), metrics["losses"].shape
+      (2, 1, (2,))
+    """
+
+    def train_chunk(state: TrainState, xs: Array, ys: Array, probe_x: Array, probe_y: Array):
+        start = state.step
+        state, m = jax.lax.scan(lambda st, batch: train_step(st, *batch), state, (xs, ys))
+        return _end_chunk(state, m, start, xs.shape[0], xs.shape[1], steps_per_epoch, monitor, probe_x, probe_y)
 
     return train_chunk
 

@@ -295,3 +295,17 @@ def test_process_0_failing_first_leaves_the_others_their_own_end(after_1, code_1
         assert lines[-1].startswith("error: [process 1/2] lost the multi-process job: process 0 stopped with exit 4"), \
             outs[1][1][-2000:]
         assert "Stack trace" not in outs[1][1] and "Check failure" not in outs[1][1]
+
+
+@pytest.mark.slow
+def test_two_processes_stream_only_their_share_and_train_like_one(one, data_dir, tmp_path, monkeypatch):
+    """``--stream`` in a two-process job: each process reads the half of every global batch its two
+    devices hold (it says which), and the run ends where one in-memory process with four devices does."""
+    monkeypatch.setenv("MLWORK_CACHE_DIR", str(tmp_path / "cache"))
+    workdir = tmp_path / "run"
+    codes, outs = _finish(_start_two(data_dir, workdir, "--stream"))
+    assert codes == [0, 0], [_tail(err) for _, err in outs]
+    assert "this process reads examples 0:32 of every batch" in outs[0][0]
+    assert "[process 1/2] streaming the training split from " in outs[1][0]
+    assert "this process reads examples 32:64 of every batch" in outs[1][0]
+    _assert_close(_final_params(workdir, data_dir), _final_params(one, data_dir))
