@@ -37,4 +37,4 @@ def test_the_readme_commands_name_real_flags():
     for line in lines:
         argv = line.split("experiments.predict", 1)[1].split()
         args = predict.parse_args(argv)
-        assert args.workdir == "runs/demo" and args.inputs
+        assert args.workdir.startswith("runs/") and args.inputs, line
