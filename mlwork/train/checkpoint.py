@@ -102,19 +102,21 @@ def clock_policy(every_steps: int | None, every_minutes: float | None, steps_per
     return chosen[0] if len(chosen) == 1 else policies.AnySavePolicy(chosen)
 
 
-def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = False,
+def checkpoint_manager(workdir: str | Path, keep: int = 3, *, keep_best: int = 1, read_only: bool = False,
                        async_save: bool = True, save_policy: Any = None) -> ocp.CheckpointManager:
     """An Orbax manager for ``<workdir>/checkpoints`` that keeps the latest ``keep`` and the best.
 
-    A checkpoint is kept while it is among the latest ``keep`` *or* it has the best validation
-    accuracy (ties: the earliest epoch); mid-epoch checkpoints carry no metric and are kept only
-    while among the latest. Opening it (not ``read_only``) empties ``checkpoints/_deleted/`` and
+    A checkpoint is kept while it is among the latest ``keep`` *or* among the ``keep_best`` with
+    the best validation score (ties: the earliest epoch); mid-epoch checkpoints carry no metric
+    and are kept only while among the latest. Opening it (not ``read_only``) empties ``checkpoints/_deleted/`` and
     removes the temporary folders of killed saves.
 
     Args:
       workdir: the run's folder; checkpoints go in its ``checkpoints`` subfolder (created unless
         ``read_only``).
       keep: how many of the latest checkpoints to keep, at least 1.
+      keep_best: how many of the best-scoring checkpoints to keep besides them, at least 1
+        (Orbax's ``BestN``; the best of them is the one :func:`best_step` answers).
       read_only: open for reading only: nothing is created, cleaned or deleted.
       async_save: write checkpoints in a background thread (the run waits for the previous save
         before the next one, and at the end).
@@ -125,7 +127,7 @@ def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = 
       An ``orbax.checkpoint.CheckpointManager``; close it when done (``manager.close()``).
 
     Raises:
-      ValueError: ``keep < 1``.
+      ValueError: ``keep < 1`` or ``keep_best < 1``.
 
     Example:
       >>> import tempfile
@@ -143,6 +145,8 @@ def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = 
     """
     if keep < 1:
         raise ValueError(f"keep must be >= 1 (checkpoints to keep), got {keep}")
+    if keep_best < 1:
+        raise ValueError(f"keep_best must be >= 1 (best checkpoints to keep), got {keep_best}")
     directory = Path(workdir).absolute() / "checkpoints"
     if not read_only:
         _purge_deleted(directory)
@@ -150,7 +154,8 @@ def checkpoint_manager(workdir: str | Path, keep: int = 3, *, read_only: bool = 
         todelete_subdir=None if read_only else TODELETE,
         preservation_policy=policies.AnyPreservationPolicy([
             policies.LatestN(n=keep),
-            policies.BestN(get_metric_fn=_rank, reverse=False, n=1, keep_checkpoints_without_metrics=False),
+            policies.BestN(get_metric_fn=_rank, reverse=False, n=keep_best,
+                           keep_checkpoints_without_metrics=False),
         ]),
         best_fn=_rank,  # also makes Orbax record the metrics and answer best_step()
         best_mode="max",

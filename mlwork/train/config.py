@@ -128,7 +128,9 @@ class TrainConfig:
       seed: seed of initialisation, data order, dropout and augmentation.
       val_fraction: fraction of the training set held out for validation, in ``(0, 1)``.
       split_seed: seed of the validation split.
-      keep_checkpoints: latest checkpoints kept, >= 1 (the best is kept as well).
+      keep_checkpoints: latest checkpoints kept, >= 1 (the best ``keep_best`` are kept as well).
+      keep_best: checkpoints with the best monitored validation metric kept besides the latest,
+        >= 1 (mid-epoch checkpoints carry no metric and never count among them).
       eval_batch_size: examples per evaluation batch, >= 1.
       devices: data-parallel over this many devices, >= 1; ``None``: all (populations: 1).
       steps_per_call: optimizer steps per compiled call, >= 1; ``None``: a whole epoch (smaller
@@ -213,7 +215,8 @@ class TrainConfig:
     seed: int = _knob(0, "seed of initialisation, data order, dropout and augmentation")
     val_fraction: float = _knob(0.1, "fraction of the training set held out for validation, in (0, 1)")
     split_seed: int = _knob(0, "seed of the validation split (part of the data protocol, not the model)")
-    keep_checkpoints: int = _knob(3, "latest checkpoints kept (the best one is kept as well)")
+    keep_checkpoints: int = _knob(3, "latest checkpoints kept (the best --keep-best are kept as well)")
+    keep_best: int = _knob(1, "checkpoints with the best monitored validation metric kept besides the latest")
     eval_batch_size: int = _knob(1000, "examples per evaluation batch")
     devices: int | None = _knob(None, "data-parallel over this many devices (none: all; populations: 1)")
     steps_per_call: int | None = _knob(None, "optimizer steps per compiled call (none: a whole epoch); "
@@ -457,7 +460,7 @@ def _validate(c: TrainConfig) -> None:
         choices = f.metadata.get("choices")
         if choices and value not in choices:
             raise RunError(f"unknown {f.name} {value!r}; expected one of: {', '.join(choices)}")
-    positive = ("epochs", "batch_size", "keep_checkpoints", "eval_batch_size", "population")
+    positive = ("epochs", "batch_size", "keep_checkpoints", "keep_best", "eval_batch_size", "population")
     for name in positive + ("steps_per_call", "devices", "checkpoint_every_steps"):
         value = getattr(c, name)
         if value is not None and value < 1:

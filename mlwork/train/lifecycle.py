@@ -223,8 +223,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
     run = prepare(config, dataset, model=model, tx=tx, loss=loss, metrics=metrics)
     clock = ckpt.clock_policy(config.checkpoint_every_steps, config.checkpoint_every_minutes, run.steps_per_epoch)
     with _workdir_lock(workdir) as lock, PreemptionGuard() as guard, \
-            contextlib.closing(ckpt.checkpoint_manager(workdir, keep=config.keep_checkpoints, save_policy=clock)
-                               ) as manager:
+            contextlib.closing(ckpt.checkpoint_manager(workdir, keep=config.keep_checkpoints,
+                                                       keep_best=config.keep_best, save_policy=clock)) as manager:
         if lock.stale_pid is not None:
             log(f"workdir {workdir}: the run that held it (pid {lock.stale_pid}) ended without releasing it "
                 "(killed?); taking it over")

@@ -89,6 +89,29 @@ def test_keeps_latest_n_and_the_best(tmp_path):
     manager.close()
 
 
+@pytest.mark.parametrize(("keep", "keep_best", "kept"), [(1, 1, [2, 6]), (1, 3, [2, 3, 4, 6]), (2, 2, [2, 4, 5, 6])])
+def test_keeps_latest_n_and_the_best_k(tmp_path, keep, keep_best, kept):
+    manager = checkpoint.checkpoint_manager(tmp_path, keep=keep, keep_best=keep_best, async_save=False)
+    for epoch, acc in enumerate([0.5, 0.9, 0.7, 0.9, 0.6, 0.65], start=1):
+        checkpoint.save(manager, epoch, {"w": np.full(3, float(epoch), np.float32)}, {}, val_accuracy=acc, epoch=epoch)
+    manager.wait_until_finished()
+    assert manager.all_steps() == kept            # the latest `keep`, and the `keep_best` best (0.9, 0.9, 0.7)
+    assert checkpoint.best_step(manager) == 2     # the earliest of the ties
+    manager.close()
+
+
+def test_keep_best_is_checked_and_reaches_the_run(tmp_path, small_mnist):
+    with pytest.raises(ValueError, match=r"keep_best must be >= 1"):
+        checkpoint.checkpoint_manager(tmp_path / "x", keep_best=0)
+    with pytest.raises(RunError, match=r"keep_best must be >= 1, got 0"):
+        train_and_evaluate(TrainConfig(keep_best=0), tmp_path / "refused", small_mnist, **QUIET)
+    assert not (tmp_path / "refused").exists()
+    config = TrainConfig(epochs=4, batch_size=64, seed=1, keep_checkpoints=1, keep_best=4)
+    train_and_evaluate(config, tmp_path / "run", small_mnist, **QUIET)
+    steps = [p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit()]
+    assert len(steps) == 4  # every epoch's checkpoint is among the best 4 (the default keeps at most 2)
+
+
 def test_fit_in_memory_matches_train_and_evaluate(tmp_path, small_mnist):
     from mlwork import nn
     from mlwork.train import fit, make_evaluator, params_sha256
