@@ -190,3 +190,26 @@ def test_bad_monotonic_cst():
         trees.fit_tree(X, labels3, monotonic_cst=[1, 0, 0])
     with pytest.raises(ValueError, match=r"monotonic_cst must have one entry per feature \(3\)"):
         sk.DecisionTreeRegressor(monotonic_cst=[[1, 0, 0]]).fit(X, y)
+
+
+def test_constraints_categories_and_early_stopping_together(tmp_path):
+    # The three features met only in the merge: a categorical feature with a permuted effect, one
+    # feature constrained up and one down, and a validation split that stops the rounds early.
+    rng = np.random.default_rng(0)
+    n = 1500
+    cat = rng.integers(0, 12, n)
+    x1, x2 = rng.normal(size=(2, n))
+    y = (rng.permutation(12)[cat] / 6 + 2 * x1 - x2 + rng.normal(scale=0.5, size=n)).astype(np.float32)
+    X = np.stack([cat, x1, x2], 1).astype(np.float32)
+    model = trees.fit_gradient_boosting(X, y, 300, loss="squared", max_depth=3, validation_fraction=0.2,
+                                        n_iter_no_change=5, monotonic_cst=[0, 1, -1], categorical_features=[0])
+    assert model.n_iter < 300 and model.trees.feature.shape[0] == model.best_iteration
+    assert np.any(np.isnan(np.asarray(model.trees.threshold)[np.asarray(model.trees.feature) == 0]))  # set splits
+    grid = np.linspace(-3, 3, 40, dtype=np.float32)
+    for feature, sign in [(1, 1), (2, -1)]:
+        Z = np.repeat(X[:100], grid.size, 0)
+        Z[:, feature] = np.tile(grid, 100)
+        p = np.asarray(trees.predict(model, Z)).reshape(100, grid.size)
+        assert np.all(sign * np.diff(p, axis=1) >= 0), feature
+    loaded = trees.load_model(trees.save_model(tmp_path / "model.npz", model))
+    np.testing.assert_array_equal(trees.predict(loaded, X), trees.predict(model, X))
