@@ -349,7 +349,7 @@ def integrate(f: Callable[[Array], Array], a: Any, b: Any, *, rtol: float | None
     scale = _scalar(1.0 if scale is None else scale, "scale", dtype, positive=True)
     inf_a = ca is not None and bool(np.isinf(ca))
     inf_b = cb is not None and bool(np.isinf(cb))
-    if inf_a and inf_b and ca == cb:
+    if ca is not None and cb is not None and ca == cb:  # an empty range (finite or infinite): exactly 0
         return _result(jnp.zeros((), dtype), jnp.zeros((), dtype), jnp.ones((), bool), full_output)
     if center is None:  # the point of the range nearest 0
         known_center = None if ca is None or cb is None else float(np.clip(0.0, min(ca, cb), max(ca, cb)))
@@ -365,6 +365,12 @@ def integrate(f: Callable[[Array], Array], a: Any, b: Any, *, rtol: float | None
     u_max = math.asinh(reach)
     u_a = jnp.asarray(math.copysign(u_max, ca), dtype) if inf_a else jnp.arcsinh((a - center) / scale)
     u_b = jnp.asarray(math.copysign(u_max, cb), dtype) if inf_b else jnp.arcsinh((b - center) / scale)
+    for name, u in (("a", u_a), ("b", u_b)):
+        v = concrete(u)
+        if v is not None and not np.isfinite(v):
+            raise ValueError(f"center and scale must keep ({name} - center) / scale within {np.dtype(dtype).name}'s "
+                             f"range (the substitution u = asinh((x - center) / scale) overflowed); give a center "
+                             f"nearer the range or a larger scale")
     # Panels for the u-range (a power of two: few distinct programs), or for the widest range
     # when the limits are not known yet.
     span = 2 * u_max

@@ -280,3 +280,16 @@ def test_a_changed_closure_is_used_by_every_function_that_takes_one(k1, k2):
         k = jnp.float32(value)
         for name, got, expected, rel in _closure_users(f, value):
             assert float(got) == pytest.approx(expected, rel=rel), name
+
+
+def test_equal_limits_give_exactly_0_and_an_overflowing_substitution_is_refused():
+    # Found by tests/test_fuzz.py: both returned NaN silently (center 1e30, scale 2.2e-16).
+    import jax.numpy as jnp
+    import pytest
+
+    from mlwork.foundations import integrate
+
+    assert float(integrate(jnp.exp, 0.0, 0.0, center=1e30, scale=2.220446049250313e-16)) == 0.0
+    assert float(integrate(jnp.exp, 2.0, 2.0)) == 0.0
+    with pytest.raises(ValueError, match=r"center and scale must keep \(a - center\) / scale within float32"):
+        integrate(jnp.exp, 0.0, 1.0, center=1e30, scale=2.220446049250313e-16)
