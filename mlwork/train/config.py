@@ -19,6 +19,7 @@ import dataclasses
 import itertools
 import json
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -507,6 +508,11 @@ def _validate(c: TrainConfig) -> None:
         raise RunError(f"loss must be one of {', '.join(LOSSES)} or package.module:function; got {c.loss!r}")
     if c.metrics is not None and not [m for m in c.metrics.split(",") if m.strip()]:
         raise RunError(f"metrics must be comma-separated metric names; got {c.metrics!r}")
+    monitor = c.monitor_metric or {"classification": "accuracy", "regression": "loss"}.get(c.task or "")
+    natural = natural_mode(monitor) if monitor else None
+    if c.monitor_mode is not None and natural is not None and c.monitor_mode != natural:
+        raise RunError(f"monitor_mode must be {natural!r} for {monitor!r} (it improves that way); "
+                       f"got {c.monitor_mode!r}")
     if c.is_population:
         if c.devices not in (None, 1):
             raise RunError(f"a population runs on one device (devices 1); got devices={c.devices} — data "
@@ -514,6 +520,19 @@ def _validate(c: TrainConfig) -> None:
         if c.patience is not None:
             raise RunError("patience (early stopping) is for single models: every population member trains for "
                            "epochs, and each member's best epoch is kept")
+
+
+def natural_mode(metric: str) -> str | None:
+    """Whether the built-in metric ``metric`` improves going down (``"min"``: the loss, errors)
+    or up (``"max"``: accuracies, R²); ``None`` for a name this table does not know (a user's
+    metric), which :func:`mlwork.train.task.make_task` settles once the data are known. Known
+    here, without JAX or the data, so a contradicting ``monitor_mode`` is refused before either
+    loads (tests/train/test_any_data.py checks it against every metric's own mode)."""
+    if metric in ("loss", "mse", "mae", "rmse"):
+        return "min"
+    if metric in ("accuracy", "r2") or re.fullmatch(r"top\d+_accuracy", metric):
+        return "max"
+    return None
 
 
 def _is_import_string(text: str) -> bool:

@@ -94,16 +94,18 @@ def as_unit_interval(images: Any, argument: str = "images") -> np.ndarray:
     return x.astype(np.float32)
 
 
-def batch_shape(shape: tuple[int, ...], input_shape: tuple[int, ...], argument: str = "images") -> tuple[int, ...]:
-    """The batch axes of an array of ``shape`` holding images of ``input_shape``: it must end
-    with ``input_shape`` (or ``input_shape + (1,)``, a channel axis)."""
+def batch_shape(shape: tuple[int, ...], input_shape: tuple[int, ...], argument: str = "images",
+                noun: str = "image") -> tuple[int, ...]:
+    """The batch axes of an array of ``shape`` holding inputs of ``input_shape``: it must end
+    with ``input_shape`` (or ``input_shape + (1,)``, a channel axis); ``noun`` names one input
+    in the error."""
     n = len(input_shape)
     if tuple(shape[len(shape) - n:]) == tuple(input_shape):
         return tuple(shape[:len(shape) - n])
     if len(shape) > n and tuple(shape[len(shape) - n - 1:]) == (*input_shape, 1):
         return tuple(shape[:len(shape) - n - 1])
     raise ValueError(f"{argument} has shape {tuple(shape)}; expected (..., {', '.join(map(str, input_shape))}) "
-                     f"— one image {tuple(input_shape)} or a batch of them")
+                     f"— one {noun} {tuple(input_shape)} or a batch of them")
 
 
 def as_model_input(loaded: Any, inputs: Any, argument: str = "images") -> np.ndarray:
@@ -143,7 +145,9 @@ def predict_run(loaded: Any, images: Any, *, per_member: bool = False) -> np.nda
       loaded: a :class:`~mlwork.train.LoadedRun` (:func:`~mlwork.train.load_run`).
       images: ``(*batch, H, W)`` or ``(*batch, H, W, 1)`` with ``(H, W)`` the run's
         ``input_shape`` — one image or any batch shape. Integer dtypes (``uint8``) are pixel
-        levels in ``[0, 255]``; floating dtypes are intensities in ``[0, 1]``.
+        levels in ``[0, 255]``; floating dtypes are intensities in ``[0, 1]``. For a run on
+        features or tokens, its inputs ``(*batch, *input_shape)`` (real numbers or integer
+        tokens; errors then call them "inputs").
       per_member: for a population, return every member's probabilities instead of the mean.
 
     Returns:
@@ -174,9 +178,11 @@ def predict_run(loaded: Any, images: Any, *, per_member: bool = False) -> np.nda
     """
     if per_member and not loaded.is_ensemble:
         raise ValueError("per_member needs a population run; this run holds a single model")
-    x = as_model_input(loaded, images)
+    # The argument is named for the deck's images; for features or tokens the errors say "inputs".
+    argument, noun = ("images", "image") if loaded.input_kind == "images" else ("inputs", "example")
+    x = as_model_input(loaded, images, argument)
     input_shape = loaded.input_shape
-    batch = batch_shape(x.shape, input_shape)
+    batch = batch_shape(x.shape, input_shape, argument, noun)
     n = math.prod(batch)
     x = x.reshape((n, *input_shape))
     mean, std = loaded.mean_std

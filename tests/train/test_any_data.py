@@ -97,6 +97,27 @@ def test_targets_that_cannot_fit_are_refused_before_the_first_write(regression, 
     assert not (tmp_path / "w").exists()
 
 
+def test_a_monitor_mode_that_contradicts_a_known_metric_is_refused_by_the_config_itself():
+    # Known without the data (so the command line refuses before any data chain runs), and the
+    # same table every metric's own mode gives once the data are known.
+    from mlwork.train.config import natural_mode
+    from mlwork.train.task import TASK_METRICS
+
+    labels = from_arrays(np.zeros((12, 2), np.float32), np.arange(12) % 6)
+    values = from_arrays(np.zeros((4, 2), np.float32), np.arange(4, dtype=np.float32))
+    for name, (factory, kinds) in {**TASK_METRICS, "top3_accuracy": TASK_METRICS["top5_accuracy"]}.items():
+        metric = factory(labels if "classes" in kinds else values)
+        assert natural_mode(name) == metric.mode, name
+    assert natural_mode("loss") == "min" and natural_mode("mine") is None
+    for changes, says in (({"monitor_metric": "loss", "monitor_mode": "max"}, "must be 'min' for 'loss'"),
+                          ({"task": "regression", "monitor_mode": "max"}, "must be 'min' for 'loss'"),
+                          ({"task": "classification", "monitor_mode": "min"}, "must be 'max' for 'accuracy'"),
+                          ({"monitor_metric": "top2_accuracy", "monitor_mode": "min"}, "must be 'max'")):
+        with pytest.raises(RunError, match=f"^monitor_mode {re.escape(says)}"):
+            TrainConfig(**changes)
+    TrainConfig(monitor_metric="pkg.mod:mine", monitor_mode="max")  # a user's metric: settled with the data
+
+
 def test_a_model_whose_outputs_do_not_fit_is_refused(regression, tmp_path):
     with pytest.raises(RunError, match=r"outputs must have shape \(batch, 1\) \(one output per target value\); got "
                                        r"\(2, 3\)"):

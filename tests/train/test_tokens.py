@@ -60,6 +60,12 @@ def test_a_token_run_comes_back_predicts_and_exports(token_run, data, tmp_path):
     assert np.mean(probs.argmax(-1) == data.y_test) == pytest.approx(summary["test_accuracy"], abs=1e-6)
     exported = load_exported(export_run(workdir, tmp_path / "exported"))(data.x_test)
     np.testing.assert_allclose(exported, probs, rtol=1e-5, atol=1e-6)
+    # Wrong inputs are named as inputs, not images (the argument keeps its deck name).
+    with pytest.raises(ValueError,
+                       match=r"^inputs must be integer tokens \(the run trained on tokens\); got dtype float32$"):
+        predict_run(loaded, data.x_test.astype(np.float32))
+    with pytest.raises(ValueError, match=r"^inputs has shape \(3, 11\); expected \(\.\.\., 12\) — one example \(12,\)"):
+        predict_run(loaded, data.x_test[:3, :11])
 
 
 def test_token_ids_beyond_the_vocabulary_stop_at_step_0_blaming_the_data_not_the_learning_rate(data, tmp_path):
