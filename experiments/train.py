@@ -35,89 +35,18 @@ multi-process job lost a process; 75 preempted (SIGTERM, SIGUSR1) after saving a
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-import time
 from pathlib import Path
 
-from mlwork.train.config import (
-    TrainConfig,
-    add_config_arguments,
-    config_from_args,
-    given_config_flags,
-    resume_config,
-)
-from mlwork.train.errors import (
-    EXIT_BAD_INPUT,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_PREEMPTED,
-    RunError,
-    exit_code,
-    exit_codes_epilog,
-)
+from mlwork.train import cli
+from mlwork.train.config import TrainConfig
+
+PROG = "python -m experiments.train"
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
-
-
-def _resume_value(text: str) -> str:
-    if text != "auto":
-        raise argparse.ArgumentTypeError(f"expected 'auto' or no value, got {text!r}")
-    return text
-
-
-def parse_args(argv: list[str] | None, *, prog: str = "python -m experiments.train",
-               description: str | None = None) -> tuple[argparse.Namespace, TrainConfig]:
-    """Flags -> ``(invocation flags, TrainConfig)``; exits 2 with one line on a bad flag. Imports no JAX.
-
-    A ``--resume`` of a run (``auto`` too, when ``--workdir`` holds one) takes the flags not given
-    from the run's ``config.json``. ``--data`` is recorded as an absolute path."""
-    p = argparse.ArgumentParser(prog=prog, description=description or __doc__.split("\n")[0],
-                                epilog=exit_codes_epilog(), formatter_class=_HelpFormatter)
-    add_config_arguments(p)
-    run = p.add_argument_group("this invocation")
-    run.add_argument("--workdir", default=None, help="the run's folder (default: runs/<dataset>-<model>-<time>)")
-    run.add_argument("--resume", nargs="?", const=True, default=False, type=_resume_value, metavar="auto",
-                     help="continue the run in --workdir from its latest checkpoint; flags not given are the run's "
-                          "(its config.json), flags given must agree with them or extend the run (e.g. more "
-                          "--epochs). --resume auto: continue when --workdir holds a run, else start one (a "
-                          "scheduler reruns the same command after every preemption)")
-    run.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
-    run.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
-    run.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
-                     help="multi-process job: process 0's address (default: $JAX_COORDINATOR_ADDRESS)")
-    run.add_argument("--num-processes", type=int, default=None,
-                     help="multi-process job: processes in it (default: $JAX_NUM_PROCESSES)")
-    run.add_argument("--process-id", type=int, default=None,
-                     help="multi-process job: this process's index (default: $JAX_PROCESS_ID)")
-    run.add_argument("--heartbeat-timeout", type=int, default=30, metavar="SECONDS",
-                     help="multi-process job: a process silent this long is declared dead and the others stop")
-    args = p.parse_args(argv)
-    if args.heartbeat_timeout < 1:
-        p.error("--heartbeat-timeout must be >= 1")
-    if args.resume and not args.workdir:
-        p.error("--resume needs --workdir (the run to continue)")
-    if args.stop_after is not None and args.stop_after < 1:
-        p.error("--stop-after must be >= 1")
-    if args.data is not None:
-        if not Path(args.data).is_file():
-            why = "is a folder, not an .npz file" if Path(args.data).is_dir() else "does not exist"
-            print(f"error: data file {args.data} {why}", file=sys.stderr)
-            raise SystemExit(EXIT_BAD_INPUT)
-        args.data = str(Path(args.data).resolve())
-    try:
-        config = config_from_args(args)
-        recorded = Path(args.workdir) / "config.json" if args.workdir else None
-        if args.resume and recorded is not None and recorded.exists():  # the run's flags, the given ones on top
-            given = {name: getattr(args, name) for name in given_config_flags(p, argv)}
-            config = resume_config(recorded, given)
-    except RunError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT) from None
-    return args, config
+def parse_args(argv: list[str] | None, *, prog: str = PROG, description: str | None = None):
+    """Flags -> ``(invocation flags, TrainConfig)``; exits 2 with one line on a bad flag. Imports no JAX
+    (:func:`mlwork.train.cli.parse_args` under this command's name)."""
+    return cli.parse_args(argv, prog=prog, description=description or __doc__.split("\n")[0])
 
 
 def load_data(config: TrainConfig):
@@ -132,63 +61,17 @@ def load_data(config: TrainConfig):
     return load_dataset(config.dataset, config.data_dir, test_dir=config.test_dir, source=config.source)
 
 
-def _default_workdir(config: TrainConfig) -> Path:
-    name = Path(config.data).stem if config.data else config.dataset
-    return Path(f"runs/{name}-{config.model.rpartition(':')[2]}-{time.strftime('%Y%m%d-%H%M%S')}")
+def main(argv: list[str] | None = None, *, prog: str = PROG, description: str | None = None) -> int:
+    """Train with the flags ``argv`` (the shell: :func:`mlwork.train.cli.run`); print the summary.
 
-
-def main(argv: list[str] | None = None, *, prog: str = "python -m experiments.train",
-         description: str | None = None) -> int:
+    Returns:
+      The exit code (:mod:`mlwork.train.errors`).
+    """
     args, config = parse_args(argv, prog=prog, description=description)
-    workdir = Path(args.workdir) if args.workdir else _default_workdir(config)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from mlwork.train import enable_compilation_cache, train_and_evaluate
-    from mlwork.train.lifecycle import check_workdir, quiet_orbax_logs
-    from mlwork.train.parallel import is_primary, maybe_initialize_distributed, process_prefix
-    from mlwork.train.peers import watch_peers
-
-    quiet_orbax_logs(None)
-    prefix = ""
-    try:
-        if maybe_initialize_distributed(args.coordinator_address, args.num_processes, args.process_id,
-                                        heartbeat_timeout_s=args.heartbeat_timeout):
-            watch_peers()  # a process that dies or fails stops the others at once, with one line (exit 69)
-        quiet_orbax_logs(workdir / "orbax.log" if is_primary() else None)  # log files: the primary's only
-        prefix = "" if is_primary() else process_prefix()  # the other processes' lines say which they are
-        if prefix and not args.workdir:  # the default name has the time in it: processes would disagree
-            raise RunError("a multi-process job needs --workdir (the same folder on every process)")
-        from mlwork.train.programs import check_devices
-
-        check_workdir(workdir, config, None, args.resume)  # refusals that need no data come before loading it
-        check_devices(config)
-        if not args.no_compile_cache:
-            enable_compilation_cache()
-        dataset = load_data(config)
-        from mlwork.data import as_arrays
-
-        arrays = as_arrays(dataset)
-        n_test = "no test split (the validation split's figures)" if arrays.x_test is None else \
-            f"{len(arrays.y_test)} test"
-        print(f"{prefix}data: {arrays.source} — {len(arrays.y_train)} train, {n_test}; workdir: {workdir}", flush=True)
-        summary = train_and_evaluate(config, workdir, dataset, resume=args.resume, stop_after=args.stop_after)
-    except KeyboardInterrupt:  # SIGINT before training started (the run's guard answers it after)
-        print("interrupted (SIGINT) before training started; nothing was saved", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
-    except Exception as e:  # every documented failure: one line, its exit code
-        try:
-            code = exit_code(e)
-        except TypeError:
-            raise e from None
-        print(prefix + ("" if code in (75, 130) else "error: ") + str(e).splitlines()[0], file=sys.stderr, flush=True)
-        return code
-    if prefix:
-        print(f"{prefix}done (the primary process reports the run)", flush=True)
-        return EXIT_OK
-    if config.is_population:
-        _print_population(summary, workdir)
-    else:
-        _print_single(summary, workdir)
-    return EXIT_OK
+    code, summary, workdir = cli.run(args, config, load_data)
+    if summary is not None:
+        (_print_population if config.is_population else _print_single)(summary, workdir)
+    return code
 
 
 def _print_single(summary: dict, workdir: Path) -> None:
@@ -226,24 +109,9 @@ def _print_population(summary: dict, workdir: Path) -> None:
 
 
 def run_main(argv: list[str] | None = None, *, main=main) -> None:
-    """Run ``main`` (this module's :func:`main`, or a preset's) and exit with its code. A failing run
-    exits at once (``os._exit`` after flushing): a failed Orbax write can leave non-daemon threads
-    that would otherwise block the interpreter's shutdown forever; everything the run keeps is
-    already on disk by then."""
-    code = main(argv)
-    if "mlwork.train.peers" in sys.modules:
-        from mlwork.train.peers import release_peers
-
-        release_peers(code)  # the other processes of a job learn how this one ended
-    if code != EXIT_OK:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        if code in (EXIT_PREEMPTED, EXIT_INTERRUPTED) and "jax" in sys.modules:  # every process of a job stops
-            from mlwork.train.parallel import leave_distributed
-
-            leave_distributed()
-        os._exit(code)
-    raise SystemExit(code)
+    """Run ``main`` (this module's :func:`main`, or a preset's) and exit with its code
+    (:func:`mlwork.train.cli.exit_with`)."""
+    cli.exit_with(main(argv))
 
 
 if __name__ == "__main__":

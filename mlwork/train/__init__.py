@@ -11,6 +11,8 @@ The layout follows a run's data flow:
 * :mod:`~mlwork.train.loop` — :func:`train_epochs`, the loop as an iterator; :func:`fit` collects it.
 * :mod:`~mlwork.train.lifecycle` — :func:`train_and_evaluate`: workdir, lock, resume, checkpoints,
   preemption, summary.
+* :mod:`~mlwork.train.cli` — the process shell of a training command (flags, a multi-process
+  job, refusals before the data, exit codes), so each experiment is a thin module.
 * :mod:`~mlwork.train.load`, :mod:`~mlwork.train.inference`, :mod:`~mlwork.train.export` — after
   training: :func:`load_run`, :func:`predict_run`, :func:`export_run` / :func:`load_exported`.
 * :mod:`~mlwork.train.step`, :mod:`~mlwork.train.state`, :mod:`~mlwork.train.checkpoint`,
@@ -50,7 +52,7 @@ _EXPORTS = {
     "tensorboard": ("TensorBoardWriter",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = ("checkpoint", "compile_cache", "config", "diagnostics", "errors", "export", "guard", "hardware",
+_SUBMODULES = ("checkpoint", "cli", "compile_cache", "config", "diagnostics", "errors", "export", "guard", "hardware",
                "inference", "lifecycle", "load", "logs", "loop", "parallel", "programs", "provenance", "report",
                "state", "step", "task", "tensorboard")
 
