@@ -87,7 +87,8 @@ COLUMNS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Any]]]] = {
         ("full search", _seconds("full_s")), ("histogram share", _field("hist_share", "{:.0%}")),
         ("subtraction", _seconds("subtract_s")), ("compaction", _seconds("compact_s")),
         ("full / subtraction", _ratio("ratio_full_over_subtract")), ("max rel. diff", _field("max_rel_diff")),
-        ("load average", _field("loadavg")),
+        ("boosting round", _seconds("round_s")), ("fixed", _seconds("fixed_s")),
+        ("search share of a round", _field("search_share_of_round", "{:.0%}")), ("load average", _field("loadavg")),
     ],
     "trees_categorical": [
         ("library", _field("library")), ("encoding", _field("encoding")), ("features", _field("features")),

@@ -32,7 +32,10 @@ over the largest absolute bin). Figures: medians of ``--repeats`` steady-state c
 programs interleaved call by call so that machine noise hits them alike; ratios within one
 process only. ``tree`` rows sum the levels: the split search of one depth-``D`` tree, full
 against level 0 full plus levels ``1..D-1`` subtracted (an upper bound of the whole-fit gain,
-which also pays gradients, routing and leaves). The load average is recorded with each row.
+which also pays gradients, routing and leaves). With ``--fit-rounds R1,R2``, ``fit`` rows time
+whole boosting fits of ``R1`` and ``R2`` rounds in the same process (see :func:`_fit_share`):
+the cost of a round, the fixed cost, and the split search's share of a round. The load average
+is recorded with each row.
 """
 
 from __future__ import annotations
@@ -52,10 +55,15 @@ def _parse(argv):
     parser.add_argument("--levels", default="0,1,2,3,4,5",
                         help="comma-separated levels (L = 2^level nodes; default one depth-6 tree)")
     parser.add_argument("--repeats", type=int, default=7, help="timed calls per program (default 7)")
+    parser.add_argument("--fit-rounds", default="",
+                        help="R1,R2: also time whole boosting fits of R1 and R2 rounds on the same bins "
+                             "(the split search's share of a round; e.g. 3,9)")
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/results.jsonl")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be positive")
+    if args.fit_rounds and not _rounds_ok(args.fit_rounds):
+        parser.error(f"--fit-rounds must be two increasing positive integers R1,R2; got {args.fit_rounds!r}")
     return args
 
 
@@ -149,6 +157,48 @@ def _programs():
     return full, subtract, compact, hists, first_subtracted
 
 
+def _rounds_ok(text: str) -> bool:
+    parts = text.split(",")
+    return len(parts) == 2 and all(p.isdigit() for p in parts) and 0 < int(parts[0]) < int(parts[1])
+
+
+def _fit_share(args, XbT, full, repeats: int) -> dict:
+    """Whole boosting fits against the split search of one tree, in one process: a fit of
+    ``R1`` and of ``R2`` rounds (logistic loss, Newton leaves, depth 6, lambda 1, on the bins as
+    features with random binary labels) give the cost of a round (their difference over
+    ``R2 - R1``) and the fixed cost (host binning, set-up); the split search of a tree is the
+    ``full`` program at levels 0-5 (samples spread at random over the nodes)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from mlwork import trees
+
+    r1, r2 = (int(v) for v in args.fit_rounds.split(","))
+    d, n = XbT.shape
+    rng = np.random.default_rng(1)
+    X = np.asarray(XbT).T.astype(np.float32)
+    y = rng.integers(0, 2, n).astype(np.int32)
+    gh = jnp.asarray(np.stack([rng.normal(0.3, 1.0, n), rng.uniform(0.05, 0.25, n)], 1).astype(np.float32))
+    leaf = rng.integers(0, 2**5, n)
+    levels = [(2**lv, jnp.asarray((leaf >> (5 - lv)).astype(np.int32)), jnp.zeros(2**lv, jnp.float32))
+              for lv in range(6)]
+
+    def fit(rounds):
+        return lambda: trees.fit_gradient_boosting(X, y, loss="logistic", n_estimators=rounds, learning_rate=0.1,
+                                                   max_depth=6, second_order=True, reg_lambda=1.0,
+                                                   min_child_weight=1.0)
+
+    def search():
+        return [jax.block_until_ready(full(L, True, XbT, gh, node, shift)) for L, node, shift in levels]
+
+    med = _interleaved({"fit_r1": fit(r1), "fit_r2": fit(r2), "search_tree": search}, repeats)
+    per_round = (med["fit_r2"] - med["fit_r1"]) / (r2 - r1)
+    return dict(kind="fit", n=n, d=d, fit_rounds=args.fit_rounds, **{f"{k}_s": v for k, v in med.items()},
+                round_s=per_round, fixed_s=med["fit_r1"] - r1 * per_round,
+                search_share_of_round=med["search_tree"] / per_round)
+
+
 def _interleaved(fns: dict, repeats: int) -> dict:
     import jax
 
@@ -212,6 +262,13 @@ def run(args) -> list[dict]:
               f"subtract {tree['subtract_s'] * 1e3:7.1f} ms  ratio {ratio:4.2f}", flush=True)
         rows.append(dict(kind="tree", n=n, d=d, levels=args.levels, **tree, ratio_full_over_subtract=ratio,
                          loadavg=" ".join(Path("/proc/loadavg").read_text().split()[:3])))
+        if args.fit_rounds:
+            row = _fit_share(args, XbT, full, max(3, args.repeats // 2))
+            row["loadavg"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+            print(f"  {n:>6} x {d:<4} fit: a round {row['round_s'] * 1e3:7.1f} ms, fixed {row['fixed_s']:.2f} s, "
+                  f"split search of a tree {row['search_tree_s'] * 1e3:7.1f} ms "
+                  f"({row['search_share_of_round']:.0%} of a round)  (load {row['loadavg']})", flush=True)
+            rows.append(row)
     return rows
 
 
