@@ -82,6 +82,14 @@ COLUMNS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Any]]]] = {
         ("fit", _seconds("fit_s")), ("compile", _seconds("compile_s")), ("predict", _seconds("predict_s")),
         ("accuracy", _field("accuracy", "{:.4f}")), ("fit / baseline", _ratio("ratio_vs_baseline")),
     ],
+    "trees_hist_subtraction": [
+        ("n × d", lambda r: f"{r.get('n')} × {r.get('d')}"), ("level", _field("level")), ("levels", _field("levels")),
+        ("full search", _seconds("full_s")), ("histogram share", _field("hist_share", "{:.0%}")),
+        ("subtraction", _seconds("subtract_s")), ("compaction", _seconds("compact_s")),
+        ("full / subtraction", _ratio("ratio_full_over_subtract")), ("max rel. diff", _field("max_rel_diff")),
+        ("boosting round", _seconds("round_s")), ("fixed", _seconds("fixed_s")),
+        ("search share of a round", _field("search_share_of_round", "{:.0%}")), ("load average", _field("loadavg")),
+    ],
     "trees_categorical": [
         ("library", _field("library")), ("encoding", _field("encoding")), ("features", _field("features")),
         ("accuracy", _field("accuracy", "{:.4f}")), ("first fit", _seconds("first_s")), ("fit", _seconds("fit_s")),
