@@ -85,9 +85,13 @@ def jax_key(random_state) -> jax.Array:
       True
     """
     rs = check_random_state(random_state)  # validates ints as NumPy seeds, raises otherwise
-    if isinstance(random_state, numbers.Integral):
-        return jax.random.key(int(random_state))
-    return jax.random.key(int(rs.randint(np.iinfo(np.int32).max)))
+    seed = int(random_state) if isinstance(random_state, numbers.Integral) else int(rs.randint(np.iinfo(np.int32).max))
+    return _key_of_seed(np.uint32(seed))  # seeds are below 2**32: the key of jax.random.key(seed)
+
+
+#: ``jax.random.key`` compiled once for a traced seed (called eagerly with a Python int, it
+#: compiles again for many seeds: a cost on every fit of a grid search).
+_key_of_seed = jax.jit(jax.random.key)
 
 
 def resolve_depth(max_depth, n_samples: int) -> int:
