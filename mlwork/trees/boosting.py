@@ -3,7 +3,7 @@ r"""Boosting (deck section 17): AdaBoost (SAMME) and gradient boosting, each one
 Boosting fits trees sequentially, each correcting the ensemble so far; the rounds are a
 ``jax.lax.scan`` whose carry is the sample weights (AdaBoost) or the current scores
 :math:`F(x_i)` (gradient boosting), so the whole fit is one compiled program (AdaBoost) or one
-compiled program called once per :data:`ROUND_CHUNK` rounds (gradient boosting).
+compiled program called once per ``ROUND_CHUNK`` (32) rounds (gradient boosting).
 
 **Compiled programs of gradient boosting** (issue 29). A compilation costs seconds, far more than
 a fit on small data, so the fits of a grid search or a cross-validation share programs: the rounds
@@ -865,7 +865,7 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         :func:`~mlwork.trees.fit_tree` (each tree orders a node's categories by
         :math:`G/(H+\lambda)`, second order, or their mean residual, first order).
 
-    The rounds run in calls of :data:`ROUND_CHUNK` (32) rounds of one compiled program; with a
+    The rounds run in calls of ``ROUND_CHUNK`` (32) rounds of one compiled program; with a
     validation set it also computes the training and validation losses of every round on the
     device and decides the stop after each round, skipping the rest of its call (later calls are
     not made). Compilation: up to 8192 rows, one program serves every ``n_estimators``,
@@ -1028,7 +1028,7 @@ def _default_loss(y, n: int, n_classes) -> str:
 def boosting_scores(model: GradientBoosting, X: Array) -> Array:
     r"""Raw scores :math:`F(x) = F_0 + \eta \sum_t f_t(x)`, ``(n, K)``.
 
-    The trees are summed in order, :data:`ROUND_CHUNK` rounds per call of one compiled program
+    The trees are summed in order, ``ROUND_CHUNK`` (32) rounds per call of one compiled program
     (the last chunk padded with trees of value 0, which add exactly 0): models of any
     ``n_estimators`` share the program; :math:`F_0 + \eta\,\cdot` is a tiny program per :math:`\eta`.
     """
