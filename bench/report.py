@@ -95,6 +95,16 @@ COLUMNS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Any]]]] = {
         ("accuracy", _field("accuracy", "{:.4f}")), ("first fit", _seconds("first_s")), ("fit", _seconds("fit_s")),
         ("load average", _field("loadavg")),
     ],
+    "trees_small_data": [
+        ("run", _field("run")), ("mlwork first search", _seconds("mlwork_first_s")),
+        ("mlwork steady", _seconds("mlwork_s")), ("scikit-learn", _seconds("sklearn_s")),
+        ("first / scikit-learn", _ratio("first_vs_sklearn")), ("steady / scikit-learn", _ratio("steady_vs_sklearn")),
+        ("compilations", _field("compiles")), ("cache reads", _field("cache_hits")),
+        ("tracing (first)", _seconds("trace_s")), ("lowering (first)", _seconds("lower_s")),
+        ("XLA compile (first)", _seconds("xla_compile_s")),
+        ("CV accuracy (mlwork)", _field("mlwork_best_score", "{:.4f}")),
+        ("CV accuracy (scikit-learn)", _field("sklearn_best_score", "{:.4f}")),
+    ],
 }
 
 _MACHINE_KEYS = ("cpu", "cpu_count", "memory_gib", "python", "jax", "backend", "commit")

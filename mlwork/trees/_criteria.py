@@ -71,7 +71,7 @@ def score(spec: GrowSpec, s: Array, shift: Array | None = None) -> Array:
         return (_csum(xlogy(c, c)) - xlogy(w, w)) / math.log(2.0)
     if spec.criterion == "variance":
         return jnp.square(s[0]) / _safe(w)
-    g = s[0] if shift is None or not spec.reg_lambda else s[0] - shift * spec.reg_lambda
+    g = s[0] if shift is None or _static_zero(spec.reg_lambda) else s[0] - shift * spec.reg_lambda
     return 0.5 * jnp.square(g) / _safe(w + spec.reg_lambda)
 
 
@@ -79,18 +79,29 @@ def parent_score(spec: GrowSpec, s: Array, shift: Array | None = None) -> Array:
     r"""The score a split's children are compared with: :func:`score` of the node's totals,
     plus :math:`\tfrac12 c^2\lambda` for shifted ``newton`` statistics (see :func:`score`)."""
     out = score(spec, s, shift)
-    if spec.criterion == "newton" and shift is not None and spec.reg_lambda:
+    if spec.criterion == "newton" and shift is not None and not _static_zero(spec.reg_lambda):
         out = out + 0.5 * spec.reg_lambda * jnp.square(shift)
     return out
+
+
+def _static_zero(v) -> bool:
+    """Whether a setting is a Python/NumPy 0 (gradient boosting may pass it traced: then ``False``,
+    and the terms it would skip are computed; with a traced 0 they add exactly 0)."""
+    return not isinstance(v, jax.Array) and not v
+
+
+def _max(v, floor):
+    """``max(v, floor)`` for a static setting (as before), ``jnp.maximum`` for a traced one."""
+    return jnp.maximum(v, floor) if isinstance(v, jax.Array) else max(v, floor)
 
 
 def child_ok(spec: GrowSpec, s: Array) -> Array:
     """Child constraints. Counts and integer weights sum exactly, so "non-empty" is exact."""
     if spec.criterion == "newton":
-        ok = weight_of(spec, s) >= max(spec.min_child_weight, 1e-12)
+        ok = weight_of(spec, s) >= _max(spec.min_child_weight, 1e-12)
         return ok & (s[-1] >= spec.min_samples_leaf) if spec.counted else ok
     if spec.counted:
-        return s[-1] >= max(spec.min_samples_leaf, 1)
+        return s[-1] >= _max(spec.min_samples_leaf, 1)
     return weight_of(spec, s) > 0.5
 
 

@@ -186,7 +186,7 @@ def fit_bins(X, max_bins: int | None = 255, sample_weight=None) -> Bins:
         lower[j, : len(lo)] = lo
         upper[j, : len(hi)] = hi
     n_bins = np.array([len(lo) for lo, _ in cuts], np.int32)
-    return Bins(lower=jnp.asarray(lower), upper=jnp.asarray(upper), n_bins=jnp.asarray(n_bins),
+    return Bins(lower=jax.device_put(lower), upper=jax.device_put(upper), n_bins=jax.device_put(n_bins),
                 max_bins=int(width), has_missing=not _small_int(X) and bool(np.isnan(X).any()))
 
 

@@ -2,7 +2,20 @@ r"""Boosting (deck section 17): AdaBoost (SAMME) and gradient boosting, each one
 
 Boosting fits trees sequentially, each correcting the ensemble so far; the rounds are a
 ``jax.lax.scan`` whose carry is the sample weights (AdaBoost) or the current scores
-:math:`F(x_i)` (gradient boosting), so the whole fit is one compiled program.
+:math:`F(x_i)` (gradient boosting), so the whole fit is one compiled program (AdaBoost) or one
+compiled program called once per ``ROUND_CHUNK`` (32) rounds (gradient boosting).
+
+**Compiled programs of gradient boosting** (issue 29). A compilation costs seconds, far more than
+a fit on small data, so the fits of a grid search or a cross-validation share programs: the rounds
+run in calls of 32 rounds (``n_estimators`` and early stopping only decide which rounds of a call
+run), and fits of at most ``mlwork.trees._padding.BUCKET_MAX_ROWS`` (8192) rows pad their rows
+with zero-weight rows to a bucket of eight per octave and pass ``learning_rate``, the
+``subsample`` size, ``reg_lambda``, ``gamma``, ``min_child_weight`` and ``min_samples_leaf`` as
+traced arguments. A small-data program is compiled per tree depth, loss, number of features, row
+bucket and choice of ``second_order``, ``line_search``, ``subsample < 1`` and a validation set.
+Padding changes results by float32 rounding only (XLA orders a sum over another row count
+differently; a near-tied split can flip), see ``mlwork/trees/_padding.py``. Larger fits are not
+padded and compile those settings in: they compute what they computed before, bit for bit.
 
 **AdaBoost / SAMME** (Zhu, Zou, Rosset & Hastie 2009). With weighted error
 :math:`\varepsilon_t = \sum_i w_i [h_t(x_i) \ne y_i] / \sum_i w_i` over :math:`K` classes,
@@ -49,7 +62,7 @@ import numpy as np
 
 from mlwork._static import this_call
 from mlwork._validate import fail
-from mlwork.trees import _checks, _deprecated, _early_stopping
+from mlwork.trees import _checks, _deprecated, _early_stopping, _padding
 from mlwork.trees._grow import GrowSpec, feature_parallel, grow, run_feature_parallel
 from mlwork.trees.tree import (
     Tree,
@@ -488,27 +501,58 @@ def _initial_score(loss, y: Array, w: Array, k: int) -> Array:
     return jax.lax.scan(step, jnp.zeros(k), None, length=50)[0]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
-def _fit_boosting(spec: GrowSpec, loss, k: int, n_estimators: int, learning_rate: float,
-                  subsample: float, line_search: bool, XbT, y, w, lower, upper, key):
-    rounds = functools.partial(_boosting_rounds, spec, loss, k, n_estimators, learning_rate, subsample,
-                               line_search)
-    return run_feature_parallel(spec, rounds, XbT, y, w, lower, upper, key)
+#: Boosting rounds per call of the compiled round program: a fit of ``n_estimators`` rounds calls
+#: it ``ceil(n_estimators / ROUND_CHUNK)`` times, carrying the scores, so one program serves every
+#: ``n_estimators`` (rounds past the last, or after an early stop, are skipped by a ``lax.cond``).
+#: Prediction sums the trees in chunks of the same size.
+ROUND_CHUNK = 32
+#: Grower settings that padded (small-data) fits pass to the compiled rounds as traced values, so
+#: a grid over them reuses one program; unpadded fits compile them in, as they always did.
+TRACED_SETTINGS = ("reg_lambda", "gamma", "min_child_weight", "min_samples_leaf")
 
 
-def _round_fn(spec: GrowSpec, loss, k: int, learning_rate: float, subsample: float, line_search: bool,
-              XbT, y, w, lower, upper, key):
-    """``round_(F, t) -> (F + eta f_t, trees of round t)``: one boosting round (``t`` from 0)."""
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _boosting_init(loss, k: int, y, w):
+    """``(F_0 (K,), F (n, K), 0)``: the initial score, the scores of every training row, the rounds done."""
+    F0 = _initial_score(loss, y, w, k)
+    return F0, jnp.broadcast_to(F0, (y.shape[0], k)), jnp.zeros((), jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _initial_losses(loss, F0, y, w, y_val, w_val):
+    """``(train, validation, F_val)``: the mean losses of :math:`F_0` and the validation scores."""
+    F_val = jnp.broadcast_to(F0, (y_val.shape[0], F0.shape[0]))
+    train = _mean_loss(loss, y, jnp.broadcast_to(F0, (y.shape[0], F0.shape[0])), w)
+    return train, _mean_loss(loss, y_val, F_val, w_val), F_val
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
+def _fit_chunk(spec: GrowSpec, loss, k: int, subsampled: bool, line_search: bool, static: tuple,
+               XbT, y, w, lower, upper, key, t, F, hyper, val):
+    rounds = functools.partial(_chunk_rounds, spec, loss, k, subsampled, line_search, static)
+    return run_feature_parallel(spec, rounds, XbT, y, w, lower, upper, key, t, F, hyper, val)
+
+
+def _round_fn(spec: GrowSpec, loss, k: int, learning_rate, subsampled: bool, line_search: bool,
+              XbT, y, w, lower, upper, key, n_real, n_drawn, grow_fn=grow, draws=None):
+    """``round_(F, t) -> (F + eta f_t, trees of round t)``: one boosting round (``t`` from 0).
+
+    With ``subsampled``, each round keeps ``n_drawn`` of the first ``n_real`` rows (the real
+    ones; padding rows draw 2 and sort last), those of the smallest uniforms
+    ``jax.random.uniform(fold_in(key, t), (n_real,))``: drawn here, or, for padded rows, given
+    as ``draws`` ``(ROUND_CHUNK, n)`` (round ``t`` in row ``t % ROUND_CHUNK``) by
+    :func:`_subsample_draws` (with JAX's default threefry the first ``n_real`` of ``n`` draws are
+    not those of ``n_real`` draws)."""
     n = XbT.shape[1]
     newton = spec.criterion == "newton"
 
     def fit_output(args):
         gh, wk = args  # (n, 2) gradient and Hessian of one output, (n,) weights
         if newton:
-            grown = grow(spec, XbT, gh, wk, lower, upper, jax.random.key(0))
+            grown = grow_fn(spec, XbT, gh, wk, lower, upper, jax.random.key(0))
             return grown, leaf_values(spec, grown)
         residual = -gh[:, 0]
-        grown = grow(spec, XbT, residual, wk, lower, upper, jax.random.key(0))
+        grown = grow_fn(spec, XbT, residual, wk, lower, upper, jax.random.key(0))
         m = 2**spec.depth
         num = jax.ops.segment_sum(wk * residual, grown.leaf, num_segments=m)
         hess = jax.ops.segment_sum(wk * gh[:, 1], grown.leaf, num_segments=m)
@@ -523,10 +567,14 @@ def _round_fn(spec: GrowSpec, loss, k: int, learning_rate: float, subsample: flo
     def round_(F, t):
         g, h = _grad_hess(loss, y, F)  # (n, K)
         wt = w
-        if subsample < 1.0:  # a fresh subsample without replacement each round
-            m = max(1, int(round(subsample * n)))
-            rank = jnp.argsort(jax.random.uniform(jax.random.fold_in(key, t), (n,)))
-            wt = w * jnp.zeros(n, jnp.float32).at[rank[:m]].set(1.0)
+        if subsampled:  # a fresh subsample without replacement each round, of the real rows
+            rows = jnp.arange(n)
+            if draws is None:
+                u = jnp.where(rows < n_real, jax.random.uniform(jax.random.fold_in(key, t), (n,)), 2.0)
+            else:
+                u = draws[t % ROUND_CHUNK]
+            rank = jnp.argsort(u)
+            wt = w * jnp.zeros(n, jnp.float32).at[rank].set((rows < n_drawn).astype(jnp.float32))
         targets = jnp.stack([g.T, h.T], axis=-1)  # (K, n, 2)
         grown, value = jax.lax.map(fit_output, (targets, jnp.broadcast_to(wt, (k, n))))
         step = jnp.take_along_axis(value[..., 0], grown.leaf, axis=1).T  # (n, K)
@@ -536,13 +584,116 @@ def _round_fn(spec: GrowSpec, loss, k: int, learning_rate: float, subsample: flo
     return round_
 
 
-def _boosting_rounds(spec: GrowSpec, loss, k: int, n_estimators: int, learning_rate: float,
-                     subsample: float, line_search: bool, XbT, y, w, lower, upper, key):
-    n = XbT.shape[1]
-    F0 = _initial_score(loss, y, w, k)
-    round_ = _round_fn(spec, loss, k, learning_rate, subsample, line_search, XbT, y, w, lower, upper, key)
-    _, trees = jax.lax.scan(round_, jnp.broadcast_to(F0, (n, k)), jnp.arange(n_estimators))
-    return trees, F0
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _subsample_draws(key, start, n_real: int, n: int):
+    """``(ROUND_CHUNK, n)``: row ``j`` the uniforms of round ``start + j`` of an unpadded fit of
+    ``n_real`` rows, then 2 for each padding row (a small program per ``n_real``)."""
+    def one(t):
+        return jax.random.uniform(jax.random.fold_in(key, t), (n_real,))
+
+    u = jax.vmap(one)(start + jnp.arange(ROUND_CHUNK, dtype=jnp.int32))
+    return jnp.concatenate([u, jnp.full((ROUND_CHUNK, n - n_real), 2.0, u.dtype)], axis=1)
+
+
+def _unrun(shapes):
+    """Trees of a round never run: int fields -2, floats NaN, bools False."""
+    def fill(s):
+        value = -2 if jnp.issubdtype(s.dtype, jnp.integer) else (False if s.dtype == jnp.bool_ else jnp.nan)
+        return jnp.full(s.shape, value, s.dtype)
+
+    return jax.tree.map(fill, shapes)
+
+
+def _chunk_rounds(spec: GrowSpec, loss, k: int, subsampled: bool, line_search: bool, static: tuple,
+                  XbT, y, w, lower, upper, key, t, F, hyper, val):
+    """Up to :data:`ROUND_CHUNK` rounds from ``t`` rounds done and scores ``F`` ``(n, K)``.
+
+    The settings are ``dict(static)`` (compiled in) updated by ``hyper`` (traced): always
+    ``n_estimators``, ``n_real`` and ``n_drawn`` (see :func:`_round_fn`), and ``learning_rate``
+    and :data:`TRACED_SETTINGS` in one of the two. A round runs while ``t < n_estimators`` (and,
+    with a validation set ``val``, until :func:`_chunk_stop` says stop).
+
+    Returns ``(t, F, trees (ROUND_CHUNK, K, ...))`` without ``val``; with it
+    ``(t, stopped, F, F_val, trees, train_loss (ROUND_CHUNK,), val_loss (ROUND_CHUNK,))``, the
+    losses after each round run (NaN for the others).
+    """
+    s = {**dict(static), **hyper}
+    traced = [name for name in TRACED_SETTINGS if name in hyper]
+    if traced:  # the jitted grow takes its spec as a static argument: call the function itself
+        spec = spec._replace(**{name: hyper[name] for name in traced})
+    round_ = _round_fn(spec, loss, k, s["learning_rate"], subsampled, line_search, XbT, y, w, lower, upper, key,
+                       s["n_real"], s["n_drawn"], grow.__wrapped__ if traced else grow, s.get("draws"))
+    empty = _unrun(jax.eval_shape(round_, F, t)[1])
+    if val is None:
+        def body(carry, _):
+            t, F = carry
+            active = t < s["n_estimators"]
+            F, trees = jax.lax.cond(active, round_, lambda F, t: (F, empty), F, t)
+            return (t + active.astype(t.dtype), F), trees
+
+        (t, F), trees = jax.lax.scan(body, (t, F), None, length=ROUND_CHUNK)
+        return t, F, trees
+
+    start = t
+    curve = jnp.full(ROUND_CHUNK + 1, jnp.nan, jnp.float32).at[0].set(val["last"])
+    nan = jnp.float32(jnp.nan)
+
+    def run(args):
+        t, _, F, F_val, curve, j = args
+        F, trees = round_(F, t)
+        step = jax.vmap(lambda tr: tree_value(tr, val["X"])[:, 0], out_axes=1)(trees)  # (m, K)
+        F_val = F_val + s["learning_rate"] * step
+        t = t + 1
+        train = _mean_loss(loss, y, F, w)
+        loss_val = _mean_loss(loss, val["y"], F_val, val["w"])
+        curve = curve.at[j + 1].set(loss_val)
+        stop = _chunk_stop(curve, j, t, start, val)
+        return t, stop, F, F_val, curve, trees, train, loss_val
+
+    def skip(args):
+        t, stopped, F, F_val, curve, _ = args
+        return t, stopped, F, F_val, curve, empty, nan, nan
+
+    def body(carry, j):
+        t, stopped, F, F_val, curve = carry
+        active = (t < s["n_estimators"]) & ~stopped
+        t, stopped, F, F_val, curve, trees, train, loss_val = jax.lax.cond(
+            active, run, skip, (t, stopped, F, F_val, curve, j))
+        return (t, stopped, F, F_val, curve), (trees, train, loss_val)
+
+    carry = (t, jnp.array(False), F, val["F"], curve)
+    (t, stopped, F, F_val, _), (trees, train, loss_val) = jax.lax.scan(
+        body, carry, jnp.arange(ROUND_CHUNK, dtype=jnp.int32))
+    return t, stopped, F, F_val, trees, train, loss_val
+
+
+def _chunk_stop(curve, j, t, start, val):
+    r""":func:`_early_stopping.stop_now` after round ``t`` (the ``j``-th of a chunk from ``start``),
+    from the chunk's validation losses ``curve`` (``ROUND_CHUNK + 1``: :math:`L_{start}`, then the
+    chunk's rounds) and, for a reference round :math:`t - p` before ``start``, the host's
+    ``val["prev_ref"][j]`` :math:`= L_{t-p}` and ``val["prev_improved"][j]``: whether a loss
+    :math:`L_s`, :math:`t - p < s \le start`, is below :math:`L_{t-p} - \tau` (:func:`_stop_inputs`).
+    Comparisons only, in float32 as in ``stop_now``: the same decision, bit for bit."""
+    patience, tol = val["patience"], val["tol"]
+    i = jnp.arange(ROUND_CHUNK + 1, dtype=t.dtype)
+    local = t - patience >= start  # the reference loss is in this chunk
+    ref = jnp.where(local, curve[jnp.clip(t - patience - start, 0, ROUND_CHUNK)], val["prev_ref"][j])
+    window = (i >= 1) & (i <= j + 1) & (start + i > t - patience)
+    improved = jnp.any(window & (curve < ref - tol)) | (~local & val["prev_improved"][j])
+    return (t >= patience) & ~improved
+
+
+def _stop_inputs(curve: np.ndarray, start: int, patience: int, tol: np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """The host's part of :func:`_chunk_stop` for a chunk from ``start`` (``curve``: the float32
+    validation losses :math:`L_0 .. L_{start}`)."""
+    prev_ref = np.full(ROUND_CHUNK, np.nan, np.float32)
+    prev_improved = np.zeros(ROUND_CHUNK, bool)
+    for j in range(ROUND_CHUNK):
+        r = start + j + 1 - patience
+        if 0 <= r < start:
+            prev_ref[j] = curve[r]
+            prev_improved[j] = bool(np.any(curve[r + 1: start + 1] < curve[r] - tol))
+    return prev_ref, prev_improved
 
 
 def _mean_loss(loss, y: Array, F: Array, w: Array) -> Array:
@@ -552,60 +703,75 @@ def _mean_loss(loss, y: Array, F: Array, w: Array) -> Array:
     return jnp.sum(w * jnp.reshape(per, w.shape)) / jnp.sum(w)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
-def _fit_boosting_validated(spec: GrowSpec, loss, k: int, n_estimators: int, learning_rate: float,
-                            subsample: float, line_search: bool, XbT, y, w, lower, upper, key,
-                            X_val, y_val, w_val, patience, tol):
-    rounds = functools.partial(_validated_rounds, spec, loss, k, n_estimators, learning_rate, subsample,
-                               line_search)
-    return run_feature_parallel(spec, rounds, XbT, y, w, lower, upper, key, X_val, y_val, w_val, patience, tol)
+def _fit_boosting(spec: GrowSpec, loss, k: int, n_estimators: int, learning_rate: float, subsample: float,
+                  line_search: bool, XbT, y, w, lower, upper, key, validation=None, patience=None, tol=None):
+    """The rounds of :func:`fit_gradient_boosting`, :data:`ROUND_CHUNK` per call of one compiled
+    program, with or without a validation set ``(X_val, y_val, w_val)``.
 
+    Up to :data:`_padding.BUCKET_MAX_ROWS` training rows are padded to their row bucket (and the
+    validation rows to theirs) and every setting is traced: one program per row bucket, tree
+    depth, loss and the structural settings, whatever ``n_estimators``, ``learning_rate``,
+    ``subsample`` and :data:`TRACED_SETTINGS`. Larger fits compile ``learning_rate`` and those in.
 
-def _validated_rounds(spec: GrowSpec, loss, k: int, n_estimators: int, learning_rate: float,
-                      subsample: float, line_search: bool, XbT, y, w, lower, upper, key,
-                      X_val, y_val, w_val, patience, tol):
-    """The rounds of :func:`_boosting_rounds` in a ``lax.while_loop`` that also tracks the
-    training and validation losses and ends after the round :func:`_early_stopping.stop_now`
-    picks (``patience > n_estimators``: never). Rounds never run keep the buffer's fill: int
-    fields -2, floats NaN, bools False; the curves are NaN past ``n_iter``.
-
-    Returns ``(trees (T, K, ...), F0 (K,), n_iter (), train_loss (T + 1,), val_loss (T + 1,))``.
+    Returns ``(trees, F0)``, or with ``validation`` ``(trees, F0, n_iter, train_loss,
+    val_loss)`` (trees: every round run, or up to the stop; losses ``(n_iter + 1,)``).
     """
-    n = XbT.shape[1]
-    F0 = _initial_score(loss, y, w, k)
-    round_ = _round_fn(spec, loss, k, learning_rate, subsample, line_search, XbT, y, w, lower, upper, key)
-    F = jnp.broadcast_to(F0, (n, k))
-    F_val = jnp.broadcast_to(F0, (X_val.shape[0], k))
-    t0 = jnp.zeros((), jnp.int32)
-    shapes = jax.eval_shape(round_, F, t0)[1]
+    n_real = XbT.shape[1]
+    small = n_real <= _padding.BUCKET_MAX_ROWS
+    n = _padding.row_bucket(n_real) if small else n_real
+    settings = {"learning_rate": learning_rate, **{name: getattr(spec, name) for name in TRACED_SETTINGS}}
+    hyper = {"n_estimators": np.int32(n_estimators), "n_real": np.int32(n_real),
+             "n_drawn": np.int32(max(1, int(round(subsample * n_real))))}
+    if small:  # pad the rows, trace the settings (placeholders in the static spec)
+        (XbT,) = _padding.pad_rows(n, np.asarray(XbT), axis=1)
+        (y,) = _padding.pad_rows(n, np.asarray(y))
+        w = _padding.pad_weights(n, np.asarray(w))
+        hyper.update({name: np.asarray(v, np.float32) for name, v in settings.items()})
+        spec = spec._replace(reg_lambda=0.0, gamma=0.0, min_child_weight=0.0, min_samples_leaf=1)
+        static = ()
+    else:
+        static = tuple(settings.items())
+    XbT, y, w = jax.device_put((XbT, y, w))  # jnp.asarray would compile a small program per shape
+    F0, F, t = _boosting_init(loss, k, y, w)  # t (0) from a program too: every chunk call has the same inputs
+    call = functools.partial(_fit_chunk, spec, loss, k, subsample < 1.0, bool(line_search), static, XbT, y, w,
+                             lower, upper, key)
+    chunks = []
+    def with_draws(start):
+        if subsample < 1.0 and small:
+            return {**hyper, "draws": _subsample_draws(key, np.int32(start), n_real, n)}
+        return hyper
 
-    def fill(s):
-        value = -2 if jnp.issubdtype(s.dtype, jnp.integer) else (False if s.dtype == jnp.bool_ else jnp.nan)
-        return jnp.full((n_estimators,) + s.shape, value, s.dtype)
+    if validation is None:
+        for start in range(0, n_estimators, ROUND_CHUNK):
+            t, F, trees = call(t, F, with_draws(start), None)
+            chunks.append(trees)
+        return _concat(chunks, n_estimators), F0
+    X_val, y_val, w_val = (np.asarray(a) for a in validation)
+    m = _padding.row_bucket(X_val.shape[0]) if small else X_val.shape[0]
+    X_val, y_val = _padding.pad_rows(m, X_val, y_val)
+    X_val, y_val, w_val = jax.device_put((X_val, y_val, _padding.pad_weights(m, w_val)))
+    train0, val0, F_val = _initial_losses(loss, F0, y, w, y_val, w_val)
+    train_curve, val_curve = [np.float32(train0)], [np.float32(val0)]
+    tol = np.float32(tol)
+    for start in range(0, n_estimators, ROUND_CHUNK):
+        prev_ref, prev_improved = _stop_inputs(np.asarray(val_curve, np.float32), start, patience, tol)
+        val = {"X": X_val, "y": y_val, "w": w_val, "F": F_val, "last": val_curve[start],
+               "patience": np.int32(patience), "tol": tol, "prev_ref": prev_ref, "prev_improved": prev_improved}
+        t, stopped, F, F_val, trees, train, loss_val = call(t, F, with_draws(start), val)
+        chunks.append(trees)
+        train_curve.extend(np.asarray(train))
+        val_curve.extend(np.asarray(loss_val))
+        if bool(stopped):
+            break
+    n_iter = int(t)
+    return (_concat(chunks, n_iter), F0, n_iter, jax.device_put(np.asarray(train_curve[: n_iter + 1], np.float32)),
+            jax.device_put(np.asarray(val_curve[: n_iter + 1], np.float32)))
 
-    buffer = jax.tree.map(fill, shapes)
-    nan = jnp.full(n_estimators + 1, jnp.nan, jnp.float32)
-    train = nan.at[0].set(_mean_loss(loss, y, F, w))
-    val = nan.at[0].set(_mean_loss(loss, y_val, F_val, w_val))
 
-    def cond(carry):
-        t, stopped = carry[0], carry[1]
-        return (t < n_estimators) & ~stopped
-
-    def body(carry):
-        t, _, F, F_val, buffer, train, val = carry
-        F, trees = round_(F, t)
-        step = jax.vmap(lambda tr: tree_value(tr, X_val)[:, 0], out_axes=1)(trees)  # (m, K)
-        F_val = F_val + learning_rate * step
-        buffer = jax.tree.map(lambda b, x: b.at[t].set(x), buffer, trees)
-        t = t + 1
-        train = train.at[t].set(_mean_loss(loss, y, F, w))
-        val = val.at[t].set(_mean_loss(loss, y_val, F_val, w_val))
-        return t, _early_stopping.stop_now(val, t, patience, tol), F, F_val, buffer, train, val
-
-    carry = (t0, jnp.array(False), F, F_val, buffer, train, val)
-    t, _, _, _, buffer, train, val = jax.lax.while_loop(cond, body, carry)
-    return buffer, F0, t, train, val
+def _concat(chunks, n_rounds: int):
+    """The first ``n_rounds`` rounds of the chunks' trees, concatenated on the host (eager device
+    concatenation would compile a program per shape) and put back on the device."""
+    return jax.device_put(jax.tree.map(lambda *c: np.concatenate(c)[:n_rounds], *chunks))
 
 
 @_deprecated.key_keyword
@@ -620,7 +786,7 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
                           eval_set=None, n_iter_no_change: int | None = None,
                           tol: float = 1e-7, monotonic_cst=None,
                           categorical_features=None) -> GradientBoosting:
-    r"""Gradient boosting with trees of depth ``max_depth``, one ``lax.scan`` over rounds.
+    r"""Gradient boosting with trees of depth ``max_depth``, compiled ``lax.scan`` calls of 32 rounds.
 
     Starting from :math:`F_0 = \arg\min_c \sum_i w_i L(y_i, c)`, round :math:`t` takes
     :math:`g_i, h_i` (:func:`grad_hess`) at :math:`F_{t-1}`, fits a tree :math:`f_t` and sets
@@ -699,9 +865,14 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         :func:`~mlwork.trees.fit_tree` (each tree orders a node's categories by
         :math:`G/(H+\lambda)`, second order, or their mean residual, first order).
 
-    With a validation set the rounds run in a ``lax.while_loop`` over a buffer of
-    ``n_estimators`` rounds inside the same compiled program, which also computes the training and
-    validation losses of every round on the device; rounds after the stop are never computed.
+    The rounds run in calls of ``ROUND_CHUNK`` (32) rounds of one compiled program; with a
+    validation set it also computes the training and validation losses of every round on the
+    device and decides the stop after each round, skipping the rest of its call (later calls are
+    not made). Compilation: up to 8192 rows, one program serves every ``n_estimators``,
+    ``learning_rate``, ``subsample`` fraction, ``reg_lambda``, ``gamma``, ``min_child_weight``,
+    ``min_samples_leaf > 1`` and every row count of a bucket (the rows are padded with zero-weight
+    copies of the first: float32 rounding, see the module notes); above, nothing is padded and
+    those settings are compiled in.
 
     Returns:
       A :class:`GradientBoosting` with ``(T, K)`` trees: ``T = n_estimators``, or after early
@@ -781,7 +952,7 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
     if eval_set is not None:
         X_val, y_val = _early_stopping.check_eval_set(eval_set, data.X.shape[1])
         validation = (X_val, _eval_targets(loss, y_val, X_val.shape[0], c, target), np.ones(X_val.shape[0], np.float32))
-    target = jnp.asarray(target)
+    target = np.asarray(target)  # on the host: padded (small data) before it goes to the device
     if monotonic_cst is not None and k != 1:
         raise ValueError(f"monotonic_cst needs a single-output loss; got {k} outputs per round "
                          f"(loss={loss!r}: multi-class is not supported)")
@@ -803,14 +974,10 @@ def fit_gradient_boosting(X, y, n_estimators: int = 100, *, key: Array | None = 
         trees, F0 = _fit_boosting(spec, fn, k, n_estimators, learning_rate, subsample, bool(line_search),
                                   data.XbT, target, w, data.lower, data.upper, key)
         return GradientBoosting(trees=trees, init=F0, learning_rate=learning_rate, loss=loss)
-    X_val, y_val, w_val = validation
     patience = n_estimators + 1 if n_iter_no_change is None else n_iter_no_change  # > n_estimators: never
-    buffer, F0, n_iter, train_loss, val_loss = _fit_boosting_validated(
+    buffer, F0, n_iter, train_loss, val_loss = _fit_boosting(
         spec, fn, k, n_estimators, learning_rate, subsample, bool(line_search), data.XbT, target, w, data.lower,
-        data.upper, key, jnp.asarray(X_val), jnp.asarray(y_val), jnp.asarray(w_val), jnp.int32(patience),
-        jnp.float32(tol))
-    n_iter = int(n_iter)
-    val_loss, train_loss = val_loss[: n_iter + 1], train_loss[: n_iter + 1]
+        data.upper, key, validation, patience, tol)
     kept = n_iter if n_iter_no_change is None else int(np.argmin(np.asarray(val_loss)))
     trees = jax.tree.map(lambda a: a[:kept], buffer)
     return GradientBoosting(trees=trees, init=F0, learning_rate=learning_rate, loss=loss, train_loss=train_loss,
@@ -858,14 +1025,43 @@ def _default_loss(y, n: int, n_classes) -> str:
     return "logistic" if c == 2 else "softmax"
 
 
-@jax.jit
 def boosting_scores(model: GradientBoosting, X: Array) -> Array:
-    r"""Raw scores :math:`F(x) = F_0 + \eta \sum_t f_t(x)`, ``(n, K)``."""
+    r"""Raw scores :math:`F(x) = F_0 + \eta \sum_t f_t(x)`, ``(n, K)``.
+
+    The trees are summed in order, ``ROUND_CHUNK`` (32) rounds per call of one compiled program
+    (the last chunk padded with trees of value 0, which add exactly 0): models of any
+    ``n_estimators`` share the program; :math:`F_0 + \eta\,\cdot` is a tiny program per :math:`\eta`.
+    """
+    total = jax.device_put(np.zeros((X.shape[0], model.init.shape[0]), np.float32))
+    n_rounds = model.trees.feature.shape[0]
+    extra = -n_rounds % ROUND_CHUNK
+    # Concrete trees are cut into chunks on the host (eager device ops would compile one small
+    # program per shape); under a trace, with jnp.
+    xp = jnp if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(model.trees)) else np
+
+    def chunks(a):
+        a = xp.concatenate([a, xp.zeros((extra, *a.shape[1:]), a.dtype)]) if extra else xp.asarray(a)
+        return a.reshape(-1, ROUND_CHUNK, *a.shape[1:])
+
+    stacked = jax.tree.map(chunks, model.trees)
+    for i in range(stacked.feature.shape[0]):
+        total = _add_trees(jax.device_put(jax.tree.map(lambda a, i=i: a[i], stacked)), X, total)
+    return _scores(model.init, model.learning_rate, total)
+
+
+@jax.jit
+def _add_trees(trees: Tree, X: Array, total: Array) -> Array:
     def body(total, trees):
         return total + jax.vmap(lambda t: tree_value(t, X)[:, 0], out_axes=1)(trees), None
 
-    total, _ = jax.lax.scan(body, jnp.zeros((X.shape[0], model.init.shape[0])), model.trees)
-    return model.init[None, :] + model.learning_rate * total
+    return jax.lax.scan(body, total, trees)[0]
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _scores(init: Array, learning_rate: float, total: Array) -> Array:
+    # learning_rate compiled in (a tiny program per value): XLA then contracts the multiply-add
+    # into one rounding, as the one-program prediction before issue 29 did (bit for bit).
+    return init[None, :] + learning_rate * total
 
 
 def boosting_predict(model: GradientBoosting, X) -> Array:

@@ -113,7 +113,8 @@ def prepare(X, max_bins: int | None, sample_weight=None, categorical_features=No
     pad = np.full((X.shape[1], 1), np.inf, np.float32)
     lower = np.concatenate([np.asarray(bins.lower), pad], 1)
     upper = np.concatenate([np.asarray(bins.upper), pad], 1)
-    return Prepared(X, bins, jnp.asarray(apply_bins(bins, src)), jnp.asarray(lower), jnp.asarray(upper))
+    # device_put, not jnp.asarray: the latter compiles a small program for every new shape.
+    return Prepared(X, bins, jax.device_put(apply_bins(bins, src)), jax.device_put(lower), jax.device_put(upper))
 
 
 def leaf_values(spec: GrowSpec, grown: Grown, default: Array | None = None,
@@ -326,7 +327,7 @@ def tree_spec(data: Prepared, y, *, task, criterion, max_depth, min_samples_spli
         spec = spec._replace(categorical=categorical)
     w = _checks.check_sample_weight(sample_weight, n)
     spec = spec._replace(counted=needs_count(spec, w))
-    return spec, jnp.asarray(target), jnp.asarray(w)
+    return spec, jax.device_put(target), jax.device_put(w)
 
 
 #: Data with at least this many values (n · d) compiles its deepest ``UNROLLED_LEVELS`` levels
@@ -421,7 +422,7 @@ def check_X_any(X, n_features: int) -> Array:
     ``X`` is concrete (under ``jit`` a ±inf simply compares as a very large value)."""
     values = concrete(X)
     if values is not None:
-        return jnp.asarray(_checks.check_X(values, n_features=n_features))
+        return jax.device_put(_checks.check_X(values, n_features=n_features))
     if X.ndim != 2 or X.shape[1] != n_features:
         raise ValueError(f"X must have shape (n, {n_features}), got {X.shape}")
     return X.astype(jnp.float32)

@@ -120,23 +120,29 @@ def test_best_iteration_predicts_bit_for_bit_like_a_fresh_fit_of_that_many_round
 
 
 def test_rounds_after_the_stop_are_never_computed(monkeypatch):
+    """The rounds run in chunks of ROUND_CHUNK (issue 29): the rounds after the stop within its chunk
+    keep the NaN/-2 fill of a round never run, and no later chunk is called."""
     X, y, X_val, y_val = _problem("logistic")
-    seen = {}
-    original = boosting_mod._fit_boosting_validated
+    seen = []
+    original = boosting_mod._fit_chunk
 
     def spy(*args):
-        seen["out"] = out = original(*args)
+        out = original(*args)
+        seen.append(out)
         return out
 
-    monkeypatch.setattr(boosting_mod, "_fit_boosting_validated", spy)
-    model = trees.fit_gradient_boosting(X, y, 40, eval_set=(X_val, y_val), n_iter_no_change=3, **SETTINGS)
-    buffer, _, n_iter, train, val = seen["out"]
-    t = int(n_iter)
-    assert t == model.n_iter and t < 30
-    gain = np.asarray(buffer.gain)  # (40, K, nodes): the buffer's NaN fill unless the round ran
+    monkeypatch.setattr(boosting_mod, "_fit_chunk", spy)
+    model = trees.fit_gradient_boosting(X, y, 40 + boosting_mod.ROUND_CHUNK, eval_set=(X_val, y_val),
+                                        n_iter_no_change=3, **SETTINGS)
+    t = model.n_iter
+    assert t < 30 and len(seen) == 1  # stopped in the first chunk: the second is never called
+    n_iter, stopped, _, _, buffer, train, val = seen[0]
+    assert int(n_iter) == t and bool(stopped)
+    gain = np.asarray(buffer.gain)  # (ROUND_CHUNK, K, nodes): the NaN fill unless the round ran
     assert not np.isnan(gain[:t]).any() and np.isnan(gain[t:]).all()
     assert (np.asarray(buffer.feature)[t:] == -2).all()
-    assert np.isnan(np.asarray(val)[t + 1:]).all() and np.isnan(np.asarray(train)[t + 1:]).all()
+    assert np.isnan(np.asarray(val)[t:]).all() and np.isnan(np.asarray(train)[t:]).all()
+    assert not np.isnan(np.asarray(val)[:t]).any()
 
 
 # ----------------------------------------------------------------------------- the rule itself
