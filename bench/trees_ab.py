@@ -12,7 +12,8 @@ which the per-node centring is about) for the regression tree, forest and boosti
 on ``--devices`` CPU devices as in :mod:`bench.trees`. The ``bins_table`` and ``bins_pixels`` cases time
 the host binning alone (:func:`~mlwork.trees.fit_bins` then :func:`~mlwork.trees.apply_bins`) on
 the classification data and on 60k x 784 uint8 pixels (half of them 0, the rest uniform, like an
-MNIST-shaped image set). Figures: the median steady-state fit of
+MNIST-shaped image set); ``gb_pixels`` fits 10-class boosting (depth 6) to those pixels, the
+wide case where the deep levels' split search weighs most. Figures: the median steady-state fit of
 each side (the first call, with its compilation, is left out), and the ratio ``new / base``
 (below 1: faster).
 """
@@ -40,7 +41,7 @@ def _parse(argv):
     parser.add_argument("--estimators", type=int, default=10, help="trees / rounds (default 10)")
     parser.add_argument("--cases", default="tree,rf_reg,gb_newton,rf_clf",
                         help="comma-separated subset of: tree, rf_reg, gb_newton, gb_first, rf_clf, "
-                             "bins_table, bins_pixels")
+                             "bins_table, bins_pixels, gb_pixels")
     parser.add_argument("--devices", type=int, default=os.cpu_count() or 1,
                         help="JAX CPU devices, as in bench.trees (default: the number of cores)")
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/results.jsonl")
@@ -83,14 +84,15 @@ def data(n: int):
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (min(n, 60_000), 784), dtype=np.uint8)
     pixels[rng.random(pixels.shape) < 0.5] = 0
+    y_pixels = (pixels[:, ::97].astype(np.int32).sum(1) // 64 % 10).astype(np.int32)
     return (Xc.astype(np.float32), yc.astype(np.int32), Xr.astype(np.float32), (yr + 1000.0).astype(np.float32),
-            pixels)
+            pixels, y_pixels)
 
 
 def cases(trees, d, n_est: int):
     import jax
 
-    Xc, yc, Xr, yr, pixels = d
+    Xc, yc, Xr, yr, pixels, y_pixels = d
     key = jax.random.key(0)
 
     def binned(X):
@@ -100,6 +102,7 @@ def cases(trees, d, n_est: int):
     return {
         "bins_table": lambda: binned(Xc),
         "bins_pixels": lambda: binned(pixels),
+        "gb_pixels": lambda: trees.fit_gradient_boosting(pixels, y_pixels, n_est, max_depth=6, second_order=True),
         "tree": lambda: trees.fit_tree(Xr, yr, task="regression", max_depth=10),
         "rf_reg": lambda: trees.fit_random_forest(Xr, yr, n_est, key=key, task="regression", max_depth=10,
                                                   compute_oob=False),
@@ -146,7 +149,7 @@ def run(args, d, old, new) -> list[dict]:
                 t0 = time.perf_counter()
                 jax.block_until_ready(fns[case]())
                 times[side].append(time.perf_counter() - t0)
-        X, y = (d[0], d[1]) if case == "rf_clf" else (d[2], d[3])
+        X, y = {"rf_clf": (d[0], d[1]), "gb_pixels": (d[4], d[5])}.get(case, (d[2], d[3]))
         binning = case.startswith("bins_")
         base_s, new_s = statistics.median(times["base"]), statistics.median(times["new"])
         row = dict(case=case, base_s=base_s, new_s=new_s, ratio=new_s / base_s,

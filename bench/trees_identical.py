@@ -41,6 +41,14 @@ def models():
     w = rng.integers(0, 3, len(Xc)).astype(np.float32)
     mono = [1, -1] + [0] * 10
     key = jax.random.key(3)
+    # n·d past tree.UNROLL_MIN_VALUES: the deep levels unrolled, blocks of features per step.
+    Xb, yb = make_classification(n_samples=22_000, n_features=50, n_informative=10, random_state=2)
+    Xb = Xb.astype(np.float32)
+    Xbn = Xb.copy()
+    Xbn[rng.random(Xb.shape) < 0.03] = np.nan
+    Xbc = Xb.copy()
+    Xbc[:, 3] = rng.integers(0, 40, len(Xbc))
+    ybr = (Xb[:, :5].sum(1) + np.cos(Xbc[:, 3])).astype(np.float32)
     out = {
         "bins_float": lambda: (trees.fit_bins(Xn), trees.apply_bins(trees.fit_bins(Xn), Xn)),
         "bins_float_w": lambda: trees.fit_bins(Xc, sample_weight=w),
@@ -66,8 +74,15 @@ def models():
         "gb_mono_cat_es": lambda: trees.fit_gradient_boosting(
             Xcat, ycat, 40, max_depth=4, second_order=True, monotonic_cst=[0, 1] + [0] * 10,
             categorical_features=[0], validation_fraction=0.2, n_iter_no_change=3, key=key),
+        "big_tree_nan": lambda: trees.fit_tree(Xbn, yb, max_depth=7),
+        "big_rf_clf": lambda: trees.fit_random_forest(Xb, yb, 2, key=key, max_depth=7),
+        "big_gb_mono_cat": lambda: trees.fit_gradient_boosting(
+            Xbc, ybr, 3, max_depth=6, second_order=True, monotonic_cst=[1, 0, -1] + [0] * 47,
+            categorical_features=[3]),
+        "big_gb_clf": lambda: trees.fit_gradient_boosting(Xbn, yb, 3, max_depth=6, second_order=True),
     }
-    preds = {"tree_gini": Xn, "tree_reg": Xr, "tree_mono": Xr, "tree_cat": Xcat, "tree_pix": pix, "rf_clf": Xn,
+    preds = {"big_tree_nan": Xbn, "big_rf_clf": Xb, "big_gb_mono_cat": Xbc, "big_gb_clf": Xbn,
+             "tree_gini": Xn, "tree_reg": Xr, "tree_mono": Xr, "tree_cat": Xcat, "tree_pix": pix, "rf_clf": Xn,
              "rf_reg": Xr, "gb_newton": Xr, "gb_first": Xr, "gb_clf": Xn, "gb_multi": pix, "gb_mono_cat_es": Xcat}
     return out, preds
 
