@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mlwork import trees
-from mlwork.trees.binning import apply_bins, fit_bins, split_threshold
+from mlwork.trees.binning import _sorted_percentiles, apply_bins, fit_bins, split_threshold
 
 
 def test_exact_bins_are_distinct_values_with_midpoint_edges():
@@ -30,6 +30,23 @@ def test_quantile_bins_follow_numpy_percentiles_and_nan_gets_its_own_bin():
     Xn = np.array([[0.0], [np.nan], [999.0]], np.float32)
     binned = trees.apply_bins(bins, Xn)
     assert binned.dtype == np.uint8 and list(binned[0]) == [0, 4, 3]  # 4 = the missing bin
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=hnp.arrays(np.float32, st.integers(1, 400), elements=st.floats(-1e6, 1e6, width=32)),
+       max_bins=st.integers(2, 300), repeats=st.integers(1, 4))
+def test_sorted_percentiles_equal_numpy_midpoint_percentiles_bit_for_bit(values, max_bins, repeats):
+    """The partition-free quantiles of the binning are NumPy's (the oracle), on sorted samples
+    with ties (``repeats``) and as order statistics from cumulative counts (the integer path)."""
+    a = np.sort(np.repeat(values, repeats))
+    p = np.linspace(0, 100, max_bins + 1)[1:-1]
+    expected = np.percentile(a, p, method="midpoint")
+    got = _sorted_percentiles(a.__getitem__, a.size, p)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+    distinct, counts = np.unique(a, return_counts=True)
+    cum = np.cumsum(counts)
+    from_counts = _sorted_percentiles(lambda k: distinct[np.searchsorted(cum, k, side="right")], a.size, p)
+    assert np.array_equal(from_counts, expected)
 
 
 def test_midpoint_threshold_never_reaches_the_right_value():
