@@ -140,6 +140,7 @@ def test_tfds_is_skipped_within_seconds_when_offline(monkeypatch, tmp_path):
     assert data.tfds_status("mnist") == (True, f"prepared in {tmp_path / 'mnist'}")
 
 
+@pytest.mark.slow  # importing TensorFlow alone takes most of its 13 s
 def test_tfds_path_with_mock_data():
     pytest.importorskip("tensorflow", reason="the TFDS source needs the `tfds` extra (.ci/run installs it)")
     import tensorflow_datasets as tfds

@@ -45,6 +45,7 @@ EXPECTED_VALUES = [
 ]
 
 
+@pytest.mark.slow  # the whole experiment end to end (13 s); its functions are tested in tests/foundations
 def test_foundations_experiment_prints_the_deck_examples_and_writes_figures(tmp_path, capsys):
     assert foundations.main(["--out", str(tmp_path), "--seed", "3"]) == 0
     out = capsys.readouterr().out

@@ -11,6 +11,7 @@ TINY = ["--train-size", "300", "--test-size", "200", "--epochs", "1", "--hidden"
         "--rounds", "8", "--max-degree", "1", "--sigma-grid", "2", "--posterior-samples", "2"]
 
 
+@pytest.mark.slow  # the whole experiment end to end (15 s); its functions are tested in tests/theory
 def test_theory_experiment_writes_tables_and_plots(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("MLWORK_DATA_DIR", raising=False)
     assert theory.main([*TINY, "--out", str(tmp_path)]) == 0

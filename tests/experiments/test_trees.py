@@ -10,6 +10,7 @@ from sklearn.tree import DecisionTreeClassifier
 from experiments import trees as experiment
 
 
+@pytest.mark.slow  # the whole experiment end to end (13 s); its functions are tested in tests/trees
 def test_trees_experiment_writes_plots_tree_and_table(tmp_path, capsys):
     assert experiment.main(["--estimators", "3", "--datasets", "wine", "--max-depth", "3",
                             "--out", str(tmp_path)]) == 0
