@@ -39,6 +39,35 @@ def key():
     return jax.random.key(0)
 
 
+#: A test worker releases JAX's compiled programs once its memory mappings pass this count.
+MAPPINGS_BEFORE_CLEARING = 40_000
+
+
+def _memory_mappings() -> int | None:
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:  # not Linux
+        return None
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_programs_before_the_mapping_limit():
+    """Every compiled XLA:CPU program holds memory mappings (a tree program several hundred, one
+    per kernel section) for as long as JAX's in-memory caches keep it; Linux allows a process
+    ``vm.max_map_count`` of them (65,530 by default). A long-lived xdist worker compiling
+    hundreds of distinct programs (the slow tier: scikit-learn's estimator suite, hypothesis over
+    shapes) reached it: XLA's next compile failed to map memory and the worker died of a
+    segmentation fault while the error was being raised (four slow-tier runs in a row on
+    2026-12-07; a core file showed 65,523 mappings). So after a test that leaves the worker past
+    MAPPINGS_BEFORE_CLEARING, ``jax.clear_caches()`` releases them (later tests recompile, from
+    the persistent cache where they can)."""
+    yield
+    count = _memory_mappings()
+    if count is not None and count > MAPPINGS_BEFORE_CLEARING:
+        jax.clear_caches()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache():
     """One persistent compilation cache for the session, shared by the xdist workers and the
