@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from tests.train.problems import diabetes, save_npz
-from tests.train.test_multihost import EXIT_BOUND_S, HEARTBEAT_S, _env, _finish, _free_port, _tail, _wait_for_rows
+from tests.train.test_multihost import (
+    EXIT_BOUND_S,
+    HEARTBEAT_S,
+    _env,
+    _finish,
+    _free_port,
+    _tail,
+    _wait_for_rows,
+    our_lines,
+)
 
 pytest.importorskip("sklearn")
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +72,7 @@ def test_a_regression_on_two_processes_trains_like_one_process(npz, two, tmp_pat
     assert [r["epoch"] for r in rows] == list(range(1, EPOCHS + 1))  # one set of outputs, the primary's
     assert (workdir / "plots" / "predicted_vs_true.png").is_file() and not (workdir / ".lock").exists()
     assert "test r2" in outs[0][0] and "test r2" not in outs[1][0]
-    ours = [line for line in outs[1][0].splitlines() if line.strip() and not line.startswith("[Gloo]")]
+    ours = our_lines(outs[1][0])
     assert ours and all(line.startswith("[process 1/2] ") for line in ours), outs[1][0]
     mine, theirs = _summary(workdir), _summary(tmp_path / "one")
     assert mine["task"] == theirs["task"] == "values" and mine["epochs_run"] == theirs["epochs_run"] == EPOCHS

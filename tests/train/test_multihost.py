@@ -14,6 +14,7 @@ Each launch compiles from scratch (several seconds on a quiet machine), hence ``
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,6 +33,16 @@ from mlwork.train.config import TrainConfig
 from mlwork.train.guard import WorkdirLock
 from mlwork.train.programs import init_state, prepare
 from tests.train import test_run_paths
+
+#: Gloo's connection messages (its C++ writes to the same stream as the process, and two of them
+#: can interleave mid-line: "[Gloo] Rank [Gloo] Rank 3 is connected ... : 3" then "2 is connected ...").
+_GLOO = re.compile(r"\[Gloo\] Rank |\d+ is connected to \d+ peer ranks\. Expected number of connected peer "
+                   r"ranks is : \d+")
+
+
+def our_lines(text: str) -> list[str]:
+    """The non-empty lines a process printed, Gloo's messages (whole or interleaved) removed."""
+    return [line for line in _GLOO.sub("", text).splitlines() if line.strip()]
 
 ROOT = Path(__file__).resolve().parents[2]
 HEARTBEAT_S = 10  # --heartbeat-timeout of the launches
@@ -151,7 +162,7 @@ def test_two_processes_train_like_one(two, one, data_dir):
     assert sorted(p.name for p in (workdir / "plots").iterdir()) == sorted(p.name for p in (one / "plots").iterdir())
     primary_out, other_out = outs[0][0], outs[1][0]
     assert "test accuracy" in primary_out and "test accuracy" not in other_out
-    ours = [line for line in other_out.splitlines() if line.strip() and not line.startswith("[Gloo]")]  # gloo's C++
+    ours = our_lines(other_out)
     assert ours and all(line.startswith("[process 1/2] ") for line in ours), other_out
     # the same training as one process with the same total device count
     _assert_close(_final_params(workdir, data_dir), _final_params(one, data_dir))
@@ -291,7 +302,7 @@ def test_process_0_failing_first_leaves_the_others_their_own_end(after_1, code_1
     codes, outs = _finish(procs, timeout=120)
     assert codes == [4, expected_1], [_tail(e) for _, e in outs]
     if expected_1 == errors.EXIT_PEER_LOST:
-        lines = [line for line in outs[1][1].splitlines() if line.strip() and not line.startswith("[Gloo]")]
+        lines = our_lines(outs[1][1])
         assert lines[-1].startswith("error: [process 1/2] lost the multi-process job: process 0 stopped with exit 4"), \
             outs[1][1][-2000:]
         assert "Stack trace" not in outs[1][1] and "Check failure" not in outs[1][1]
