@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlwork._validate import concrete
-from mlwork.trees import _checks, _deprecated
+from mlwork.trees import _checks, _deprecated, _mappings
 from mlwork.trees._grow import Grown, GrowSpec, feature_parallel, grow, run_feature_parallel, weight_of
 from mlwork.trees.binning import Bins, apply_bins, fit_bins
 
@@ -105,6 +105,7 @@ def prepare(X, max_bins: int | None, sample_weight=None, categorical_features=No
     one bin per code present, as each code is a distinct value below ``max_bins``."""
     raw = np.asarray(X) if isinstance(X, np.ndarray) else None  # uint8 pixels bin fastest as they are
     X = _checks.check_X(X)
+    _mappings.release_near_limit()  # every fit may compile: stay clear of the kernel's mapping limit
     categorical = _checks.check_categorical_features(categorical_features, X.shape[1])
     if categorical is not None:
         _checks.check_category_codes(X, categorical, max_bins)
