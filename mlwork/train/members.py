@@ -82,7 +82,7 @@ class Members(NamedTuple):
 
     @property
     def kind(self) -> str:
-        """What the run trains, in words: ``"a single model"`` or ``"a population"``."""
+        """What the run trains in words, ``"a single model"`` or ``"a population"``."""
         return "a single model" if self.members is None else "a population"
 
     def tag(self, text: str) -> str:
@@ -129,7 +129,7 @@ class Members(NamedTuple):
 
     @property
     def lead(self) -> tuple[int, ...]:
-        """The member axis of a batched value's shape: ``(K,)``, or ``()`` for a single model."""
+        """The member axis of a batched value's shape, ``(K,)`` (``()`` for a single model)."""
         return () if self.members is None else (len(self.members),)
 
     def vmap(self, fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
