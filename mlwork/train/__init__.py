@@ -5,7 +5,8 @@ The layout follows a run's data flow:
 * :mod:`~mlwork.train.config` — :class:`TrainConfig`, every knob, validated once; its JSON and CLI.
 * :mod:`~mlwork.train.errors` — the exceptions a run ends with and the one exit-code table.
 * :mod:`~mlwork.train.task` — :class:`Task`: the loss, the metrics and the monitored metric, by name
-  (registries :data:`TASK_LOSSES`, :data:`TASK_METRICS`) or as functions.
+  (registries :data:`TASK_LOSSES`, :data:`TASK_METRICS`, in :mod:`~mlwork.train.task_registry`) or as
+  functions.
 * :mod:`~mlwork.train.run` — :func:`prepare` (config + data -> :class:`Run`), :func:`init_state`;
   :mod:`~mlwork.train.builders` — the model and the schedule a config names.
 * :mod:`~mlwork.train.members` — :class:`Members`: one model or a population (a leading member
@@ -35,7 +36,8 @@ _EXPORTS = {
     "errors": ("RunError", "NonFiniteLossError", "CheckpointError", "WorkdirInUse", "Preempted", "EXIT_CODES",
                "EXIT_BAD_INPUT", "EXIT_NONFINITE", "EXIT_CHECKPOINT", "EXIT_PREEMPTED", "EXIT_INTERRUPTED",
                "exit_code"),
-    "task": ("Task", "Metric", "TASK_LOSSES", "TASK_METRICS", "make_task", "register_loss", "register_metric"),
+    "task": ("Task", "make_task"),
+    "task_registry": ("Metric", "TASK_LOSSES", "TASK_METRICS", "register_loss", "register_metric"),
     "members": ("Members",),
     "builders": ("MODEL_BUILDERS", "build_model", "build_schedule", "check_outputs"),
     "run": ("Run", "Stream", "prepare", "init_state"),
@@ -60,7 +62,7 @@ _EXPORTS = {
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = ("builders", "checkpoint", "cli", "compile_cache", "config", "diagnostics", "ensemble", "errors",
                "export", "guard", "hardware", "inference", "lifecycle", "load", "logs", "loop", "members", "parallel",
-               "programs", "provenance", "report", "run", "state", "step", "task", "tensorboard")
+               "programs", "provenance", "report", "run", "state", "step", "task", "task_registry", "tensorboard")
 
 __all__ = sorted(_WHERE)
 
