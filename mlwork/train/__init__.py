@@ -5,9 +5,14 @@ The layout follows a run's data flow:
 * :mod:`~mlwork.train.config` — :class:`TrainConfig`, every knob, validated once; its JSON and CLI.
 * :mod:`~mlwork.train.errors` — the exceptions a run ends with and the one exit-code table.
 * :mod:`~mlwork.train.task` — :class:`Task`: the loss, the metrics and the monitored metric, by name
-  (registries :data:`TASK_LOSSES`, :data:`TASK_METRICS`) or as functions.
-* :mod:`~mlwork.train.programs` — :func:`prepare` (config + data -> :class:`Run`), :func:`init_state`,
-  :func:`compile_run`: one model or a population (a leading member axis), same code.
+  (registries :data:`TASK_LOSSES`, :data:`TASK_METRICS`, in :mod:`~mlwork.train.task_registry`) or as
+  functions.
+* :mod:`~mlwork.train.run` — :func:`prepare` (config + data -> :class:`Run`), :func:`init_state`;
+  :mod:`~mlwork.train.builders` — the model and the schedule a config names.
+* :mod:`~mlwork.train.members` — :class:`Members`: one model or a population (a leading member
+  axis), and every way the two differ, so the rest runs the same code.
+* :mod:`~mlwork.train.programs` — :func:`compile_run`, :func:`make_evaluator`: the compiled
+  programs; :mod:`~mlwork.train.ensemble` — a population's ensemble.
 * :mod:`~mlwork.train.loop` — :func:`train_epochs`, the loop as an iterator; :func:`fit` collects it.
 * :mod:`~mlwork.train.lifecycle` — :func:`train_and_evaluate`: workdir, lock, resume, checkpoints,
   preemption, summary.
@@ -31,10 +36,13 @@ _EXPORTS = {
     "errors": ("RunError", "NonFiniteLossError", "CheckpointError", "WorkdirInUse", "Preempted", "EXIT_CODES",
                "EXIT_BAD_INPUT", "EXIT_NONFINITE", "EXIT_CHECKPOINT", "EXIT_PREEMPTED", "EXIT_INTERRUPTED",
                "exit_code"),
-    "task": ("Task", "Metric", "TASK_LOSSES", "TASK_METRICS", "make_task", "register_loss", "register_metric"),
-    "programs": ("Run", "Compiled", "Members", "Stream", "MODEL_BUILDERS", "build_model", "build_schedule", "prepare",
-                 "check_outputs", "init_state", "compile_run", "make_evaluator", "ensemble_predict",
-                 "ensemble_outputs"),
+    "task": ("Task", "make_task"),
+    "task_registry": ("Metric", "TASK_LOSSES", "TASK_METRICS", "register_loss", "register_metric"),
+    "members": ("Members",),
+    "builders": ("MODEL_BUILDERS", "build_model", "build_schedule", "check_outputs"),
+    "run": ("Run", "Stream", "prepare", "init_state"),
+    "programs": ("Compiled", "compile_run", "make_evaluator"),
+    "ensemble": ("ensemble_predict", "ensemble_outputs", "ensemble_metrics"),
     "loop": ("EpochEnd", "Interrupted", "MidEpoch", "FitResult", "train_epochs", "fit"),
     "lifecycle": ("train_and_evaluate",),
     "checkpoint": ("best_step", "checkpoint_manager"),
@@ -52,9 +60,9 @@ _EXPORTS = {
     "tensorboard": ("TensorBoardWriter",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = ("checkpoint", "cli", "compile_cache", "config", "diagnostics", "errors", "export", "guard", "hardware",
-               "inference", "lifecycle", "load", "logs", "loop", "parallel", "programs", "provenance", "report",
-               "state", "step", "task", "tensorboard")
+_SUBMODULES = ("builders", "checkpoint", "cli", "compile_cache", "config", "diagnostics", "ensemble", "errors",
+               "export", "guard", "hardware", "inference", "lifecycle", "load", "logs", "loop", "members", "parallel",
+               "programs", "provenance", "report", "run", "state", "step", "task", "task_registry", "tensorboard")
 
 __all__ = sorted(_WHERE)
 

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mlwork.train.errors import RunError
+from mlwork.train.task_registry import TASK_LOSSES
 
 #: The built-in models (``model=`` also takes an import string ``package.module:factory``).
 MODELS = ("mlp", "cnn")
-#: Kept in step with :data:`mlwork.train.task.TASK_LOSSES` (a test checks), so parsing needs no JAX.
-LOSSES = ("softmax_cross_entropy", "sigmoid_binary_cross_entropy", "mse", "mae", "huber")
+#: The built-in losses: the names in :data:`mlwork.train.task.TASK_LOSSES` (which loads without JAX).
+LOSSES = tuple(TASK_LOSSES)
 TASKS = ("classification", "regression")
 MODES = ("min", "max")
 DATASETS = ("mnist", "fashion_mnist")
@@ -179,8 +180,8 @@ class TrainConfig:
     data: str | None = _knob(None, "an .npz file (x_train, y_train, optional x_val, y_val, x_test, y_test, "
                                    "class_names) to train on instead of --dataset")
     task: str | None = _knob(None, "classification or regression (none: inferred from the targets)", choices=TASKS)
-    loss: str | None = _knob(None, "loss: softmax_cross_entropy, sigmoid_binary_cross_entropy, mse, mae, huber or "
-                                   "package.module:function (none: the targets' default)")
+    loss: str | None = _knob(None, f"loss: {', '.join(LOSSES)} or package.module:function (none: the targets' "
+                                   "default)")
     metrics: str | None = _knob(None, "metrics, comma-separated: accuracy, topK_accuracy, mse, mae, rmse, r2 or "
                                       "package.module:function (none: the targets' default)")
     monitor_metric: str | None = _knob(None, "validation metric that picks the best checkpoint and drives early "
@@ -504,8 +505,8 @@ def _validate(c: TrainConfig) -> None:
             sizes = []
         if not sizes or any(v < 1 for v in sizes):
             raise RunError(f"hidden must be comma-separated positive integers such as '256,128'; got {c.hidden!r}")
-    if c.loss is not None and c.loss not in LOSSES and not _is_import_string(c.loss):
-        raise RunError(f"loss must be one of {', '.join(LOSSES)} or package.module:function; got {c.loss!r}")
+    if c.loss is not None and c.loss not in TASK_LOSSES and not _is_import_string(c.loss):  # registered ones too
+        raise RunError(f"loss must be one of {', '.join(TASK_LOSSES)} or package.module:function; got {c.loss!r}")
     if c.metrics is not None and not [m for m in c.metrics.split(",") if m.strip()]:
         raise RunError(f"metrics must be comma-separated metric names; got {c.metrics!r}")
     monitor = c.monitor_metric or {"classification": "accuracy", "regression": "loss"}.get(c.task or "")

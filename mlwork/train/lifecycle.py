@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 import optax
 from tqdm.auto import tqdm
 
@@ -56,7 +55,6 @@ from mlwork.train.programs import (
     Run,
     checkpoint_tree,
     compile_run,
-    ensemble_outputs,
     init_state,
     make_evaluator,
     prepare,
@@ -144,8 +142,7 @@ def _restore(manager, run: Run, template: Any, log: Callable[[str], None]) -> tu
     if latest is not None:
         differs = ckpt.structure_mismatch(manager, latest, template)
         if differs:
-            what = "a population" if run.members is not None else "a single model"
-            raise RunError(f"--resume: checkpoint {latest} in {manager.directory} does not fit {what} of this "
+            raise RunError(f"--resume: checkpoint {latest} in {manager.directory} does not fit {run.who.kind} of this "
                            f"config ({differs}); nothing was changed")
     return ckpt.restore_latest_intact(manager, template, warn=log, quarantine=True)
 
@@ -159,9 +156,7 @@ def run_record(run: Run, dataset: Dataset, state: Any) -> dict[str, Any]:
     record = {"data_source": dataset.source, "n_params": nn.count_params(params),
               "steps_per_epoch": run.steps_per_epoch, **run_metadata(run.data, run.mean, run.std, run.task),
               "test_split": "validation" if run.test_is_val else "test",
-              "reproducibility": reproducibility_record(run.mesh)}
-    if run.members is not None:
-        record["members"] = [m._asdict() for m in run.members]
+              "reproducibility": reproducibility_record(run.mesh), **run.who.record()}
     return record
 
 
@@ -245,8 +240,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
             report.write_metrics(workdir / "metrics.jsonl", history)
         state, best = split_tree(run, tree)
         if progress:
-            log(f"compiling the training programs ({config.model}" + (
-                f", {run.population} members" if run.population else "") + ") ...")
+            log(f"compiling the training programs ({config.model}{run.who.tag(', {} members')}) ...")
         compiled = compile_run(run, state, block=member_block)
         stopped_early = False
         bar_wanted = progress and use_progress_bar()
@@ -279,7 +273,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
                         board.write_row(row)
                     _show(bar, event, run.task.monitor)
                     if progress and not bar_wanted:  # not a terminal: one line per epoch (Keras' verbose=2)
-                        log(epoch_line(event.rows if run.members is not None else event.rows[0], config.epochs))
+                        log(epoch_line(run.who.unsplit(event.rows), config.epochs))
                     if event.stop:
                         stopped_early = True
                         log(f"early stopping after epoch {event.epoch}: no improvement in validation "
@@ -293,8 +287,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
             finally:
                 ckpt.wait(manager)  # a checkpoint being written is finished (or its failure reported)
             if progress:
-                log("evaluating the best checkpoint on the test split" + (
-                    " (each member's best epoch, and the ensemble)" if run.members is not None else ""))
+                log("evaluating the best checkpoint on the test split"
+                    + run.who.tag(" (each member's best epoch, and the ensemble)"))
             test, best_epoch, best_val = _evaluate_best(run, manager, state, best)
             summary = report.summarize(run, dataset, history, state, test, compile_time_s=compiled.compile_time_s,
                                        best_epoch=best_epoch, best_val=best_val,
@@ -365,27 +359,16 @@ def _evaluate_best(run: Run, manager, state: Any, best: tuple[Any, Any] | None
                    ) -> tuple[dict[str, Any], int | None, float | None]:
     """Test figures of the best checkpoint (a single model) or of each member's best epoch and
     their ensemble (a population): ``(test metrics, best epoch, best validation accuracy)``."""
-    evaluate = make_evaluator(run)
-    if run.members is not None:
-        test = jax.device_get(evaluate(*best, *run.test))
-        outputs = ensemble_outputs(run, *best, run.test[0])
-        task, n = run.task, int(run.test[1].shape[0])
-        ensemble = task.finalize(jax.device_get(task.stats(outputs, run.test[1])), n)
-        for name, value in ensemble.items():
-            test[f"ensemble_{name}"] = float(value)
-        test["ensemble_loss"] = float(np.mean(np.asarray(task.example_loss(outputs, run.test[1]))))
-        return test, None, None
-    step = ckpt.best_step(manager)
-    best_state, _ = ckpt.restore(manager, checkpoint_tree(run, state), step)
-    test = jax.device_get(evaluate(best_state.params, best_state.model_state, *run.test))
-    return test, ckpt.epoch_of(manager, step), float(best_state.early_stopping.best)
+    variables, best_epoch, best_val = run.who.best_variables(manager, state, best)
+    test = jax.device_get(make_evaluator(run)(*variables, *run.test))
+    test.update(run.who.ensemble_figures(run, variables))
+    return test, best_epoch, best_val
 
 
 def _progress_bar(run: Run, initial: int, progress: bool):
     config = run.config
     return tqdm(total=config.epochs, initial=initial, unit="epoch", disable=None if progress else True,
-                desc=f"{run.data.name}-{config.model.rpartition(':')[2]}" + (
-                    f" x{run.population}" if run.population else ""))
+                desc=f"{run.data.name}-{config.model.rpartition(':')[2]}{run.who.tag(' x{}')}")
 
 
 def _epoch(run: Run, tree: Any) -> int:

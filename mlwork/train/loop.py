@@ -21,7 +21,6 @@ metric is handled per member, with one member for a single model.
 from __future__ import annotations
 
 import copy
-import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -35,6 +34,7 @@ from mlwork import nn, optim
 from mlwork.train.config import TrainConfig
 from mlwork.train.diagnostics import accumulate_monitor, monitor_row
 from mlwork.train.errors import NonFiniteLossError
+from mlwork.train.parallel import process_columns
 from mlwork.train.programs import Compiled, Run, compile_run, init_state, prepare
 from mlwork.train.state import TrainState
 
@@ -107,13 +107,12 @@ def _feed(run: Run, state: TrainState, epoch: int, position: int, chunk_steps: i
     """The Grain iterator over epoch ``epoch``'s (0-based) chunks, at step ``position`` of it: the
     saved iterator state when it is there and agrees with the state's step, else positioned there."""
     from mlwork.data.stream import chunk_starts, epoch_chunks
-    from mlwork.train.programs import process_columns
 
-    order = np.asarray(jax.device_get(_orders(state.rng, epoch, len(run.stream.source), run.config.batch_size,
-                                              run.members is not None)))
-    if run.members is None:  # each process reads only the part of every batch its devices hold
-        lo, hi = process_columns(run.mesh, run.config.batch_size)
-        order = order[..., lo:hi]
+    order = np.asarray(jax.device_get(run.who.epoch_orders(state.rng, epoch, len(run.stream.source),
+                                                           run.config.batch_size)))
+    # each process reads only the part of every batch its devices hold (all of it in one process: a population's)
+    lo, hi = process_columns(run.mesh, run.config.batch_size)
+    order = order[..., lo:hi]
     starts = chunk_starts(run.steps_per_epoch, chunk_steps)
     if position not in starts:  # resumed with another chunk length: read from the step on
         return epoch_chunks(run.stream.source, order[..., position:, :], chunk_steps, threads=STREAM_THREADS)
@@ -122,30 +121,8 @@ def _feed(run: Run, state: TrainState, epoch: int, position: int, chunk_steps: i
     return epoch_chunks(run.stream.source, order, chunk_steps, threads=STREAM_THREADS, state=saved)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4))
-def _orders(rng: jax.Array, epoch: Any, n: int, batch_size: int, population: bool) -> jax.Array:
-    """:func:`~mlwork.train.step.epoch_order` of the state's key data (each member's, for a population)."""
-    from mlwork.train.step import epoch_order
-
-    one = lambda r: epoch_order(jax.random.wrap_key_data(r), epoch, n, batch_size)  # noqa: E731
-    return jax.vmap(one)(rng) if population else one(rng)
-
-
 #: Grain's reading threads for a streamed run.
 STREAM_THREADS = 2
-
-
-def _put_batches(run: Run, xs: np.ndarray, ys: np.ndarray) -> tuple[jax.Array, jax.Array]:
-    """A chunk's batches on the devices: for a single model, each process's part of every batch
-    assembled into the global ``(L, B, ...)`` arrays split over the mesh."""
-    if run.members is None:
-        from mlwork.train.programs import streamed_batch_sharding
-
-        sharding = streamed_batch_sharding(run.mesh)
-        size = run.config.batch_size
-        return tuple(jax.make_array_from_process_local_data(sharding, a, (a.shape[0], size, *a.shape[2:]))
-                     for a in (xs, ys))
-    return jax.device_put(xs), jax.device_put(ys)
 
 
 def _add_stats(total: Any, new: Any) -> Any:
@@ -156,14 +133,10 @@ def _add_stats(total: Any, new: Any) -> Any:
     return jax.tree.map(lambda x: x.tolist(), new)
 
 
-def _keep_best(improved: jax.Array, new: Any, old: Any) -> Any:
-    return jax.tree.map(lambda n, o: jnp.where(improved.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
-
-
 def stopped_before(run: Run, state: TrainState) -> bool:
     """Whether early stopping already ended this single model's run (a resumed run stays stopped)."""
     patience = run.config.patience
-    if patience is None or run.members is not None:
+    if not run.who.stops_early(patience):
         return False
     bad_epochs = int(state.early_stopping.bad_epochs)
     return bad_epochs > 0 and bad_epochs >= max(patience, 1)
@@ -218,9 +191,7 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
                 state = event.state
     """
     config, spe, who = run.config, run.steps_per_epoch, run.who
-    population = run.members is not None
-    if population and best is None:
-        best = jax.tree.map(jnp.copy, (state.params, state.model_state))  # the calls donate the state's buffers
+    best = who.initial_best(state, best)  # a population's: copies, as the calls donate the state's buffers
     start = who.scalar(state.epoch)
     if stopped_before(run, state):
         return
@@ -240,8 +211,8 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
             if feed is None:
                 state, m = compiled.chunks[length](state, *run.train)
             else:
-                xs, ys = next(feed)
-                state, m = compiled.chunks[length](state, *_put_batches(run, xs, ys), *run.train)
+                batches = who.put_batches(*next(feed), run.mesh, config.batch_size)
+                state, m = compiled.chunks[length](state, *batches, *run.train)
             m = jax.device_get({name: m[name] for name in _FETCH if name in m})
             time_s += time.perf_counter() - t
             for i, (member, total) in enumerate(zip(who.split(m), sums, strict=True)):
@@ -259,9 +230,7 @@ def train_epochs(run: Run, state: TrainState, compiled: Compiled, *, best: tuple
                 yield MidEpoch(epoch - 1, state, best, copy.deepcopy(_partial(time_s, sums, position, feed)))
         val = jax.device_get(compiled.evaluate_val(state.params, state.model_state, *run.val))
         es_state, improved, stop = update_stopping(state.early_stopping, jnp.asarray(val[run.task.monitor]))
-        if population:  # each member keeps its own best; early stopping is for single models
-            best = (_keep_best(improved, state.params, best[0]), _keep_best(improved, state.model_state, best[1]))
-            stop = False
+        best, stop = who.keep_best(improved, state, best, stop)  # a population's members: each its own best
         state = state._replace(early_stopping=es_state)
         lr = optim.current_learning_rate(state.opt_state)
         lrs = [None] * who.count if lr is None else [float(x) for x in who.split(np.asarray(lr))]

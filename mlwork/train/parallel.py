@@ -30,6 +30,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from mlwork.train.errors import RunError
+
 DATA_AXIS = "data"
 _CLUSTER_ENV = ("JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")
 
@@ -183,3 +185,23 @@ def constrain_batch(x: Any, mesh: Mesh | None) -> Any:
     if mesh is None or mesh.size == 1:
         return x
     return jax.lax.with_sharding_constraint(x, batch_sharded(mesh))
+
+
+def streamed_batch_sharding(mesh: Mesh) -> NamedSharding:
+    """A streamed chunk's batches ``(L, B, ...)``: split over the mesh's ``data`` axis along ``B``."""
+    return NamedSharding(mesh, PartitionSpec(None, DATA_AXIS))
+
+
+def process_columns(mesh: Mesh, batch_size: int) -> tuple[int, int]:
+    """The slice ``[lo, hi)`` of every global batch this process's devices hold (all of it in one process).
+
+    Raises:
+      RunError: this process's devices hold a non-contiguous part of the batch.
+    """
+    spans = sorted({index[1].indices(batch_size)[:2] for index in
+                    streamed_batch_sharding(mesh).addressable_devices_indices_map((1, batch_size)).values()})
+    lo, hi = spans[0][0], spans[-1][1]
+    if sum(b - a for a, b in spans) != hi - lo:
+        raise RunError(f"this process's devices hold a non-contiguous part of the batch ({spans}); the streamed "
+                       "input path needs each process's devices adjacent on the mesh")
+    return lo, hi

@@ -1,22 +1,15 @@
 r"""The task of a run: its loss, its metrics and the metric that decides what "best" means.
 
-Losses and metrics are found by name in registries (:data:`TASK_LOSSES`, :data:`TASK_METRICS`; add your
-own with :func:`register_loss` / :func:`register_metric`), by an import string
-``package.module:function``, or passed as functions:
+Losses and metrics are found by name in registries (:data:`TASK_LOSSES`, :data:`TASK_METRICS`,
+in :mod:`mlwork.train.task_registry`; add your own with :func:`register_loss` /
+:func:`register_metric`), by an import string ``package.module:function``, or passed as
+functions:
 
 * a loss is ``loss(outputs (B, D), targets) -> (B,)``, one loss per example (the step minimises
   their mean);
 * a metric is ``metric(outputs (B, D), targets) -> (B,)``, one value per example, averaged over
-  the evaluation set; a built-in metric is a :class:`Metric` of **sufficient statistics**, summed
+  the evaluation set; a built-in metric is a :class:`Metric` of sufficient statistics, summed
   over every example of the set, so every example counts exactly once whatever the batch size.
-  :math:`R^2`, for instance, is computed from the sums
-  :math:`\sum (y - \hat y)^2`, :math:`\sum (y - c)` and :math:`\sum (y - c)^2` (with :math:`c` the
-  training targets' mean, which keeps the float32 sums well conditioned):
-
-  .. math:: R^2 = 1 - \frac{\sum (y - \hat y)^2}{\sum (y - c)^2 - (\sum (y - c))^2 / n}
-
-  averaged over the outputs (scikit-learn's ``uniform_average``), never a mean of per-batch
-  :math:`R^2`.
 
 **Values are learnt standardised.** For a regression the model's outputs :math:`o` stand for
 :math:`(y - \mu_y) / \sigma_y` (the training targets' mean and standard deviation per output):
@@ -28,6 +21,9 @@ The targets' kind (:data:`mlwork.data.TARGETS`) chooses the defaults: class labe
 softmax cross-entropy and monitor ``accuracy`` (``max``); multi-hot labels with sigmoid binary
 cross-entropy and ``accuracy`` (per label); values with the squared error, metrics ``mse``,
 ``mae``, ``r2``, monitoring ``loss`` (``min``).
+
+The registries' names are re-exported here, so ``from mlwork.train.task import TASK_LOSSES``
+keeps working.
 """
 
 from __future__ import annotations
@@ -39,201 +35,34 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from mlwork.train.errors import RunError
+from mlwork.train.task_registry import (
+    DEFAULT_LOSS,
+    DEFAULT_METRICS,
+    DEFAULT_MONITOR,
+    TASK_LOSSES,
+    TASK_METRICS,
+    Metric,
+    _custom_metric,
+    _named_metric,
+    huber,
+    mean_absolute_error,
+    mean_squared_error,
+    register_loss,
+    register_metric,
+    sigmoid_binary_cross_entropy,
+    softmax_cross_entropy,
+)
+
+__all__ = ["DEFAULT_LOSS", "DEFAULT_METRICS", "DEFAULT_MONITOR", "TASKS", "TASK_LOSSES", "TASK_METRICS", "Metric",
+           "Task", "huber", "is_import_string", "make_task", "mean_absolute_error", "mean_squared_error",
+           "register_loss", "register_metric", "resolve", "sigmoid_binary_cross_entropy", "softmax_cross_entropy"]
 
 Array = jax.Array
 #: The kinds of task (the command line's ``--task``) and the target kinds each takes.
 TASKS = {"classification": ("classes", "multilabel"), "regression": ("values",)}
 _IMPORT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-
-
-class Metric(NamedTuple):
-    """A metric as sufficient statistics: summed over a set, then finished.
-
-    Attributes:
-      stats: ``stats(outputs (B, D), targets) -> {name: (B, ...)}``, each example's contribution.
-      finalize: ``finalize(sums, n) -> scalar``, the metric from the statistics summed over ``n``
-        examples.
-      mode: ``"max"`` (higher is better), ``"min"``, or ``None`` (unknown: a custom function).
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from mlwork.train.task import TASK_METRICS
-      >>> from mlwork.data import from_arrays
-      >>> import numpy as np
-      >>> data = from_arrays(np.zeros((4, 1)), np.array([0, 1, 0, 1]))
-      >>> accuracy = TASK_METRICS["accuracy"][0](data)  # (factory, the target kinds it fits)
-      >>> stats = accuracy.stats(jnp.array([[2.0, 1.0], [0.0, 1.0]]), jnp.array([0, 0]))
-      >>> float(accuracy.finalize({k: v.sum(0) for k, v in stats.items()}, 2)), accuracy.mode
-      (0.5, 'max')
-    """
-
-    stats: Callable[[Array, Array], dict[str, Array]]
-    finalize: Callable[[dict[str, Array], Any], Array]
-    mode: str | None
-
-
-def _flat(outputs: Array, targets: Array) -> tuple[Array, Array]:
-    return outputs.reshape(outputs.shape[0], -1), targets.reshape(targets.shape[0], -1).astype(outputs.dtype)
-
-
-def softmax_cross_entropy(outputs: Array, targets: Array) -> Array:
-    """Per-example softmax cross-entropy (nats) of logits ``(B, C)`` and integer labels ``(B,)`` (Optax's)."""
-    return optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), targets)
-
-
-def sigmoid_binary_cross_entropy(outputs: Array, targets: Array) -> Array:
-    """Per-example sigmoid binary cross-entropy (nats), the mean over the ``C`` labels of ``(B, C)`` (Optax's)."""
-    o, t = _flat(outputs.astype(jnp.float32), targets)
-    return jnp.mean(optax.sigmoid_binary_cross_entropy(o, t), axis=-1)
-
-
-def mean_squared_error(outputs: Array, targets: Array) -> Array:
-    """Per-example squared error, the mean over the outputs (Optax's ``squared_error``)."""
-    o, t = _flat(outputs.astype(jnp.float32), targets)
-    return jnp.mean(optax.squared_error(o, t), axis=-1)
-
-
-def mean_absolute_error(outputs: Array, targets: Array) -> Array:
-    """Per-example absolute error, the mean over the outputs."""
-    o, t = _flat(outputs.astype(jnp.float32), targets)
-    return jnp.mean(jnp.abs(o - t), axis=-1)
-
-
-def huber(outputs: Array, targets: Array, delta: float = 1.0) -> Array:
-    """Per-example Huber loss (quadratic within ``delta``, linear beyond), the mean over the outputs (Optax's)."""
-    o, t = _flat(outputs.astype(jnp.float32), targets)
-    return jnp.mean(optax.huber_loss(o, t, delta=delta), axis=-1)
-
-
-#: Loss name -> (per-example function, the target kinds it fits).
-TASK_LOSSES: dict[str, tuple[Callable[[Array, Array], Array], tuple[str, ...]]] = {
-    "softmax_cross_entropy": (softmax_cross_entropy, ("classes",)),
-    "sigmoid_binary_cross_entropy": (sigmoid_binary_cross_entropy, ("multilabel",)),
-    "mse": (mean_squared_error, ("values",)),
-    "mae": (mean_absolute_error, ("values",)),
-    "huber": (huber, ("values",)),
-}
-DEFAULT_LOSS = {"classes": "softmax_cross_entropy", "multilabel": "sigmoid_binary_cross_entropy", "values": "mse"}
-DEFAULT_METRICS = {"classes": ("accuracy",), "multilabel": ("accuracy",), "values": ("mse", "mae", "r2")}
-DEFAULT_MONITOR = {"classes": "accuracy", "multilabel": "accuracy", "values": "loss"}
-
-
-def _mean_of(key: str) -> Callable[[dict[str, Array], Any], Array]:
-    return lambda sums, n: jnp.mean(sums[key]) / n
-
-
-def _accuracy(data: Any) -> Metric:
-    if data.target == "multilabel":  # per label: the fraction of labels right
-        return Metric(lambda o, t: {"correct": jnp.mean(((o > 0) == (t > 0.5)).astype(jnp.float32), axis=-1)},
-                      _mean_of("correct"), "max")
-    return Metric(lambda o, t: {"correct": (jnp.argmax(o, -1) == t).astype(jnp.float32)}, _mean_of("correct"), "max")
-
-
-def _top_k(k: int) -> Callable[[Any], Metric]:
-    def factory(data: Any) -> Metric:
-        def stats(o, t):
-            true_score = jnp.take_along_axis(o, t[:, None].astype(jnp.int32), axis=-1)
-            rank = jnp.sum(o > true_score, axis=-1)  # classes scored strictly above the true one
-            return {"correct": (rank < k).astype(jnp.float32)}
-
-        return Metric(stats, _mean_of("correct"), "max")
-
-    return factory
-
-
-def _error(power: int) -> Callable[[Any], Metric]:
-    def factory(data: Any) -> Metric:
-        def stats(o, t):
-            o, t = _flat(o.astype(jnp.float32), t)
-            return {"error": jnp.abs(o - t) ** power}
-
-        return Metric(stats, _mean_of("error"), "min")
-
-    return factory
-
-
-def _rmse(data: Any) -> Metric:
-    mse = _error(2)(data)
-    return Metric(mse.stats, lambda sums, n: jnp.sqrt(jnp.mean(sums["error"]) / n), "min")
-
-
-def _r2(data: Any) -> Metric:
-    shift = jnp.asarray(data.target_mean, jnp.float32)
-
-    def stats(o, t):
-        o, t = _flat(o.astype(jnp.float32), t)
-        centred = t - shift[None]
-        return {"sse": (o - t) ** 2, "y": centred, "yy": centred ** 2}
-
-    def finalize(sums, n):
-        sst = sums["yy"] - sums["y"] ** 2 / n
-        return jnp.mean(jnp.where(sst > 0, 1.0 - sums["sse"] / jnp.where(sst > 0, sst, 1.0), 0.0))
-
-    return Metric(stats, finalize, "max")
-
-
-#: Metric name -> (factory ``f(data) -> Metric``, the target kinds it fits). ``topK_accuracy``
-#: (e.g. ``top3_accuracy``) is read as top-K accuracy.
-TASK_METRICS: dict[str, tuple[Callable[[Any], Metric], tuple[str, ...]]] = {
-    "accuracy": (_accuracy, ("classes", "multilabel")),
-    "top5_accuracy": (_top_k(5), ("classes",)),
-    "mse": (_error(2), ("values",)),
-    "mae": (_error(1), ("values",)),
-    "rmse": (_rmse, ("values",)),
-    "r2": (_r2, ("values",)),
-}
-
-
-def register_loss(name: str, loss: Callable[[Array, Array], Array], targets: tuple[str, ...] = ("classes",
-                                                                                                "multilabel", "values")
-                  ) -> None:
-    """Add a loss to :data:`TASK_LOSSES` under ``name`` (then ``TrainConfig(loss=name)`` in this process).
-
-    Args:
-      name: the registry name, a Python identifier.
-      loss: ``loss(outputs (B, D), targets) -> (B,)``.
-      targets: the target kinds it fits.
-
-    Raises:
-      ValueError: ``name`` is not an identifier.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from mlwork.train.task import TASK_LOSSES, register_loss
-      >>> register_loss("doc_l4", lambda o, t: jnp.mean((o - t[:, None]) ** 4, axis=-1), ("values",))
-      >>> "doc_l4" in TASK_LOSSES
-      True
-    """
-    if not str(name).isidentifier():
-        raise ValueError(f"name must be a Python identifier; got {name!r}")
-    TASK_LOSSES[name] = (loss, tuple(targets))
-
-
-def register_metric(name: str, factory: Callable[[Any], Metric], targets: tuple[str, ...]) -> None:
-    """Add a metric to :data:`TASK_METRICS`: ``factory(data) -> Metric`` (see :class:`Metric`).
-
-    Args:
-      name: the registry name, a Python identifier.
-      factory: builds the :class:`Metric` for an :class:`~mlwork.data.ArrayDataset`.
-      targets: the target kinds it fits.
-
-    Raises:
-      ValueError: ``name`` is not an identifier.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from mlwork.train.task import TASK_METRICS, Metric, register_metric
-      >>> max_error = Metric(lambda o, t: {"e": jnp.abs(o[:, 0] - t)}, lambda s, n: s["e"] / n, "min")
-      >>> register_metric("doc_mae1", lambda data: max_error, ("values",))
-      >>> "doc_mae1" in TASK_METRICS
-      True
-    """
-    if not str(name).isidentifier():
-        raise ValueError(f"name must be a Python identifier; got {name!r}")
-    TASK_METRICS[name] = (factory, tuple(targets))
 
 
 def is_import_string(text: Any) -> bool:
@@ -376,14 +205,6 @@ class Task(NamedTuple):
         return jnp.log(jnp.maximum(p, tiny)) - jnp.log(jnp.maximum(1.0 - p, tiny))
 
 
-def _named_metric(name: str, data: Any) -> tuple[Metric, tuple[str, ...]]:
-    m = re.fullmatch(r"top(\d+)_accuracy", name)
-    if name not in TASK_METRICS and m and int(m[1]) >= 1:
-        return _top_k(int(m[1]))(data), ("classes",)
-    factory, kinds = TASK_METRICS[name]
-    return factory(data), kinds
-
-
 def _check_per_example(fn: Callable[[Array, Array], Array], what: str, name: str, data: Any, output_size: int) -> None:
     """A user's loss or metric must map ``(B, output_size)`` float32 outputs and ``(B, ...)``
     targets to ``(B,)`` per-example values: checked abstractly (``jax.eval_shape``, nothing runs),
@@ -402,10 +223,6 @@ def _check_per_example(fn: Callable[[Array, Array], Array], what: str, name: str
     if shape is None or tuple(shape) != (b,) or not jnp.issubdtype(out.dtype, jnp.floating):
         got = f"shape {tuple(shape)} {out.dtype}" if shape is not None else type(out).__name__
         raise RunError(f"{what} {name!r} must return one float per example, shape ({b},) for {given}; got {got}")
-
-
-def _custom_metric(fn: Callable[[Array, Array], Array]) -> Metric:
-    return Metric(lambda o, t: {"value": fn(o, t)}, _mean_of("value"), None)
 
 
 def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] | None = None,
@@ -441,8 +258,8 @@ def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] |
       >>> try:
       ...     make_task(TrainConfig(loss="softmax_cross_entropy"), data)
       ... except RunError as e:
-      ...     print(e)
-      loss 'softmax_cross_entropy' is for class labels; the targets are values (use mse, mae, huber)
+      ...     print(e)  # doctest: +ELLIPSIS
+      loss 'softmax_cross_entropy' is for class labels; the targets are values (use mse, ...)
     """
     kind = data.target
     if config.task is not None and kind not in TASKS[config.task]:

@@ -118,6 +118,28 @@ def test_a_monitor_mode_that_contradicts_a_known_metric_is_refused_by_the_config
     TrainConfig(monitor_metric="pkg.mod:mine", monitor_mode="max")  # a user's metric: settled with the data
 
 
+def test_a_registered_loss_is_a_name_the_config_takes_and_the_task_uses():
+    # The config checks a loss's name against the registry itself (no mirrored tuple), so a loss
+    # added with register_loss is accepted as register_loss's docstring says.
+    from mlwork.train.task import TASK_LOSSES, register_loss
+
+    def quartic(outputs, targets):
+        return jnp.mean((outputs - targets[:, None]) ** 4, axis=-1)
+
+    values = from_arrays(np.zeros((4, 2), np.float32), np.arange(4, dtype=np.float32))
+    labels = from_arrays(np.zeros((4, 2), np.float32), np.arange(4) % 2)
+    with pytest.raises(RunError, match="^loss must be one of softmax_cross_entropy, .*; got 'test_quartic'$"):
+        TrainConfig(loss="test_quartic")
+    register_loss("test_quartic", quartic, ("values",))
+    try:
+        task = make_task(TrainConfig(loss="test_quartic"), values)
+        assert task.loss_name == "test_quartic" and task.loss is quartic
+        with pytest.raises(RunError, match="^loss 'test_quartic' is for values; the targets are class labels"):
+            make_task(TrainConfig(loss="test_quartic"), labels)
+    finally:
+        del TASK_LOSSES["test_quartic"]
+
+
 def test_a_model_whose_outputs_do_not_fit_is_refused(regression, tmp_path):
     with pytest.raises(RunError, match=r"outputs must have shape \(batch, 1\) \(one output per target value\); got "
                                        r"\(2, 3\)"):
