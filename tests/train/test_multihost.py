@@ -35,14 +35,31 @@ from mlwork.train.programs import init_state, prepare
 from tests.train import test_run_paths
 
 #: Gloo's connection messages (its C++ writes to the same stream as the process, and two of them
-#: can interleave mid-line: "[Gloo] Rank [Gloo] Rank 3 is connected ... : 3" then "2 is connected ...").
-_GLOO = re.compile(r"\[Gloo\] Rank |\d+ is connected to \d+ peer ranks\. Expected number of connected peer "
+#: can interleave anywhere: "[Gloo] Rank [Gloo] Rank 3 is connected ... : 3" then "2 is connected ...", or
+#: "Rank 2 is connected to 3 peer ranks. [Gloo] Rank 3 ... : 3" then "Expected number ... : 3"), so each of
+#: its three fragments is removed wherever it falls.
+_GLOO = re.compile(r"\[Gloo\] Rank |\d+ is connected to \d+ peer ranks\. ?|Expected number of connected peer "
                    r"ranks is : \d+")
 
 
 def our_lines(text: str) -> list[str]:
     """The non-empty lines a process printed, Gloo's messages (whole or interleaved) removed."""
     return [line for line in _GLOO.sub("", text).splitlines() if line.strip()]
+
+
+
+def test_our_lines_removes_gloo_messages_however_they_interleave():
+    # the three interleavings CI has printed, between two lines of the process's own
+    text = ("[process 1/2] data: 700 train\n"
+            "[Gloo] Rank 1 is connected to 1 peer ranks. Expected number of connected peer ranks is : 1\n"
+            "[Gloo] Rank [Gloo] Rank 3 is connected to 3 peer ranks. Expected number of connected peer ranks is : 3\n"
+            "2 is connected to 3 peer ranks. Expected number of connected peer ranks is : 3\n"
+            "[Gloo] Rank 2 is connected to 3 peer ranks. [Gloo] Rank 3 is connected to 3 peer ranks. "
+            "Expected number of connected peer ranks is : 3\n"
+            "Expected number of connected peer ranks is : 3\n"
+            "[process 1/2] done (the primary process reports the run)\n")
+    assert our_lines(text) == ["[process 1/2] data: 700 train", "[process 1/2] done (the primary process reports the run)"]
+    assert our_lines("a line of ours\n") == ["a line of ours"]
 
 ROOT = Path(__file__).resolve().parents[2]
 HEARTBEAT_S = 10  # --heartbeat-timeout of the launches
