@@ -21,6 +21,7 @@ bytes), warning about each, so a run never continues from garbage.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -222,6 +223,18 @@ def wait(manager: ocp.CheckpointManager) -> None:
         manager.wait_until_finished()
     except Exception as e:
         raise CheckpointError(f"could not write checkpoint to {manager.directory}: {_reason(e)}") from e
+
+
+def finish(manager: ocp.CheckpointManager) -> None:
+    """Wait for asynchronous saves (a failed one raises :class:`CheckpointError`), then remove the
+    checkpoints Orbax evicted into ``checkpoints/_deleted/`` and that folder: a run that ends,
+    finished or stopped, leaves only the checkpoints it keeps."""
+    wait(manager)
+    directory = Path(str(manager.directory))
+    _purge_deleted(directory)
+    with contextlib.suppress(OSError):  # not empty (another process's?) or gone: left as it is
+        if jax.process_index() == 0:
+            (directory / TODELETE).rmdir()
 
 
 def _reason(e: BaseException) -> str:

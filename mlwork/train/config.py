@@ -58,7 +58,7 @@ RESUME_KEYS = ("model", "model_kwargs", "hidden", "dataset", "data", "task", "lo
 RUN_RECORD_KEYS = ("data_source", "n_params", "steps_per_epoch", "input_shape", "num_classes", "class_names",
                    "mean", "std", "members", "reproducibility", "data_name", "target", "target_shape",
                    "output_size", "input_kind", "input_dtype", "loss_name", "metric_names", "monitored",
-                   "monitored_mode", "test_split", "target_mean", "target_std")
+                   "monitored_mode", "test_split", "target_mean", "target_std", "data_sha256")
 
 
 def _knob(default: Any, help: str, *, choices: tuple[str, ...] | None = None, flag: str | None = None) -> Any:
@@ -418,7 +418,10 @@ class TrainConfig:
 
         The fields compared are ``RESUME_KEYS`` (those that shape the model, the data or the
         optimizer), and ``epochs`` too when the schedule spans the run's length; a recorded config
-        missing a key counts as that key's default.
+        missing a key counts as that key's default. A field the run left to inference (``task``,
+        ``loss``, ``metrics``, ``monitor_metric``, ``monitor_mode`` recorded as ``None``) agrees with
+        the value the run inferred (recorded as ``loss_name``, ``metric_names``, ...). ``epochs``
+        may grow (under a schedule that does not span the run), never shrink.
 
         Args:
           recorded: the run's recorded config (a parsed ``config.json``).
@@ -434,15 +437,60 @@ class TrainConfig:
           True
           >>> TrainConfig(lr=0.01).resume_mismatch(recorded)
           'lr=0.001, not 0.01'
+          >>> inferred = {**recorded, "loss_name": "mse"}  # the run inferred MSE from its targets
+          >>> TrainConfig(loss="mse").resume_mismatch(inferred) is None
+          True
+          >>> TrainConfig(loss="mae").resume_mismatch(inferred)
+          "loss=None (inferred: 'mse'), not 'mae'"
+          >>> TrainConfig(epochs=3).resume_mismatch({**recorded, "epochs": 5})
+          'epochs=5, not 3 (a resume may add epochs, not remove them; a shorter run needs a new workdir)'
         """
         keys = RESUME_KEYS + (("epochs",) if self.schedule in RUN_LENGTH_SCHEDULES else ())
         for key in keys:
-            old = recorded.get(key, _DEFAULTS[key])
-            if old != getattr(self, key):
-                why = (f" (the {self.schedule} schedule spans the run's epochs; a longer run needs a new workdir)"
-                       if key == "epochs" else "")
-                return f"{key}={old!r}, not {getattr(self, key)!r}{why}"
+            old, new = recorded.get(key, _DEFAULTS[key]), getattr(self, key)
+            if old == new:
+                continue
+            inferred = _inferred(key, recorded)
+            if old is None and inferred is not None:  # the run inferred it: naming what it inferred is no change
+                if _as_inferred(key, new) == inferred:
+                    continue
+                return f"{key}=None (inferred: {_shown(key, inferred)!r}), not {new!r}"
+            why = (f" (the {self.schedule} schedule spans the run's epochs; a longer run needs a new workdir)"
+                   if key == "epochs" else "")
+            return f"{key}={old!r}, not {new!r}{why}"
+        old_epochs = recorded.get("epochs", _DEFAULTS["epochs"])
+        if isinstance(old_epochs, int) and self.epochs < old_epochs:
+            return (f"epochs={old_epochs!r}, not {self.epochs!r} (a resume may add epochs, not remove them; a "
+                    "shorter run needs a new workdir)")
         return None
+
+
+#: Config fields whose ``None`` means "inferred from the targets" -> the run-record key naming what was inferred.
+_INFERRED_KEYS = {"task": "target", "loss": "loss_name", "metrics": "metric_names", "monitor_metric": "monitored",
+                  "monitor_mode": "monitored_mode"}
+_TASK_OF_TARGET = {"classes": "classification", "multilabel": "classification", "values": "regression"}
+
+
+def _inferred(key: str, recorded: dict[str, Any]) -> Any:
+    """What a run recorded as inferred for config field ``key`` (comparable with :func:`_as_inferred`), or ``None``."""
+    value = recorded.get(_INFERRED_KEYS.get(key, ""))
+    if value is None:
+        return None
+    if key == "task":
+        return _TASK_OF_TARGET.get(value)
+    return tuple(value) if key == "metrics" else value
+
+
+def _as_inferred(key: str, value: Any) -> Any:
+    """A config value in the form the run record keeps (metrics: the names the task reports, in order)."""
+    if key == "metrics" and isinstance(value, str):
+        names = (name.strip() for name in value.split(","))
+        return tuple(name.rpartition(":")[2] for name in names if name and name != "loss")
+    return value
+
+
+def _shown(key: str, inferred: Any) -> Any:
+    return ",".join(inferred) if key == "metrics" else inferred
 
 
 def _validate(c: TrainConfig) -> None:

@@ -60,7 +60,7 @@ from mlwork.train.programs import (
     prepare,
     split_tree,
 )
-from mlwork.train.provenance import reproducibility_record, run_metadata
+from mlwork.train.provenance import data_sha256, reproducibility_record, run_metadata
 from mlwork.train.tensorboard import TensorBoardWriter
 
 
@@ -89,10 +89,14 @@ def resolve_resume(workdir: str | Path, resume: bool | str) -> bool:
     return resume
 
 
-def check_workdir(workdir: Path, config: TrainConfig, data_source: str | None, resume: bool | str) -> bool:
+def check_workdir(workdir: Path, config: TrainConfig, data_source: str | None, resume: bool | str, *,
+                  data_hash: str | None = None, task: Any = None) -> bool:
     """Refuse a workdir that is (or lies under) a file, holds another run, or nothing to resume,
     or a run that differs from ``config`` (read-only; ``data_source`` ``None``: not compared, for
-    a check before the data are loaded). Returns ``True`` when a ``resume`` must start from
+    a check before the data are loaded), from the data (``data_hash``, the
+    :func:`~mlwork.train.provenance.data_sha256` of the arrays, when given) or from the task
+    (``task``, when given: its loss, metrics and monitored metric by name, so a run trained with a
+    loss function is not resumed without it). Returns ``True`` when a ``resume`` must start from
     scratch: the run was stopped before its first checkpoint.
 
     Raises:
@@ -132,7 +136,28 @@ def check_workdir(workdir: Path, config: TrainConfig, data_source: str | None, r
         old_source = old.get("data_source")
         if data_source is not None and old_source not in (None, data_source):
             raise RunError(f"--resume: workdir {workdir} was trained on {old_source}, not {data_source}")
+        old_hash = old.get("data_sha256")
+        if data_hash is not None and old_hash not in (None, data_hash):
+            raise RunError(f"--resume: workdir {workdir} was trained on other data (SHA-256 {old_hash[:12]}..., these "
+                           f"arrays {data_hash[:12]}...: {data_source or 'the data'} changed since); resume with the "
+                           "run's data or use another --workdir")
+        differs = None if task is None else _task_mismatch(old, task)
+        if differs:
+            raise RunError(f"--resume: workdir {workdir} holds a run with {differs}; pass the run's own (nothing "
+                           "was changed)")
     return not has_checkpoints
+
+
+def _task_mismatch(recorded: dict[str, Any], task: Any) -> str | None:
+    """The first of the recorded loss, metrics and monitored metric (by name) that ``task`` does not match."""
+    for key, now in (("loss_name", task.loss_name), ("metric_names", list(task.metrics)),
+                     ("monitored", task.monitor), ("monitored_mode", task.mode)):
+        then = recorded.get(key)
+        if then is not None and then != now:
+            name = {"loss_name": "loss", "metric_names": "metrics", "monitored": "monitor_metric",
+                    "monitored_mode": "monitor_mode"}[key]
+            return f"{name} {then!r}, not {now!r}"
+    return None
 
 
 def _restore(manager, run: Run, template: Any, log: Callable[[str], None]) -> tuple[Any, dict, int]:
@@ -214,7 +239,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
     workdir = Path(workdir)
     log, progress, primary = _process_log(log), progress and parallel.is_primary(), parallel.is_primary()
     dataset = as_arrays(dataset)
-    check_workdir(workdir, config, dataset.source, resume)  # read-only checks, before any write
+    data_hash = data_sha256(dataset)
+    check_workdir(workdir, config, dataset.source, resume, data_hash=data_hash)  # read-only, before any write
     run = prepare(config, dataset, model=model, tx=tx, loss=loss, metrics=metrics)
     clock = ckpt.clock_policy(config.checkpoint_every_steps, config.checkpoint_every_minutes, run.steps_per_epoch)
     with _workdir_lock(workdir) as lock, PreemptionGuard() as guard, \
@@ -224,7 +250,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
             log(f"workdir {workdir}: the run that held it (pid {lock.stale_pid}) ended without releasing it "
                 "(killed?); taking it over")
         resuming = resolve_resume(workdir, resume)  # "auto": does the workdir hold a run, now that we hold the lock
-        fresh = check_workdir(workdir, config, dataset.source, resuming)  # again, now that we hold the lock
+        fresh = check_workdir(workdir, config, dataset.source, resuming, data_hash=data_hash,
+                              task=run.task)  # again, now that we hold the lock; the task too
         parallel.all_processes(True)  # every process has checked before the primary writes
         requested = lambda: parallel.any_process(guard.requested)  # noqa: E731 (one signalled process stops all)
         tree, history, partial = _start(run, manager, workdir, resuming and not fresh, log)
@@ -234,7 +261,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
             log(f"no checkpoint in {workdir} yet (stopped before its first): starting from scratch")
         elif resume == "auto" and not resuming:
             log(f"--resume auto: no run in {workdir} yet: starting one")
-        meta = {**config.to_dict(), **run_record(run, dataset, split_tree(run, tree)[0])}
+        meta = {**config.to_dict(), **run_record(run, dataset, split_tree(run, tree)[0]), "data_sha256": data_hash}
         if primary:
             report.write_json(workdir / "config.json", meta)
             report.write_metrics(workdir / "metrics.jsonl", history)
@@ -285,7 +312,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
                                          checkpoint_dir=Path(str(manager.directory)),
                                          has_checkpoint=bool(manager.all_steps())) from None
             finally:
-                ckpt.wait(manager)  # a checkpoint being written is finished (or its failure reported)
+                ckpt.finish(manager)  # a checkpoint being written is finished (or its failure reported)
             if progress:
                 log("evaluating the best checkpoint on the test split"
                     + run.who.tag(" (each member's best epoch, and the ensemble)"))

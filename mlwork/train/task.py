@@ -292,15 +292,18 @@ def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] |
             fn = resolve(name, "metric")
             built[name.rpartition(":")[2]] = _custom_metric(fn)
             continue
-        if name not in TASK_METRICS and not re.fullmatch(r"top(\d+)_accuracy", name):
+        top = re.fullmatch(r"top(\d+)_accuracy", name)
+        if name not in TASK_METRICS and not top:
             raise RunError(f"metrics must be names among {', '.join(TASK_METRICS)} (or topK_accuracy, or "
                            f"package.module:function); got {name!r}")
+        if top and int(top[1]) < 1:
+            raise RunError(f"metric {name!r} needs k of at least 1 (topK_accuracy: the true class among the K "
+                           "highest outputs)")
         metric, kinds = _named_metric(name, data)
         if kind not in kinds:
             raise RunError(f"metric {name!r} is for {' or '.join(_WORDS[k] for k in kinds)}; the targets are "
                            f"{_WORDS[kind]}")
-        top = re.fullmatch(r"top(\d+)_accuracy", name)
-        if top and name not in TASK_METRICS and int(top[1]) >= data.output_size:
+        if top and int(top[1]) >= data.output_size:
             raise RunError(f"metric {name!r} needs k below the number of classes ({data.output_size}); it would "
                            "always be 1")
         built[name] = metric

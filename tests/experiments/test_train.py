@@ -189,7 +189,58 @@ def test_resume_needs_only_the_workdir(diabetes_npz, tmp_path, capsys):
     code, out, _ = _main(["--workdir", str(workdir), "--resume", "--no-compile-cache"], capsys)
     assert code == 0 and json.loads((workdir / "summary.json").read_text())["epochs_run"] == 2
     code, _, line = _main(["--workdir", str(workdir), "--resume", "--loss", "mae"], capsys)
-    assert code == 2 and "holds a run with loss=None, not 'mae'" in line
+    assert code == 2 and "holds a run with loss=None (inferred: 'mse'), not 'mae'" in line
+
+
+def test_a_resume_agrees_with_the_run_or_exits_2_with_nothing_written(diabetes_npz, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    argv = ["--data", str(diabetes_npz), "--workdir", str(workdir), *FAST, "--epochs", "3"]
+    assert _main([*argv, "--stop-after", "1"], capsys)[0] == 0
+    before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+    changed = tmp_path / "changed" / diabetes_npz.name
+    changed.parent.mkdir()
+    with np.load(diabetes_npz) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["y_train"] = arrays["y_train"][::-1].copy()  # the same shapes, other targets
+    np.savez(changed, **arrays)
+    for flags, says in (
+            (["--epochs", "2"], "holds a run with epochs=3, not 2 (a resume may add epochs, not remove them"),
+            (["--metrics", "mse"], "holds a run with metrics=None (inferred: 'mse,mae,r2'), not 'mse'"),
+            (["--data", str(changed)], "holds a run with data=")):
+        code, _, line = _main(["--workdir", str(workdir), "--resume", "--no-compile-cache", *flags], capsys)
+        assert code == 2 and line.startswith("error: --resume: workdir") and says in line, line
+        assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+    # the same file name with other contents: the content hash tells
+    os.replace(changed, diabetes_npz.with_name("changed.npz"))
+    same_name = tmp_path / "same"
+    same_name.mkdir()
+    stopped = same_name / "run"
+    data = same_name / "d.npz"
+    data.write_bytes(diabetes_npz.read_bytes())
+    assert _main(["--data", str(data), "--workdir", str(stopped), *FAST, "--stop-after", "1"], capsys)[0] == 0
+    data.write_bytes(diabetes_npz.with_name("changed.npz").read_bytes())
+    code, _, line = _main(["--workdir", str(stopped), "--resume", "--no-compile-cache"], capsys)
+    assert code == 2 and "was trained on other data (SHA-256" in line, line
+    # naming what the run inferred, and more epochs, continue it
+    data.write_bytes(diabetes_npz.read_bytes())
+    code, _, _ = _main(["--workdir", str(stopped), "--resume", "--no-compile-cache", "--loss", "mse", "--task",
+                        "regression", "--epochs", "3"], capsys)
+    assert code == 0 and json.loads((stopped / "summary.json").read_text())["epochs_run"] == 3
+    assert not (stopped / "checkpoints" / "_deleted").exists()
+
+
+@pytest.mark.parametrize("metrics, says", [
+    ("accuracy,top0_accuracy", "error: metric 'top0_accuracy' needs k of at least 1"),
+    ("accuracy,top5_accuracy", "error: metric 'top5_accuracy' needs k below the number of classes (3)"),
+])
+def test_top_k_that_cannot_be_exits_2_with_one_line(tmp_path, capsys, metrics, says):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "three.npz"
+    np.savez(path, x_train=rng.normal(size=(30, 4)).astype(np.float32), y_train=np.arange(30) % 3)
+    code, _, line = _main(["--data", str(path), "--workdir", str(tmp_path / "w"), *FAST, "--metrics", metrics],
+                          capsys)
+    assert code == 2 and line.startswith(says), line
+    assert not (tmp_path / "w").exists()
 
 
 # -- the long end-to-end guarantees (slow) ---------------------------------------------------------------

@@ -181,6 +181,21 @@ def test_top_k_accuracy_needs_k_below_the_classes_and_the_default_monitor_among_
     assert task.monitor == "top3_accuracy" and task.mode == "max"
 
 
+@pytest.mark.parametrize("metrics, says", [
+    ("accuracy,top0_accuracy", "metric 'top0_accuracy' needs k of at least 1"),
+    ("accuracy,top00_accuracy", "metric 'top00_accuracy' needs k of at least 1"),
+    # top5_accuracy is a registered name: its k is checked against the classes all the same
+    ("accuracy,top5_accuracy", "metric 'top5_accuracy' needs k below the number of classes (3)"),
+    ("accuracy,top3_accuracy", "metric 'top3_accuracy' needs k below the number of classes (3)"),
+])
+def test_top_k_with_an_impossible_k_is_one_error_not_a_traceback(metrics, says):
+    x = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    data = from_arrays(x, np.arange(30) % 3)
+    with pytest.raises(RunError, match=re.escape(says)):
+        make_task(TrainConfig(metrics=metrics), data)
+    assert make_task(TrainConfig(metrics="accuracy,top2_accuracy"), data).metrics.keys() >= {"top2_accuracy"}
+
+
 # -- a regression, end to end --------------------------------------------------------------------------
 def test_a_regression_trains_and_reports_its_metrics_and_plots(regression_run, regression):
     from sklearn.metrics import r2_score

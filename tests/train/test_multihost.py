@@ -58,7 +58,8 @@ def test_our_lines_removes_gloo_messages_however_they_interleave():
             "Expected number of connected peer ranks is : 3\n"
             "Expected number of connected peer ranks is : 3\n"
             "[process 1/2] done (the primary process reports the run)\n")
-    assert our_lines(text) == ["[process 1/2] data: 700 train", "[process 1/2] done (the primary process reports the run)"]
+    assert our_lines(text) == ["[process 1/2] data: 700 train",
+                               "[process 1/2] done (the primary process reports the run)"]
     assert our_lines("a line of ours\n") == ["a line of ours"]
 
 ROOT = Path(__file__).resolve().parents[2]
