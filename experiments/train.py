@@ -51,14 +51,30 @@ def parse_args(argv: list[str] | None, *, prog: str = PROG, description: str | N
 
 def load_data(config: TrainConfig):
     """The data ``config`` names: its ``.npz`` file (``--task regression`` reads integer targets as
-    values), or the MNIST-family data set through the source chain."""
+    values, ``--task classification`` integer targets of shape ``(N, C)`` as multi-hot labels), or
+    the MNIST-family data set through the source chain."""
     if config.data is not None:
         from mlwork.data import load_npz
 
-        return load_npz(config.data, target="values" if config.task == "regression" else None)
+        target = {"regression": "values", "classification": _classification_target(config.data)}.get(config.task)
+        return load_npz(config.data, target=target)
     from mlwork.data import load_dataset
 
     return load_dataset(config.dataset, config.data_dir, test_dir=config.test_dir, source=config.source)
+
+
+def _classification_target(path) -> str | None:
+    """``"multilabel"`` when the file's ``y_train`` is an integer ``(N, C)`` array (0/1 multi-hot
+    labels), else ``None`` (inferred; a file that cannot be read is :func:`~mlwork.data.load_npz`'s
+    to report)."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            y = z["y_train"]
+    except Exception:  # noqa: BLE001 (load_npz names what is wrong with the file)
+        return None
+    return "multilabel" if np.issubdtype(y.dtype, np.integer) and y.ndim == 2 else None
 
 
 def main(argv: list[str] | None = None, *, prog: str = PROG, description: str | None = None) -> int:

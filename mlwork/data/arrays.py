@@ -205,7 +205,8 @@ def _infer_target(y: np.ndarray) -> str:
         if y.ndim == 1:
             return "classes"
         raise DataError(f"y_train of integers with shape {y.shape} is ambiguous; pass target='multilabel' "
-                        "(multi-hot labels) or float values with target='values'")
+                        "(multi-hot labels; --task classification on the command line) or target='values' "
+                        "(--task regression)")
     raise DataError(f"y_train must be integer class labels, float values or boolean multi-hot labels; got dtype "
                     f"{y.dtype}")
 

@@ -312,3 +312,21 @@ def test_a_regression_on_two_devices_matches_one(diabetes_npz, tmp_path):
         runs[devices] = json.loads((workdir / "summary.json").read_text())
     assert runs["2"]["test_r2"] == pytest.approx(runs["1"]["test_r2"], abs=1e-3)
     assert runs["2"]["test_mse"] == pytest.approx(runs["1"]["test_mse"], rel=1e-3)
+
+
+def test_integer_multi_hot_labels_from_the_command_line(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "tags.npz"
+    y = (rng.random((60, 3)) < 0.4).astype(np.int64)  # 0/1 integers, one column per label
+    np.savez(path, x_train=rng.normal(size=(60, 5)).astype(np.float32), y_train=y)
+    code, _, line = _main(["--data", str(path), "--workdir", str(tmp_path / "w0"), *FAST], capsys)
+    assert code == 2 and "is ambiguous" in line and "--task classification on the command line" in line, line
+    assert not (tmp_path / "w0").exists()
+    workdir = tmp_path / "w"
+    code, _, _ = _main(["--data", str(path), "--workdir", str(workdir), *FAST, "--task", "classification"], capsys)
+    assert code == 0
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["target"] == "multilabel" and config["loss_name"] == "sigmoid_binary_cross_entropy"
+    workdir = tmp_path / "values"
+    code, _, _ = _main(["--data", str(path), "--workdir", str(workdir), *FAST, "--task", "regression"], capsys)
+    assert code == 0 and json.loads((workdir / "config.json").read_text())["target"] == "values"
