@@ -51,8 +51,8 @@ def parse_args(argv: list[str] | None, *, prog: str = PROG, description: str | N
 
 def load_data(config: TrainConfig):
     """The data ``config`` names: its ``.npz`` file (``--task regression`` reads integer targets as
-    values, ``--task classification`` integer targets of shape ``(N, C)`` as multi-hot labels), or
-    the MNIST-family data set through the source chain."""
+    values, ``--task classification`` integer or 0/1 float targets of shape ``(N, C)`` as multi-hot
+    labels), or the MNIST-family data set through the source chain."""
     if config.data is not None:
         from mlwork.data import load_npz
 
@@ -64,9 +64,9 @@ def load_data(config: TrainConfig):
 
 
 def _classification_target(path) -> str | None:
-    """``"multilabel"`` when the file's ``y_train`` is an integer ``(N, C)`` array (0/1 multi-hot
-    labels), else ``None`` (inferred; a file that cannot be read is :func:`~mlwork.data.load_npz`'s
-    to report)."""
+    """``"multilabel"`` when the file's ``y_train`` is an ``(N, C)`` array of integers, or of floats
+    that are all 0 or 1 (multi-hot labels), else ``None`` (inferred; a file that cannot be read is
+    :func:`~mlwork.data.load_npz`'s to report)."""
     import numpy as np
 
     try:
@@ -74,7 +74,13 @@ def _classification_target(path) -> str | None:
             y = z["y_train"]
     except Exception:  # noqa: BLE001 (load_npz names what is wrong with the file)
         return None
-    return "multilabel" if np.issubdtype(y.dtype, np.integer) and y.ndim == 2 else None
+    if y.ndim != 2:
+        return None
+    if np.issubdtype(y.dtype, np.integer):
+        return "multilabel"
+    if np.issubdtype(y.dtype, np.floating) and y.size and bool(np.all((y == 0) | (y == 1))):
+        return "multilabel"  # 0.0/1.0 columns: multi-hot labels saved as floats
+    return None
 
 
 def main(argv: list[str] | None = None, *, prog: str = PROG, description: str | None = None) -> int:
@@ -93,20 +99,27 @@ def main(argv: list[str] | None = None, *, prog: str = PROG, description: str | 
 def _print_single(summary: dict, workdir: Path) -> None:
     monitor = summary.get("monitor", "accuracy")
     split = "test" if summary.get("test_split", "test") == "test" else "test (= validation split)"
+    names = summary.get("metrics", ["accuracy"])
+    labels = [f"{split} {name}" for name in [*names, "loss"]] + [f"best val {monitor}"]
+    width = max(22, *(len(label) + 2 for label in labels))  # every label, then at least two spaces
+
+    def row(label: str, value: str) -> None:
+        print(f"{label:<{width}}{value}")
+
     print()
-    print(f"{'dataset':<22}{summary['dataset']}  ({summary['data_source']})")
-    print(f"{'model':<22}{summary['model']}  ({summary['n_params']:,} parameters)")
-    print(f"{'epochs run':<22}{summary['epochs_run']}  (best epoch {summary['best_epoch']})")
+    row("dataset", f"{summary['dataset']}  ({summary['data_source']})")
+    row("model", f"{summary['model']}  ({summary['n_params']:,} parameters)")
+    row("epochs run", f"{summary['epochs_run']}  (best epoch {summary['best_epoch']})")
     best = summary.get(f"best_val_{monitor}")
-    print(f"{'best val ' + monitor:<22}{'-' if best is None else f'{best:.4f}'}")
-    for name in summary.get("metrics", ["accuracy"]):
-        print(f"{split + ' ' + name:<22}{summary[f'test_{name}']:.4f}")
-    print(f"{split + ' loss':<22}{summary['test_loss']:.4f}")
-    print(f"{'compile time':<22}{summary['compile_time_s']:.2f} s")
+    row(f"best val {monitor}", "-" if best is None else f"{best:.4f}")
+    for name in names:
+        row(f"{split} {name}", f"{summary[f'test_{name}']:.4f}")
+    row(f"{split} loss", f"{summary['test_loss']:.4f}")
+    row("compile time", f"{summary['compile_time_s']:.2f} s")
     if summary["epoch_time_s_median"] is not None:
-        print(f"{'epoch time (median)':<22}{summary['epoch_time_s_median']:.2f} s")
-    print(f"{'params sha256':<22}{summary['params_sha256'][:16]}…")
-    print(f"{'outputs':<22}{workdir}")
+        row("epoch time (median)", f"{summary['epoch_time_s_median']:.2f} s")
+    row("params sha256", f"{summary['params_sha256'][:16]}…")
+    row("outputs", str(workdir))
 
 
 def _print_population(summary: dict, workdir: Path) -> None:

@@ -398,6 +398,13 @@ def load_npz(path: str | Path, *, target: str | None = None, name: str | None = 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
+    import zipfile
+
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY" and not zipfile.is_zipfile(path):  # NumPy would try it as a pickle
+        raise DataError(f"{path} is not an .npz archive (np.savez writes a zip file; this is neither a zip nor an "
+                        ".npy file)")
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - a corrupt or foreign file

@@ -194,8 +194,15 @@ def run(args: argparse.Namespace, config: TrainConfig, load_data: Callable[[Trai
         arrays = as_arrays(dataset)
         n_test = "no test split (the validation split's figures)" if arrays.x_test is None else \
             f"{len(arrays.y_test)} test"
-        print(f"{prefix}data: {arrays.source} — {len(arrays.y_train)} train, {n_test}; workdir: {workdir}", flush=True)
-        summary = train_and_evaluate(config, workdir, dataset, resume=args.resume, stop_after=args.stop_after)
+        banner = [f"{prefix}data: {arrays.source} — {len(arrays.y_train)} train, {n_test}; workdir: {workdir}"]
+
+        def log(message: str) -> None:  # the banner waits for the run's first line: a refusal stays one line
+            if banner:
+                print(banner.pop(), flush=True)
+            print(message, flush=True)
+
+        summary = train_and_evaluate(config, workdir, dataset, resume=args.resume, stop_after=args.stop_after,
+                                     log=log)
     except KeyboardInterrupt:  # SIGINT before training started (the run's guard answers it after)
         print("interrupted (SIGINT) before training started; nothing was saved", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED, None, workdir

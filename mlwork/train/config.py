@@ -644,10 +644,10 @@ def parse_sweep(text: str) -> dict[str, list[float]]:
             sweep[name] = [float(v) for v in values.split(",") if v.strip()]
         except ValueError:
             raise RunError(f"sweep {name} values must be numbers, got {values!r}") from None
-        if not sweep[name] or any(not math.isfinite(v) or v < 0 for v in sweep[name]):
-            raise RunError(f"sweep {name} needs non-negative finite values, got {values!r}")
-        if name == "lr" and any(v == 0 for v in sweep[name]):
-            raise RunError(f"sweep lr values must be > 0 (learning rates), got {values!r}")
+        positive = name == "lr"  # a learning rate of 0 trains nothing; a weight decay of 0 is none
+        if not sweep[name] or any(not math.isfinite(v) or v < 0 or (positive and v == 0) for v in sweep[name]):
+            wanted = "positive finite values (learning rates)" if positive else "non-negative finite values"
+            raise RunError(f"sweep {name} needs {wanted}, got {values!r}")
     return sweep
 
 

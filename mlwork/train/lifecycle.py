@@ -148,6 +148,18 @@ def check_workdir(workdir: Path, config: TrainConfig, data_source: str | None, r
     return not has_checkpoints
 
 
+def _keep_first_argv(record: dict[str, Any], recorded_config: Path) -> None:
+    """In this invocation's reproducibility ``record``: ``argv`` back to the command that started
+    the run (from its ``config.json``), this one's appended to ``resumed_argv``."""
+    try:
+        before = json.loads(recorded_config.read_text()).get("reproducibility") or {}
+    except (OSError, ValueError):
+        return
+    if "argv" in before:
+        record["resumed_argv"] = [*before.get("resumed_argv", []), record["argv"]]
+        record["argv"] = before["argv"]
+
+
 def _task_mismatch(recorded: dict[str, Any], task: Any) -> str | None:
     """The first of the recorded loss, metrics and monitored metric (by name) that ``task`` does not match."""
     for key, now in (("loss_name", task.loss_name), ("metric_names", list(task.metrics)),
@@ -262,6 +274,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, dataset: Datase
         elif resume == "auto" and not resuming:
             log(f"--resume auto: no run in {workdir} yet: starting one")
         meta = {**config.to_dict(), **run_record(run, dataset, split_tree(run, tree)[0]), "data_sha256": data_hash}
+        if resuming and not fresh:  # the command that started the run stays; each resume's is added
+            _keep_first_argv(meta["reproducibility"], workdir / "config.json")
         if primary:
             report.write_json(workdir / "config.json", meta)
             report.write_metrics(workdir / "metrics.jsonl", history)

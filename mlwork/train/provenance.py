@@ -55,7 +55,9 @@ def reproducibility_record(mesh_or_devices: Any = None) -> dict[str, Any]:
       ``PACKAGES``), ``platform`` (OS and machine), ``backend``, ``device_kind``,
       ``device_count`` (the run's), ``process_count``, ``xla_flags`` (``$XLA_FLAGS`` or ``None``),
       ``compiler_options`` (``mlwork.train.hardware.compiler_options()`` for the backend) and
-      ``git`` (``git_commit()``, ``None`` outside a checkout).
+      ``git`` (``git_commit()``, ``None`` outside a checkout) and ``argv`` (this process's
+      command line; in a resumed run's ``config.json`` the command that started the run, each
+      resume's in ``resumed_argv``).
 
     Example::
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -226,7 +226,7 @@ def _check_per_example(fn: Callable[[Array, Array], Array], what: str, name: str
 
 
 def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] | None = None,
-              metrics: Mapping[str, Callable[[Array, Array], Array]] | None = None) -> Task:
+              metrics: Mapping[str, Callable[[Array, Array], Array]] | Sequence[Callable] | None = None) -> Task:
     """The :class:`Task` of ``config`` for ``data``: loss, metrics, monitor and mode, checked together.
 
     Args:
@@ -234,7 +234,8 @@ def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] |
         ``monitor_metric``, ``monitor_mode``).
       data: an :class:`~mlwork.data.ArrayDataset` (its target kind, shapes, training target mean).
       loss: a loss function to use instead of ``config.loss``.
-      metrics: extra metrics as functions ``name -> metric(outputs, targets) -> (B,)``.
+      metrics: extra metrics as functions ``name -> metric(outputs, targets) -> (B,)``, or a list
+        of such functions, each named by its ``__name__``.
 
     Returns:
       The :class:`Task`.
@@ -262,9 +263,10 @@ def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] |
       loss 'softmax_cross_entropy' is for class labels; the targets are values (use mse, ...)
     """
     kind = data.target
+    metrics = _metric_functions(metrics)
     if config.task is not None and kind not in TASKS[config.task]:
         raise RunError(f"task {config.task!r} needs {' or '.join(_WORDS[k] for k in TASKS[config.task])} as "
-                       f"targets; the data hold {_WORDS[kind]}")
+                       f"targets; the data hold {_WORDS[kind]}{_multi_hot_hint(kind, TASKS[config.task])}")
     if loss is not None:
         loss_name, loss_fn = getattr(loss, "__name__", "custom"), loss
     else:
@@ -281,7 +283,7 @@ def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] |
             if kind not in kinds:
                 fits = [n for n, (_, k) in TASK_LOSSES.items() if kind in k]
                 raise RunError(f"loss {loss_name!r} is for {' or '.join(_WORDS[k] for k in kinds)}; the targets are "
-                               f"{_WORDS[kind]} (use {', '.join(fits)})")
+                               f"{_WORDS[kind]} (use {', '.join(fits)}){_multi_hot_hint(kind, kinds)}")
     names = [n.strip() for n in config.metrics.split(",") if n.strip()] if config.metrics else \
         list(DEFAULT_METRICS[kind])
     built: dict[str, Metric] = {}
@@ -335,3 +337,36 @@ def make_task(config: Any, data: Any, *, loss: Callable[[Array, Array], Array] |
 
 
 _WORDS = {"classes": "class labels", "multilabel": "multi-hot labels", "values": "values"}
+
+
+def _multi_hot_hint(kind: str, wanted: tuple[str, ...]) -> str:
+    """How to make float 0/1 targets multi-hot labels, when that is what a refusal asked for."""
+    if kind != "values" or "multilabel" not in wanted:
+        return ""
+    return ("; multi-hot labels are read from boolean targets, from_arrays(..., target='multilabel'), or 0/1 "
+            "columns with --task classification")
+
+
+def _metric_functions(metrics: Any) -> dict[str, Callable[[Array, Array], Array]]:
+    """``metrics=`` as ``name -> function``: a mapping as it is, a list of functions by their ``__name__``."""
+    if metrics is None:
+        return {}
+    if isinstance(metrics, Mapping):
+        out = dict(metrics)
+    elif isinstance(metrics, (list, tuple)) and all(callable(fn) for fn in metrics):
+        out = {}
+        for fn in metrics:
+            name = getattr(fn, "__name__", "")
+            if not name.isidentifier() or name in out:
+                raise RunError(f"metrics: a list names each function by its __name__, which must be a distinct "
+                               f"identifier; got {name!r}{' twice' if name in out else ''} (pass a dict name -> "
+                               "function)")
+            out[name] = fn
+    else:
+        raise RunError(f"metrics must be a dict name -> metric(outputs, targets) or a list of such functions; "
+                       f"got {type(metrics).__name__}")
+    for name, fn in out.items():
+        if not callable(fn):
+            raise RunError(f"metrics: {name!r} must be a function metric(outputs, targets) -> (B,); got "
+                           f"{type(fn).__name__}")
+    return out

@@ -106,8 +106,12 @@ def test_npz_round_trip_and_refusals(tmp_path):
     with pytest.raises(DataError, match=r"unknown keys \['X_train'\]"):
         load_npz(tmp_path / "typo.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(DataError, match="cannot read"):
+    with pytest.raises(DataError, match="is not an .npz archive") as refused:
         load_npz(tmp_path / "junk.npz")
+    assert "pickle" not in str(refused.value)  # NumPy's own message would invite unpickling the file
+    (tmp_path / "torn.npz").write_bytes((tmp_path / "typo.npz").read_bytes()[:40])  # a zip cut short
+    with pytest.raises(DataError, match="torn.npz"):
+        load_npz(tmp_path / "torn.npz")
     with pytest.raises(DataError, match="does not exist"):
         load_npz(tmp_path / "missing.npz")
 

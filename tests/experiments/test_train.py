@@ -4,6 +4,7 @@ populations; the long end-to-end ones are slow)."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -88,7 +89,7 @@ def test_bad_data_files_exit_2_with_one_line(tmp_path, capsys):
     np.savez(tmp_path / "nan.npz", x_train=np.array([[0.0], [np.nan], [1.0]]), y_train=np.array([0, 1, 0]))
     (tmp_path / "folder.npz").mkdir()
     for name, says in (("missing.npz", "does not exist"), ("folder.npz", "is a folder, not an .npz file"),
-                       ("pickled.npz", "pickled"), ("junk.npz", "cannot read"),
+                       ("pickled.npz", "pickled"), ("junk.npz", "is not an .npz archive"),
                        ("nan.npz", "x_train must hold finite values; got NaN or infinity in row 1")):
         code, _, line = _main(["--data", str(tmp_path / name), "--workdir", str(tmp_path / "w"), *FAST], capsys)
         assert code == 2 and line.startswith("error: ") and says in line, line
@@ -183,11 +184,17 @@ def test_flag_errors_exit_2_naming_the_flag(diabetes_npz, tmp_path, capsys, flag
     assert not (tmp_path / "run").exists()
 
 
-def test_resume_needs_only_the_workdir(diabetes_npz, tmp_path, capsys):
+def test_resume_needs_only_the_workdir(diabetes_npz, tmp_path, capsys, monkeypatch):
     workdir = tmp_path / "run"
-    assert _main(["--data", str(diabetes_npz), "--workdir", str(workdir), *FAST, "--stop-after", "1"], capsys)[0] == 0
-    code, out, _ = _main(["--workdir", str(workdir), "--resume", "--no-compile-cache"], capsys)
+    first = ["--data", str(diabetes_npz), "--workdir", str(workdir), *FAST, "--stop-after", "1"]
+    monkeypatch.setattr(sys, "argv", ["train", *first])  # what config.json records as the command
+    assert _main(first, capsys)[0] == 0
+    again = ["--workdir", str(workdir), "--resume", "--no-compile-cache"]
+    monkeypatch.setattr(sys, "argv", ["train", *again])
+    code, out, _ = _main(again, capsys)
     assert code == 0 and json.loads((workdir / "summary.json").read_text())["epochs_run"] == 2
+    record = json.loads((workdir / "config.json").read_text())["reproducibility"]
+    assert record["argv"] == ["train", *first] and record["resumed_argv"] == [["train", *again]]
     code, _, line = _main(["--workdir", str(workdir), "--resume", "--loss", "mae"], capsys)
     assert code == 2 and "holds a run with loss=None (inferred: 'mse'), not 'mae'" in line
 
@@ -323,10 +330,26 @@ def test_integer_multi_hot_labels_from_the_command_line(tmp_path, capsys):
     assert code == 2 and "is ambiguous" in line and "--task classification on the command line" in line, line
     assert not (tmp_path / "w0").exists()
     workdir = tmp_path / "w"
-    code, _, _ = _main(["--data", str(path), "--workdir", str(workdir), *FAST, "--task", "classification"], capsys)
+    code, out, _ = _main(["--data", str(path), "--workdir", str(workdir), *FAST, "--task", "classification"], capsys)
     assert code == 0
     config = json.loads((workdir / "config.json").read_text())
     assert config["target"] == "multilabel" and config["loss_name"] == "sigmoid_binary_cross_entropy"
+    assert re.search(r"^test \(= validation split\) accuracy {2,}\d", out, re.M), out  # label and value apart
+    # 0.0/1.0 float columns: values by default, multi-hot labels with --task classification
+    np.savez(path, x_train=rng.normal(size=(60, 5)).astype(np.float32), y_train=y.astype(np.float32))
+    code, _, line = _main(["--data", str(path), "--workdir", str(tmp_path / "f0"), *FAST, "--loss",
+                           "sigmoid_binary_cross_entropy"], capsys)
+    assert code == 2 and "0/1 columns with --task classification" in line, line
+    code, _, _ = _main(["--data", str(path), "--workdir", str(tmp_path / "f"), *FAST, "--task", "classification"],
+                       capsys)
+    assert code == 0 and json.loads((tmp_path / "f" / "config.json").read_text())["target"] == "multilabel"
     workdir = tmp_path / "values"
     code, _, _ = _main(["--data", str(path), "--workdir", str(workdir), *FAST, "--task", "regression"], capsys)
     assert code == 0 and json.loads((workdir / "config.json").read_text())["target"] == "values"
+
+
+def test_a_refusal_that_needs_the_data_is_one_line_and_no_banner(diabetes_npz, tmp_path, capsys):
+    code, out, line = _main(["--data", str(diabetes_npz), "--workdir", str(tmp_path / "w"), *FAST, "--loss",
+                             "softmax_cross_entropy"], capsys)
+    assert code == 2 and line.startswith("error: loss 'softmax_cross_entropy' is for class labels"), line
+    assert "data:" not in out and not (tmp_path / "w").exists()  # the banner waits for the run's first line

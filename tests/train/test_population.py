@@ -1,4 +1,5 @@
 import json
+import re
 
 import jax
 import numpy as np
@@ -92,6 +93,12 @@ def test_members_and_sweeps():
     for bad in ("momentum=0.9", "lr", "lr=a,b", "lr=-1", "lr=0,1e-3", ""):
         with pytest.raises(RunError, match="sweep"):
             config.replace(sweep=bad)
+    for bad, says in (("lr=-1", "sweep lr needs positive finite values (learning rates)"),  # 0 is no learning rate
+                      ("lr=0,1e-3", "sweep lr needs positive finite values"),
+                      ("weight_decay=-1", "sweep weight_decay needs non-negative finite values")):
+        with pytest.raises(RunError, match=re.escape(says)):
+            config.replace(sweep=bad)
+    assert config.replace(sweep="weight_decay=0,1e-4").members()[0].weight_decay == 0.0
     with pytest.raises(RunError, match="population must be >= 1"):
         config.replace(population=0)
     with pytest.raises(RunError, match="a population runs on one device"):

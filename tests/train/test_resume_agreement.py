@@ -136,3 +136,34 @@ def test_the_data_hash_covers_every_split_and_its_layout():
     hashes = {data_sha256(v) for v in variants}
     assert base not in hashes and len(hashes) == len(variants)
     assert data_sha256(from_arrays(x[:, :].copy(), y.copy(), x_test=x[:5].copy(), y_test=y[:5].copy())) == base
+
+
+def test_metrics_as_a_list_of_functions_are_named_by_their_names(data, tmp_path):
+    from mlwork.train.task import make_task
+
+    def abs_error(outputs, targets):
+        return jnp.abs(outputs.reshape(-1) - targets.reshape(-1))
+
+    task = make_task(TrainConfig(**FAST), data, metrics=[abs_error])
+    assert "abs_error" in task.metrics
+    for metrics, says in (([lambda o, t: o[:, 0]], "must be a distinct identifier; got '<lambda>'"),
+                          ([abs_error, abs_error], "got 'abs_error' twice"),
+                          ({"m": 3}, "metrics: 'm' must be a function"),
+                          ("abs_error", "metrics must be a dict name -> metric(outputs, targets) or a list")):
+        with pytest.raises(RunError, match=re.escape(says)):
+            train_and_evaluate(TrainConfig(epochs=1, **FAST), tmp_path / "w", data, metrics=metrics, **QUIET)
+        assert not (tmp_path / "w").exists()
+
+
+def test_asking_multi_hot_of_float_values_says_how_to_get_them(data):
+    from mlwork.train.task import make_task
+
+    y = (np.random.default_rng(0).random((40, 3)) < 0.5).astype(np.float32)
+    values = from_arrays(np.zeros((40, 2), np.float32), y)
+    assert values.target == "values"
+    for config in (TrainConfig(task="classification"), TrainConfig(loss="sigmoid_binary_cross_entropy")):
+        with pytest.raises(RunError, match=re.escape("multi-hot labels are read from boolean targets, "
+                                                     "from_arrays(..., target='multilabel')")):
+            make_task(config, values)
+    assert make_task(TrainConfig(), from_arrays(np.zeros((40, 2), np.float32), y, target="multilabel")).kind == \
+        "multilabel"
