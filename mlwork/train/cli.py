@@ -203,6 +203,8 @@ def run(args: argparse.Namespace, config: TrainConfig, load_data: Callable[[Trai
 
         summary = train_and_evaluate(config, workdir, dataset, resume=args.resume, stop_after=args.stop_after,
                                      log=log)
+        if banner:  # a run that logged nothing (another process of a job, without progress lines)
+            print(banner.pop(), flush=True)
     except KeyboardInterrupt:  # SIGINT before training started (the run's guard answers it after)
         print("interrupted (SIGINT) before training started; nothing was saved", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED, None, workdir
