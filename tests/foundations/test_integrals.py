@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -166,6 +166,9 @@ _RANGES = st.sampled_from(["right", "left", "line", "finite"])
 
 @given(mu=st.floats(-2000, 2000), log_sigma=st.floats(-2, 3), kind=_RANGES, cut=st.floats(-3, 3),
        width=st.floats(0.5, 6), power=st.sampled_from([0, 1]), dtype=st.sampled_from(["float32", "float64"]))
+# found by CI: the float32 u of the limit 144.155 = asinh(b) put the quadrature's end 5e-5 off b, where
+# the density is steep (σ = 0.144): 1.2e-3 relative error until the limits were corrected
+@example(mu=144.4375, log_sigma=-1.0, kind="left", cut=-1.9576768970272524, width=1.0, power=0, dtype="float32")
 def test_normal_densities_and_means_over_every_kind_of_range(mu, log_sigma, kind, cut, width, power, dtype):
     """The family the docs promise: a normal density (and x times it) of any centre with
     σ >= |μ|/1000, over [a, ∞), (-∞, b], ℝ and [a, b], converges to SciPy's float64 value within
