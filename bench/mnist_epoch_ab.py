@@ -20,11 +20,9 @@ noise of one process, not the drift between sessions or machines.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,22 +43,6 @@ def _parse(argv):
     if args.epochs < 1:
         p.error(f"--epochs must be at least 1, got {args.epochs}")
     return args
-
-
-@contextlib.contextmanager
-def _worktree(commit: str):
-    sha = subprocess.run(["git", "rev-parse", "--verify", f"{commit}^{{commit}}"], cwd=ROOT, capture_output=True,
-                         text=True)
-    if sha.returncode != 0:
-        raise SystemExit(f"--base: {commit!r} is not a commit of this repository")
-    with tempfile.TemporaryDirectory(prefix="mnist_ab_") as tmp:
-        path = Path(tmp) / "base"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(path), sha.stdout.strip()], cwd=ROOT,
-                       check=True)
-        try:
-            yield path, sha.stdout.strip()[:7]
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
 
 
 def _import_bench(path: Path):
@@ -104,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     if "cnn" in args.models.split(","):
         configs.append(("cnn", args.cnn_batch))
     rows = []
-    with _worktree(args.base) as (base_root, base_sha):
+    from bench.trees_ab import base_worktree
+
+    with base_worktree(args.base) as base_root:
+        base_sha = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=base_root, capture_output=True,
+                                  text=True, check=True).stdout.strip()
         images, labels, source = _import_bench(ROOT).load_images()
         for kind, batch in configs:
             # each side is built right after its own import, so its lazy imports find its own modules

@@ -53,10 +53,16 @@ def _parse(argv):
 
 @contextlib.contextmanager
 def base_worktree(commit: str):
-    """A temporary ``git worktree`` of ``commit`` (removed afterwards)."""
-    with tempfile.TemporaryDirectory(prefix="trees_ab_") as tmp:
+    """A temporary ``git worktree`` of ``commit`` (removed afterwards); ``SystemExit`` with one
+    line when ``commit`` names no commit of this repository."""
+    sha = subprocess.run(["git", "rev-parse", "--verify", f"{commit}^{{commit}}"], cwd=ROOT, capture_output=True,
+                         text=True)
+    if sha.returncode != 0:
+        raise SystemExit(f"--base: {commit!r} is not a commit of this repository")
+    with tempfile.TemporaryDirectory(prefix="bench_ab_") as tmp:
         path = Path(tmp) / "base"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(path), commit], cwd=ROOT, check=True)
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(path), sha.stdout.strip()], cwd=ROOT,
+                       check=True)
         try:
             yield path
         finally:

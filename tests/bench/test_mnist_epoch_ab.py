@@ -36,4 +36,4 @@ def test_a_commit_against_itself_runs_both_sides_and_records_nothing(tmp_path):
     assert 0.2 < ratio < 5.0  # the same code on both sides: a ratio near 1, loosely (a loaded machine)
     assert (ROOT / "bench" / "results.jsonl").read_bytes() == before
     worktrees = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
-    assert "mnist_ab_" not in worktrees.stdout  # the base's worktree is removed
+    assert "bench_ab_" not in worktrees.stdout  # the base's worktree is removed
