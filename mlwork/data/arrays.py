@@ -166,6 +166,8 @@ def input_kind(dtype: Any) -> str:
 
 
 def _array(value: Any, name: str) -> np.ndarray:
+    if value is None:
+        raise DataError(f"{name} must be an array; got None")
     try:
         arr = np.asarray(value)
     except Exception as e:  # noqa: BLE001 - ragged lists and the like
@@ -180,9 +182,10 @@ def _check_x(x: np.ndarray, name: str, shape: tuple[int, ...] | None, dtype: np.
         raise DataError(f"{name} must have shape (N, *input_shape), at least 2 axes; got shape {x.shape}")
     if 0 in x.shape[1:]:
         raise DataError(f"{name} must hold at least one value per example; got per-example shape {x.shape[1:]}")
-    kind = input_kind(x.dtype) if x.dtype != np.bool_ else None
-    if kind is None:
-        raise DataError(f"{name} must be uint8 images, float features or integer tokens; got dtype bool")
+    if x.dtype == np.bool_ or not (x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating)
+                                   or np.issubdtype(x.dtype, np.integer)):
+        raise DataError(f"{name} must be uint8 images, float features or integer tokens; got dtype {x.dtype}")
+    kind = input_kind(x.dtype)
     if shape is not None and tuple(x.shape[1:]) != shape:
         raise DataError(f"{name} must have per-example shape {shape} like x_train; got {tuple(x.shape[1:])}")
     if dtype is not None and input_kind(x.dtype) != input_kind(dtype):

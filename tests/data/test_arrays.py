@@ -61,6 +61,11 @@ def test_targets_kind_is_inferred():
     ({"class_names": ["a", "b"]}, "y_train must hold class labels below 2"),
     ({"target": "ordinal"}, "target must be one of classes, values, multilabel; got 'ordinal'"),
     ({"y_train": np.arange(24).reshape(12, 2)}, "ambiguous"),
+    ({"y_train": None}, "y_train must be an array; got None"),
+    ({"x_train": np.zeros((12, 3), complex)}, "x_train must be uint8 images, float features or integer tokens; "
+                                              "got dtype complex128"),
+    ({"x_train": np.full((12, 3), "a")}, "x_train must be uint8 images, float features or integer tokens; got "
+                                         "dtype <U1"),
 ])
 def test_bad_input_is_one_line_naming_the_argument(kwargs, message):
     x, y = _xy()
