@@ -343,9 +343,6 @@ def test_integer_multi_hot_labels_from_the_command_line(tmp_path, capsys):
     code, _, _ = _main(["--data", str(path), "--workdir", str(tmp_path / "f"), *FAST, "--task", "classification"],
                        capsys)
     assert code == 0 and json.loads((tmp_path / "f" / "config.json").read_text())["target"] == "multilabel"
-    workdir = tmp_path / "values"
-    code, _, _ = _main(["--data", str(path), "--workdir", str(workdir), *FAST, "--task", "regression"], capsys)
-    assert code == 0 and json.loads((workdir / "config.json").read_text())["target"] == "values"
 
 
 def test_a_refusal_that_needs_the_data_is_one_line_and_no_banner(diabetes_npz, tmp_path, capsys):
